@@ -1,0 +1,20 @@
+# The README's two commands: `make demo` and `make test`. Both set everything up first.
+SMALL_MODEL := qwen2.5-coder-0.5b-instruct-q4_k_m
+DEFAULT_MODEL := qwen2.5-coder-1.5b-instruct-q4_k_m
+
+.PHONY: demo test setup lint bench
+
+demo:
+	scripts/setup.sh $(DEFAULT_MODEL)
+	.venv/bin/python scripts/demo.py
+
+test:
+	scripts/setup.sh $(SMALL_MODEL)
+	.venv/bin/ruff check .
+	SMALLCODER_MODEL=$(SMALL_MODEL) .venv/bin/pytest
+
+setup:
+	scripts/setup.sh $(SMALL_MODEL) $(DEFAULT_MODEL)
+
+bench:
+	.venv/bin/python bench/engine.py
