@@ -1,0 +1,1 @@
+"""Code analysis behind the prompts: parsing, symbols and context packing; never runs the model."""
