@@ -1,5 +1,4 @@
 import pytest
-
 from inventory import Item, apply_discount, low_stock, stock_value_cents
 
 

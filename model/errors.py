@@ -1,0 +1,12 @@
+"""Errors of the model layer; their messages are shown to users as they are.
+
+Each says what happened and what to do about it.
+"""
+
+
+class ModelError(Exception):
+    """A model file is missing, unusable, or could not be fetched."""
+
+
+class GenerationCancelled(Exception):
+    """Raised where a caller asked to stop and there is no partial result to return."""

@@ -1,0 +1,187 @@
+"""Inline completion: from a document and a cursor to the text an editor shows as ghost text.
+
+Shared by `smallcoder complete` and the language server; pure apart from the engine call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from analyzers.syntax import has_syntax_errors, language_for_path
+from model.engine import CancelToken, Engine, GenerationParams, GenerationResult
+from model.prompts import ContextChunk, FimRequest, fim_prompt_tokens, fim_request_at
+
+DEFAULT_MAX_TOKENS = 48
+DEFAULT_TIME_BUDGET_MS = 1500.0
+# A multi-line suggestion longer than this is more likely to be rambling than wanted.
+MAX_COMPLETION_LINES = 12
+# Characters that may follow the cursor on its line and still allow a multi-line completion.
+CLOSING_CHARACTERS = set(")]}>\"'`;:, \t")
+# A line ending like this expects more lines after it.
+BLOCK_OPENERS = (":", "{", "(", "[", ",", "\\", "=>", "=")
+# Parsing a document once per candidate is cheap for source files and not for data dumps.
+SYNTAX_CHECK_MAX_CHARACTERS = 512_000
+
+
+@dataclass(frozen=True)
+class CompletionSettings:
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    time_budget_ms: float = DEFAULT_TIME_BUDGET_MS
+    max_lines: int = MAX_COMPLETION_LINES
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What to insert at the cursor (may be empty: show nothing) and how it was made."""
+
+    text: str
+    generation: GenerationResult
+    latency_ms: float
+
+
+def complete_at(
+    engine: Engine,
+    text: str,
+    line: int,
+    character: int,
+    *,
+    path: str,
+    repo_name: str,
+    settings: CompletionSettings = CompletionSettings(),
+    context: tuple[ContextChunk, ...] = (),
+    cancel: CancelToken | None = None,
+) -> Completion:
+    """Complete `text` at the 0-based (line, character) cursor."""
+    start = time.perf_counter()
+    request = fim_request_at(text, line, character, repo_name=repo_name, path=path,
+                             context=context)
+    single_line = not _rest_allows_multiline(request.suffix.split("\n", 1)[0])
+    indent = _indentation(request.line_prefix + request.held_back)
+    max_lines = 1 if single_line else settings.max_lines
+
+    def stop_rule(generated: str) -> int | None:
+        return scope_end(generated, indent, max_lines)
+
+    params = GenerationParams(max_tokens=settings.max_tokens,
+                              time_budget_ms=settings.time_budget_ms)
+    result = engine.generate(fim_prompt_tokens(request, engine), params, cancel=cancel,
+                             stop_rule=stop_rule)
+    finished = result.finish_reason in ("stop", "eos")
+    insert = postprocess(request, result.text, complete=finished, single_line=single_line)
+    insert = keep_parsable(text, _offset(text, line, character), insert, language_for_path(path))
+    return Completion(insert, result, (time.perf_counter() - start) * 1e3)
+
+
+def scope_end(generated: str, indent: int, max_lines: int) -> int | None:
+    """Where the completion leaves the cursor's scope: a dedent, a blank-line gap, or too long.
+
+    Returns the cut position in `generated`, or None while it is still inside.
+    """
+    lines = generated.split("\n")
+    offset = len(lines[0]) + 1
+    blank_run = 0
+    for number, row in enumerate(lines[1:-1], start=1):
+        # Only complete lines are judged: the last one may still be growing.
+        if number >= max_lines:
+            return offset - 1
+        if not row.strip():
+            blank_run += 1
+            if blank_run >= 2:
+                return offset - 1
+        else:
+            blank_run = 0
+            if _indentation(row) < indent:
+                return offset - 1
+        offset += len(row) + 1
+    if max_lines == 1 and len(lines) > 1:
+        return len(lines[0])
+    return None
+
+
+def postprocess(request: FimRequest, generated: str, *, complete: bool,
+                single_line: bool) -> str:
+    """Turn raw model text into what the editor inserts, or "" when it is not worth showing."""
+    if not generated.startswith(request.held_back):
+        # The model wants other indentation than the user typed: no honest suggestion.
+        return ""
+    text = generated[len(request.held_back):]
+    if not complete:
+        text = _whole_lines(text, single_line)
+    text = _trim_suffix_overlap(text.rstrip(), request.suffix).rstrip()
+    if single_line:
+        text = text.split("\n", 1)[0]
+    return text if text.strip() else ""
+
+
+def _whole_lines(text: str, single_line: bool) -> str:
+    """What to keep of a completion cut off by the token or time budget.
+
+    Whole lines only, and not a last line that opens a block whose body was never written.
+    """
+    if "\n" not in text:
+        return text if single_line else ""
+    lines = text.split("\n")[:-1]
+    while lines and lines[-1].rstrip().endswith(BLOCK_OPENERS):
+        lines.pop()
+    return "\n".join(lines)
+
+
+def keep_parsable(document: str, offset: int, insert: str, language: str | None) -> str:
+    """Drop trailing lines of `insert` until the document parses as well as it did before.
+
+    A file that did not parse before (the user is mid-edit) is not judged.
+    """
+    if (not insert or language is None or len(document) > SYNTAX_CHECK_MAX_CHARACTERS
+            or has_syntax_errors(document, language)):
+        return insert
+    lines = insert.split("\n")
+    while lines:
+        candidate = "\n".join(lines)
+        if candidate.strip() and not has_syntax_errors(
+                document[:offset] + candidate + document[offset:], language):
+            return candidate
+        lines.pop()
+    return ""
+
+
+def _offset(text: str, line: int, character: int) -> int:
+    lines = text.split("\n")
+    return sum(len(row) + 1 for row in lines[:line]) + character
+
+
+def _rest_allows_multiline(rest_of_line: str) -> bool:
+    return all(character in CLOSING_CHARACTERS for character in rest_of_line)
+
+
+def _indentation(row: str) -> int:
+    expanded = row.expandtabs(4)
+    return len(expanded) - len(expanded.lstrip(" "))
+
+
+def _trim_suffix_overlap(text: str, suffix: str) -> str:
+    """Drop the end of `text` that repeats what already follows the cursor."""
+    rest_of_line, _, following = suffix.partition("\n")
+    rest = rest_of_line.strip()
+    if rest:
+        first, newline, remainder = text.partition("\n")
+        if not newline and first.rstrip().endswith(rest):
+            return first.rstrip()[: -len(rest)]
+        if newline and first.rstrip().endswith(rest):
+            text = first.rstrip()[: -len(rest)] + newline + remainder
+    suffix_lines = [row for row in following.split("\n") if row.strip()]
+    lines = text.split("\n")
+    for overlap in range(min(len(lines) - 1, len(suffix_lines)), 0, -1):
+        tail = [row.strip() for row in lines[-overlap:]]
+        if tail == [row.strip() for row in suffix_lines[:overlap]]:
+            return "\n".join(lines[:-overlap])
+    return text
+
+
+def repo_name_for(path: Path) -> str:
+    """The name shown to the model as `<|repo_name|>`: the enclosing git root, else the folder."""
+    for folder in [path.parent, *path.parent.parents]:
+        if (folder / ".git").exists():
+            return folder.name
+    return path.parent.name
