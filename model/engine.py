@@ -23,7 +23,7 @@ DEFAULT_CONTEXT_TOKENS = 8192
 DEFAULT_VRAM_BUDGET_BYTES = 2 * 1024**3
 # Prompt tokens are evaluated in slices of this size so a cancel lands between slices
 # rather than after a whole 8k prompt.
-EVAL_SLICE_TOKENS = 128
+EVAL_SLICE_TOKENS = 256
 # Room kept free on the GPU for llama.cpp's compute buffers, beyond weights and KV cache.
 GPU_OVERHEAD_BYTES = 300 * 1024**2
 SUPPORTED_ARCHITECTURES = ("qwen2",)
@@ -270,6 +270,16 @@ class LlamaCppEngine:
         )
         rendered = formatter(messages=list(messages)).prompt
         return self._llm.tokenize(rendered.encode("utf-8"), add_bos=False, special=True)
+
+    def clear_cache(self) -> None:
+        """Forget the KV cache: the next call evaluates its whole prompt."""
+        with self._lock:
+            self._llm.reset()
+
+    @property
+    def llama(self):
+        """The underlying llama_cpp.Llama, for benchmarks that compare against it directly."""
+        return self._llm
 
     # ------------------------------------------------------------ generation
 
