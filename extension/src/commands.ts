@@ -1,0 +1,147 @@
+/**
+ * SmallCoder's commands: explain and refactor the function under the cursor, toggle inline
+ * completions, download the model, restart the server, show the logs, and the status bar menu.
+ */
+import * as vscode from 'vscode';
+import { ExplainPanel } from './explainPanel';
+import { downloadModelRequest, explainRequest, FunctionParams, refactorRequest } from './protocol';
+import { errorMessage, ServerController } from './server';
+import { readSettings, updateSetting } from './settings';
+
+/** The arguments the server puts in its "Explain this function" code action. */
+type PositionArgument = { line: number; character: number };
+
+interface MenuEntry extends vscode.QuickPickItem {
+    command: string;
+}
+
+export function registerCommands(
+    context: vscode.ExtensionContext,
+    server: ServerController,
+    log: vscode.LogOutputChannel,
+): void {
+    const explainPanel = new ExplainPanel();
+    context.subscriptions.push(explainPanel);
+
+    const register = (command: string, run: (...args: any[]) => Promise<unknown>) =>
+        context.subscriptions.push(
+            vscode.commands.registerCommand(command, async (...args: any[]) => {
+                try {
+                    await run(...args);
+                } catch (error) {
+                    log.error(`${command} failed: ${errorMessage(error)}`);
+                    void vscode.window.showErrorMessage(`SmallCoder: ${errorMessage(error)}`);
+                }
+            }),
+        );
+
+    register('smallcoder.explainFunction', async (uri?: string | vscode.Uri, position?: PositionArgument) => {
+        const params = functionParams(uri, position);
+        const client = server.runningClient();
+        const result = await withCancellableProgress('SmallCoder: explaining the function…', (token) =>
+            client.sendRequest(explainRequest, params, token),
+        );
+        if (result !== undefined) {
+            await explainPanel.show(result.functionName, result.markdown);
+        }
+    });
+
+    register('smallcoder.refactorFunction', async (uri?: string | vscode.Uri, position?: PositionArgument) => {
+        const params = functionParams(uri, position);
+        const client = server.runningClient();
+        const instruction = await vscode.window.showInputBox({
+            title: 'SmallCoder: Refactor Function',
+            prompt: 'How should the function change? Leave empty to let the model tidy it up.',
+            placeHolder: 'for example: use a generator expression',
+        });
+        if (instruction === undefined) {
+            return;
+        }
+        const result = await withCancellableProgress('SmallCoder: refactoring the function…', (token) =>
+            client.sendRequest(refactorRequest, { ...params, instruction: instruction.trim() || undefined }, token),
+        );
+        if (result === undefined) {
+            return;
+        }
+        const edit = await client.protocol2CodeConverter.asWorkspaceEdit(result.edit);
+        if (!(await vscode.workspace.applyEdit(edit))) {
+            throw new Error(`VS Code did not apply the refactoring of ${result.functionName}: did the file change meanwhile?`);
+        }
+        vscode.window.setStatusBarMessage(`SmallCoder refactored ${result.functionName}`, 5000);
+    });
+
+    register('smallcoder.toggleInlineCompletions', async () => {
+        const enabled = !readSettings().inlineCompletions.enabled;
+        await updateSetting('inlineCompletions.enabled', enabled);
+        vscode.window.setStatusBarMessage(`SmallCoder inline completions ${enabled ? 'on' : 'off'}`, 3000);
+    });
+
+    register('smallcoder.downloadModel', async () => {
+        // The server reports the download's progress itself (window/workDoneProgress).
+        const result = await server.runningClient().sendRequest(downloadModelRequest);
+        log.info(`Model ready at ${result.path}`);
+        void vscode.window.showInformationMessage(`SmallCoder: the model is ready at ${result.path}`);
+    });
+
+    register('smallcoder.restartServer', () => server.restart());
+
+    register('smallcoder.showLogs', async () => log.show());
+
+    register('smallcoder.showMenu', async () => {
+        const inlineEnabled = readSettings().inlineCompletions.enabled;
+        const entries: MenuEntry[] = [
+            { label: '$(comment-discussion) Explain Function', command: 'smallcoder.explainFunction' },
+            { label: '$(wand) Refactor Function', command: 'smallcoder.refactorFunction' },
+            {
+                label: inlineEnabled ? '$(circle-slash) Turn Inline Completions Off' : '$(sparkle) Turn Inline Completions On',
+                command: 'smallcoder.toggleInlineCompletions',
+            },
+            { label: '$(cloud-download) Download Model', command: 'smallcoder.downloadModel' },
+            { label: '$(debug-restart) Restart Server', command: 'smallcoder.restartServer' },
+            { label: '$(output) Show Logs', command: 'smallcoder.showLogs' },
+        ];
+        const chosen = await vscode.window.showQuickPick(entries, { title: 'SmallCoder', placeHolder: 'Choose a command' });
+        if (chosen !== undefined) {
+            await vscode.commands.executeCommand(chosen.command);
+        }
+    });
+}
+
+/** The function to work on: the code action's arguments, or else the cursor in the active editor. */
+function functionParams(uri?: string | vscode.Uri, position?: PositionArgument): FunctionParams {
+    if (uri !== undefined && position !== undefined) {
+        return {
+            textDocument: { uri: typeof uri === 'string' ? uri : uri.toString() },
+            position: { line: position.line, character: position.character },
+        };
+    }
+    const editor = vscode.window.activeTextEditor;
+    if (editor === undefined) {
+        throw new Error('Open a file and put the cursor inside a function first.');
+    }
+    const cursor = editor.selection.active;
+    return {
+        textDocument: { uri: editor.document.uri.toString() },
+        position: { line: cursor.line, character: cursor.character },
+    };
+}
+
+/** Runs a slow request under a cancellable notification; undefined when the user cancelled. */
+async function withCancellableProgress<T>(
+    title: string,
+    request: (token: vscode.CancellationToken) => Promise<T>,
+): Promise<T | undefined> {
+    return vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title, cancellable: true },
+        async (_progress, token) => {
+            try {
+                return await request(token);
+            } catch (error) {
+                if (token.isCancellationRequested) {
+                    return undefined;
+                }
+                throw error;
+            }
+        },
+    );
+}

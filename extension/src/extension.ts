@@ -1,0 +1,43 @@
+/**
+ * SmallCoder's VS Code extension: starts the local language server that hosts the model and
+ * wires its features (inline completions, code actions, custom requests) into the editor.
+ */
+import * as vscode from 'vscode';
+import { registerCommands } from './commands';
+import { ServerController } from './server';
+import { readSettings, SECTION } from './settings';
+import { StatusBar } from './statusBar';
+
+let server: ServerController | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+    const log = vscode.window.createOutputChannel('SmallCoder', { log: true });
+    const statusBar = new StatusBar('smallcoder.showMenu');
+    server = new ServerController(context, log, statusBar);
+    context.subscriptions.push(log, statusBar, server);
+    registerCommands(context, server, log);
+
+    context.subscriptions.push(
+        vscode.workspace.onDidChangeConfiguration((event) => {
+            if (!event.affectsConfiguration(SECTION)) {
+                return;
+            }
+            const settings = readSettings();
+            statusBar.showSettings(settings.model, settings.adapter, settings.inlineCompletions.enabled);
+            // Other settings reach the running server through workspace/didChangeConfiguration.
+            if (event.affectsConfiguration(`${SECTION}.pythonPath`)) {
+                log.info('smallcoder.pythonPath changed: restarting the language server');
+                void server?.restart();
+            }
+        }),
+    );
+
+    log.info(`SmallCoder ${context.extension.packageJSON.version} activating`);
+    // Not awaited: the first start may install the server for minutes; commands check readiness.
+    void server.start();
+}
+
+export async function deactivate(): Promise<void> {
+    await server?.stop();
+    server = undefined;
+}

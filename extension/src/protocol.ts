@@ -1,0 +1,45 @@
+/**
+ * The custom requests and notifications of SmallCoder's language server, typed once so that
+ * every caller sends the same method names and shapes (see ARCHITECTURE.md, "Contracts").
+ */
+import { NotificationType, RequestType, RequestType0 } from 'vscode-languageclient/node';
+import type { Position, TextDocumentIdentifier, WorkspaceEdit } from 'vscode-languageclient/node';
+
+export type ServerState = 'loading' | 'ready' | 'busy' | 'error' | 'missing-model';
+
+export interface ServerStatus {
+    model: string;
+    adapter: string | null;
+    state: ServerState;
+    message: string;
+    tokensPerSecond: number | null;
+}
+
+export interface FunctionParams {
+    textDocument: TextDocumentIdentifier;
+    position: Position;
+}
+
+export interface ExplainResult {
+    markdown: string;
+    functionName: string;
+}
+
+export interface RefactorParams extends FunctionParams {
+    instruction?: string;
+}
+
+export interface RefactorResult {
+    edit: WorkspaceEdit;
+    functionName: string;
+}
+
+export interface DownloadModelResult {
+    path: string;
+}
+
+export const explainRequest = new RequestType<FunctionParams, ExplainResult, void>('smallcoder/explain');
+export const refactorRequest = new RequestType<RefactorParams, RefactorResult, void>('smallcoder/refactor');
+export const statusRequest = new RequestType0<ServerStatus, void>('smallcoder/status');
+export const statusChangedNotification = new NotificationType<ServerStatus>('smallcoder/statusChanged');
+export const downloadModelRequest = new RequestType0<DownloadModelResult, void>('smallcoder/downloadModel');

@@ -1,0 +1,206 @@
+/**
+ * Starts, restarts and stops SmallCoder's language server (`python -m server.cli serve` on
+ * stdio) through vscode-languageclient, and feeds its status to the status bar.
+ */
+import * as fs from 'fs/promises';
+import * as vscode from 'vscode';
+import {
+    CloseAction,
+    ErrorHandler,
+    LanguageClient,
+    LanguageClientOptions,
+    ServerOptions,
+    State,
+} from 'vscode-languageclient/node';
+import { ensureManagedPython } from './managedPython';
+import { ServerStatus, statusChangedNotification, statusRequest } from './protocol';
+import { readSettings, SECTION } from './settings';
+import { StatusBar } from './statusBar';
+
+const SERVER_ARGS = ['-m', 'server.cli', 'serve'];
+
+export class ServerController implements vscode.Disposable {
+    private client: LanguageClient | undefined;
+    /** Serialises start/stop so that quick setting changes cannot start two servers. */
+    private lifecycle: Promise<void> = Promise.resolve();
+
+    constructor(
+        private readonly context: vscode.ExtensionContext,
+        private readonly log: vscode.LogOutputChannel,
+        private readonly statusBar: StatusBar,
+    ) {}
+
+    start(): Promise<void> {
+        return this.enqueue(() => this.startClient());
+    }
+
+    restart(): Promise<void> {
+        return this.enqueue(async () => {
+            await this.stopClient();
+            await this.startClient();
+        });
+    }
+
+    stop(): Promise<void> {
+        return this.enqueue(() => this.stopClient());
+    }
+
+    /** The running client, or an error that tells the user where to look. */
+    runningClient(): LanguageClient {
+        if (this.client === undefined || this.client.state !== State.Running) {
+            throw new Error("SmallCoder's language server is not running: see its logs (SmallCoder: Show Logs).");
+        }
+        return this.client;
+    }
+
+    dispose(): void {
+        void this.stop();
+    }
+
+    private enqueue(step: () => Promise<void>): Promise<void> {
+        this.lifecycle = this.lifecycle.then(step, step);
+        return this.lifecycle;
+    }
+
+    private async startClient(): Promise<void> {
+        const settings = readSettings();
+        this.statusBar.showSettings(settings.model, settings.adapter, settings.inlineCompletions.enabled);
+        let python: string;
+        try {
+            if (settings.pythonPath) {
+                python = settings.pythonPath;
+            } else {
+                this.statusBar.showPhase('installing', 'setting up the managed Python environment');
+                python = await ensureManagedPython(this.context, this.log);
+            }
+        } catch (error) {
+            this.reportStartFailure(error);
+            return;
+        }
+
+        // The server runs from the extension's own storage folder, not the workspace: `-m server.cli`
+        // puts the working directory first on sys.path, and a workspace may have a `server` package.
+        const cwd = this.context.globalStorageUri.fsPath;
+        await fs.mkdir(cwd, { recursive: true });
+        const serverOptions: ServerOptions = {
+            command: python,
+            args: SERVER_ARGS,
+            options: { cwd, env: process.env },
+        };
+        // A server that never came up (bad interpreter, missing package) fails the same way on every
+        // retry, so only a server that has run is restarted (languageclient's default policy).
+        let hasRun = false;
+        let defaultErrorHandler: ErrorHandler | undefined;
+        const errorHandler: ErrorHandler = {
+            error: (error, message, count) => defaultErrorHandler!.error(error, message, count),
+            closed: () =>
+                hasRun ? defaultErrorHandler!.closed() : { action: CloseAction.DoNotRestart, handled: true },
+        };
+        const clientOptions: LanguageClientOptions = {
+            documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
+            outputChannel: this.log,
+            initializationOptions: () => readSettings(),
+            synchronize: { configurationSection: SECTION },
+            errorHandler,
+            stdioOptions: {
+                stdout: (input) => forwardLines(input, (line) => this.log.info(line)),
+                stderr: (input) => forwardLines(input, (line) => logServerLine(this.log, line)),
+            },
+        };
+
+        this.log.info(`Starting the language server: ${python} ${SERVER_ARGS.join(' ')} (in ${cwd})`);
+        this.statusBar.showPhase('starting', `${python} ${SERVER_ARGS.join(' ')}`);
+        const client = new LanguageClient('smallcoder', 'SmallCoder', serverOptions, clientOptions);
+        defaultErrorHandler = client.createDefaultErrorHandler();
+        client.onNotification(statusChangedNotification, (status) => this.statusBar.showServerStatus(status));
+        client.onDidChangeState(({ newState }) => {
+            if (this.client !== client) {
+                return; // a client being replaced or stopped on purpose
+            }
+            if (newState === State.Running) {
+                hasRun = true;
+                this.log.info('The language server is running');
+                this.statusBar.showPhase('running');
+                void this.refreshStatus(client);
+            } else if (newState === State.Stopped && hasRun) {
+                this.statusBar.showPhase('stopped', 'the language server stopped: see the logs');
+            }
+        });
+        this.client = client;
+        try {
+            await client.start();
+        } catch (error) {
+            this.reportStartFailure(error);
+        }
+    }
+
+    private async refreshStatus(client: LanguageClient): Promise<void> {
+        try {
+            const status: ServerStatus = await client.sendRequest(statusRequest);
+            this.statusBar.showServerStatus(status);
+        } catch (error) {
+            this.log.warn(`smallcoder/status failed: ${errorMessage(error)}`);
+        }
+    }
+
+    private async stopClient(): Promise<void> {
+        const client = this.client;
+        this.client = undefined;
+        if (client === undefined) {
+            return;
+        }
+        this.log.info('Stopping the language server');
+        try {
+            if (client.state !== State.Stopped) {
+                await client.stop();
+            }
+        } catch (error) {
+            this.log.warn(`Stopping the language server failed: ${errorMessage(error)}`);
+        }
+        this.statusBar.showPhase('stopped');
+    }
+
+    private reportStartFailure(error: unknown): void {
+        const message = errorMessage(error);
+        this.log.error(`The language server did not start: ${message}`);
+        this.statusBar.showPhase('failed', message);
+        void vscode.window
+            .showErrorMessage(`SmallCoder could not start its language server: ${message}`, 'Show Logs')
+            .then((choice) => {
+                if (choice === 'Show Logs') {
+                    this.log.show();
+                }
+            });
+    }
+}
+
+function forwardLines(input: NodeJS.ReadableStream, write: (line: string) => void): void {
+    let pending = '';
+    input.on('data', (chunk: Buffer | string) => {
+        const lines = (pending + chunk.toString()).split(/\r?\n/);
+        pending = lines.pop() ?? '';
+        lines.filter((line) => line.trim()).forEach(write);
+    });
+    input.on('end', () => {
+        if (pending.trim()) {
+            write(pending);
+        }
+    });
+}
+
+/** Python's logging writes every level to stderr; keep each line at the level it names. */
+function logServerLine(log: vscode.LogOutputChannel, line: string): void {
+    if (/\b(ERROR|CRITICAL|Traceback)\b/.test(line)) {
+        log.error(line);
+    } else if (/\bWARNING\b/.test(line)) {
+        log.warn(line);
+    } else if (/\bDEBUG\b/.test(line)) {
+        log.debug(line);
+    } else {
+        log.info(line);
+    }
+}
+
+export function errorMessage(error: unknown): string {
+    return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,153 @@
+"""A stand-in for SmallCoder's language server that answers instantly with canned results.
+
+Lets the end-to-end tests check the editor side alone (`npm run test:e2e -- --fake-server`):
+same LSP contract as the real server, plain JSON-RPC on stdio, no model and no dependencies.
+"""
+
+import json
+import re
+import sys
+from typing import Any
+
+STATUS = {
+    "model": "fake-0.5b",
+    "adapter": None,
+    "state": "ready",
+    "message": "fake server for the editor tests",
+    "tokensPerSecond": 99.0,
+}
+FUNCTION_START = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)")
+
+documents: dict[str, list[str]] = {}
+
+
+def read_message() -> dict[str, Any] | None:
+    headers: dict[str, str] = {}
+    while True:
+        line = sys.stdin.buffer.readline()
+        if not line:
+            return None
+        if line in (b"\r\n", b"\n"):
+            break
+        name, _, value = line.decode("ascii").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = sys.stdin.buffer.read(int(headers["content-length"]))
+    return json.loads(body)
+
+
+def send(message: dict[str, Any]) -> None:
+    body = json.dumps({"jsonrpc": "2.0", **message}).encode()
+    sys.stdout.buffer.write(f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    sys.stdout.buffer.flush()
+
+
+def enclosing_function(uri: str, line: int) -> tuple[int, str] | None:
+    """The line and name of the `def` above `line`, as the real server finds it with tree-sitter."""
+    lines = documents.get(uri, [])
+    for number in range(min(line, len(lines) - 1), -1, -1):
+        match = FUNCTION_START.match(lines[number])
+        if match:
+            return number, match.group(2)
+    return None
+
+
+def refactor_edit(uri: str, def_line: int) -> dict[str, Any]:
+    position = {"line": def_line, "character": 0}
+    comment = "# Rewritten by the fake server.\n"
+    return {"changes": {uri: [{"range": {"start": position, "end": position}, "newText": comment}]}}
+
+
+def inline_completion(params: dict[str, Any]) -> dict[str, Any]:
+    position = params["position"]
+    line_text = documents[params["textDocument"]["uri"]][position["line"]]
+    typed = line_text[: position["character"]]
+    start = {"line": position["line"], "character": 0}
+    continuation = ' not values:\n        raise ValueError("median of an empty list")'
+    return {
+        "items": [{"insertText": typed + continuation, "range": {"start": start, "end": position}}]
+    }
+
+
+def code_actions(params: dict[str, Any]) -> list[dict[str, Any]]:
+    uri = params["textDocument"]["uri"]
+    found = enclosing_function(uri, params["range"]["start"]["line"])
+    if found is None:
+        return []
+    def_line, _name = found
+    data = {"uri": uri, "line": def_line}
+    explain = {
+        "command": "smallcoder.explainFunction",
+        "title": "Explain this function",
+        "arguments": [uri, params["range"]["start"]],
+    }
+    return [
+        {"title": "Refactor this function", "kind": "refactor.rewrite", "data": data},
+        {"title": "Explain this function", "command": explain},
+    ]
+
+
+def handle(method: str, params: Any) -> Any:
+    if method == "initialize":
+        return {
+            "capabilities": {
+                "textDocumentSync": 1,
+                "inlineCompletionProvider": True,
+                "codeActionProvider": {
+                    "resolveProvider": True,
+                    "codeActionKinds": ["refactor.rewrite"],
+                },
+            },
+            "serverInfo": {"name": "smallcoder-fake"},
+        }
+    if method == "textDocument/inlineCompletion":
+        return inline_completion(params)
+    if method == "textDocument/codeAction":
+        return code_actions(params)
+    if method == "codeAction/resolve":
+        return {**params, "edit": refactor_edit(params["data"]["uri"], params["data"]["line"])}
+    if method in ("smallcoder/explain", "smallcoder/refactor"):
+        uri = params["textDocument"]["uri"]
+        found = enclosing_function(uri, params["position"]["line"])
+        if found is None:
+            raise LookupError("the cursor is not inside a function")
+        def_line, name = found
+        if method == "smallcoder/refactor":
+            return {"edit": refactor_edit(uri, def_line), "functionName": name}
+        return {
+            "markdown": f"`{name}` adds things up.\n\n- It is a **fake** explanation.",
+            "functionName": name,
+        }
+    if method == "smallcoder/status":
+        return STATUS
+    if method == "smallcoder/downloadModel":
+        return {"path": "/tmp/fake.gguf"}
+    if method == "shutdown":
+        return None
+    raise NotImplementedError(method)
+
+
+def notice(method: str, params: Any) -> None:
+    if method == "textDocument/didOpen":
+        documents[params["textDocument"]["uri"]] = params["textDocument"]["text"].split("\n")
+    elif method == "textDocument/didChange":
+        documents[params["textDocument"]["uri"]] = params["contentChanges"][-1]["text"].split("\n")
+    elif method == "initialized":
+        send({"method": "smallcoder/statusChanged", "params": STATUS})
+    elif method == "exit":
+        sys.exit(0)
+
+
+def main() -> None:
+    while (message := read_message()) is not None:
+        method, params = message.get("method"), message.get("params")
+        if "id" not in message:
+            notice(method, params)
+            continue
+        try:
+            send({"id": message["id"], "result": handle(method, params)})
+        except Exception as error:  # every failure goes back to the client, as pygls does
+            send({"id": message["id"], "error": {"code": -32603, "message": str(error)}})
+
+
+if __name__ == "__main__":
+    main()

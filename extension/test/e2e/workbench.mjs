@@ -1,0 +1,111 @@
+// Drives the VS Code workbench in the browser the way a person does: keyboard shortcuts, the
+// command palette, Quick Open, menus. Every step waits for what a person would wait to see.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const isMac = process.platform === 'darwin';
+const mod = isMac ? 'Meta' : 'Control';
+
+export class Workbench {
+    constructor(page, artifactsDir) {
+        this.page = page;
+        this.artifactsDir = artifactsDir;
+        this.shotNumber = 0;
+        mkdirSync(artifactsDir, { recursive: true });
+    }
+
+    async screenshot(name) {
+        this.shotNumber += 1;
+        const file = join(this.artifactsDir, `${String(this.shotNumber).padStart(2, '0')}-${name}.png`);
+        await this.page.screenshot({ path: file });
+        return file;
+    }
+
+    async waitUntilLoaded(timeoutMs = 60_000) {
+        await this.page.locator('.monaco-workbench').waitFor({ timeout: timeoutMs });
+        await this.page.locator('.statusbar').waitFor({ timeout: timeoutMs });
+        // The explorer lists the workspace once the remote file system is connected.
+        await this.page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: timeoutMs });
+    }
+
+    /** The status bar entry whose accessible name starts with `labelPrefix`. */
+    statusBarItem(labelPrefix) {
+        return this.page.locator(`.statusbar-item[aria-label^="${labelPrefix}"], .statusbar-item [aria-label^="${labelPrefix}"]`).first();
+    }
+
+    async quickOpen(text) {
+        await this.page.keyboard.press(`${mod}+P`);
+        const input = this.page.locator('.quick-input-widget input');
+        await input.waitFor();
+        await input.fill(text);
+    }
+
+    async openFile(fileName) {
+        await this.quickOpen(fileName);
+        await this.page.locator('.quick-input-list .monaco-list-row', { hasText: fileName }).first().waitFor();
+        await this.page.keyboard.press('Enter');
+        await this.page.locator(`.tab[aria-label^="${fileName}"]`).first().waitFor();
+        await this.editor().waitFor();
+        await this.editor().click({ position: { x: 200, y: 10 } });
+    }
+
+    /** The focused file's editor (not the ones inside widgets or diff views). */
+    editor() {
+        return this.page.locator('.editor-group-container.active .monaco-editor').first();
+    }
+
+    /** Moves the cursor; line and column are 1-based, as in Quick Open's ":line:column". */
+    async goTo(line, column) {
+        await this.quickOpen(`:${line}:${column}`);
+        await this.page.keyboard.press('Enter');
+        await this.page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
+    }
+
+    async runCommand(title) {
+        await this.page.keyboard.press('F1');
+        const input = this.page.locator('.quick-input-widget input');
+        await input.waitFor();
+        await input.fill(`>${title}`);
+        await this.page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
+        await this.page.keyboard.press('Enter');
+    }
+
+    async save() {
+        await this.page.keyboard.press(`${mod}+S`);
+        await this.page.locator('.tab.active.dirty').waitFor({ state: 'detached', timeout: 10_000 }).catch(() => undefined);
+    }
+
+    /** The inline completion shown as ghost text in the active editor. */
+    ghostText() {
+        return this.editor().locator('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text').first();
+    }
+
+    /** Opens the Quick Fix / code action menu at the cursor and returns its rows. */
+    async openCodeActionMenu() {
+        await this.page.keyboard.press(`${mod}+.`);
+        const menu = this.page.locator('.action-widget:not(.action-list-submenu-panel)');
+        await menu.waitFor({ timeout: 30_000 });
+        return menu;
+    }
+
+    /**
+     * Waits for `locator` like a person watching the screen: an error notification that appears
+     * meanwhile ends the wait with its message instead of a timeout.
+     */
+    async waitForUnlessError(locator, timeoutMs) {
+        const errorToast = this.page.locator('.notifications-toasts .notification-list-item:has(.codicon-error)').first();
+        const winner = await Promise.race([
+            locator.waitFor({ timeout: timeoutMs }).then(() => 'expected'),
+            errorToast.waitFor({ timeout: timeoutMs + 1000 }).then(() => 'error'),
+        ]);
+        if (winner === 'error') {
+            const message = (await errorToast.innerText().catch(() => '')).replace(/\s+/g, ' ').trim();
+            throw new Error(`the editor showed an error: ${message}`);
+        }
+    }
+
+    /** The text inside the active webview (two nested iframes in the browser). */
+    webviewBody(selector = 'body') {
+        return this.page.frameLocator('iframe.webview.ready').frameLocator('#active-frame').locator(selector);
+    }
+}
