@@ -104,6 +104,7 @@ class Engine(Protocol):
         cancel: CancelToken | None = None,
         on_text: Callable[[str], None] | None = None,
         stop_rule: StopRule | None = None,
+        yield_turn: Callable[[], None] | None = None,
     ) -> GenerationResult: ...
 
 
@@ -291,8 +292,13 @@ class LlamaCppEngine:
         cancel: CancelToken | None = None,
         on_text: Callable[[str], None] | None = None,
         stop_rule: StopRule | None = None,
+        yield_turn: Callable[[], None] | None = None,
     ) -> GenerationResult:
-        """Stream a completion of `prompt`; one caller at a time (callers schedule)."""
+        """Stream a completion of `prompt`; one caller at a time per engine.
+
+        `yield_turn` is called before every token and prompt slice: a long job passes a
+        function that blocks while more urgent work uses the CPU.
+        """
         prompt = list(prompt)
         if not prompt:
             raise ValueError("empty prompt")
@@ -302,12 +308,14 @@ class LlamaCppEngine:
                 f"the {self.context_tokens}-token context; send less context"
             )
         with self._lock:
-            return self._generate_locked(prompt, params, cancel, on_text, stop_rule)
+            return self._generate_locked(prompt, params, cancel, on_text, stop_rule,
+                                         yield_turn or _no_wait)
 
-    def _generate_locked(self, prompt, params, cancel, on_text, stop_rule) -> GenerationResult:
+    def _generate_locked(self, prompt, params, cancel, on_text, stop_rule,
+                         yield_turn) -> GenerationResult:
         start = time.perf_counter()
         deadline = None if params.time_budget_ms is None else start + params.time_budget_ms / 1e3
-        evaluated, stopped = self._evaluate_prompt(prompt, cancel, deadline)
+        evaluated, stopped = self._evaluate_prompt(prompt, cancel, deadline, yield_turn)
         prompt_done = time.perf_counter()
         if stopped is not None:
             return self._result("", stopped, prompt, evaluated, 0, start, prompt_done)
@@ -335,10 +343,12 @@ class LlamaCppEngine:
             if deadline is not None and time.perf_counter() >= deadline:
                 finish = "time"
                 break
+            yield_turn()
         text = stream.finish(decoder.decode(b"", final=True) if finish != "stop" else "")
         return self._result(text, finish, prompt, evaluated, generated, start, prompt_done)
 
-    def _evaluate_prompt(self, prompt, cancel, deadline) -> tuple[int, FinishReason | None]:
+    def _evaluate_prompt(self, prompt, cancel, deadline,
+                         yield_turn) -> tuple[int, FinishReason | None]:
         """Evaluate what the KV cache does not already hold, a slice at a time.
 
         Returns the number of tokens evaluated and, if it stopped early, why.
@@ -354,6 +364,7 @@ class LlamaCppEngine:
         llm.n_tokens = keep
         pending = prompt[keep:]
         for begin in range(0, len(pending), EVAL_SLICE_TOKENS):
+            yield_turn()
             if cancel is not None and cancel.cancelled:
                 return begin, "cancelled"
             if deadline is not None and time.perf_counter() >= deadline:
@@ -380,6 +391,10 @@ class LlamaCppEngine:
         if result.tokens_per_second is not None:
             counters.last_tokens_per_second = result.tokens_per_second
         return result
+
+
+def _no_wait() -> None:
+    return None
 
 
 class _TextStream:

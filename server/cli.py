@@ -68,6 +68,9 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(run=_run_model_verify)
 
+    serve = commands.add_parser("serve", help="run the language server on stdin/stdout")
+    serve.set_defaults(run=_run_serve)
+
     complete = commands.add_parser(
         "complete", help="print the inline completion the editor would show at FILE:LINE:COL")
     complete.add_argument("location", metavar="FILE:LINE:COL", help="1-based line and column")
@@ -126,6 +129,16 @@ def _run_model_verify(args: argparse.Namespace) -> int:
             for problem in report.problems:
                 print(f"{report.spec.name}: {problem}")
     return 0 if all(report.ok for report in reports) else EXIT_FAILURE
+
+
+# ---------------------------------------------------------------- serve
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from server.lsp import serve
+
+    serve()
+    return 0
 
 
 # ---------------------------------------------------------------- complete

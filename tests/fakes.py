@@ -41,6 +41,11 @@ class ScriptedEngine:
         return "".join(names.get(token, chr(token) if token < SPECIAL_BASE else "?")
                        for token in tokens)
 
+    def reply_for(self, prompt_text: str) -> str:
+        """The next scripted reply; the last one repeats."""
+        del prompt_text
+        return self._replies.pop(0) if len(self._replies) > 1 else self._replies[0]
+
     def generate(
         self,
         prompt: Sequence[int],
@@ -49,9 +54,10 @@ class ScriptedEngine:
         cancel: CancelToken | None = None,
         on_text: Callable[[str], None] | None = None,
         stop_rule: StopRule | None = None,
+        yield_turn: Callable[[], None] | None = None,
     ) -> GenerationResult:
         self.prompts.append(list(prompt))
-        reply = self._replies.pop(0) if len(self._replies) > 1 else self._replies[0]
+        reply = self.reply_for(self.detokenize(prompt))
         start = time.perf_counter()
         text, finish = "", "eos"
         for character in reply:
@@ -61,6 +67,8 @@ class ScriptedEngine:
             if len(text) >= params.max_tokens:
                 finish = "length"
                 break
+            if yield_turn is not None:
+                yield_turn()
             time.sleep(self._seconds_per_token)
             text += character
             cuts = [i for stop in params.stop if (i := text.find(stop)) >= 0]

@@ -1,0 +1,178 @@
+"""Explain and refactor a function: prompts, reply parsing and validation.
+
+Shared by the code actions, the custom requests and (later) the command line. The function is
+found with tree-sitter; its file's imports go along as context until the packer widens it.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from analyzers.syntax import (
+    FunctionSpan,
+    enclosing_function,
+    find_function,
+    has_syntax_errors,
+    imports,
+    replace_span,
+)
+from model.engine import CancelToken, Engine, GenerationParams
+
+EXPLAIN_MAX_TOKENS = 400
+REFACTOR_MAX_TOKENS = 1024
+REFACTOR_ATTEMPTS = 2
+DEFAULT_REFACTOR_GOAL = "make it clearer and simpler without changing what it does"
+SYSTEM_PROMPT = "You are SmallCoder, a precise and concise coding assistant."
+# An instruction with one of these words may change the function's signature.
+SIGNATURE_WORDS = re.compile(r"\b(rename|signature|parameter|argument|arg|return type|typ)",
+                             re.IGNORECASE)
+CODE_BLOCK = re.compile(r"```[\w+-]*[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
+LANGUAGE_NAMES = {"python": "Python", "javascript": "JavaScript", "typescript": "TypeScript",
+                  "tsx": "TypeScript (TSX)"}
+
+
+class ActionError(Exception):
+    """The action cannot be done here; the message tells the user why and what to do."""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    function_name: str
+    markdown: str
+
+
+@dataclass(frozen=True)
+class Refactoring:
+    span: FunctionSpan
+    new_function: str
+    new_document: str
+
+
+@dataclass(frozen=True)
+class Run:
+    """How a long action runs: on which engine, with which cancel token and yield hook."""
+
+    engine: Engine
+    cancel: CancelToken | None = None
+    yield_turn: Callable[[], None] | None = None
+
+    def ask(self, user: str, max_tokens: int) -> str:
+        prompt = self.engine.chat_prompt([{"role": "system", "content": SYSTEM_PROMPT},
+                                          {"role": "user", "content": user}])
+        result = self.engine.generate(prompt, GenerationParams(max_tokens=max_tokens),
+                                      cancel=self.cancel, yield_turn=self.yield_turn)
+        if result.finish_reason == "cancelled":
+            raise ActionError("cancelled")
+        return result.text
+
+
+def function_at(text: str, language: str, line: int, character: int) -> FunctionSpan:
+    span = enclosing_function(text, language, line, character)
+    if span is None:
+        raise ActionError("there is no function at the cursor: put it inside one")
+    return span
+
+
+def _context(text: str, language: str, span: FunctionSpan) -> str:
+    fence = language if language != "tsx" else "tsx"
+    header = "\n".join(imports(text, language))
+    parts = []
+    if header:
+        parts.append(f"The file's imports:\n```{fence}\n{header}\n```\n")
+    parts.append(f"The function:\n```{fence}\n{_dedented(span)}\n```")
+    return "\n".join(parts)
+
+
+def _dedented(span: FunctionSpan) -> str:
+    indent = " " * span.start_point[1]
+    return textwrap.dedent(indent + span.text)
+
+
+def explain(run: Run, text: str, language: str, line: int, character: int) -> Explanation:
+    span = function_at(text, language, line, character)
+    name = LANGUAGE_NAMES.get(language, language)
+    reply = run.ask(
+        f"Explain this {name} function to a developer who is reading it: what it is for, its "
+        f"inputs and result, side effects, and any edge case or bug you notice. Answer in "
+        f"Markdown, in under 200 words.\n\n{_context(text, language, span)}",
+        EXPLAIN_MAX_TOKENS,
+    )
+    if not reply.strip():
+        raise ActionError("the model gave no explanation; try again")
+    return Explanation(span.qualified_name, f"### `{span.qualified_name}`\n\n{reply.strip()}\n")
+
+
+def refactor(run: Run, text: str, language: str, line: int, character: int,
+             instruction: str = "") -> Refactoring:
+    """Rewrite the function at the cursor; the result parses and keeps the signature."""
+    span = function_at(text, language, line, character)
+    goal = instruction.strip() or DEFAULT_REFACTOR_GOAL
+    may_change_signature = bool(SIGNATURE_WORDS.search(instruction))
+    name = LANGUAGE_NAMES.get(language, language)
+    keep = "" if may_change_signature else " Keep its name and signature exactly."
+    request = (f"Rewrite this {name} function to {goal}.{keep} Reply with only the complete "
+               f"rewritten function in one ```{language} code block.\n\n"
+               f"{_context(text, language, span)}")
+    problem = ""
+    for _attempt in range(REFACTOR_ATTEMPTS):
+        feedback = f"\n\nYour previous answer was rejected: {problem}" if problem else ""
+        reply = run.ask(request + feedback, REFACTOR_MAX_TOKENS)
+        try:
+            return _validated(text, language, span, reply, may_change_signature)
+        except ActionError as error:
+            problem = str(error)
+    raise ActionError(f"the model's rewrite was not usable: {problem}")
+
+
+def _validated(text: str, language: str, span: FunctionSpan, reply: str,
+               may_change_signature: bool) -> Refactoring:
+    code = extract_code(reply)
+    if not code.strip():
+        raise ActionError("the reply held no code")
+    candidate = find_function(code, language, span.qualified_name) or find_function(
+        code, language, span.name)
+    if candidate is None:
+        if not may_change_signature:
+            raise ActionError(f"the reply has no function named {span.name}")
+        found = [function for function in _top_level_functions(code, language)]
+        if not found:
+            raise ActionError("the reply has no function")
+        candidate = found[0]
+    new_function = _indent_like(span, candidate.text)
+    if not may_change_signature and _normalized(candidate.signature) != _normalized(
+            span.signature):
+        raise ActionError(f"the signature changed from `{span.signature.strip()}` to "
+                          f"`{candidate.signature.strip()}`")
+    new_document = replace_span(text, span, new_function)
+    if has_syntax_errors(new_document, language) and not has_syntax_errors(text, language):
+        raise ActionError("the rewritten file does not parse")
+    if new_function.strip() == span.text.strip():
+        raise ActionError("the model suggested no change")
+    return Refactoring(span, new_function, new_document)
+
+
+def _top_level_functions(code: str, language: str) -> list[FunctionSpan]:
+    from analyzers.syntax import functions
+
+    return [function for function in functions(code, language)
+            if "." not in function.qualified_name]
+
+
+def extract_code(reply: str) -> str:
+    """The first fenced code block of a reply, or the whole reply when it has none."""
+    match = CODE_BLOCK.search(reply)
+    return match.group(1) if match else reply
+
+
+def _indent_like(span: FunctionSpan, function_text: str) -> str:
+    """Re-indent a rewritten function to sit where the original starts."""
+    lines = textwrap.dedent(function_text).rstrip().split("\n")
+    indent = " " * span.start_point[1]
+    return "\n".join([lines[0], *[f"{indent}{row}" if row.strip() else "" for row in lines[1:]]])
+
+
+def _normalized(signature: str) -> str:
+    return re.sub(r"\s+", "", signature)

@@ -1,0 +1,167 @@
+"""The server's model: loading it, reporting its state, and sharing the CPU between jobs.
+
+Two engine contexts share the model's weights (mmap): one for inline completions, one for long
+jobs (explain, refactor, the agent), so a completion never destroys a long job's KV cache. A
+long job yields to completions between tokens: completions answer within one token's time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+
+from model import registry
+from model.engine import Engine
+from model.errors import ModelError
+
+EngineFactory = Callable[[Path, int], Engine]
+
+
+class ModelState(StrEnum):
+    LOADING = "loading"
+    READY = "ready"
+    BUSY = "busy"
+    ERROR = "error"
+    MISSING = "missing-model"
+
+
+@dataclass(frozen=True)
+class Status:
+    model: str
+    adapter: str | None
+    state: ModelState
+    message: str
+    tokens_per_second: float | None = None
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "adapter": self.adapter, "state": self.state.value,
+                "message": self.message, "tokensPerSecond": self.tokens_per_second}
+
+
+class ModelUnavailable(Exception):
+    """The model is not loaded (yet, or at all); the message says why."""
+
+
+class TurnGate:
+    """Long jobs wait here, between tokens, while any interactive request is running."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._interactive = 0
+
+    @contextmanager
+    def interactive(self) -> Iterator[None]:
+        with self._condition:
+            self._interactive += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._interactive -= 1
+                self._condition.notify_all()
+
+    def wait_turn(self) -> None:
+        with self._condition:
+            while self._interactive:
+                self._condition.wait()
+
+
+def load_llama_engine(path: Path, vram_budget_mb: int) -> Engine:
+    from model.engine import LlamaCppEngine
+
+    return LlamaCppEngine(path, vram_budget_bytes=vram_budget_mb * 1024**2)
+
+
+class ModelHost:
+    """Owns the engines; every state change is reported through `on_status`."""
+
+    def __init__(self, on_status: Callable[[Status], None],
+                 engine_factory: EngineFactory = load_llama_engine) -> None:
+        self._on_status = on_status
+        self._factory = engine_factory
+        self._lock = threading.RLock()
+        self._interactive: Engine | None = None
+        self._background: Engine | None = None
+        self._path: Path | None = None
+        self._vram_budget_mb = 2048
+        self._busy_jobs = 0
+        self.gate = TurnGate()
+        self._status = Status("", None, ModelState.LOADING, "starting")
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def status(self) -> Status:
+        return self._status
+
+    def _set_status(self, **changes) -> None:
+        with self._lock:
+            self._status = replace(self._status, **changes)
+            status = self._status
+        self._on_status(status)
+
+    def note_speed(self, tokens_per_second: float | None) -> None:
+        if tokens_per_second is not None:
+            self._set_status(tokens_per_second=round(tokens_per_second, 1))
+
+    # ------------------------------------------------------------ loading
+
+    def load(self, model: str, vram_budget_mb: int, adapter: str | None = None) -> None:
+        """Load `model` (a registry name or a path); blocking, run it off the event loop."""
+        with self._lock:
+            self._interactive = self._background = None
+            self._path = None
+            self._vram_budget_mb = vram_budget_mb
+        self._set_status(model=model, adapter=adapter or None, state=ModelState.LOADING,
+                         message=f"loading {model}", tokens_per_second=None)
+        try:
+            path = registry.resolve_model(model)
+        except ModelError as error:
+            state = ModelState.MISSING if model in registry.REGISTRY else ModelState.ERROR
+            self._set_status(state=state, message=str(error))
+            return
+        try:
+            engine = self._factory(path, vram_budget_mb)
+        except ModelError as error:
+            self._set_status(state=ModelState.ERROR, message=str(error))
+            return
+        with self._lock:
+            self._interactive = engine
+            self._path = path
+        self._set_status(state=ModelState.READY, message=f"{engine.name} ready")
+
+    @property
+    def interactive_engine(self) -> Engine:
+        with self._lock:
+            if self._interactive is None:
+                raise ModelUnavailable(self._status.message)
+            return self._interactive
+
+    def background_engine(self) -> Engine:
+        """The long-job context, created on first use from the same file."""
+        with self._lock:
+            if self._interactive is None or self._path is None:
+                raise ModelUnavailable(self._status.message)
+            if self._background is None:
+                self._background = self._factory(self._path, self._vram_budget_mb)
+            return self._background
+
+    @contextmanager
+    def long_job(self, description: str) -> Iterator[Engine]:
+        """Run a long job on the background context; state shows busy meanwhile."""
+        engine = self.background_engine()
+        with self._lock:
+            self._busy_jobs += 1
+        self._set_status(state=ModelState.BUSY, message=description)
+        try:
+            yield engine
+        finally:
+            with self._lock:
+                self._busy_jobs -= 1
+                idle = self._busy_jobs == 0
+            if idle and self._interactive is not None:
+                self._set_status(state=ModelState.READY, message=f"{engine.name} ready")

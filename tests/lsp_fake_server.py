@@ -1,0 +1,45 @@
+"""`smallcoder serve` with a small honest fake engine, for tests of protocol behaviour.
+
+The fake answers by the kind of prompt it gets: a fixed continuation for fill-in-the-middle,
+a fixed explanation, and for a refactor the function it was shown with one comment added.
+$SMALLCODER_FAKE_TOKEN_SECONDS slows it down to model a real generation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from server.lsp import serve
+from tests.fakes import ScriptedEngine
+
+FIM_REPLY = "    return total / len(values)\n\nprint('unrelated')\n"
+EXPLANATION = "It divides the total by the count: the **mean** of `values`."
+SHOWN_FUNCTION = re.compile(r"The function:\n```(\w+)\n(.*?)\n```", re.DOTALL)
+
+
+class RuleEngine(ScriptedEngine):
+    def __init__(self) -> None:
+        super().__init__([""], float(os.environ.get("SMALLCODER_FAKE_TOKEN_SECONDS", "0")))
+
+    def reply_for(self, prompt_text: str) -> str:
+        if "<|fim_middle|>" in prompt_text:
+            return FIM_REPLY
+        if prompt_text.startswith("system: ") and "Explain this" in prompt_text:
+            return EXPLANATION
+        shown = SHOWN_FUNCTION.search(prompt_text)
+        if shown is None:
+            return "I cannot help with that."
+        language, function = shown.groups()
+        header, _, body = function.partition("\n")
+        comment = "#" if language == "python" else "//"
+        indent = re.match(r"\s*", body).group(0)
+        return f"```{language}\n{header}\n{indent}{comment} rewritten\n{body}\n```"
+
+
+if __name__ == "__main__":
+    serve(engine_factory=lambda _path, _vram_mb: RuleEngine())
