@@ -4,7 +4,7 @@
  */
 import * as vscode from 'vscode';
 import { ExplainPanel } from './explainPanel';
-import { downloadModelRequest, explainRequest, FunctionParams, refactorRequest } from './protocol';
+import { downloadModelRequest, explainRequest, FunctionParams, NO_PARAMS, refactorRequest } from './protocol';
 import { errorMessage, ServerController } from './server';
 import { readSettings, updateSetting } from './settings';
 
@@ -78,7 +78,7 @@ export function registerCommands(
 
     register('smallcoder.downloadModel', async () => {
         // The server reports the download's progress itself (window/workDoneProgress).
-        const result = await server.runningClient().sendRequest(downloadModelRequest);
+        const result = await server.runningClient().sendRequest(downloadModelRequest, NO_PARAMS);
         log.info(`Model ready at ${result.path}`);
         void vscode.window.showInformationMessage(`SmallCoder: the model is ready at ${result.path}`);
     });

@@ -2,7 +2,7 @@
  * The custom requests and notifications of SmallCoder's language server, typed once so that
  * every caller sends the same method names and shapes (see ARCHITECTURE.md, "Contracts").
  */
-import { NotificationType, RequestType, RequestType0 } from 'vscode-languageclient/node';
+import { NotificationType, RequestType } from 'vscode-languageclient/node';
 import type { Position, TextDocumentIdentifier, WorkspaceEdit } from 'vscode-languageclient/node';
 
 export type ServerState = 'loading' | 'ready' | 'busy' | 'error' | 'missing-model';
@@ -40,6 +40,13 @@ export interface DownloadModelResult {
 
 export const explainRequest = new RequestType<FunctionParams, ExplainResult, void>('smallcoder/explain');
 export const refactorRequest = new RequestType<RefactorParams, RefactorResult, void>('smallcoder/refactor');
-export const statusRequest = new RequestType0<ServerStatus, void>('smallcoder/status');
+/**
+ * Requests without parameters still send `params: {}`: pygls 2.1 cannot parse a request whose
+ * `params` is left out (as vscode-jsonrpc does for RequestType0) and never answers it.
+ */
+export type NoParams = Record<string, never>;
+export const NO_PARAMS: NoParams = {};
+
+export const statusRequest = new RequestType<NoParams, ServerStatus, void>('smallcoder/status');
 export const statusChangedNotification = new NotificationType<ServerStatus>('smallcoder/statusChanged');
-export const downloadModelRequest = new RequestType0<DownloadModelResult, void>('smallcoder/downloadModel');
+export const downloadModelRequest = new RequestType<NoParams, DownloadModelResult, void>('smallcoder/downloadModel');

@@ -13,7 +13,7 @@ import {
     State,
 } from 'vscode-languageclient/node';
 import { ensureManagedPython } from './managedPython';
-import { ServerStatus, statusChangedNotification, statusRequest } from './protocol';
+import { NO_PARAMS, ServerStatus, statusChangedNotification, statusRequest } from './protocol';
 import { readSettings, SECTION } from './settings';
 import { StatusBar } from './statusBar';
 
@@ -136,7 +136,7 @@ export class ServerController implements vscode.Disposable {
 
     private async refreshStatus(client: LanguageClient): Promise<void> {
         try {
-            const status: ServerStatus = await client.sendRequest(statusRequest);
+            const status: ServerStatus = await client.sendRequest(statusRequest, NO_PARAMS);
             this.statusBar.showServerStatus(status);
         } catch (error) {
             this.log.warn(`smallcoder/status failed: ${errorMessage(error)}`);

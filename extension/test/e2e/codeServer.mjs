@@ -53,8 +53,9 @@ export function prepareSandbox() {
     mkdirSync(sandbox.xdgDir, { recursive: true });
     cpSync(join(repoRoot, 'examples'), sandbox.workspace, {
         recursive: true,
-        filter: (source) => !/(__pycache__|\.pytest_cache)$/.test(source),
+        filter: (source) => !/(__pycache__|\.pytest_cache|\.benchmarks)$/.test(source),
     });
+    cpSync(join(import.meta.dirname, 'fixtures'), sandbox.workspace, { recursive: true });
     // Our own config file, so code-server never writes one into the user's home.
     writeFileSync(sandbox.configPath, 'auth: none\ncert: false\n');
     return sandbox;

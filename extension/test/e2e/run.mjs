@@ -133,10 +133,12 @@ const scenarios = [
     {
         name: '"Refactor this function" from the Quick Fix menu rewrites the function',
         async run(workbench, sandbox) {
-            const file = join(sandbox.workspace, 'stats.py');
-            await workbench.openFile('stats.py');
+            // A function written the long way round (fixtures/totals.py), so that the model has
+            // something to change: on an already tidy function it rightly declines to rewrite.
+            const file = join(sandbox.workspace, 'totals.py');
+            await workbench.openFile('totals.py');
             const before = readFileSync(file, 'utf8');
-            await workbench.goTo(lineNumberOf(file, 'def mean') + 2, 9); // in mean()'s body
+            await workbench.goTo(lineNumberOf(file, 'def total_cents') + 2, 9); // in its body
             const menu = await workbench.openCodeActionMenu();
             const refactor = menu.locator('.monaco-list-row', { hasText: 'Refactor this function' }).first();
             await refactor.waitFor({ timeout: 30_000 });
@@ -147,7 +149,7 @@ const scenarios = [
             await workbench.screenshot('refactored');
             await workbench.save();
             const after = readFileSync(file, 'utf8');
-            assert(after !== before, 'stats.py did not change');
+            assert(after !== before, 'totals.py did not change');
         },
     },
     {
