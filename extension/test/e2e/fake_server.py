@@ -104,6 +104,8 @@ def handle(method: str, params: Any) -> Any:
     if method == "textDocument/codeAction":
         return code_actions(params)
     if method == "codeAction/resolve":
+        if "data" not in params:  # the explain action: nothing to resolve
+            return params
         return {**params, "edit": refactor_edit(params["data"]["uri"], params["data"]["line"])}
     if method in ("smallcoder/explain", "smallcoder/refactor"):
         uri = params["textDocument"]["uri"]

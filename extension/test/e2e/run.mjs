@@ -168,6 +168,45 @@ const scenarios = [
             assert(text.length > 20, `the explanation panel shows only "${text}"`);
         },
     },
+    {
+        name: '"Explain this function" from the Quick Fix menu passes the function to the command',
+        async run(workbench, sandbox) {
+            await workbench.openFile('inventory.py');
+            await workbench.goTo(lineNumberOf(join(sandbox.workspace, 'inventory.py'), 'def low_stock') + 2, 9);
+            const menu = await workbench.openCodeActionMenu();
+            const explain = menu.locator('.monaco-list-row', { hasText: 'Explain this function' }).first();
+            await explain.waitFor({ timeout: 30_000 });
+            await explain.click();
+            const panelTab = workbench.page.locator('.tab[aria-label*="SmallCoder: Explain low_stock"]').first();
+            await workbench.waitForUnlessError(panelTab, 120_000);
+            const explanation = workbench.webviewBody('#smallcoder-explanation');
+            await explanation.waitFor({ timeout: 30_000 });
+            await workbench.screenshot('explanation-from-code-action');
+            assert((await explanation.innerText()).trim().length > 20, 'the explanation panel is empty');
+        },
+    },
+    {
+        name: 'the status bar menu turns inline completions off',
+        async run(workbench, sandbox) {
+            await workbench.statusBarItem('SmallCoder').click();
+            const toggle = workbench.focusedPick('Turn Inline Completions Off').or(
+                workbench.page.locator('.quick-input-list .monaco-list-row', { hasText: 'Turn Inline Completions Off' }),
+            );
+            await toggle.first().waitFor();
+            await workbench.screenshot('status-bar-menu');
+            await toggle.first().click();
+            const settingsFile = join(sandbox.userDataDir, 'User', 'settings.json');
+            await waitFor(
+                'the user settings to turn inline completions off',
+                () => JSON.parse(readFileSync(settingsFile, 'utf8'))['smallcoder.inlineCompletions.enabled'] === false,
+                10_000,
+            );
+            await workbench.statusBarItem('SmallCoder').locator('.codicon-circle-slash').or(
+                workbench.page.locator('.statusbar-item .codicon-circle-slash'),
+            ).first().waitFor({ timeout: 10_000 });
+            await workbench.screenshot('inline-completions-off');
+        },
+    },
 ];
 
 /** A "python" for smallcoder.pythonPath that runs the fake server whatever arguments it gets. */

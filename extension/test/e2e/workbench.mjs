@@ -42,9 +42,9 @@ export class Workbench {
 
     async openFile(fileName) {
         await this.quickOpen(fileName);
-        await this.page.locator('.quick-input-list .monaco-list-row', { hasText: fileName }).first().waitFor();
+        await this.focusedPick(fileName).waitFor();
         await this.page.keyboard.press('Enter');
-        await this.page.locator(`.tab[aria-label^="${fileName}"]`).first().waitFor();
+        await this.page.locator(`.tab.active[aria-label^="${fileName}"]`).first().waitFor();
         await this.editor().waitFor();
         await this.editor().click({ position: { x: 200, y: 10 } });
     }
@@ -66,8 +66,17 @@ export class Workbench {
         const input = this.page.locator('.quick-input-widget input');
         await input.waitFor();
         await input.fill(`>${title}`);
-        await this.page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
+        await this.focusedPick(title).waitFor();
         await this.page.keyboard.press('Enter');
+    }
+
+    /**
+     * The highlighted entry of the open Quick Open / command palette list, once it shows `text`:
+     * Enter picks the highlighted entry, and until the list has been filtered that is whatever
+     * was opened last.
+     */
+    focusedPick(text) {
+        return this.page.locator('.quick-input-list .monaco-list-row.focused', { hasText: text }).first();
     }
 
     async save() {
