@@ -28,7 +28,7 @@ export async function ensureManagedPython(
     await vscode.window.withProgress(
         {
             location: vscode.ProgressLocation.Notification,
-            title: 'SmallCoder: installing the language server (first start: compiling llama.cpp takes a few minutes)',
+            title: 'SmallCoder: first start',
         },
         async (progress) => {
             if (!(await pathExists(python))) {
@@ -38,9 +38,10 @@ export async function ensureManagedPython(
                 await fs.mkdir(path.dirname(venvDir), { recursive: true });
                 await runLogged(basePython[0], [...basePython.slice(1), '-m', 'venv', venvDir], log);
             }
-            progress.report({ message: `installing ${path.basename(wheel)}…` });
+            progress.report({ message: 'installing the server (compiling llama.cpp may take minutes)…' });
             log.info(`Installing ${wheel} into ${venvDir}`);
-            await runLogged(python, ['-m', 'pip', 'install', '--disable-pip-version-check', wheel], log, (line) => {
+            const pipInstall = ['-m', 'pip', 'install', '--disable-pip-version-check', '--progress-bar', 'off', wheel];
+            await runLogged(python, pipInstall, log, (line) => {
                 if (/^(Collecting|Building|Installing|Successfully)/.test(line)) {
                     progress.report({ message: line.slice(0, 80) });
                 }
