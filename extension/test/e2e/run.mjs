@@ -158,6 +158,26 @@ const scenarios = [
         },
     },
     {
+        name: '"SmallCoder: Refactor Function" from the command palette follows an instruction',
+        async run(workbench, sandbox) {
+            const file = join(sandbox.workspace, 'totals.py');
+            await workbench.openFile('totals.py');
+            const before = readFileSync(file, 'utf8');
+            await workbench.goTo(lineNumberOf(file, 'def count_above') + 2, 9);
+            await workbench.runCommand('SmallCoder: Refactor Function');
+            const instruction = workbench.page.locator('.quick-input-widget input');
+            await instruction.waitFor();
+            await instruction.fill('use sum with a generator expression');
+            await workbench.screenshot('refactor-instruction');
+            await workbench.page.keyboard.press('Enter');
+            await workbench.waitForUnlessError(workbench.page.locator('.tab.active.dirty'), 120_000);
+            await workbench.screenshot('refactored-with-instruction');
+            await workbench.save();
+            const after = readFileSync(file, 'utf8');
+            assert(after !== before, 'totals.py did not change');
+        },
+    },
+    {
         name: '"SmallCoder: Explain Function" from the command palette shows an explanation',
         async run(workbench, sandbox) {
             await workbench.openFile('stats.py');
@@ -188,6 +208,17 @@ const scenarios = [
             await explanation.waitFor({ timeout: 30_000 });
             await workbench.screenshot('explanation-from-code-action');
             assert((await explanation.innerText()).trim().length > 20, 'the explanation panel is empty');
+        },
+    },
+    {
+        name: '"SmallCoder: Download Model" reports where the model is',
+        async run(workbench) {
+            await workbench.runCommand('SmallCoder: Download Model');
+            const done = workbench.page.locator('.notifications-toasts .notification-list-item', {
+                hasText: 'the model is ready at',
+            });
+            await workbench.waitForUnlessError(done.first(), 120_000);
+            await workbench.screenshot('model-downloaded');
         },
     },
     {
