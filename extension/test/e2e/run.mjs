@@ -1,6 +1,6 @@
 // End-to-end tests in a real editor: code-server with the packaged .vsix, driven by Debian's
 // chromium through playwright-core, on a copy of examples/. Screenshots go to artifacts/e2e/.
-// Set up first with scripts/setup_editor.sh; SMALLCODER_MODEL picks the model (the test target
+// Set up first with scripts/setup_editor.sh (`npm run test:e2e` repackages the .vsix first); SMALLCODER_MODEL picks the model (the test target
 // uses the 0.5B one). `--fake-server` swaps in fake_server.py to test the editor side alone;
 // `--managed-python` tests the first start of a user without smallcoder.pythonPath.
 // Prints "e2e: N passed, N failed" and exits non-zero on any failure.
@@ -274,7 +274,13 @@ async function main() {
     const started = Date.now();
     installExtension(sandbox, vsixPath);
     const codeServer = await startCodeServer(sandbox, join(artifactsDir, 'code-server.log'));
-    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_FLAGS });
+    const browser = await chromium.launch({
+        executablePath: '/usr/bin/chromium',
+        headless: true,
+        args: CHROMIUM_FLAGS,
+        // Chromium keeps crash reports under XDG_CONFIG_HOME: in the sandbox, not the user's home.
+        env: { ...process.env, XDG_CONFIG_HOME: join(sandbox.xdgDir, 'chromium'), XDG_CACHE_HOME: join(sandbox.xdgDir, 'cache') },
+    });
     const results = [];
     const stopAll = async () => {
         await browser.close().catch(() => undefined);
