@@ -1,8 +1,9 @@
 // End-to-end tests in a real editor: code-server with the packaged .vsix, driven by Debian's
 // chromium through playwright-core, on a copy of examples/. Screenshots go to artifacts/e2e/.
-// Set up first with scripts/setup_editor.sh (`npm run test:e2e` repackages the .vsix first); SMALLCODER_MODEL picks the model (the test target
-// uses the 0.5B one). `--fake-server` swaps in fake_server.py to test the editor side alone;
-// `--managed-python` tests the first start of a user without smallcoder.pythonPath.
+// Set up first with scripts/setup_editor.sh; `npm run test:e2e` repackages the .vsix, then runs
+// this. SMALLCODER_MODEL picks the model (the test target uses the 0.5B one). `--fake-server`
+// swaps in fake_server.py to test the editor side alone; `--managed-python` tests the first
+// start of a user without smallcoder.pythonPath.
 // Prints "e2e: N passed, N failed" and exits non-zero on any failure.
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
