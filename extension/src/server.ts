@@ -6,9 +6,12 @@ import * as fs from 'fs/promises';
 import * as vscode from 'vscode';
 import {
     CloseAction,
+    ErrorAction,
     ErrorHandler,
     LanguageClient,
     LanguageClientOptions,
+    Message,
+    RevealOutputChannelOn,
     ServerOptions,
     State,
 } from 'vscode-languageclient/node';
@@ -67,71 +70,72 @@ export class ServerController implements vscode.Disposable {
         this.statusBar.showSettings(settings.model, settings.adapter, settings.inlineCompletions.enabled);
         let python: string;
         try {
-            if (settings.pythonPath) {
-                python = settings.pythonPath;
-            } else {
-                this.statusBar.showPhase('installing', 'setting up the managed Python environment');
-                python = await ensureManagedPython(this.context, this.log);
-            }
+            python = await this.pythonForServer(settings.pythonPath);
         } catch (error) {
             this.reportStartFailure(error);
             return;
         }
-
         // The server runs from the extension's own storage folder, not the workspace: `-m server.cli`
         // puts the working directory first on sys.path, and a workspace may have a `server` package.
         const cwd = this.context.globalStorageUri.fsPath;
         await fs.mkdir(cwd, { recursive: true });
-        const serverOptions: ServerOptions = {
-            command: python,
-            args: SERVER_ARGS,
-            options: { cwd, env: process.env },
-        };
-        // A server that never came up (bad interpreter, missing package) fails the same way on every
-        // retry, so only a server that has run is restarted (languageclient's default policy).
-        let hasRun = false;
-        let defaultErrorHandler: ErrorHandler | undefined;
-        const errorHandler: ErrorHandler = {
-            error: (error, message, count) => defaultErrorHandler!.error(error, message, count),
-            closed: () =>
-                hasRun ? defaultErrorHandler!.closed() : { action: CloseAction.DoNotRestart, handled: true },
-        };
+
+        this.log.info(`Starting the language server: ${python} ${SERVER_ARGS.join(' ')} (in ${cwd})`);
+        this.statusBar.showPhase('starting', `${python} ${SERVER_ARGS.join(' ')}`);
+        const client = this.createClient(python, cwd);
+        this.client = client;
+        try {
+            await client.start();
+        } catch (error) {
+            this.reportStartFailure(error, false);
+            if (settings.pythonPath) {
+                this.log.error(`Check "smallcoder.pythonPath" (${settings.pythonPath}): it must name a Python that has the smallcoder package, or be empty.`);
+            }
+        }
+    }
+
+    /** The setting when the user chose an interpreter, else the managed venv (installed on first use). */
+    private async pythonForServer(pythonPath: string): Promise<string> {
+        if (pythonPath) {
+            return pythonPath;
+        }
+        this.statusBar.showPhase('installing', 'setting up the managed Python environment');
+        return ensureManagedPython(this.context, this.log);
+    }
+
+    private createClient(python: string, cwd: string): LanguageClient {
+        const restartPolicy = new RestartOnlyAfterRunning();
+        const serverOptions: ServerOptions = { command: python, args: SERVER_ARGS, options: { cwd, env: process.env } };
         const clientOptions: LanguageClientOptions = {
             documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
             outputChannel: this.log,
+            // Failures the user must act on arrive as messages; the logs open on request only.
+            revealOutputChannelOn: RevealOutputChannelOn.Never,
             initializationOptions: () => readSettings(),
             synchronize: { configurationSection: SECTION },
-            errorHandler,
+            errorHandler: restartPolicy,
             stdioOptions: {
                 stdout: (input) => forwardLines(input, (line) => this.log.info(line)),
                 stderr: (input) => forwardLines(input, (line) => logServerLine(this.log, line)),
             },
         };
-
-        this.log.info(`Starting the language server: ${python} ${SERVER_ARGS.join(' ')} (in ${cwd})`);
-        this.statusBar.showPhase('starting', `${python} ${SERVER_ARGS.join(' ')}`);
         const client = new LanguageClient('smallcoder', 'SmallCoder', serverOptions, clientOptions);
-        defaultErrorHandler = client.createDefaultErrorHandler();
+        restartPolicy.fallBackTo(client.createDefaultErrorHandler());
         client.onNotification(statusChangedNotification, (status) => this.statusBar.showServerStatus(status));
         client.onDidChangeState(({ newState }) => {
             if (this.client !== client) {
                 return; // a client being replaced or stopped on purpose
             }
             if (newState === State.Running) {
-                hasRun = true;
+                restartPolicy.hasRun = true;
                 this.log.info('The language server is running');
                 this.statusBar.showPhase('running');
                 void this.refreshStatus(client);
-            } else if (newState === State.Stopped && hasRun) {
+            } else if (newState === State.Stopped && restartPolicy.hasRun) {
                 this.statusBar.showPhase('stopped', 'the language server stopped: see the logs');
             }
         });
-        this.client = client;
-        try {
-            await client.start();
-        } catch (error) {
-            this.reportStartFailure(error);
-        }
+        return client;
     }
 
     private async refreshStatus(client: LanguageClient): Promise<void> {
@@ -160,10 +164,17 @@ export class ServerController implements vscode.Disposable {
         this.statusBar.showPhase('stopped');
     }
 
-    private reportStartFailure(error: unknown): void {
+    /**
+     * Logs why the server did not start and shows it in the status bar. `notify` is false when
+     * languageclient has already shown its own error notification for the same failure.
+     */
+    private reportStartFailure(error: unknown, notify = true): void {
         const message = errorMessage(error);
         this.log.error(`The language server did not start: ${message}`);
         this.statusBar.showPhase('failed', message);
+        if (!notify) {
+            return;
+        }
         void vscode.window
             .showErrorMessage(`SmallCoder could not start its language server: ${message}`, 'Show Logs')
             .then((choice) => {
@@ -171,6 +182,30 @@ export class ServerController implements vscode.Disposable {
                     this.log.show();
                 }
             });
+    }
+}
+
+/**
+ * languageclient's restart policy, for a server that has run: one that never came up (a wrong
+ * interpreter, a missing package) fails the same way on every retry, so it is not restarted.
+ */
+class RestartOnlyAfterRunning implements ErrorHandler {
+    hasRun = false;
+    private fallback: ErrorHandler | undefined;
+
+    fallBackTo(handler: ErrorHandler): void {
+        this.fallback = handler;
+    }
+
+    error(error: Error, message: Message | undefined, count: number | undefined) {
+        return this.fallback?.error(error, message, count) ?? { action: ErrorAction.Continue };
+    }
+
+    closed() {
+        if (this.hasRun && this.fallback !== undefined) {
+            return this.fallback.closed();
+        }
+        return { action: CloseAction.DoNotRestart, handled: true };
     }
 }
 
