@@ -23,7 +23,8 @@ from model.engine import CancelToken, Engine, GenerationParams
 
 EXPLAIN_MAX_TOKENS = 400
 REFACTOR_MAX_TOKENS = 1024
-REFACTOR_ATTEMPTS = 2
+REFACTOR_ATTEMPTS = 3
+RETRY_TEMPERATURE = 0.7
 DEFAULT_REFACTOR_GOAL = "make it clearer and simpler without changing what it does"
 SYSTEM_PROMPT = "You are SmallCoder, a precise and concise coding assistant."
 # An instruction with one of these words may change the function's signature.
@@ -59,11 +60,12 @@ class Run:
     cancel: CancelToken | None = None
     yield_turn: Callable[[], None] | None = None
 
-    def ask(self, user: str, max_tokens: int) -> str:
+    def ask(self, user: str, max_tokens: int, temperature: float = 0.0, seed: int = 0) -> str:
         prompt = self.engine.chat_prompt([{"role": "system", "content": SYSTEM_PROMPT},
                                           {"role": "user", "content": user}])
-        result = self.engine.generate(prompt, GenerationParams(max_tokens=max_tokens),
-                                      cancel=self.cancel, yield_turn=self.yield_turn)
+        params = GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
+        result = self.engine.generate(prompt, params, cancel=self.cancel,
+                                      yield_turn=self.yield_turn)
         if result.finish_reason == "cancelled":
             raise ActionError("cancelled")
         return result.text
@@ -112,14 +114,16 @@ def refactor(run: Run, text: str, language: str, line: int, character: int,
     goal = instruction.strip() or DEFAULT_REFACTOR_GOAL
     may_change_signature = bool(SIGNATURE_WORDS.search(instruction))
     name = LANGUAGE_NAMES.get(language, language)
-    keep = "" if may_change_signature else " Keep its name and signature exactly."
-    request = (f"Rewrite this {name} function to {goal}.{keep} Reply with only the complete "
-               f"rewritten function in one ```{language} code block.\n\n"
-               f"{_context(text, language, span)}")
+    keep = "" if may_change_signature else f" Keep the name `{span.name}` and its parameters."
+    # Small models follow the instruction best when it comes last, after the code.
+    request = (f"{_context(text, language, span)}\n\nRewrite this {name} function: {goal}."
+               f"{keep} Reply with only the rewritten function, in one ```{language} block.")
     problem = ""
-    for _attempt in range(REFACTOR_ATTEMPTS):
+    for attempt in range(REFACTOR_ATTEMPTS):
         feedback = f"\n\nYour previous answer was rejected: {problem}" if problem else ""
-        reply = run.ask(request + feedback, REFACTOR_MAX_TOKENS)
+        # Greedy decoding would repeat a rejected answer: later attempts sample.
+        reply = run.ask(request + feedback, REFACTOR_MAX_TOKENS,
+                        temperature=0.0 if attempt == 0 else RETRY_TEMPERATURE, seed=attempt)
         try:
             return _validated(text, language, span, reply, may_change_signature)
         except ActionError as error:
@@ -129,29 +133,71 @@ def refactor(run: Run, text: str, language: str, line: int, character: int,
 
 def _validated(text: str, language: str, span: FunctionSpan, reply: str,
                may_change_signature: bool) -> Refactoring:
-    code = extract_code(reply)
-    if not code.strip():
-        raise ActionError("the reply held no code")
-    candidate = find_function(code, language, span.qualified_name) or find_function(
-        code, language, span.name)
-    if candidate is None:
-        if not may_change_signature:
-            raise ActionError(f"the reply has no function named {span.name}")
-        found = [function for function in _top_level_functions(code, language)]
-        if not found:
-            raise ActionError("the reply has no function")
-        candidate = found[0]
-    new_function = _indent_like(span, candidate.text)
-    if not may_change_signature and _normalized(candidate.signature) != _normalized(
-            span.signature):
+    candidate = _function_in_reply(reply, language, span, may_change_signature)
+    if not may_change_signature and _names(candidate.signature) != _names(span.signature):
+        # Spelling a type differently (List for list) is harmless: the original header is put
+        # back. Renamed parameters are not: the body would refer to names that do not exist.
         raise ActionError(f"the signature changed from `{span.signature.strip()}` to "
-                          f"`{candidate.signature.strip()}`")
+                          f"`{candidate.signature.strip()}`: keep the parameter names")
+    rewritten = candidate.text if may_change_signature else _with_header_of(span, candidate)
+    new_function = _indent_like(span, rewritten)
     new_document = replace_span(text, span, new_function)
     if has_syntax_errors(new_document, language) and not has_syntax_errors(text, language):
         raise ActionError("the rewritten file does not parse")
     if new_function.strip() == span.text.strip():
-        raise ActionError("the model suggested no change")
+        raise ActionError("the function already reads well: the model suggested no change")
     return Refactoring(span, new_function, new_document)
+
+
+def _function_in_reply(reply: str, language: str, span: FunctionSpan,
+                       may_change_signature: bool) -> FunctionSpan:
+    """The rewritten function: by name in any code block of the reply (small models often
+    put the imports in a block of their own), else the first function when renaming is asked."""
+    blocks = extract_code_blocks(reply)
+    for code in blocks:
+        found = find_function(code, language, span.qualified_name) or find_function(
+            code, language, span.name)
+        if found is not None:
+            return found
+    if may_change_signature:
+        for code in blocks:
+            if top_level := _top_level_functions(code, language):
+                return top_level[0]
+    if not any(code.strip() for code in blocks):
+        raise ActionError("the reply held no code")
+    raise ActionError(f"the reply has no function named {span.name}")
+
+
+def _with_header_of(span: FunctionSpan, candidate: FunctionSpan) -> str:
+    """The candidate's body under the original's exact header (decorators, signature),
+    both taken at column 0 so that a method and a top-level reply fit together."""
+    original = _dedented(span).split("\n")
+    line, column = _body_start(span)
+    header = [*original[:line], original[line][:column]]
+    rewritten = _dedented(candidate).split("\n")
+    line, column = _body_start(candidate)
+    body = [rewritten[line][column:], *rewritten[line + 1:]]
+    return "\n".join([*header[:-1], header[-1] + body[0], *body[1:]])
+
+
+def _body_start(span: FunctionSpan) -> tuple[int, int]:
+    """Where the body starts, as (line, column) in the function's dedented text.
+
+    A body on the lines after the signature starts at the next line's column 0, so that a
+    comment above its first statement (outside tree-sitter's block node) stays with it.
+    """
+    header = span.text.encode()[: span.body_start_byte - span.start_byte].decode()
+    signature_at = span.text.find(span.signature)
+    if signature_at >= 0:
+        newline = span.text.find("\n", signature_at + len(span.signature))
+        if 0 <= newline < len(header):
+            return span.text.count("\n", 0, newline) + 1, 0
+    line = header.count("\n")
+    column = len(header) - header.rfind("\n") - 1
+    if line > 0:
+        first = _dedented(span).split("\n", 1)[0]
+        column -= span.start_point[1] - (len(first) - len(first.lstrip()))
+    return line, column
 
 
 def _top_level_functions(code: str, language: str) -> list[FunctionSpan]:
@@ -161,10 +207,9 @@ def _top_level_functions(code: str, language: str) -> list[FunctionSpan]:
             if "." not in function.qualified_name]
 
 
-def extract_code(reply: str) -> str:
-    """The first fenced code block of a reply, or the whole reply when it has none."""
-    match = CODE_BLOCK.search(reply)
-    return match.group(1) if match else reply
+def extract_code_blocks(reply: str) -> list[str]:
+    """The fenced code blocks of a reply, or the whole reply when it has none."""
+    return CODE_BLOCK.findall(reply) or [reply]
 
 
 def _indent_like(span: FunctionSpan, function_text: str) -> str:
@@ -174,5 +219,5 @@ def _indent_like(span: FunctionSpan, function_text: str) -> str:
     return "\n".join([lines[0], *[f"{indent}{row}" if row.strip() else "" for row in lines[1:]]])
 
 
-def _normalized(signature: str) -> str:
-    return re.sub(r"\s+", "", signature)
+def _names(signature: str) -> set[str]:
+    return {name.lower() for name in re.findall(r"[A-Za-z_$][\w$]*", signature)}

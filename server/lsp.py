@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
@@ -39,9 +41,13 @@ log = logging.getLogger("smallcoder")
 
 
 class SmallCoderProtocol(LanguageServerProtocol):
-    """Answers a request whose params do not fit the protocol with an error, not silence."""
+    """Answers a request whose params do not fit the protocol with an error, not silence,
+    and accepts requests without params."""
 
     def structure_message(self, data: dict[str, Any]):
+        if isinstance(data, dict) and "method" in data and "params" not in data:
+            # vscode-jsonrpc leaves `params` out of parameterless requests; pygls requires it.
+            data = {**data, "params": None}
         try:
             return super().structure_message(data)
         except JsonRpcInvalidParams:
@@ -428,6 +434,15 @@ async def _long_action(ls: SmallCoderServer, description: str,
 
 
 def serve(engine_factory: EngineFactory | None = None) -> None:
-    """Run the language server on stdin/stdout until the client exits."""
+    """Run the language server on stdin/stdout until the client exits.
+
+    The protocol gets a private copy of stdout and file descriptor 1 becomes stderr: native
+    code prints to fd 1, and llama-cpp-python even points it at /dev/null while it loads a
+    model, which would swallow any message the server sent meanwhile.
+    """
     logging.basicConfig(level=logging.WARNING)
-    create_server(engine_factory).start_io()
+    sys.stdout.flush()
+    protocol_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    create_server(engine_factory).start_io(sys.stdin.buffer, protocol_out)
