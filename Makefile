@@ -2,19 +2,23 @@
 SMALL_MODEL := qwen2.5-coder-0.5b-instruct-q4_k_m
 DEFAULT_MODEL := qwen2.5-coder-1.5b-instruct-q4_k_m
 
-.PHONY: demo test setup lint bench
+.PHONY: demo test setup bench
 
 demo:
 	scripts/setup.sh $(DEFAULT_MODEL)
+	scripts/setup_editor.sh
 	.venv/bin/python scripts/demo.py
 
 test:
 	scripts/setup.sh $(SMALL_MODEL)
+	scripts/setup_editor.sh
 	.venv/bin/ruff check .
 	SMALLCODER_MODEL=$(SMALL_MODEL) .venv/bin/pytest
+	SMALLCODER_MODEL=$(SMALL_MODEL) npm run --silent test:e2e
 
 setup:
 	scripts/setup.sh $(SMALL_MODEL) $(DEFAULT_MODEL)
+	scripts/setup_editor.sh
 
 bench:
 	.venv/bin/python bench/engine.py

@@ -57,7 +57,7 @@ def complete_at(
     start = time.perf_counter()
     request = fim_request_at(text, line, character, repo_name=repo_name, path=path,
                              context=context)
-    single_line = not _rest_allows_multiline(request.suffix.split("\n", 1)[0])
+    single_line = not _multiline_here(request.line_prefix, request.suffix.split("\n", 1)[0])
     indent = _indentation(request.line_prefix + request.held_back)
     max_lines = 1 if single_line else settings.max_lines
 
@@ -151,8 +151,13 @@ def _offset(text: str, line: int, character: int) -> int:
     return sum(len(row) + 1 for row in lines[:line]) + character
 
 
-def _rest_allows_multiline(rest_of_line: str) -> bool:
-    return all(character in CLOSING_CHARACTERS for character in rest_of_line)
+def _multiline_here(line_prefix: str, rest_of_line: str) -> bool:
+    """Several lines are offered on a blank line or after a block opener, as Copilot does;
+    in the middle of a statement only its rest is, which is also what keeps typing fast."""
+    if not all(character in CLOSING_CHARACTERS for character in rest_of_line):
+        return False
+    typed = line_prefix.strip()
+    return not typed or typed.endswith(BLOCK_OPENERS)
 
 
 def _indentation(row: str) -> int:

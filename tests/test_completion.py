@@ -67,3 +67,14 @@ def test_completion_that_parses_is_kept_whole():
 
 def test_empty_reply_shows_nothing():
     assert _complete("\n", FUNCTION_START, 1, 4) == ""
+
+
+def test_completion_in_the_middle_of_a_statement_is_its_rest_only():
+    text = "def f(items):\n    total = \n"
+    assert _complete(" sum(items)\n    return total\n", text, 1, 12) == "sum(items)"
+
+
+def test_completion_after_a_block_opener_may_span_lines():
+    text = "def f(items):\n    for item in items:\n"
+    reply = "\n        print(item)\n        count += 1\n"
+    assert _complete(reply, text, 1, 22) == "\n        print(item)\n        count += 1"
