@@ -21,6 +21,8 @@ MAX_COMPLETION_LINES = 12
 CLOSING_CHARACTERS = set(")]}>\"'`;:, \t")
 # A line ending like this expects more lines after it.
 BLOCK_OPENERS = (":", "{", "(", "[", ",", "\\", "=>", "=")
+# A line ending like this starts a block: the lines after it are worth suggesting.
+BLOCK_STARTS = (":", "{", "=>")
 # Parsing a document once per candidate is cheap for source files and not for data dumps.
 SYNTAX_CHECK_MAX_CHARACTERS = 512_000
 
@@ -157,7 +159,7 @@ def _multiline_here(line_prefix: str, rest_of_line: str) -> bool:
     if not all(character in CLOSING_CHARACTERS for character in rest_of_line):
         return False
     typed = line_prefix.strip()
-    return not typed or typed.endswith(BLOCK_OPENERS)
+    return not typed or typed.endswith(BLOCK_STARTS)
 
 
 def _indentation(row: str) -> int:
