@@ -14,8 +14,6 @@ import textwrap as textwrap_module
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from model import registry
 from model.engine import GenerationParams, LlamaCppEngine
 from model.prompts import fim_prompt_tokens, fim_request_at

@@ -43,6 +43,45 @@ class Completion:
     latency_ms: float
 
 
+@dataclass(frozen=True)
+class CompletionPlan:
+    """Everything decided before the model runs: the prompt parts and how to cut the answer."""
+
+    document: str
+    offset: int
+    language: str | None
+    request: FimRequest
+    single_line: bool
+    indent: int
+    max_lines: int
+
+    def stop_rule(self, generated: str) -> int | None:
+        return scope_end(generated, self.indent, self.max_lines)
+
+    def finish(self, generated: str, *, complete: bool) -> str:
+        """What the editor inserts for the model's (already cut) text."""
+        insert = postprocess(self.request, generated, complete=complete,
+                             single_line=self.single_line)
+        return keep_parsable(self.document, self.offset, insert, self.language)
+
+
+def plan_completion(text: str, line: int, character: int, *, path: str, repo_name: str,
+                    settings: CompletionSettings = CompletionSettings(),
+                    context: tuple[ContextChunk, ...] = ()) -> CompletionPlan:
+    request = fim_request_at(text, line, character, repo_name=repo_name, path=path,
+                             context=context)
+    single_line = not _multiline_here(request.line_prefix, request.suffix.split("\n", 1)[0])
+    return CompletionPlan(
+        document=text,
+        offset=_offset(text, line, character),
+        language=language_for_path(path),
+        request=request,
+        single_line=single_line,
+        indent=_scope_indentation(request),
+        max_lines=1 if single_line else settings.max_lines,
+    )
+
+
 def complete_at(
     engine: Engine,
     text: str,
@@ -57,23 +96,27 @@ def complete_at(
 ) -> Completion:
     """Complete `text` at the 0-based (line, character) cursor."""
     start = time.perf_counter()
-    request = fim_request_at(text, line, character, repo_name=repo_name, path=path,
-                             context=context)
-    single_line = not _multiline_here(request.line_prefix, request.suffix.split("\n", 1)[0])
-    indent = _indentation(request.line_prefix + request.held_back)
-    max_lines = 1 if single_line else settings.max_lines
-
-    def stop_rule(generated: str) -> int | None:
-        return scope_end(generated, indent, max_lines)
-
+    plan = plan_completion(text, line, character, path=path, repo_name=repo_name,
+                           settings=settings, context=context)
     params = GenerationParams(max_tokens=settings.max_tokens,
                               time_budget_ms=settings.time_budget_ms)
-    result = engine.generate(fim_prompt_tokens(request, engine), params, cancel=cancel,
-                             stop_rule=stop_rule)
-    finished = result.finish_reason in ("stop", "eos")
-    insert = postprocess(request, result.text, complete=finished, single_line=single_line)
-    insert = keep_parsable(text, _offset(text, line, character), insert, language_for_path(path))
+    result = engine.generate(fim_prompt_tokens(plan.request, engine), params, cancel=cancel,
+                             stop_rule=plan.stop_rule)
+    insert = plan.finish(result.text, complete=result.finish_reason in ("stop", "eos"))
     return Completion(insert, result, (time.perf_counter() - start) * 1e3)
+
+
+def _scope_indentation(request: FimRequest) -> int:
+    """The indentation below which a completion has left the cursor's scope.
+
+    What was typed on the cursor's line says it; on a line left empty, the next line that
+    is not blank does (its scope goes on after the cursor).
+    """
+    typed = request.line_prefix + request.held_back
+    if typed:
+        return _indentation(typed)
+    following = [row for row in request.suffix.split("\n")[1:] if row.strip()]
+    return _indentation(following[0]) if following else 0
 
 
 def scope_end(generated: str, indent: int, max_lines: int) -> int | None:

@@ -289,7 +289,8 @@ def create_server(engine_factory: EngineFactory | None = None) -> SmallCoderServ
         ls.host.note_speed(generation.tokens_per_second)
         ls.log("debug", f"completion {completion.latency_ms:.0f} ms, "
                         f"{generation.evaluated_prompt_tokens}/{generation.prompt_tokens} "
-                        f"prompt tokens evaluated, {generation.finish_reason}")
+                        f"prompt tokens evaluated, {generation.generated_tokens} generated, "
+                        f"{generation.finish_reason}")
         if token.cancelled or not completion.text:
             return None
         return types.InlineCompletionList(items=[types.InlineCompletionItem(

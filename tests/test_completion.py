@@ -78,3 +78,8 @@ def test_completion_after_a_block_opener_may_span_lines():
     text = "def f(items):\n    for item in items:\n"
     reply = "\n        print(item)\n        count += 1\n"
     assert _complete(reply, text, 1, 22) == "\n        print(item)\n        count += 1"
+
+
+def test_completion_on_an_empty_line_stops_below_the_code_that_follows():
+    text = "def f(x):\n    if x:\n\n    return x\n"
+    assert _complete("        x += 1\nprint(x)\n", text, 2, 0) == "        x += 1"

@@ -1,0 +1,157 @@
+"""Completion quality on HumanEval infilling: pass@1 and exact match, with and without
+SmallCoder's post-processing (scope cut, suffix trim, parse check), from the same generations.
+
+The cursor sits where the missing lines were, at column 0 as after pressing Enter in a bare
+editor; the model's text is inserted there and the task's tests run in a subprocess with a
+timeout and a memory limit.
+
+Run: .venv/bin/python bench/fim.py [--models NAME ...] [--sample N] [--multi-line-sample N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from model import registry
+from model.engine import GenerationParams, LlamaCppEngine
+from model.prompts import fim_prompt_tokens
+from server.completion import CompletionSettings, plan_completion
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+SINGLE = DATA / "HumanEval-SingleLineInfilling.jsonl.gz"
+MULTI = DATA / "HumanEval-MultiLineInfilling.jsonl.gz"
+MAX_TOKENS = 128
+TEST_TIMEOUT_S = 10
+TEST_MEMORY_BYTES = 1024**3
+SAMPLE_SEED = 20261124
+RESULTS = ROOT / "bench" / "results"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    task_id: str
+    passed_post: bool
+    passed_raw: bool
+    exact_post: bool
+    exact_raw: bool
+    latency_ms: float
+
+
+def load(path: Path, sample: int | None) -> list[dict]:
+    with gzip.open(path, "rt") as lines:
+        tasks = [json.loads(line) for line in lines]
+    if sample is not None and sample < len(tasks):
+        tasks = random.Random(SAMPLE_SEED).sample(tasks, sample)
+    return tasks
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (TEST_MEMORY_BYTES, TEST_MEMORY_BYTES))
+
+
+def passes(program: str, task: dict) -> bool:
+    """Run the task's tests against `program` in a throwaway folder, isolated, time-limited."""
+    source = f"{program}\n\n{task['test']}\n\ncheck({task['entry_point']})\n"
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "candidate.py"
+        script.write_text(source)
+        try:
+            result = subprocess.run([sys.executable, "-I", str(script)], cwd=folder,
+                                    capture_output=True, timeout=TEST_TIMEOUT_S,
+                                    preexec_fn=_limit_memory, check=False)
+        except subprocess.TimeoutExpired:
+            return False
+    return result.returncode == 0
+
+
+def same_code(inserted: str, expected: str) -> bool:
+    return inserted.strip() == expected.strip()
+
+
+def evaluate(engine: LlamaCppEngine, task: dict) -> Outcome:
+    prefix, suffix, expected = task["prompt"], task["suffix"], task["canonical_solution"]
+    document = prefix + suffix
+    line = prefix.count("\n")
+    plan = plan_completion(document, line, 0, path="solution.py", repo_name="humaneval",
+                           settings=CompletionSettings(max_tokens=MAX_TOKENS))
+    started = time.perf_counter()
+    result = engine.generate(fim_prompt_tokens(plan.request, engine),
+                             GenerationParams(max_tokens=MAX_TOKENS))
+    latency = (time.perf_counter() - started) * 1e3
+    raw = result.text
+    # The post-processed arm sees what the stop rule would have cut while streaming.
+    ended = result.finish_reason == "eos"
+    cut = plan.stop_rule(raw + "\n" if ended else raw)
+    post = plan.finish(raw[:cut] if cut is not None else raw,
+                       complete=ended or cut is not None)
+    return Outcome(
+        task_id=task["task_id"],
+        passed_post=passes(prefix + post + suffix, task),
+        passed_raw=passes(prefix + raw + suffix, task),
+        exact_post=same_code(post, expected),
+        exact_raw=same_code(raw, expected),
+        latency_ms=latency,
+    )
+
+
+def run_suite(engine: LlamaCppEngine, name: str, tasks: list[dict]) -> dict:
+    outcomes = []
+    for number, task in enumerate(tasks, start=1):
+        engine.clear_cache()
+        outcomes.append(evaluate(engine, task))
+        if number % 25 == 0:
+            print(f"  {name}: {number}/{len(tasks)}", file=sys.stderr)
+    count = len(outcomes)
+
+    def share(flag: str) -> float:
+        return round(100 * sum(getattr(o, flag) for o in outcomes) / count, 1)
+
+    return {"suite": name, "tasks": count,
+            "pass@1_post": share("passed_post"), "pass@1_raw": share("passed_raw"),
+            "exact_post": share("exact_post"), "exact_raw": share("exact_raw"),
+            "mean_latency_ms": round(sum(o.latency_ms for o in outcomes) / count, 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="*", help="registry names (default: all present)")
+    parser.add_argument("--sample", type=int, default=None,
+                        help="single-line tasks to draw (default: all 1,033)")
+    parser.add_argument("--multi-line-sample", type=int, default=100,
+                        help="multi-line tasks to draw (0: skip)")
+    args = parser.parse_args()
+    names = args.models or [row.spec.name for row in registry.list_models() if row.present]
+    suites = [("single-line", load(SINGLE, args.sample))]
+    if args.multi_line_sample:
+        suites.append(("multi-line", load(MULTI, args.multi_line_sample)))
+    rows = []
+    for name in names:
+        engine = LlamaCppEngine(registry.resolve_model(name))
+        for suite, tasks in suites:
+            rows.append({"model": name, **run_suite(engine, suite, tasks)})
+    print(f"{'model':<38} {'suite':<12} {'n':>5} {'pass@1 post':>12} {'pass@1 raw':>11} "
+          f"{'EM post':>8} {'EM raw':>7} {'ms':>7}")
+    for row in rows:
+        print(f"{row['model']:<38} {row['suite']:<12} {row['tasks']:>5} "
+              f"{row['pass@1_post']:>12} {row['pass@1_raw']:>11} {row['exact_post']:>8} "
+              f"{row['exact_raw']:>7} {row['mean_latency_ms']:>7}")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"fim-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(rows, indent=2))
+    print(f"details: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
