@@ -18,7 +18,7 @@ want=$(cat pyproject.toml | sha256sum | cut -c1-16)
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
     echo "==> installing Python packages (llama-cpp-python compiles once, about 3 minutes)"
     "$VENV/bin/pip" install --quiet --upgrade pip
-    "$VENV/bin/pip" install --quiet -e ".[dev]"
+    "$VENV/bin/pip" install --quiet -e ".[dev,train]"
     echo "$want" > "$STAMP"
 fi
 
