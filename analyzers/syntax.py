@@ -13,8 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
 
+import tree_sitter_c
+import tree_sitter_cpp
+import tree_sitter_go
+import tree_sitter_java
 import tree_sitter_javascript
 import tree_sitter_python
+import tree_sitter_rust
 import tree_sitter_typescript
 from tree_sitter import Language, Node, Parser, Query, QueryCursor, Tree
 
@@ -64,6 +69,13 @@ _GRAMMARS: dict[str, Callable[[], object]] = {
     "javascript": tree_sitter_javascript.language,
     "typescript": tree_sitter_typescript.language_typescript,
     "tsx": tree_sitter_typescript.language_tsx,
+    # Parsed for the workspace index and the packer (analyzers.queries); the function-level
+    # API below (functions, imports, enclosing_function) covers the four languages above.
+    "go": tree_sitter_go.language,
+    "rust": tree_sitter_rust.language,
+    "java": tree_sitter_java.language,
+    "c": tree_sitter_c.language,
+    "cpp": tree_sitter_cpp.language,
 }
 
 _FUNCTIONS_QUERIES = {
@@ -211,7 +223,7 @@ def imports(text: str, language: str) -> list[str]:
     """Source text of the top-level import statements (and `const x = require(...)`)."""
     source = text.encode()
     root = parse(text, language).root_node
-    cursor = QueryCursor(_query(language, _IMPORTS_QUERIES[language]))
+    cursor = QueryCursor(_query(language, _queries_for(_IMPORTS_QUERIES, language)))
     nodes = cursor.captures(root).get("import", [])
     starts = sorted({node.start_byte: node for node in nodes}.items())
     return [_text(source, node) for _, node in starts]
@@ -261,8 +273,16 @@ def _query(language: str, query_source: str) -> Query:
     return Query(_language(language), query_source)
 
 
+def _queries_for(queries: dict[str, str], language: str) -> str:
+    _language(language)  # an unknown language fails here, naming the ones we parse
+    if language not in queries:
+        raise ValueError(f"functions and imports of {language} come from analyzers.queries; "
+                         f"this module covers {', '.join(queries)}")
+    return queries[language]
+
+
 def _function_spans(node: Node, source: bytes, language: str) -> list[FunctionSpan]:
-    cursor = QueryCursor(_query(language, _FUNCTIONS_QUERIES[language]))
+    cursor = QueryCursor(_query(language, _queries_for(_FUNCTIONS_QUERIES, language)))
     spans = [_function_span(captures, source) for _, captures in cursor.matches(node)]
     return sorted(spans, key=lambda span: (span.start_byte, -span.end_byte))
 

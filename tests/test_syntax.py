@@ -166,7 +166,7 @@ def test_analysis_rejects_unknown_language_naming_the_supported_ones(
     analysis: Callable[[str, str], object],
 ) -> None:
     with pytest.raises(ValueError, match="expected one of python, javascript, typescript, tsx"):
-        analysis("fn main() {}", "rust")
+        analysis("fn main() {}", "cobol")
 
 
 @pytest.mark.parametrize(
