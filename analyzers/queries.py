@@ -195,24 +195,20 @@ def definitions(text: str, language: str) -> list[Definition]:
     """Every definition in source order, outer before inner."""
     source = text.encode()
     root = parse(text, language).root_node
-    return _definitions(root, source, language)
+    return definitions_in(root, source, language)
 
 
 def imports(text: str, language: str) -> list[str]:
     """Source text of the file's import statements (includes, `use`, `require`) in order."""
     source = text.encode()
-    root = parse(text, language).root_node
-    nodes = QueryCursor(_query(language, IMPORT_QUERIES[language])).captures(root).get(
-        "import", [])
-    by_start = sorted({node.start_byte: node for node in nodes}.items())
-    return [_text(source, node).rstrip() for _, node in by_start]
+    return imports_in(parse(text, language).root_node, source, language)
 
 
 def references(text: str, language: str) -> list[Reference]:
     """Every identifier in the file, in source order (definitions' own names included)."""
     source = text.encode()
     root = parse(text, language).root_node
-    return _references(root, source, language)
+    return references_in(root, source, language)
 
 
 def enclosing_scopes(text: str, language: str, line: int) -> list[Definition]:
@@ -221,7 +217,16 @@ def enclosing_scopes(text: str, language: str, line: int) -> list[Definition]:
             if definition.start_line <= line <= definition.end_line]
 
 
-def _definitions(root: Node, source: bytes, language: str) -> list[Definition]:
+def imports_in(root: Node, source: bytes, language: str) -> list[str]:
+    """`imports` of an already parsed tree."""
+    nodes = QueryCursor(_query(language, IMPORT_QUERIES[language])).captures(root).get(
+        "import", [])
+    by_start = sorted({node.start_byte: node for node in nodes}.items())
+    return [_text(source, node).rstrip() for _, node in by_start]
+
+
+def definitions_in(root: Node, source: bytes, language: str) -> list[Definition]:
+    """`definitions` of an already parsed tree."""
     cursor = QueryCursor(_query(language, DEFINITION_QUERIES[language]))
     found: dict[int, Definition] = {}
     for _, captures in cursor.matches(root):
@@ -247,7 +252,8 @@ def _definitions(root: Node, source: bytes, language: str) -> list[Definition]:
     return sorted(found.values(), key=lambda d: (d.start_byte, -d.end_byte))
 
 
-def _references(root: Node, source: bytes, language: str) -> list[Reference]:
+def references_in(root: Node, source: bytes, language: str) -> list[Reference]:
+    """`references` of an already parsed tree."""
     cursor = QueryCursor(_query(language, _identifier_query(language)))
     nodes = cursor.captures(root).get("identifier", [])
     nodes.sort(key=lambda node: node.start_byte)
