@@ -7,10 +7,10 @@ found with tree-sitter; its file's imports go along as context until the packer 
 from __future__ import annotations
 
 import re
-import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from analyzers.rewrite import dedented, extract_code_blocks, indent_like
 from analyzers.syntax import (
     FunctionSpan,
     enclosing_function,
@@ -30,7 +30,6 @@ SYSTEM_PROMPT = "You are SmallCoder, a precise and concise coding assistant."
 # An instruction with one of these words may change the function's signature.
 SIGNATURE_WORDS = re.compile(r"\b(rename|signature|parameter|argument|arg|return type|typ)",
                              re.IGNORECASE)
-CODE_BLOCK = re.compile(r"```[\w+-]*[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 LANGUAGE_NAMES = {"python": "Python", "javascript": "JavaScript", "typescript": "TypeScript",
                   "tsx": "TypeScript (TSX)"}
 
@@ -84,13 +83,8 @@ def _context(text: str, language: str, span: FunctionSpan) -> str:
     parts = []
     if header:
         parts.append(f"The file's imports:\n```{fence}\n{header}\n```\n")
-    parts.append(f"The function:\n```{fence}\n{_dedented(span)}\n```")
+    parts.append(f"The function:\n```{fence}\n{dedented(span)}\n```")
     return "\n".join(parts)
-
-
-def _dedented(span: FunctionSpan) -> str:
-    indent = " " * span.start_point[1]
-    return textwrap.dedent(indent + span.text)
 
 
 def explain(run: Run, text: str, language: str, line: int, character: int) -> Explanation:
@@ -140,7 +134,7 @@ def _validated(text: str, language: str, span: FunctionSpan, reply: str,
         raise ActionError(f"the signature changed from `{span.signature.strip()}` to "
                           f"`{candidate.signature.strip()}`: keep the parameter names")
     rewritten = candidate.text if may_change_signature else _with_header_of(span, candidate)
-    new_function = _indent_like(span, rewritten)
+    new_function = indent_like(span, rewritten)
     new_document = replace_span(text, span, new_function)
     if has_syntax_errors(new_document, language) and not has_syntax_errors(text, language):
         raise ActionError("the rewritten file does not parse")
@@ -171,10 +165,10 @@ def _function_in_reply(reply: str, language: str, span: FunctionSpan,
 def _with_header_of(span: FunctionSpan, candidate: FunctionSpan) -> str:
     """The candidate's body under the original's exact header (decorators, signature),
     both taken at column 0 so that a method and a top-level reply fit together."""
-    original = _dedented(span).split("\n")
+    original = dedented(span).split("\n")
     line, column = _body_start(span)
     header = [*original[:line], original[line][:column]]
-    rewritten = _dedented(candidate).split("\n")
+    rewritten = dedented(candidate).split("\n")
     line, column = _body_start(candidate)
     body = [rewritten[line][column:], *rewritten[line + 1:]]
     return "\n".join([*header[:-1], header[-1] + body[0], *body[1:]])
@@ -195,7 +189,7 @@ def _body_start(span: FunctionSpan) -> tuple[int, int]:
     line = header.count("\n")
     column = len(header) - header.rfind("\n") - 1
     if line > 0:
-        first = _dedented(span).split("\n", 1)[0]
+        first = dedented(span).split("\n", 1)[0]
         column -= span.start_point[1] - (len(first) - len(first.lstrip()))
     return line, column
 
@@ -205,18 +199,6 @@ def _top_level_functions(code: str, language: str) -> list[FunctionSpan]:
 
     return [function for function in functions(code, language)
             if "." not in function.qualified_name]
-
-
-def extract_code_blocks(reply: str) -> list[str]:
-    """The fenced code blocks of a reply, or the whole reply when it has none."""
-    return CODE_BLOCK.findall(reply) or [reply]
-
-
-def _indent_like(span: FunctionSpan, function_text: str) -> str:
-    """Re-indent a rewritten function to sit where the original starts."""
-    lines = textwrap.dedent(function_text).rstrip().split("\n")
-    indent = " " * span.start_point[1]
-    return "\n".join([lines[0], *[f"{indent}{row}" if row.strip() else "" for row in lines[1:]]])
 
 
 def _names(signature: str) -> set[str]:

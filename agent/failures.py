@@ -1,0 +1,84 @@
+"""Failing tests as the agent sees them: ids, messages and traceback frames.
+
+Read from pytest's junit xml (standard library), or from any command's output and exit code.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+# Python's own traceback lines, as `--tb=native` and uncaught exceptions print them.
+FRAME_LINE = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)',
+                        re.MULTILINE)
+MESSAGE_CHARS = 2000
+OUTPUT_TAIL_CHARS = 3000
+
+
+@dataclass(frozen=True)
+class Frame:
+    file: str  # as the traceback names it: absolute, or relative to where the tests ran
+    line: int  # 1-based
+    function: str  # "<module>" for top-level code
+
+
+@dataclass(frozen=True)
+class Failure:
+    test_id: str  # pytest's node id, or the command itself for other test commands
+    message: str
+    frames: tuple[Frame, ...] = ()
+
+
+def frames_in(text: str) -> tuple[Frame, ...]:
+    """The traceback frames written in `text`, outermost first."""
+    return tuple(Frame(match["file"], int(match["line"]), match["function"])
+                 for match in FRAME_LINE.finditer(text))
+
+
+def failures_from_junit(xml_text: str) -> list[Failure]:
+    """Every failed or erroring test case in a pytest junit xml report (xunit1 family)."""
+    root = ElementTree.fromstring(xml_text)
+    found = []
+    for case in root.iter("testcase"):
+        problem = next((child for child in case if child.tag in ("failure", "error")), None)
+        if problem is None:
+            continue
+        details = problem.text or ""
+        # The exception with pytest's explanation when there is a traceback; else the summary.
+        message = _error_lines(details) or problem.get("message") or ""
+        found.append(Failure(_node_id(case), _short(message), frames_in(details)))
+    return found
+
+
+def failure_from_output(command: str, exit_code: int, output: str) -> Failure:
+    """A whole command's failure: what it printed last, and the frames of its traceback."""
+    tail = output[-OUTPUT_TAIL_CHARS:]
+    return Failure(command, f"exit status {exit_code}\n{tail.strip()}", frames_in(output))
+
+
+def _node_id(case: ElementTree.Element) -> str:
+    """pytest's node id `path::Class::name` from a test case's file, classname and name."""
+    name = case.get("name", "")
+    file = case.get("file")
+    classname = case.get("classname", "")
+    if not file:
+        return f"{classname}::{name}" if classname else name
+    module = PurePosixPath(file).with_suffix("").as_posix().replace("/", ".")
+    inner = classname[len(module) + 1:] if classname.startswith(module + ".") else ""
+    return "::".join([file, *inner.split("."), name] if inner else [file, name])
+
+
+def _error_lines(details: str) -> str:
+    """The lines of a traceback that say what went wrong (the exception and pytest's E lines)."""
+    lines = details.strip().splitlines()
+    start = next((index for index in range(len(lines) - 1, -1, -1)
+                  if FRAME_LINE.match(lines[index])), -1)
+    # After the last frame come its source line and then the exception with its explanation.
+    return "\n".join(lines[start + 2:]) if start >= 0 else "\n".join(lines[-10:])
+
+
+def _short(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= MESSAGE_CHARS else text[:MESSAGE_CHARS] + "\n[…]"

@@ -1,0 +1,131 @@
+"""Asking the model for whole replacement functions, and applying its answer by symbol.
+
+Small models rewrite a whole function far more reliably than they write a diff: the prompt
+shows the failures and the code, and asks for the corrected functions in one code block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.context import FailureContext, ShownFunction, render_function
+from analyzers.rewrite import dedented, extract_code_blocks, indent_like
+from analyzers.syntax import (
+    FunctionSpan,
+    find_function,
+    functions,
+    has_syntax_errors,
+    language_for_path,
+    replace_span,
+)
+
+FENCES = {"python": "python", "javascript": "javascript", "typescript": "typescript",
+          "tsx": "tsx"}
+
+
+class ProposalError(Exception):
+    """The reply cannot be applied; the message is fed back to the model."""
+
+
+@dataclass(frozen=True)
+class Replacement:
+    path: str
+    qualified_name: str
+    new_text: str  # the whole function at column 0
+
+
+@dataclass(frozen=True)
+class Proposal:
+    replacements: tuple[Replacement, ...]
+
+    @property
+    def key(self) -> tuple[tuple[str, str, str], ...]:
+        """Identity for spotting a repeated proposal (whitespace at line ends ignored)."""
+        return tuple((item.path, item.qualified_name,
+                      "\n".join(line.rstrip() for line in item.new_text.strip().split("\n")))
+                     for item in self.replacements)
+
+    def as_code(self) -> str:
+        return "\n\n".join(item.new_text for item in self.replacements)
+
+
+def proposal_prompt(context: FailureContext, feedback: str = "") -> str:
+    """The request for a fix; the instruction comes last, after the code, where small models
+    follow it best."""
+    parts = ["Some tests of this project fail.", "", "Failing tests:"]
+    for failure in context.failures:
+        message = "\n".join(f"    {line}" for line in failure.message.splitlines())
+        parts.append(f"- {failure.test_id}\n{message}")
+    for path, shown in _by_file(context.functions):
+        fence = FENCES.get(language_for_path(path) or "", "")
+        role = "Test code" if not any(item.editable for item in shown) else "Code"
+        body = "\n".join(context.imports.get(path, []))
+        functions_text = "\n\n\n".join(render_function(item) for item in shown)
+        body = f"{body}\n\n\n{functions_text}" if body else functions_text
+        parts.append(f"\n{role} in {path}:\n```{fence}\n{body}\n```")
+    names = ", ".join(f"`{item.span.qualified_name}`" for item in context.editable)
+    if feedback:
+        parts.append(f"\n{feedback}")
+    fence = FENCES.get(language_for_path(context.editable[0].path) or "", "")
+    parts.append(
+        f"\nFind the bug and fix it so that the failing tests pass. Do not change the tests. "
+        f"Reply with the whole corrected function (its def line and body; only the functions "
+        f"you change, among {names}) in one ```{fence} block.")
+    return "\n".join(parts)
+
+
+def parse_proposal(reply: str, context: FailureContext) -> Proposal:
+    """The editable functions the reply rewrites, found by name in any of its code blocks."""
+    editable = context.editable
+    found: dict[tuple[str, str], Replacement] = {}
+    for code in extract_code_blocks(reply):
+        for target in editable:
+            language = language_for_path(target.path) or "python"
+            candidate = _named_function(code, language, target.span)
+            if candidate is None or (target.path, target.span.qualified_name) in found:
+                continue
+            new_text = dedented(candidate).rstrip()
+            if new_text.strip() == dedented(target.span).strip():
+                continue
+            found[(target.path, target.span.qualified_name)] = Replacement(
+                target.path, target.span.qualified_name, new_text)
+    if not found:
+        names = ", ".join(item.span.qualified_name for item in editable)
+        if any(functions(code, "python") for code in extract_code_blocks(reply)):
+            raise ProposalError(f"the reply changed none of the functions {names}")
+        raise ProposalError(f"the reply held no function named {names}")
+    return Proposal(tuple(found.values()))
+
+
+def apply_proposal(proposal: Proposal, read: Callable[[str], str],
+                   write: Callable[[str, str], None]) -> None:
+    """Replace each function where it stands now; a file that stops parsing is refused."""
+    new_texts: dict[str, str] = {}
+    for item in proposal.replacements:
+        language = language_for_path(item.path) or "python"
+        text = new_texts.get(item.path) or read(item.path)
+        span = find_function(text, language, item.qualified_name)
+        if span is None:
+            raise ProposalError(f"{item.qualified_name} is no longer in {item.path}")
+        new_texts[item.path] = replace_span(text, span, indent_like(span, item.new_text))
+    for path, text in new_texts.items():
+        language = language_for_path(path) or "python"
+        if has_syntax_errors(text, language) and not has_syntax_errors(read(path), language):
+            raise ProposalError(f"{path} does not parse with the new code")
+    for path, text in new_texts.items():
+        write(path, text)
+
+
+def _named_function(code: str, language: str, target: FunctionSpan) -> FunctionSpan | None:
+    return (find_function(code, language, target.qualified_name)
+            or find_function(code, language, target.name))
+
+
+def _by_file(shown: tuple[ShownFunction, ...]) -> list[tuple[str, list[ShownFunction]]]:
+    """Functions grouped by file, in file order, the files in the order first shown."""
+    groups: dict[str, list[ShownFunction]] = {}
+    for item in shown:
+        groups.setdefault(item.path, []).append(item)
+    return [(path, sorted(items, key=lambda item: item.span.start_byte))
+            for path, items in groups.items()]

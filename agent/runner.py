@@ -1,0 +1,194 @@
+"""Runs the configured test command, and only that, in its own process group with limits.
+
+A run that outlives its timeout, or is cancelled, is killed with its whole process group:
+a hanging test is a failure, not a hang. pytest reports through its junit xml.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+from agent.failures import Failure, failure_from_output, failures_from_junit
+from model.engine import CancelToken
+
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_MEMORY_LIMIT_BYTES = 4 * 1024**3
+POLL_S = 0.05
+OUTPUT_LIMIT_CHARS = 200_000
+# Appended to pytest commands: a report we can parse, with file attributes and plain frames.
+PYTEST_REPORT_OPTIONS = ("-o", "junit_family=xunit1", "--tb=native", "-p", "no:cacheprovider")
+
+
+class TestCommandError(Exception):
+    """The test command cannot run at all; the message says what to change."""
+
+    __test__ = False  # not a pytest test class, whatever its name says
+
+
+@dataclass(frozen=True)
+class TestCommand:
+    argv: tuple[str, ...]
+    __test__ = False
+
+    @classmethod
+    def parse(cls, command: str) -> TestCommand:
+        """Split like a POSIX shell, without one: no pipes, no expansion, no `;`."""
+        try:
+            argv = tuple(shlex.split(command))
+        except ValueError as error:
+            raise TestCommandError(f"cannot read the test command {command!r}: {error}") from None
+        if not argv:
+            raise TestCommandError("the test command is empty: give one such as `pytest -q`")
+        return cls(argv)
+
+    @property
+    def is_pytest(self) -> bool:
+        program = PurePath(self.argv[0]).name
+        if program in ("pytest", "py.test"):
+            return True
+        return program.startswith("python") and self.argv[1:3] == ("-m", "pytest")
+
+    @property
+    def pytest_selects_tests(self) -> bool:
+        """True when the pytest arguments name tests or take values (then we add no ids)."""
+        options = self.argv[3:] if self.argv[1:3] == ("-m", "pytest") else self.argv[1:]
+        return any(not argument.startswith("-") for argument in options)
+
+    def __str__(self) -> str:
+        return shlex.join(self.argv)
+
+
+@dataclass(frozen=True)
+class TestRun:
+    __test__ = False
+    passed: bool
+    failures: tuple[Failure, ...]
+    exit_code: int | None
+    output: str
+    duration_s: float
+    timed_out: bool = False
+    cancelled: bool = False
+
+    @property
+    def failing_ids(self) -> frozenset[str]:
+        return frozenset(failure.test_id for failure in self.failures)
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    memory_bytes: int = DEFAULT_MEMORY_LIMIT_BYTES
+
+
+def run_tests(command: TestCommand, cwd: Path, *, limits: Limits = Limits(),
+              only: tuple[str, ...] = (), cancel: CancelToken | None = None) -> TestRun:
+    """Run `command` in `cwd` (with `only` these pytest node ids when given) and read the result."""
+    argv = list(command.argv)
+    report = None
+    if command.is_pytest:
+        report = Path(tempfile.mkstemp(prefix="smallcoder-junit-", suffix=".xml")[1])
+        argv += [*PYTEST_REPORT_OPTIONS, f"--junitxml={report}", *only]
+    try:
+        exit_code, output, duration, timed_out, cancelled = _run_limited(
+            argv, cwd, limits, cancel)
+        return _result(command, exit_code, output, duration, timed_out, cancelled, report)
+    finally:
+        if report is not None:
+            report.unlink(missing_ok=True)
+
+
+def _result(command: TestCommand, exit_code: int | None, output: str, duration: float,
+            timed_out: bool, cancelled: bool, report: Path | None) -> TestRun:
+    if timed_out or cancelled:
+        why = "cancelled" if cancelled else f"timed out after {duration:.0f} s and was killed"
+        failure = Failure(str(command), f"the test command {why}\n{output[-2000:]}")
+        return TestRun(False, (failure,), exit_code, output, duration, timed_out, cancelled)
+    if report is not None:
+        xml_text = report.read_text(encoding="utf-8", errors="replace") if report.exists() else ""
+        failures = failures_from_junit(xml_text) if xml_text.strip() else []
+        # Exit 5 is "no tests collected": nothing failed. Any other non-zero exit without a
+        # failing case (a crash, a usage error) is a failure of the whole command.
+        if exit_code not in (0, 5) and not failures:
+            failures = [failure_from_output(str(command), exit_code or -1, output)]
+        return TestRun(not failures, tuple(failures), exit_code, output, duration)
+    if exit_code == 0:
+        return TestRun(True, (), exit_code, output, duration)
+    failure = failure_from_output(str(command), exit_code if exit_code is not None else -1,
+                                  output)
+    return TestRun(False, (failure,), exit_code, output, duration)
+
+
+def _run_limited(argv: list[str], cwd: Path, limits: Limits, cancel: CancelToken | None
+                 ) -> tuple[int | None, str, float, bool, bool]:
+    env = _environment(cwd)
+    program = shutil.which(argv[0], path=env["PATH"]) if "/" not in argv[0] else argv[0]
+    if program is None:
+        raise TestCommandError(f"the test command {argv[0]!r} was not found in the workspace's "
+                               f"environment or on PATH: install it, or give its full path")
+    started = time.monotonic()
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        try:
+            process = subprocess.Popen([program, *argv[1:]], cwd=cwd, env=env,
+                                       stdin=subprocess.DEVNULL, stdout=sink,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as error:
+            raise TestCommandError(f"cannot start the test command {argv[0]!r}: "
+                                   f"{error.strerror}") from error
+        _limit(process.pid, limits)
+        timed_out = cancelled = False
+        try:
+            while process.poll() is None:
+                if cancel is not None and cancel.cancelled:
+                    cancelled = True
+                    break
+                if time.monotonic() - started > limits.timeout_s:
+                    timed_out = True
+                    break
+                time.sleep(POLL_S)
+        finally:
+            if process.poll() is None or timed_out or cancelled:
+                _kill_group(process)
+        sink.seek(0)
+        output = sink.read()[-OUTPUT_LIMIT_CHARS:].decode("utf-8", errors="replace")
+    return process.returncode, output, time.monotonic() - started, timed_out, cancelled
+
+
+def _environment(cwd: Path) -> dict[str, str]:
+    """PATH starts with the workspace's virtual environment, else this interpreter's folder."""
+    env = dict(os.environ)
+    venv = next((folder for folder in (cwd / ".venv", cwd / "venv", cwd / "env")
+                 if (folder / "pyvenv.cfg").is_file()), None)
+    first = venv / "bin" if venv is not None else Path(sys.executable).parent
+    if venv is not None:
+        env["VIRTUAL_ENV"] = str(venv)
+    env["PATH"] = os.pathsep.join([str(first), env.get("PATH", os.defpath)])
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _limit(pid: int, limits: Limits) -> None:
+    """Memory and CPU limits set on the child right after it starts (no preexec_fn: the
+    server has threads). Its own children inherit them."""
+    cpu_s = max(1, int(limits.timeout_s * 2))
+    try:
+        resource.prlimit(pid, resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        resource.prlimit(pid, resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))
+    except (ProcessLookupError, PermissionError, ValueError):
+        pass  # it already ended, or the system refuses: the timeout still applies
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the whole group has already ended
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

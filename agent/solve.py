@@ -1,0 +1,298 @@
+"""The fix-until-tests-pass loop: propose whole functions, verify with the tests, keep or revert.
+
+Everything happens in a scratch copy; the result carries the diff and the new file texts for
+the user to review, and a JSONL transcript is kept under $SMALLCODER_HOME/transcripts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.context import CONTEXT_BUDGET_TOKENS, gather_context
+from agent.proposals import Proposal, ProposalError, apply_proposal, parse_proposal, proposal_prompt
+from agent.runner import DEFAULT_MEMORY_LIMIT_BYTES, Limits, TestCommand, TestRun, run_tests
+from agent.sandbox import FileChange, Sandbox, unified_diff
+from model.engine import CancelToken, Engine, GenerationParams
+from model.registry import smallcoder_home
+
+DEFAULT_ROUNDS = 6
+DEFAULT_WALL_TIME_S = 300.0
+DEFAULT_CANDIDATES = 3
+DEFAULT_TEST_TIMEOUT_S = 60.0
+REPLY_MAX_TOKENS = 1024
+SAMPLING_TEMPERATURE = 0.7
+# Room in the model's context for the prompt's own words and the chat template.
+PROMPT_MARGIN_TOKENS = 512
+SYSTEM_PROMPT = "You are SmallCoder, a precise coding assistant that fixes bugs."
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_rounds: int = DEFAULT_ROUNDS
+    wall_time_s: float = DEFAULT_WALL_TIME_S
+    candidates_per_round: int = DEFAULT_CANDIDATES
+    test_timeout_s: float = DEFAULT_TEST_TIMEOUT_S
+    memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT_BYTES
+    context_tokens: int = CONTEXT_BUDGET_TOKENS
+    reply_max_tokens: int = REPLY_MAX_TOKENS
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    status: str  # "solved" | "already-passing" | "unsolved" | "out-of-time" | "cancelled"
+    rounds: int
+    failing_before: int
+    failing_after: int
+    changes: tuple[FileChange, ...]
+    diff: str
+    transcript: Path
+    duration_s: float
+    message: str
+
+    @property
+    def green(self) -> bool:
+        return self.status in ("solved", "already-passing")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "rounds": self.rounds,
+                "failingBefore": self.failing_before, "failingAfter": self.failing_after,
+                "diff": self.diff, "files": {change.path: change.new_text
+                                             for change in self.changes},
+                "transcript": str(self.transcript), "durationS": round(self.duration_s, 1),
+                "message": self.message}
+
+
+class Transcript:
+    """Prompts, outputs and test results as JSON lines, for review and later training."""
+
+    def __init__(self, workspace: Path) -> None:
+        folder = smallcoder_home() / "transcripts"
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.path = folder / f"{stamp}-{workspace.name or 'workspace'}-{os.getpid()}.jsonl"
+
+    def write(self, kind: str, **fields: Any) -> None:
+        with self.path.open("a", encoding="utf-8") as sink:
+            sink.write(json.dumps({"kind": kind, "time": time.time(), **fields}) + "\n")
+
+
+def run_record(run: TestRun) -> dict[str, Any]:
+    return {"passed": run.passed, "failing": sorted(run.failing_ids),
+            "messages": [failure.message for failure in run.failures],
+            "exit_code": run.exit_code, "duration_s": round(run.duration_s, 2),
+            "timed_out": run.timed_out}
+
+
+class _Loop:
+    """One solve: the state the steps share, so that each step reads as one thing."""
+
+    def __init__(self, sandbox: Sandbox, command: TestCommand, budget: Budget, engine: Engine,
+                 cancel: CancelToken, yield_turn: Callable[[], None] | None,
+                 on_progress: Callable[[str], None], transcript: Transcript) -> None:
+        self.sandbox, self.command, self.budget, self.engine = sandbox, command, budget, engine
+        self.cancel, self.yield_turn, self.progress = cancel, yield_turn, on_progress
+        self.transcript = transcript
+        self.deadline = time.monotonic() + budget.wall_time_s
+        self.seen: set[tuple] = set()
+
+    def remaining_s(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def stopped(self) -> bool:
+        return self.cancel.cancelled or self.remaining_s() <= 0
+
+    def test(self, only: tuple[str, ...] = ()) -> TestRun:
+        limits = Limits(timeout_s=max(1.0, min(self.budget.test_timeout_s, self.remaining_s())),
+                        memory_bytes=self.budget.memory_limit_bytes)
+        return run_tests(self.command, self.sandbox.root, limits=limits, only=only,
+                         cancel=self.cancel)
+
+    def ask(self, prompt: str, candidate: int, round_number: int) -> str:
+        tokens = self.engine.chat_prompt([{"role": "system", "content": SYSTEM_PROMPT},
+                                          {"role": "user", "content": prompt}])
+        # The first candidate is greedy; the others sample, so that they differ from it.
+        params = GenerationParams(
+            max_tokens=self.budget.reply_max_tokens,
+            time_budget_ms=max(1.0, self.remaining_s()) * 1e3,
+            temperature=0.0 if candidate == 0 else SAMPLING_TEMPERATURE,
+            seed=round_number * 100 + candidate)
+        result = self.engine.generate(tokens, params, cancel=self.cancel,
+                                      yield_turn=self.yield_turn)
+        return result.text
+
+    def verify(self, proposal: Proposal, current: TestRun) -> tuple[TestRun | None, str]:
+        """Apply in the copy and test: the failing tests first, then the whole suite.
+        Returns the full run when the change strictly helps, else None and why not;
+        the copy is left as it was either way."""
+        before = {item.path: self.sandbox.read(item.path) for item in proposal.replacements}
+        try:
+            apply_proposal(proposal, self.sandbox.read, self.sandbox.write)
+            quick_ids = self._quick_ids(current)
+            if quick_ids:
+                quick = self.test(quick_ids)
+                if not self.cancel.cancelled and not quick.failing_ids < current.failing_ids:
+                    return None, _why_not(current, quick)
+            run = self.test()
+            if run.failing_ids < current.failing_ids and not run.cancelled:
+                return run, ""
+            return None, _why_not(current, run)
+        except ProposalError as error:
+            return None, str(error)
+        finally:
+            for path, text in before.items():
+                self.sandbox.write(path, text)
+
+    def _quick_ids(self, current: TestRun) -> tuple[str, ...]:
+        """pytest node ids of the failing tests, when the command lets us add them."""
+        if not self.command.is_pytest or self.command.pytest_selects_tests:
+            return ()
+        ids = tuple(sorted(current.failing_ids))
+        if not all("::" in test_id and (self.sandbox.root / test_id.split("::")[0]).is_file()
+                   for test_id in ids):
+            return ()
+        return ids
+
+    def round(self, number: int, current: TestRun, feedback: str
+              ) -> tuple[TestRun | None, Proposal | None, str]:
+        """Ask for candidates and verify each; the best strict improvement, or the feedback."""
+        room = self.engine.context_tokens - self.budget.reply_max_tokens - PROMPT_MARGIN_TOKENS
+        context = gather_context(self.sandbox.root, current.failures, self.engine.count_tokens,
+                                 min(self.budget.context_tokens, room))
+        if not context.editable:
+            return None, None, ""
+        prompt = proposal_prompt(context, feedback)
+        best: tuple[TestRun, Proposal] | None = None
+        last_problem, last_code = "", ""
+        for candidate in range(self.budget.candidates_per_round):
+            started = time.monotonic()
+            if self.stopped():
+                break
+            reply = self.ask(prompt, candidate, number)
+            record = {"round": number, "candidate": candidate, "prompt": prompt,
+                      "output": reply}
+            if self.cancel.cancelled:
+                self.transcript.write("proposal", **record, verdict="cancelled")
+                break
+            try:
+                proposal = parse_proposal(reply, context)
+            except ProposalError as error:
+                last_problem, last_code = str(error), ""
+                self.transcript.write("proposal", **record, verdict="unusable",
+                                      reason=last_problem)
+                continue
+            if proposal.key in self.seen:
+                self.transcript.write("proposal", **record, verdict="repeated")
+                last_problem, last_code = "it was the same as an earlier attempt", \
+                    proposal.as_code()
+                continue
+            self.seen.add(proposal.key)
+            run, problem = self.verify(proposal, current)
+            self.transcript.write("proposal", **record, verdict="kept" if run else "reverted",
+                                  reason=problem, tests=run_record(run) if run else None)
+            if run is not None and (best is None or len(run.failing_ids)
+                                    < len(best[0].failing_ids)):
+                best = run, proposal
+            elif run is None:
+                last_problem, last_code = problem, proposal.as_code()
+            if best is not None and best[0].passed:
+                break
+            # Another candidate only when it would likely finish within the time left.
+            if time.monotonic() - started > self.remaining_s():
+                break
+        if best is not None:
+            return best[0], best[1], ""
+        return None, None, _feedback(last_code, last_problem)
+
+
+def solve(workspace: Path, test_command: str, budget: Budget = Budget(), *, engine: Engine,
+          cancel: CancelToken | None = None, yield_turn: Callable[[], None] | None = None,
+          on_progress: Callable[[str], None] | None = None) -> SolveResult:
+    """Edit a scratch copy of `workspace` until `test_command` passes or the budget is spent.
+
+    The workspace itself is never written; the result says what would change.
+    """
+    started = time.monotonic()
+    command = TestCommand.parse(test_command)
+    cancel = cancel or CancelToken()
+    progress = on_progress or (lambda _message: None)
+    transcript = Transcript(Path(workspace))
+    transcript.write("start", workspace=str(workspace), test_command=str(command),
+                     model=engine.name, budget=budget.__dict__)
+    with Sandbox(Path(workspace)) as sandbox:
+        loop = _Loop(sandbox, command, budget, engine, cancel, yield_turn, progress, transcript)
+        progress("running the tests")
+        baseline = current = loop.test()
+        transcript.write("tests", round=0, **run_record(baseline))
+        status, rounds, message = "unsolved", 0, ""
+        if baseline.passed:
+            status, message = "already-passing", "the tests already pass"
+        elif baseline.cancelled:
+            status = "cancelled"
+        else:
+            progress(f"round 0: {len(baseline.failing_ids)} failing")
+            feedback = ""
+            for number in range(1, budget.max_rounds + 1):
+                if loop.stopped():
+                    break
+                rounds = number
+                improved, proposal, feedback = loop.round(number, current, feedback)
+                if improved is not None and proposal is not None:
+                    apply_proposal(proposal, sandbox.read, sandbox.write)
+                    progress(f"round {number}: {len(current.failing_ids)} → "
+                             f"{len(improved.failing_ids)} failing")
+                    transcript.write("kept", round=number, tests=run_record(improved))
+                    current = improved
+                    if current.passed:
+                        status = "solved"
+                        break
+                elif not feedback:
+                    message = "no function of the workspace shows up in the failing tests"
+                    break
+                else:
+                    progress(f"round {number}: {len(current.failing_ids)} failing, "
+                             f"no candidate helped")
+            if status != "solved":
+                status = ("cancelled" if cancel.cancelled else
+                          "out-of-time" if loop.remaining_s() <= 0 else "unsolved")
+        changes = tuple(sandbox.changes())
+    result = SolveResult(status, rounds, len(baseline.failing_ids), len(current.failing_ids),
+                         changes, unified_diff(list(changes)), transcript.path,
+                         time.monotonic() - started, message or _summary(status, current))
+    transcript.write("end", status=status, rounds=rounds, diff=result.diff,
+                     failing=sorted(current.failing_ids))
+    return result
+
+
+def _why_not(current: TestRun, run: TestRun) -> str:
+    new = sorted(run.failing_ids - current.failing_ids)
+    if run.cancelled:
+        return "cancelled"
+    if new:
+        shown = "\n".join(failure.message for failure in run.failures
+                          if failure.test_id in new)[:1500]
+        return f"it made tests fail that passed before ({', '.join(new)}):\n{shown}"
+    still = "\n".join(failure.message for failure in run.failures)[:1500]
+    return f"the same tests still fail:\n{still}"
+
+
+def _feedback(code: str, problem: str) -> str:
+    if not problem:
+        return "No usable answer yet."
+    if not code:
+        return f"Your previous answer could not be used: {problem}."
+    return (f"Your previous answer was tried and reverted:\n```\n{code}\n```\nResult: {problem}"
+            f"\nWrite a different fix.")
+
+
+def _summary(status: str, current: TestRun) -> str:
+    failing = len(current.failing_ids)
+    return {"solved": "the tests pass with the proposed change",
+            "cancelled": "cancelled",
+            "out-of-time": f"the time budget ran out with {failing} test(s) failing",
+            }.get(status, f"{failing} test(s) still failing after the rounds allowed")
