@@ -1,0 +1,537 @@
+"""The context packer: what the model sees besides the code at hand, within a token budget.
+
+Read top to bottom: candidates are collected (`_candidates`), scored with the constants below,
+chosen best first until the budget is full (`_fill`, exact counts with the model's tokenizer),
+and finally ordered so that what changes least comes first and the KV cache keeps its head.
+The packer never runs the model: it only receives a function that counts tokens.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from analyzers.index import SymbolLocation, WorkspaceIndex, identifier_terms
+from analyzers.python_names import resolve_region
+from analyzers.queries import (
+    Definition,
+    Reference,
+    definitions,
+    imports,
+    language_for_path,
+    references,
+)
+
+# ---------------------------------------------------------------- scores: higher is chosen first
+TARGET_SCORE = 1000.0  # the code being completed, explained or fixed
+FAILING_FRAME_SCORE = 500.0  # a function on a failing test's traceback
+ENCLOSING_SCOPE_SCORE = 300.0  # the class around the target, as an outline
+MODULE_HEADER_SCORE = 250.0  # the target file's imports
+USED_DEFINITION_SCORE = 200.0  # the definition of a name the target uses
+RESOLVED_BONUS = 50.0  # … when jedi resolved the name rather than the index matching it by name
+IMPORTED_NAME_SCORE = 120.0  # a workspace definition of a name the target file imports
+CALLER_SCORE = 100.0  # a function that calls the target function
+RECENT_SCORE = 80.0  # the newest chunk of the ring buffer of recently edited/viewed code
+RECENT_DECAY = 0.85  # each older ring-buffer chunk is worth this much of the one after it
+SIMILAR_SCORE = 60.0  # the definition most lexically similar (BM25) to the target, scaled down
+# A name defined in n places is a guess: each place's score is divided by n.
+# Among equals, shorter wins: each (estimated) token costs this much score.
+TOKEN_COST = 0.01
+CHARACTERS_PER_TOKEN = 3.5  # for that estimate only; the budget is kept with exact counts
+
+# ---------------------------------------------------------------- sizes
+MAX_BUDGET_TOKENS = 8192
+SEPARATOR_TOKENS = 1  # the `<|file_sep|>` special token in front of each chunk
+MAX_FULL_DEFINITION_LINES = 40  # a longer definition is shown as an outline
+TARGET_LINES_BEFORE = 40  # a cursor target outside any function: the lines around it
+TARGET_LINES_AFTER = 15
+MAX_NAMES = 40  # distinct names of the target whose definitions are looked up
+MAX_CALLERS = 6
+MAX_PLACES_PER_NAME = 4  # a name defined in more places than this is not looked up
+SIMILAR_CANDIDATES = 6
+RECENT_CHUNKS = 16  # size of the ring buffer
+RECENT_CHUNK_LINES = 16  # lines around the cursor kept per ring-buffer chunk
+MIN_USEFUL_TOKENS = 24  # a budget remainder below this is not worth a snippet
+
+# ---------------------------------------------------------------- order in the prompt
+# What changes least goes first: definitions from other files stay put while the user types in
+# one function, the target and the recent edits change all the time.
+STABILITY_ORDER = ("definition", "imported", "similar", "caller", "header", "scope", "frame",
+                   "recent", "target")
+
+CountTokens = Callable[[str], int]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame of a failing test's traceback: a file and a 0-based line."""
+
+    path: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the context is for: a cursor, a function, or failing tests (their frames).
+
+    `path` is relative to the workspace index's root (or absolute outside it); `line` is 0-based.
+    With `cross_file_only` (inline completion, whose FIM prefix and suffix already hold the file)
+    only snippets from other files are packed.
+    """
+
+    path: str
+    text: str
+    line: int
+    kind: str = "cursor"  # "cursor" | "function" | "tests"
+    frames: tuple[Frame, ...] = ()
+    cross_file_only: bool = False
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """A piece of code for the prompt, why it was chosen, and its exact cost in tokens."""
+
+    path: str
+    start_line: int  # 0-based, inclusive
+    end_line: int
+    text: str
+    kind: str  # one of STABILITY_ORDER
+    reason: str
+    score: float
+    tokens: int = 0
+    outline: bool = False  # signatures only: goes along with full snippets of its lines
+
+
+@dataclass(frozen=True)
+class Pack:
+    snippets: tuple[Snippet, ...]
+    budget_tokens: int
+    used_tokens: int
+    candidates: int
+
+
+class RecentChunks:
+    """A ring buffer of recently edited and viewed chunks, as llama.vscode keeps."""
+
+    def __init__(self, size: int = RECENT_CHUNKS) -> None:
+        self._chunks: deque[Snippet] = deque(maxlen=size)
+
+    def note(self, path: str, text: str, line: int) -> None:
+        """Remember the lines around `line` of `path`; a chunk overlapping it is replaced."""
+        lines = text.split("\n")
+        start = max(0, min(line, len(lines) - 1) - RECENT_CHUNK_LINES // 2)
+        end = min(len(lines) - 1, start + RECENT_CHUNK_LINES - 1)
+        chunk_text = "\n".join(lines[start:end + 1])
+        if not chunk_text.strip():
+            return
+        for old in list(self._chunks):
+            if old.path == path and old.start_line <= end and start <= old.end_line:
+                self._chunks.remove(old)
+        self._chunks.append(Snippet(path, start, end, chunk_text, "recent", "", 0.0))
+
+    def chunks(self) -> list[Snippet]:
+        """Oldest first."""
+        return list(self._chunks)
+
+
+def render(snippet: Snippet) -> str:
+    """The snippet as it goes into the prompt after `<|file_sep|>` (Qwen's repo-level format)."""
+    return f"{snippet.path}\n{snippet.text}\n"
+
+
+def pack(target: Target, budget_tokens: int, count_tokens: CountTokens, *,
+         index: WorkspaceIndex | None = None, recent: RecentChunks | None = None,
+         resolve: Callable[[Target, int, int], list[Snippet]] | None = None) -> Pack:
+    """The best context for `target` that fits `budget_tokens`, in prompt order.
+
+    `resolve` (optional) turns the target's region into definitions of the names it uses,
+    e.g. with jedi for Python; without it the index matches names to definitions.
+    """
+    if not 0 <= budget_tokens <= MAX_BUDGET_TOKENS:
+        raise ValueError(f"the budget is {budget_tokens} tokens; it must be 0…{MAX_BUDGET_TOKENS}")
+    candidates = _deduplicated(_candidates(target, index, recent, resolve))
+    chosen = _fill(candidates, budget_tokens, count_tokens)
+    ordered = sorted(chosen, key=lambda s: (STABILITY_ORDER.index(s.kind), s.path, s.start_line))
+    return Pack(tuple(ordered), budget_tokens, sum(s.tokens for s in ordered), len(candidates))
+
+
+# ---------------------------------------------------------------- candidates
+
+
+def _candidates(target: Target, index: WorkspaceIndex | None, recent: RecentChunks | None,
+                resolve: Callable[[Target, int, int], list[Snippet]] | None) -> list[Snippet]:
+    language = language_for_path(target.path)
+    found: list[Snippet] = []
+    region = _target_region(target, language)
+    start, end = region
+    lines = target.text.split("\n")
+    if not target.cross_file_only:
+        found.append(Snippet(target.path, start, end, "\n".join(lines[start:end + 1]), "target",
+                             f"the {target.kind} target", TARGET_SCORE))
+    if language is not None and not target.cross_file_only:
+        found += _enclosing_and_header(target, language, lines)
+    for frame in target.frames:
+        found += _frame_snippets(frame, index, target)
+    used = _used_names(target, language, start, end)
+    if resolve is not None:
+        found += resolve(target, start, end)
+    if index is not None:
+        found += _definitions_of(used, index, target, region, USED_DEFINITION_SCORE, "definition",
+                                 "uses")
+        if language is not None:
+            imported = _imported_names(target.text, language)
+            found += _definitions_of(imported, index, target, region, IMPORTED_NAME_SCORE,
+                                     "imported", "imports")
+        if target.kind == "function" and language is not None:
+            found += _callers(target, language, index)
+        found += _similar(target, index, lines[start:end + 1])
+    if recent is not None:
+        found += _recent(recent, target)
+    if target.cross_file_only:
+        found = [snippet for snippet in found if snippet.path != target.path]
+    return found
+
+
+def _target_region(target: Target, language: str | None) -> tuple[int, int]:
+    """0-based inclusive lines of the target: its innermost function, else lines around it."""
+    lines = target.text.split("\n")
+    line = min(max(target.line, 0), len(lines) - 1)
+    if language is not None and target.kind != "cursor":
+        functions = [d for d in _definitions(target.text, language)
+                     if d.kind != "class" and d.start_line <= line <= d.end_line]
+        if functions:
+            return functions[-1].start_line, functions[-1].end_line
+    return max(0, line - TARGET_LINES_BEFORE), min(len(lines) - 1, line + TARGET_LINES_AFTER)
+
+
+def _enclosing_and_header(target: Target, language: str, lines: list[str]) -> list[Snippet]:
+    found = []
+    header = _imports(target.text, language)
+    if header:
+        found.append(Snippet(target.path, 0, 0, "\n".join(header), "header",
+                             "the file's imports", MODULE_HEADER_SCORE))
+    classes = [d for d in _definitions(target.text, language)
+               if d.kind == "class" and d.start_line <= target.line <= d.end_line]
+    if classes:
+        enclosing = classes[-1]
+        found.append(Snippet(target.path, enclosing.start_line, enclosing.end_line,
+                             _outline(enclosing, target.text, language), "scope",
+                             f"encloses the target: {enclosing.qualified_name}",
+                             ENCLOSING_SCOPE_SCORE, outline=True))
+    return found
+
+
+def _frame_snippets(frame: Frame, index: WorkspaceIndex | None, target: Target) -> list[Snippet]:
+    text = target.text if frame.path == target.path else (
+        index.text_of(frame.path) if index is not None else None)
+    language = language_for_path(frame.path)
+    if text is None or language is None:
+        return []
+    functions = [d for d in _definitions(text, language)
+                 if d.kind != "class" and d.start_line <= frame.line <= d.end_line]
+    if not functions:
+        return []
+    function = functions[-1]
+    return [_definition_snippet(frame.path, function, text, language, "frame",
+                                f"on the failing traceback (line {frame.line + 1})",
+                                FAILING_FRAME_SCORE)]
+
+
+def _used_names(target: Target, language: str | None, start: int, end: int) -> list[str]:
+    """Distinct identifiers used in the region, in order of first use, minus its own names."""
+    if language is None:
+        terms = identifier_terms("\n".join(target.text.split("\n")[start:end + 1]))
+        return list(terms)[:MAX_NAMES]
+    defined_here = {d.name for d in _definitions(target.text, language)
+                    if start <= d.start_line <= end}
+    names: dict[str, None] = {}
+    for reference in _references(target.text, language):
+        if start <= reference.line <= end and reference.name not in defined_here:
+            names.setdefault(reference.name)
+    return list(names)[:MAX_NAMES]
+
+
+def _imported_names(text: str, language: str) -> list[str]:
+    names: dict[str, None] = {}
+    for statement in _imports(text, language):
+        for name in identifier_terms(statement):
+            names.setdefault(name)
+    return list(names)[:MAX_NAMES]
+
+
+def _definitions_of(names: Iterable[str], index: WorkspaceIndex, target: Target,
+                    region: tuple[int, int], score: float, kind: str,
+                    verb: str) -> list[Snippet]:
+    found = []
+    target_path = index.relative(target.path) or target.path
+    for name in names:
+        places = [place for place in index.definitions_named(name)
+                  if not (place.path == target_path
+                          and region[0] <= place.definition.start_line <= region[1])]
+        if len(places) > MAX_PLACES_PER_NAME:
+            continue  # a name defined everywhere (`run`, `name`) says nothing
+        for place in places:
+            snippet = _indexed_snippet(index, place, kind, f"the target {verb} `{name}`",
+                                       score / len(places))
+            if snippet is not None:
+                found.append(snippet)
+    return found
+
+
+def _callers(target: Target, language: str, index: WorkspaceIndex) -> list[Snippet]:
+    functions = [d for d in _definitions(target.text, language)
+                 if d.kind != "class" and d.start_line <= target.line <= d.end_line]
+    if not functions:
+        return []
+    callee = functions[-1]
+    target_path = index.relative(target.path) or target.path
+    found: list[Snippet] = []
+    for path, lines in index.references_to(callee.name):
+        entry = index.entry(path)
+        text = index.text_of(path)
+        if entry is None or text is None:
+            continue
+        starts = [d.start_line for d in entry.definitions]
+        for line in lines:
+            holders = [d for d in entry.definitions[:bisect.bisect_right(starts, line)]
+                       if d.kind != "class" and d.start_line <= line <= d.end_line
+                       and not (path == target_path and d.start_line == callee.start_line)]
+            if holders:
+                found.append(_definition_snippet(
+                    path, holders[-1], text, entry.language, "caller",
+                    f"calls `{callee.name}` (line {line + 1})", CALLER_SCORE,
+                    entry.definitions))
+        if len(found) >= MAX_CALLERS:
+            break
+    return found[:MAX_CALLERS]
+
+
+def _similar(target: Target, index: WorkspaceIndex, region_lines: list[str]) -> list[Snippet]:
+    terms = identifier_terms("\n".join(region_lines))
+    exclude = index.relative(target.path) or target.path
+    ranked = index.similar_definitions(terms, SIMILAR_CANDIDATES, exclude_path=exclude)
+    if not ranked:
+        return []
+    best = ranked[0][0]
+    found = []
+    for similarity, place in ranked:
+        snippet = _indexed_snippet(index, place, "similar",
+                                   f"lexically similar to the target (BM25 {similarity:.1f})",
+                                   SIMILAR_SCORE * similarity / best)
+        if snippet is not None:
+            found.append(snippet)
+    return found
+
+
+def _recent(recent: RecentChunks, target: Target) -> list[Snippet]:
+    chunks = recent.chunks()
+    found = []
+    for age, chunk in enumerate(reversed(chunks)):
+        if chunk.path == target.path and chunk.start_line <= target.line <= chunk.end_line:
+            continue  # the target itself, as the user is typing it
+        found.append(replace(chunk, reason="recently edited or viewed",
+                             score=RECENT_SCORE * RECENT_DECAY ** age))
+    return found
+
+
+# ---------------------------------------------------------------- snippet text
+
+
+def _indexed_snippet(index: WorkspaceIndex, place: SymbolLocation, kind: str, reason: str,
+                     score: float) -> Snippet | None:
+    entry, text = index.entry(place.path), index.text_of(place.path)
+    if entry is None or text is None:
+        return None
+    return _definition_snippet(place.path, place.definition, text, entry.language, kind, reason,
+                               score, entry.definitions)
+
+
+def _definition_snippet(path: str, definition: Definition, text: str, language: str | None,
+                        kind: str, reason: str, score: float,
+                        known: Sequence[Definition] | None = None) -> Snippet:
+    """The definition's text, or its outline when long; `known` are the file's definitions
+    when the index already has them (saves parsing the file again)."""
+    lines = text.split("\n")[definition.start_line:definition.end_line + 1]
+    if len(lines) > MAX_FULL_DEFINITION_LINES and language is not None:
+        return Snippet(path, definition.start_line, definition.end_line,
+                       _outline(definition, text, language, known), kind, reason + " (outline)",
+                       score, outline=True)
+    return Snippet(path, definition.start_line, definition.end_line, "\n".join(lines), kind,
+                   reason, score)
+
+
+def _outline(definition: Definition, text: str, language: str,
+             known: Sequence[Definition] | None = None) -> str:
+    """A long definition in brief: its header and docstring, and its members' signatures."""
+    lines = text.split("\n")
+    first = lines[definition.start_line]
+    indent = first[:len(first) - len(first.lstrip())]
+    parts = [first.rstrip()]
+    if definition.docstring:
+        summary = definition.docstring.strip().split("\n\n")[0]
+        parts.append(f"{indent}    {_comment(language, summary)}")
+    members = [d for d in (known if known is not None else _definitions(text, language))
+               if definition.start_line < d.start_line <= definition.end_line
+               and d.kind != "class"]
+    direct = [d for d in members if not any(o.start_line < d.start_line <= o.end_line
+                                            for o in members if o is not d)]
+    for member in direct:
+        member_line = lines[member.start_line]
+        member_indent = member_line[:len(member_line) - len(member_line.lstrip())]
+        parts.append(f"{member_indent}{member.signature} …")
+    if not direct:
+        parts.append(f"{indent}    …")
+    return "\n".join(parts)
+
+
+# Packing parses the same few files again and again (target, outlines): parse each text once.
+@functools.lru_cache(maxsize=64)
+def _definitions(text: str, language: str) -> list[Definition]:
+    return definitions(text, language)
+
+
+@functools.lru_cache(maxsize=16)
+def _references(text: str, language: str) -> list[Reference]:
+    return references(text, language)
+
+
+@functools.lru_cache(maxsize=64)
+def _imports(text: str, language: str) -> list[str]:
+    return imports(text, language)
+
+
+def _comment(language: str, text: str) -> str:
+    one_line = " ".join(text.split())
+    return f'"""{one_line}"""' if language == "python" else f"/** {one_line} */"
+
+
+# ---------------------------------------------------------------- choosing within the budget
+
+
+def _deduplicated(candidates: list[Snippet]) -> list[Snippet]:
+    """One snippet per place (the best-scored), one per identical text, and none that a full
+    snippet scored at least as high already contains (a method inside a wanted small class)."""
+    best: dict[tuple[str, int, int], Snippet] = {}
+    for snippet in candidates:
+        key = (snippet.path, snippet.start_line, snippet.end_line)
+        if key not in best or snippet.score > best[key].score:
+            best[key] = snippet
+    by_text: dict[str, Snippet] = {}
+    for snippet in best.values():
+        if snippet.text not in by_text or snippet.score > by_text[snippet.text].score:
+            by_text[snippet.text] = snippet
+    unique = list(by_text.values())
+    return [snippet for snippet in unique if not any(
+        _contains(other, snippet) and other.score >= snippet.score for other in unique)]
+
+
+def _contains(outer: Snippet, inner: Snippet) -> bool:
+    return (outer is not inner and not outer.outline and outer.kind != "header"
+            and outer.path == inner.path and outer.start_line <= inner.start_line
+            and inner.end_line <= outer.end_line
+            and (outer.start_line, outer.end_line) != (inner.start_line, inner.end_line))
+
+
+def _fill(candidates: list[Snippet], budget_tokens: int,
+          count_tokens: CountTokens) -> list[Snippet]:
+    """Best first, skipping what overlaps a chosen snippet or does not fit; a target that does
+    not fit whole is cut to the lines that do (binary search, as aider fits its map)."""
+    ranked = sorted(candidates, key=lambda s: (
+        -(s.score - TOKEN_COST * len(s.text) / CHARACTERS_PER_TOKEN), s.path, s.start_line,
+        s.end_line))
+    chosen: list[Snippet] = []
+    left = budget_tokens
+    for snippet in ranked:
+        if left < MIN_USEFUL_TOKENS:
+            break
+        if any(_overlaps(snippet, other) for other in chosen):
+            continue
+        # Counting is the expensive part: only what may be chosen is counted.
+        snippet = replace(snippet, tokens=count_tokens(render(snippet)) + SEPARATOR_TOKENS)
+        if snippet.tokens > left:
+            if snippet.kind != "target":
+                continue
+            snippet = _cut_to_fit(snippet, left, count_tokens)
+            if snippet is None:
+                continue
+        chosen.append(snippet)
+        left -= snippet.tokens
+    return chosen
+
+
+def _overlaps(one: Snippet, other: Snippet) -> bool:
+    if one.path != other.path or "header" in (one.kind, other.kind):
+        return False
+    if one.outline != other.outline:
+        return False  # an outline of a class goes along with the full text of a part of it
+    return one.start_line <= other.end_line and other.start_line <= one.end_line
+
+
+def _cut_to_fit(snippet: Snippet, budget: int, count_tokens: CountTokens) -> Snippet | None:
+    """The longest head of the snippet's lines that fits `budget`, or None."""
+    lines = snippet.text.split("\n")
+
+    def cut(keep: int) -> Snippet:
+        text = "\n".join(lines[:keep])
+        shorter = replace(snippet, text=text, end_line=snippet.start_line + keep - 1,
+                          reason=snippet.reason + f" (first {keep} of {len(lines)} lines)")
+        return replace(shorter, tokens=count_tokens(render(shorter)) + SEPARATOR_TOKENS)
+
+    low, high = 0, len(lines)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if cut(middle).tokens <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return cut(low) if low > 0 else None
+
+
+# ---------------------------------------------------------------- jedi for Python
+
+
+def jedi_resolver(project_root: Path) -> Callable[[Target, int, int], list[Snippet]]:
+    """A `resolve` for `pack`: jedi finds the definitions of the names a Python region uses,
+    in the workspace and in installed packages (shown as outlines when long)."""
+
+    def resolve(target: Target, start: int, end: int) -> list[Snippet]:
+        if language_for_path(target.path) != "python":
+            return []
+        path = Path(target.path)
+        absolute = path if path.is_absolute() else project_root / path
+        found = []
+        for name in resolve_region(target.text, absolute, project_root, start, end):
+            text = _read(name.module_path)
+            if text is None:
+                continue
+            defined = [d for d in _definitions(text, "python")
+                       if d.start_line == name.start_line]
+            shown = (Path(name.module_path).resolve().relative_to(project_root.resolve())
+                     .as_posix() if name.in_workspace else _package_path(name.module_path))
+            reason = f"the target uses `{name.name}` (jedi)"
+            if defined:
+                found.append(_definition_snippet(shown, defined[0], text, "python", "definition",
+                                                 reason, USED_DEFINITION_SCORE + RESOLVED_BONUS))
+        return found
+
+    return resolve
+
+
+def _package_path(module_path: Path) -> str:
+    """An installed module named from its top-level package: `json/__init__.py`."""
+    parts = Path(module_path).parts
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            return "/".join(parts[parts.index(marker) + 1:])
+    return "/".join(parts[-2:])
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None

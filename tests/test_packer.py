@@ -1,0 +1,229 @@
+"""The context packer: what it chooses, why, in which order, and that it keeps the budget."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from analyzers.index import WorkspaceIndex
+from analyzers.packer import (
+    MAX_BUDGET_TOKENS,
+    Frame,
+    RecentChunks,
+    Target,
+    jedi_resolver,
+    pack,
+    render,
+)
+
+SHAPES = '''import math
+
+
+class Circle:
+    """A round shape."""
+
+    def __init__(self, radius: float) -> None:
+        self.radius = radius
+
+    def area(self) -> float:
+        return math.pi * self.radius ** 2
+
+    def scaled(self, factor: float) -> "Circle":
+        return Circle(self.radius * factor)
+'''
+
+REPORT = '''import json
+
+from pkg.shapes import Circle
+from pkg.units import to_metres
+
+
+def describe(radius):
+    circle = Circle(to_metres(radius))
+    return json.dumps({"area": circle.area()})
+
+
+def main():
+    print(describe(2.0))
+'''
+
+UNITS = '''FEET_PER_METRE = 3.28084
+
+
+def to_metres(feet: float) -> float:
+    """Feet to metres."""
+    return feet / FEET_PER_METRE
+
+
+def to_feet(metres: float) -> float:
+    return metres * FEET_PER_METRE
+'''
+
+TEST_REPORT = '''from pkg.report import describe
+
+
+def test_describe():
+    assert describe(1.0) == "{}"
+'''
+
+
+def count_characters(text: str) -> int:
+    """The fake engine's tokenizer: one token per character (honest for budgets)."""
+    return len(text)
+
+
+@pytest.fixture
+def workspace(tmp_path) -> Path:
+    root = tmp_path / "ws"
+    (root / "pkg").mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "pkg" / "shapes.py").write_text(SHAPES)
+    (root / "pkg" / "report.py").write_text(REPORT)
+    (root / "pkg" / "units.py").write_text(UNITS)
+    (root / "tests" / "test_report.py").write_text(TEST_REPORT)
+    return root
+
+
+def describe_target(kind: str = "function", **changes) -> Target:
+    return Target("pkg/report.py", REPORT, REPORT.splitlines().index("    circle = Circle("
+                                                                      "to_metres(radius))"),
+                  kind=kind, **changes)
+
+
+def kinds_and_places(result) -> list[tuple[str, str, int]]:
+    return [(s.kind, s.path, s.start_line) for s in result.snippets]
+
+
+def test_a_function_target_brings_what_it_uses_calls_and_imports(workspace):
+    index = WorkspaceIndex.open(workspace)
+    result = pack(describe_target(), 4000, count_characters, index=index)
+    reasons = {(s.kind, s.path): s.reason for s in result.snippets}
+    assert reasons[("target", "pkg/report.py")] == "the function target"
+    assert reasons[("definition", "pkg/shapes.py")] == "the target uses `Circle`"
+    assert reasons[("definition", "pkg/units.py")] == "the target uses `to_metres`"
+    assert reasons[("caller", "pkg/report.py")] == "calls `describe` (line 13)"
+    assert reasons[("caller", "tests/test_report.py")] == "calls `describe` (line 5)"
+    assert reasons[("header", "pkg/report.py")] == "the file's imports"
+
+
+def test_each_snippet_carries_its_exact_token_count(workspace):
+    result = pack(describe_target(), 4000, count_characters,
+                  index=WorkspaceIndex.open(workspace))
+    assert all(s.tokens == len(render(s)) + 1 for s in result.snippets)
+    assert result.used_tokens == sum(s.tokens for s in result.snippets)
+
+
+@pytest.mark.parametrize("budget", [0, 1, 30, 64, 100, 150, 250, 400, 700, 1000, 1500, 2500,
+                                    4096, MAX_BUDGET_TOKENS])
+def test_the_budget_is_never_exceeded(workspace, budget):
+    index = WorkspaceIndex.open(workspace)
+    recent = RecentChunks()
+    recent.note("pkg/units.py", UNITS, 4)
+    for kind in ("cursor", "function", "tests"):
+        result = pack(describe_target(kind), budget, count_characters, index=index,
+                      recent=recent)
+        assert result.used_tokens <= budget
+        assert sum(s.tokens for s in result.snippets) <= budget
+
+
+def test_a_target_too_large_for_the_budget_is_cut_to_its_first_lines(workspace):
+    result = pack(describe_target(), 60, count_characters)
+    [target] = result.snippets
+    assert target.text == "def describe(radius):"
+    assert "first 1 of 3 lines" in target.reason
+
+
+def test_a_budget_beyond_8k_is_refused():
+    with pytest.raises(ValueError, match="0…8192"):
+        pack(describe_target(), MAX_BUDGET_TOKENS + 1, count_characters)
+
+
+def test_packing_is_deterministic(workspace):
+    index = WorkspaceIndex.open(workspace)
+    first = pack(describe_target(), 1500, count_characters, index=index)
+    again = pack(describe_target(), 1500, count_characters,
+                 index=WorkspaceIndex.open(workspace))
+    assert first == again
+
+
+def test_stable_snippets_come_first_and_the_target_last(workspace):
+    recent = RecentChunks()
+    recent.note("notes.py", "todo = ['units']\n", 0)
+    result = pack(describe_target(), 4000, count_characters,
+                  index=WorkspaceIndex.open(workspace), recent=recent)
+    kinds = [s.kind for s in result.snippets]
+    assert kinds[0] == "definition"
+    assert kinds[-2:] == ["recent", "target"]
+
+
+def test_a_one_character_edit_keeps_the_order_of_the_other_snippets(workspace):
+    index = WorkspaceIndex.open(workspace)
+    before = pack(describe_target(), 4000, count_characters, index=index)
+    edited = REPORT.replace("circle.area()", "circle.area( )")
+    index.update_document(str(workspace / "pkg" / "report.py"), edited)
+    after = pack(Target("pkg/report.py", edited, before.snippets[-1].start_line + 1,
+                        kind="function"), 4000, count_characters, index=index)
+    assert kinds_and_places(before) == kinds_and_places(after)
+    unchanged = [s.text for s in before.snippets if s.path != "pkg/report.py"]
+    assert unchanged == [s.text for s in after.snippets if s.path != "pkg/report.py"]
+
+
+def test_overlapping_candidates_are_packed_once(workspace):
+    index = WorkspaceIndex.open(workspace)
+    recent = RecentChunks()
+    recent.note("pkg/report.py", REPORT, 7)  # the target's own lines
+    result = pack(describe_target(), 4000, count_characters, index=index, recent=recent)
+    report = sorted((s.start_line, s.end_line) for s in result.snippets
+                    if s.path == "pkg/report.py" and s.kind != "header")
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(report))
+
+
+def test_failing_test_frames_bring_the_functions_on_the_traceback(workspace):
+    index = WorkspaceIndex.open(workspace)
+    target = Target("tests/test_report.py", TEST_REPORT, 4, kind="tests",
+                    frames=(Frame("pkg/report.py", 8), Frame("pkg/units.py", 5)))
+    result = pack(target, 4000, count_characters, index=index)
+    frames = {(s.path, s.start_line) for s in result.snippets if s.kind == "frame"}
+    assert frames == {("pkg/report.py", 6), ("pkg/units.py", 3)}
+
+
+def test_cross_file_only_leaves_out_the_current_file(workspace):
+    target = describe_target("cursor", cross_file_only=True)
+    result = pack(target, 4000, count_characters, index=WorkspaceIndex.open(workspace))
+    assert result.snippets
+    assert all(s.path != "pkg/report.py" for s in result.snippets)
+
+
+def test_the_ring_buffer_keeps_the_newest_chunks_and_replaces_overlaps():
+    recent = RecentChunks(size=2)
+    recent.note("a.py", "a = 1\n", 0)
+    recent.note("b.py", "b = 1\n", 0)
+    recent.note("a.py", "a = 2\n", 0)
+    assert [(c.path, c.text) for c in recent.chunks()] == [("b.py", "b = 1\n"),
+                                                           ("a.py", "a = 2\n")]
+
+
+def test_jedi_resolves_definitions_into_installed_packages(workspace):
+    result = pack(describe_target(), 8000, count_characters,
+                  index=WorkspaceIndex.open(workspace), resolve=jedi_resolver(workspace))
+    reasons = {s.path: s.reason for s in result.snippets}
+    assert reasons["pkg/shapes.py"] == "the target uses `Circle` (jedi)"
+    assert reasons["json/__init__.py"] == "the target uses `dumps` (jedi) (outline)"
+
+
+def test_a_huge_definition_is_shown_as_an_outline(tmp_path):
+    methods = "".join(f"    def method_{n}(self, value):\n        return value + {n}\n\n"
+                      for n in range(40))
+    (tmp_path / "big.py").write_text(f'class Big:\n    """Many methods."""\n\n{methods}')
+    user = "from big import Big\n\n\ndef use():\n    return Big().method_3(1)\n"
+    (tmp_path / "use.py").write_text(user)
+    result = pack(Target("use.py", user, 4, kind="function"), 8000, count_characters,
+                  index=WorkspaceIndex.open(tmp_path))
+    [outline, method] = [s for s in result.snippets if s.path == "big.py"]
+    assert method.text.startswith("    def method_3(self, value):")
+    assert outline.reason.endswith("(outline)")
+    assert outline.text.splitlines()[:3] == ['class Big:', '    """Many methods."""',
+                                             "    def method_0(self, value) …"]
