@@ -129,13 +129,26 @@ def _result(command: TestCommand, exit_code: int | None, output: str, duration: 
     return TestRun(False, (failure,), exit_code, output, duration)
 
 
+def find_program(command: TestCommand, cwd: Path) -> str:
+    """The executable the command starts, as the run will find it; an error saying what to do
+    when there is none."""
+    program = command.argv[0]
+    if "/" in program:
+        found = str(cwd / program) if not Path(program).is_absolute() else program
+        if not Path(found).is_file():
+            raise TestCommandError(f"the test command {program!r} does not exist")
+        return found
+    found = shutil.which(program, path=_environment(cwd)["PATH"])
+    if found is None:
+        raise TestCommandError(f"the test command {program!r} was not found in the workspace's "
+                               f"environment or on PATH: install it, or give its full path")
+    return found
+
+
 def _run_limited(argv: list[str], cwd: Path, limits: Limits, cancel: CancelToken | None
                  ) -> tuple[int | None, str, float, bool, bool]:
     env = _environment(cwd)
-    program = shutil.which(argv[0], path=env["PATH"]) if "/" not in argv[0] else argv[0]
-    if program is None:
-        raise TestCommandError(f"the test command {argv[0]!r} was not found in the workspace's "
-                               f"environment or on PATH: install it, or give its full path")
+    program = find_program(TestCommand(tuple(argv)), cwd)
     started = time.monotonic()
     with tempfile.TemporaryFile(mode="w+b") as sink:
         try:

@@ -16,7 +16,14 @@ from typing import Any
 
 from agent.context import CONTEXT_BUDGET_TOKENS, gather_context
 from agent.proposals import Proposal, ProposalError, apply_proposal, parse_proposal, proposal_prompt
-from agent.runner import DEFAULT_MEMORY_LIMIT_BYTES, Limits, TestCommand, TestRun, run_tests
+from agent.runner import (
+    DEFAULT_MEMORY_LIMIT_BYTES,
+    Limits,
+    TestCommand,
+    TestRun,
+    find_program,
+    run_tests,
+)
 from agent.sandbox import FileChange, Sandbox, unified_diff
 from model.engine import CancelToken, Engine, GenerationParams
 from model.registry import smallcoder_home
@@ -219,6 +226,7 @@ def solve(workspace: Path, test_command: str, budget: Budget = Budget(), *, engi
     """
     started = time.monotonic()
     command = TestCommand.parse(test_command)
+    find_program(command, Path(workspace))
     cancel = cancel or CancelToken()
     progress = on_progress or (lambda _message: None)
     transcript = Transcript(Path(workspace))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from model import registry
 from model.errors import ModelError
+from server.cli_solve import add_solve_command
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -80,6 +81,7 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="generation budget in tokens")
     complete.add_argument("--json", action="store_true", help="machine-readable output")
     complete.set_defaults(run=_run_complete)
+    add_solve_command(commands)
     return parser
 
 
@@ -201,6 +203,16 @@ def _run_complete(args: argparse.Namespace) -> int:
           f"tokens, {generation.generated_tokens} generated"
           f"{f' at {speed:.1f} tokens/s' if speed else ''}]", file=sys.stderr)
     return 0
+
+
+# ---------------------------------------------------------------- pack
+
+
+def _run_pack(args: argparse.Namespace) -> int:
+    from server.context_cli import print_pack
+
+    path, line, _ = parse_location(args.location, with_column=False)
+    return print_pack(path, read_source(path), line, args)
 
 
 if __name__ == "__main__":

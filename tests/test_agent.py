@@ -18,7 +18,7 @@ from agent.runner import Limits, TestCommand, TestCommandError, run_tests
 from agent.sandbox import Sandbox
 from agent.solve import Budget, solve
 from model.engine import CancelToken
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, small_model_path
 from tests.fakes import ScriptedEngine
 
 PYTEST = f"{sys.executable} -m pytest -q"
@@ -291,3 +291,43 @@ def test_examples_fail_on_apply_discount_in_a_scratch_copy():
     with Sandbox(REPO_ROOT / "examples") as sandbox:
         run = run_tests(TestCommand.parse(PYTEST), sandbox.root, limits=Limits(timeout_s=60))
     assert run.failing_ids == {"tests/test_inventory.py::test_discount_takes_percent_off"}
+
+
+# ---------------------------------------------------------------- command line
+
+
+def smallcoder(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "server.cli", *args], capture_output=True,
+                          text=True, cwd=REPO_ROOT, timeout=300, check=False)
+
+
+def test_cli_solve_refuses_a_missing_test_command_before_loading_the_model(tmp_path):
+    workspace = scale_workspace(tmp_path / "ws")
+    result = smallcoder("solve", "--workspace", str(workspace), "--test-cmd", "no-such-runner",
+                        "--model", str(tmp_path / "absent.gguf"))
+    assert result.returncode == 1
+    assert "'no-such-runner' was not found" in result.stderr
+
+
+@pytest.fixture(scope="session")
+def model_file() -> Path:
+    """Resolved once, before any test moves SMALLCODER_HOME to a private folder."""
+    return small_model_path()
+
+
+@pytest.mark.model
+def test_cli_solve_prints_the_diff_and_leaves_the_workspace_alone(tmp_path, model_file):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    (workspace / "test_calc.py").write_text(
+        "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n")
+    before = tree_hash(workspace)
+    result = smallcoder("solve", "--workspace", str(workspace), "--test-cmd", PYTEST,
+                        "--max-rounds", "1", "--time-budget", "60", "--model", str(model_file),
+                        "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == (0 if report["status"] == "solved" else 1)
+    assert report["rounds"] == 1
+    assert tree_hash(workspace) == before
+    assert Path(report["transcript"]).is_file()
