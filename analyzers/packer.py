@@ -56,6 +56,8 @@ SIMILAR_CANDIDATES = 6
 RECENT_CHUNKS = 16  # size of the ring buffer
 RECENT_CHUNK_LINES = 16  # lines around the cursor kept per ring-buffer chunk
 MIN_USEFUL_TOKENS = 24  # a budget remainder below this is not worth a snippet
+# Counting tokens is the slowest part of packing, and consecutive packs share most snippets.
+COUNT_CACHE_ENTRIES = 4096
 
 # ---------------------------------------------------------------- order in the prompt
 # What changes least goes first: definitions from other files stay put while the user types in
@@ -268,10 +270,12 @@ def _definitions_of(names: Iterable[str], index: WorkspaceIndex, target: Target,
                     verb: str) -> list[Snippet]:
     found = []
     target_path = index.relative(target.path) or target.path
+    family = _family(language_for_path(target.path))
     for name in names:
         places = [place for place in index.definitions_named(name)
-                  if not (place.path == target_path
-                          and region[0] <= place.definition.start_line <= region[1])]
+                  if _family(language_for_path(place.path)) == family
+                  and not (place.path == target_path
+                           and region[0] <= place.definition.start_line <= region[1])]
         if len(places) > MAX_PLACES_PER_NAME:
             continue  # a name defined everywhere (`run`, `name`) says nothing
         for place in places:
@@ -280,6 +284,12 @@ def _definitions_of(names: Iterable[str], index: WorkspaceIndex, target: Target,
             if snippet is not None:
                 found.append(snippet)
     return found
+
+
+def _family(language: str | None) -> str | None:
+    """Languages whose files use each other's names: JS with TS, C with C++."""
+    return {"typescript": "javascript", "tsx": "javascript", "cpp": "c"}.get(language or "",
+                                                                               language)
 
 
 def _callers(target: Target, language: str, index: WorkspaceIndex) -> list[Snippet]:
@@ -451,7 +461,7 @@ def _fill(candidates: list[Snippet], budget_tokens: int,
         if any(_overlaps(snippet, other) for other in chosen):
             continue
         # Counting is the expensive part: only what may be chosen is counted.
-        snippet = replace(snippet, tokens=count_tokens(render(snippet)) + SEPARATOR_TOKENS)
+        snippet = replace(snippet, tokens=_count(count_tokens, render(snippet)) + SEPARATOR_TOKENS)
         if snippet.tokens > left:
             if snippet.kind != "target":
                 continue
@@ -461,6 +471,11 @@ def _fill(candidates: list[Snippet], budget_tokens: int,
         chosen.append(snippet)
         left -= snippet.tokens
     return chosen
+
+
+@functools.lru_cache(maxsize=COUNT_CACHE_ENTRIES)
+def _count(count_tokens: CountTokens, text: str) -> int:
+    return count_tokens(text)
 
 
 def _overlaps(one: Snippet, other: Snippet) -> bool:
@@ -479,7 +494,7 @@ def _cut_to_fit(snippet: Snippet, budget: int, count_tokens: CountTokens) -> Sni
         text = "\n".join(lines[:keep])
         shorter = replace(snippet, text=text, end_line=snippet.start_line + keep - 1,
                           reason=snippet.reason + f" (first {keep} of {len(lines)} lines)")
-        return replace(shorter, tokens=count_tokens(render(shorter)) + SEPARATOR_TOKENS)
+        return replace(shorter, tokens=_count(count_tokens, render(shorter)) + SEPARATOR_TOKENS)
 
     low, high = 0, len(lines)
     while low < high:
@@ -505,13 +520,17 @@ def jedi_resolver(project_root: Path) -> Callable[[Target, int, int], list[Snipp
         absolute = path if path.is_absolute() else project_root / path
         found = []
         for name in resolve_region(target.text, absolute, project_root, start, end):
+            if name.module_path.suffix == ".pyi" and "typeshed" in name.module_path.parts:
+                continue  # builtins and the standard library: the model knows them
             text = _read(name.module_path)
             if text is None:
                 continue
             defined = [d for d in _definitions(text, "python")
                        if d.start_line == name.start_line]
-            shown = (Path(name.module_path).resolve().relative_to(project_root.resolve())
-                     .as_posix() if name.in_workspace else _package_path(name.module_path))
+            installed = {"site-packages", "dist-packages"} & set(name.module_path.parts)
+            shown = (name.module_path.resolve().relative_to(project_root.resolve()).as_posix()
+                     if name.in_workspace and not installed
+                     else _package_path(name.module_path))
             reason = f"the target uses `{name.name}` (jedi)"
             if defined:
                 found.append(_definition_snippet(shown, defined[0], text, "python", "definition",

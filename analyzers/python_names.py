@@ -10,8 +10,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import jedi
-
 from analyzers.queries import references
 
 # Names resolved per call; each costs jedi a goto, a few milliseconds once its cache is warm.
@@ -43,6 +41,8 @@ def resolve_region(text: str, path: Path, project_root: Path, start_line: int, e
         if start_line <= reference.line <= end_line and reference.name not in seen:
             seen.add(reference.name)
             wanted.append(reference)
+    import jedi  # imported on first use: it takes a moment, and completion never needs it
+
     lines = text.split("\n")
     resolved: list[ResolvedName] = []
     root = project_root.resolve()

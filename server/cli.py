@@ -14,6 +14,7 @@ from pathlib import Path
 from model import registry
 from model.errors import ModelError
 from server.cli_solve import add_solve_command
+from server.context_cli import add_pack_command
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -82,6 +83,7 @@ def _build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--json", action="store_true", help="machine-readable output")
     complete.set_defaults(run=_run_complete)
     add_solve_command(commands)
+    add_pack_command(commands)
     return parser
 
 
@@ -203,16 +205,6 @@ def _run_complete(args: argparse.Namespace) -> int:
           f"tokens, {generation.generated_tokens} generated"
           f"{f' at {speed:.1f} tokens/s' if speed else ''}]", file=sys.stderr)
     return 0
-
-
-# ---------------------------------------------------------------- pack
-
-
-def _run_pack(args: argparse.Namespace) -> int:
-    from server.context_cli import print_pack
-
-    path, line, _ = parse_location(args.location, with_column=False)
-    return print_pack(path, read_source(path), line, args)
 
 
 if __name__ == "__main__":

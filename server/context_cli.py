@@ -1,0 +1,96 @@
+"""`smallcoder pack`: the packer's choice for a file and line, printed with the reasons.
+
+Kept apart from server/cli.py so that the command line stays a list of thin front doors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from analyzers.index import WorkspaceIndex
+from analyzers.packer import MAX_BUDGET_TOKENS, Target, jedi_resolver, pack, render
+from model import registry
+from model.registry import smallcoder_home
+from model.tokenizer import VocabularyTokenizer
+from server.completion import repo_name_for
+
+
+def workspace_of(path: Path) -> Path:
+    """The folder the index covers: the file's git root, else the folder above its Python
+    package (so `pkg/a.py` is indexed with its siblings), else the file's folder."""
+    for folder in [path.parent, *path.parent.parents]:
+        if (folder / ".git").exists():
+            return folder
+    folder = path.parent
+    while (folder / "__init__.py").exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+def add_pack_command(commands: argparse._SubParsersAction) -> None:
+    pack_command = commands.add_parser(
+        "pack", help="show the context the packer would send for FILE:LINE, and why")
+    pack_command.add_argument("location", metavar="FILE:LINE", help="1-based line")
+    pack_command.add_argument("--budget", type=int, default=2048,
+                              help=f"token budget (at most {MAX_BUDGET_TOKENS})")
+    pack_command.add_argument("--target", choices=("cursor", "function"), default="function",
+                              help="pack for the cursor's surroundings or its enclosing function")
+    pack_command.add_argument("--workspace", type=Path, help="workspace folder to index "
+                              "(default: the file's git root, else the folder above its "
+                              "Python package, else its folder)")
+    pack_command.add_argument("--model", help="whose tokenizer counts (default: "
+                              "$SMALLCODER_MODEL, else the default model)")
+    pack_command.add_argument("--no-jedi", action="store_true",
+                              help="match Python names with the index only, without jedi")
+    pack_command.add_argument("--text", action="store_true",
+                              help="also print each snippet's text")
+    pack_command.add_argument("--json", action="store_true", help="machine-readable output")
+    pack_command.set_defaults(run=_run_pack)
+
+
+def _run_pack(args: argparse.Namespace) -> int:
+    from server.cli import UserError, parse_location, read_source
+
+    path, line, _ = parse_location(args.location, with_column=False)
+    text = read_source(path)
+    if not 0 <= args.budget <= MAX_BUDGET_TOKENS:
+        raise UserError(f"--budget {args.budget}: give 0…{MAX_BUDGET_TOKENS} tokens")
+    if line >= text.count("\n") + 1:
+        raise UserError(f"{path} has {text.count(chr(10)) + 1} lines, not {line + 1}")
+    absolute = path.resolve()
+    root = (args.workspace or workspace_of(absolute)).resolve()
+    started = time.perf_counter()
+    index = WorkspaceIndex.open(root, smallcoder_home())
+    indexed_ms = (time.perf_counter() - started) * 1e3
+    tokenizer = VocabularyTokenizer(registry.resolve_model(args.model))
+    relative = index.relative(absolute) or absolute.name
+    resolve = None if args.no_jedi else jedi_resolver(root)
+    started = time.perf_counter()
+    result = pack(Target(relative, text, line, kind=args.target), args.budget,
+                  tokenizer.count_tokens, index=index, resolve=resolve)
+    packed_ms = (time.perf_counter() - started) * 1e3
+    if args.json:
+        print(json.dumps({
+            "workspace": str(root), "repo_name": repo_name_for(absolute),
+            "tokenizer": tokenizer.name, "budget_tokens": result.budget_tokens,
+            "used_tokens": result.used_tokens, "candidates": result.candidates,
+            "index_ms": round(indexed_ms, 1), "pack_ms": round(packed_ms, 1),
+            "snippets": [{"path": s.path, "start_line": s.start_line + 1,
+                          "end_line": s.end_line + 1, "kind": s.kind, "reason": s.reason,
+                          "tokens": s.tokens, "score": round(s.score, 2), "text": s.text}
+                         for s in result.snippets],
+        }, indent=2))
+        return 0
+    print(f"{len(result.snippets)} snippets, {result.used_tokens}/{result.budget_tokens} tokens "
+          f"({tokenizer.name}), chosen from {result.candidates} candidates; "
+          f"index {indexed_ms:.0f} ms ({len(index.files())} files), pack {packed_ms:.0f} ms")
+    for number, snippet in enumerate(result.snippets, start=1):
+        where = f"{snippet.path}:{snippet.start_line + 1}-{snippet.end_line + 1}"
+        print(f"{number:>3}. {snippet.tokens:>5} tokens  {snippet.kind:<10} {where:<40} "
+              f"{snippet.reason}")
+        if args.text:
+            print("     " + render(snippet).rstrip("\n").replace("\n", "\n     "))
+    return 0
