@@ -7,6 +7,7 @@ that did not change since the last call, streams text, and stops within one toke
 from __future__ import annotations
 
 import codecs
+import ctypes
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -202,6 +203,9 @@ class LlamaCppEngine:
         self._special_ids = {name: self._single_special_id(name) for name in FIM_TOKENS}
         self._stop_ids = {self._single_special_id(name) for name in fim_stop_tokens()}
         self._stop_ids.add(self._llm.token_eos())
+        # Loaded adapters by file; llama.cpp frees them with the model.
+        self._adapters: dict[Path, object] = {}
+        self.adapter: tuple[Path, float] | None = None
 
     # ------------------------------------------------------------ loading
 
@@ -276,6 +280,39 @@ class LlamaCppEngine:
         """Forget the KV cache: the next call evaluates its whole prompt."""
         with self._lock:
             self._llm.reset()
+
+    # ------------------------------------------------------------ adapters
+
+    def set_adapter(self, path: Path | None, scale: float = 1.0) -> None:
+        """Apply the GGUF LoRA adapter at `path` over the loaded base (None: the base alone).
+
+        The base stays loaded; each adapter file is read once and kept for switching back.
+        The KV cache is cleared: what it holds was computed with the previous weights.
+        """
+        import llama_cpp
+
+        with self._lock:
+            handles = []
+            if path is not None:
+                handle = self._adapters.get(path)
+                if handle is None:
+                    handle = llama_cpp.llama_adapter_lora_init(self._llm.model,
+                                                               str(path).encode())
+                    if not handle:
+                        raise ModelError(
+                            f"llama.cpp could not load the adapter {path}: it is not a LoRA "
+                            f"GGUF for {self.name}; train it again with `smallcoder train`")
+                    self._adapters[path] = handle
+                handles.append(handle)
+            array = (llama_cpp.llama_adapter_lora_p_ctypes * len(handles))(*handles)
+            scales = (ctypes.c_float * len(handles))(*([scale] * len(handles)))
+            if llama_cpp.llama_set_adapters_lora(self._llm.ctx, array, len(handles), scales):
+                raise ModelError(f"llama.cpp refused the adapter {path} for {self.name}")
+            self._llm.reset()
+            memory = llama_cpp.llama_get_memory(self._llm.ctx)
+            if memory is not None:
+                llama_cpp.llama_memory_clear(memory, True)
+            self.adapter = (path, scale) if path is not None else None
 
     @property
     def llama(self):

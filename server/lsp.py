@@ -67,6 +67,7 @@ class SmallCoderServer(LanguageServer):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.inline_requests: dict[str, CancelToken] = {}
         self.loading: asyncio.Task | None = None
+        self.switching: asyncio.Future | None = None
 
     # ------------------------------------------------------------ logging and status
 
@@ -105,7 +106,7 @@ class SmallCoderServer(LanguageServer):
         await self._with_progress(
             f"SmallCoder: loading {settings.model}",
             asyncio.to_thread(self.host.load, settings.model, settings.vram_budget_mb,
-                              settings.adapter),
+                              settings.adapter, settings.adapter_scale),
         )
         status = self.host.status
         if status.state == ModelState.READY:
@@ -165,8 +166,11 @@ class SmallCoderServer(LanguageServer):
         if self.settings.engine_key() != before.engine_key():
             self.log("info", f"model setting changed to {self.settings.model}: reloading")
             self.start_loading()
-        elif self.settings.adapter != before.adapter:
-            self.host._set_status(adapter=self.settings.adapter or None)
+        elif (self.settings.adapter, self.settings.adapter_scale) != (before.adapter,
+                                                                       before.adapter_scale):
+            self.log("info", f"adapter setting changed to {self.settings.adapter or 'none'}")
+            self.switching = asyncio.ensure_future(asyncio.to_thread(
+                self.host.set_adapter, self.settings.adapter, self.settings.adapter_scale))
 
     # ------------------------------------------------------------ documents
 

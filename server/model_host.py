@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from model import registry
+from model.adapters import read_adapter_info
 from model.engine import Engine
 from model.errors import ModelError
 
@@ -89,6 +90,8 @@ class ModelHost:
         self._path: Path | None = None
         self._vram_budget_mb = 2048
         self._busy_jobs = 0
+        # The adapter the engines apply (path, scale); a background context gets it too.
+        self._adapter: tuple[Path, float] | None = None
         self.gate = TurnGate()
         self._status = Status("", None, ModelState.LOADING, "starting")
 
@@ -110,13 +113,15 @@ class ModelHost:
 
     # ------------------------------------------------------------ loading
 
-    def load(self, model: str, vram_budget_mb: int, adapter: str | None = None) -> None:
+    def load(self, model: str, vram_budget_mb: int, adapter: str | None = None,
+             adapter_scale: float = 1.0) -> None:
         """Load `model` (a registry name or a path); blocking, run it off the event loop."""
         with self._lock:
             self._interactive = self._background = None
             self._path = None
+            self._adapter = None
             self._vram_budget_mb = vram_budget_mb
-        self._set_status(model=model, adapter=adapter or None, state=ModelState.LOADING,
+        self._set_status(model=model, adapter=None, state=ModelState.LOADING,
                          message=f"loading {model}", tokens_per_second=None)
         try:
             path = registry.resolve_model(model)
@@ -133,6 +138,47 @@ class ModelHost:
             self._interactive = engine
             self._path = path
         self._set_status(state=ModelState.READY, message=f"{engine.name} ready")
+        if adapter:
+            self.set_adapter(adapter, adapter_scale)
+
+    def set_adapter(self, adapter: str, scale: float) -> None:
+        """Apply a GGUF LoRA adapter ('' for none) over the loaded base, without reloading it.
+
+        An adapter whose evaluation says it lost on the guard set is not enabled: it would make
+        completions worse on code unlike the user's, and the user should decide to retrain.
+        """
+        with self._lock:
+            engines = [engine for engine in (self._interactive, self._background)
+                       if engine is not None]
+        if not engines:
+            return
+        path = label = None
+        if adapter:
+            try:
+                info = read_adapter_info(Path(adapter).expanduser())
+            except ModelError as error:
+                self._set_status(adapter=None, message=str(error))
+                return
+            if info.guard_passed is False:
+                self._set_status(adapter=None, message=(
+                    f"adapter {info.label} not enabled: its evaluation report says it lost more "
+                    f"than 2 points on the guard set; train it again (longer, or at a lower "
+                    f"adapterScale)"))
+                return
+            path, label = info.path, info.label
+        try:
+            for engine in engines:
+                if not hasattr(engine, "set_adapter"):
+                    raise ModelError(f"{engine.name} cannot apply LoRA adapters")
+                engine.set_adapter(path, scale)
+        except ModelError as error:
+            self._set_status(adapter=None, message=str(error))
+            return
+        with self._lock:
+            self._adapter = None if path is None else (path, scale)
+        name = engines[0].name
+        self._set_status(adapter=str(path) if path else None, message=f"{name} ready" + (
+            f" with adapter {label} at scale {scale:g}" if label else ""))
 
     @property
     def interactive_engine(self) -> Engine:
@@ -147,7 +193,10 @@ class ModelHost:
             if self._interactive is None or self._path is None:
                 raise ModelUnavailable(self._status.message)
             if self._background is None:
-                self._background = self._factory(self._path, self._vram_budget_mb)
+                background = self._factory(self._path, self._vram_budget_mb)
+                if self._adapter is not None:
+                    background.set_adapter(*self._adapter)
+                self._background = background
             return self._background
 
     @contextmanager

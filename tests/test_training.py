@@ -1,0 +1,373 @@
+"""The personal adapter: mining, examples, training with resume, GGUF export, and serving.
+
+Everything runs on a tiny random-weight Qwen2 model written as GGUF inside the test session,
+so training takes seconds and llama.cpp runs the very adapter files the CLI would write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from model.prompts import END_OF_TEXT, fim_prompt_tokens
+from tests.conftest import REPO_ROOT
+from tests.fakes import ScriptedEngine
+from tests.test_lsp import inline_params, open_document, start, wait_for_state
+from tests.tiny_qwen import write_tiny_qwen_gguf
+from training.examples import (
+    IGNORE_INDEX,
+    Cut,
+    example_for_cut,
+    fim_parts,
+    function_body_cuts,
+    syntax_cuts,
+)
+from training.mine import SourceFile, mine
+
+torch = pytest.importorskip("torch")
+
+MODULE = '''"""Order totals."""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Line:
+    sku: str
+    cents: int
+
+
+def total_cents(lines: list[Line]) -> int:
+    """Sum of the lines, in cents."""
+    total = 0
+    for line in lines:
+        if line.cents < 0:
+            raise ValueError(f"negative price for {line.sku}")
+        total += line.cents
+    return total
+
+
+def describe(lines: list[Line]) -> str:
+    return ", ".join(line.sku for line in lines)
+'''
+
+
+def git(repo: Path, *args: str, when: str = "2026-01-01T00:00:00") -> None:
+    env = {**os.environ, "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when,
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env)
+
+
+def write(repo: Path, relative: str, text: str) -> None:
+    path = repo / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def module_variant(index: int) -> str:
+    """Distinct small modules: different names and bodies, so none is a near-duplicate."""
+    return (f'"""Helpers number {index}."""\n\n\n'
+            + "".join(f"def helper_{index}_{n}(value_{n}: int) -> int:\n"
+                      f"    scaled = value_{n} * {index * 7 + n}\n"
+                      f"    return scaled - {n * index + 3}\n\n\n" for n in range(index % 3 + 2)))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("user-repo")
+    git(repo, "init", "-q")
+    write(repo, "shop/orders.py", MODULE)
+    for index in range(8):
+        write(repo, f"shop/helpers_{index}.py", module_variant(index))
+    write(repo, "shop/orders_copy.py", MODULE)
+    write(repo, "shop/orders_near.py", MODULE.replace("Sum of the lines", "Sum of all lines"))
+    write(repo, "shop/settings.py", 'DEBUG = False\nAWS_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"\n'
+                                    'DATABASE_PASSWORD = "hunter2-but-longer"\n' + MODULE)
+    write(repo, "vendor/leftpad.py", module_variant(20))
+    write(repo, "static/app.js", "var a=1;" * 400 + "\n")
+    write(repo, "package-lock.json", '{"lockfileVersion": 3}\n')
+    write(repo, "notes.ipynb", '{"cells": []}\n')
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "first")
+    write(repo, "shop/recent.py", module_variant(30))
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "second", when="2026-06-01T00:00:00")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return write_tiny_qwen_gguf(tmp_path_factory.mktemp("tiny-model") / "tiny-qwen2.gguf")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model):
+    from training.examples import GgufTokenizer
+
+    return GgufTokenizer(tiny_model)
+
+
+# ---------------------------------------------------------------- mining
+
+
+def test_mining_excludes_secrets_vendored_minified_and_duplicates(repo):
+    dataset = mine([repo])
+    kept = {source.path for source in dataset.train + dataset.held_out}
+    assert "shop/orders.py" in kept
+    assert "shop/settings.py" not in kept  # planted AWS key and password
+    assert "vendor/leftpad.py" not in kept
+    assert "static/app.js" not in kept
+    assert "shop/orders_copy.py" not in kept
+    assert "shop/orders_near.py" not in kept
+    assert not kept & {"package-lock.json", "notes.ipynb"}
+    dropped = dataset.stats.dropped
+    assert dropped["secret"] == 1
+    assert dropped["vendored"] == 1
+    assert dropped["minified"] == 1
+    assert dropped["exact duplicate"] == 1
+    assert dropped["near duplicate"] == 1
+
+
+def test_held_out_files_are_the_most_recently_changed(repo):
+    dataset = mine([repo])
+    assert [source.path for source in dataset.held_out] == ["shop/recent.py"]
+    assert dataset.stats.split_by.startswith("recency")
+    assert "shop/recent.py" not in {source.path for source in dataset.train}
+
+
+def test_dataset_hash_changes_with_the_training_files(repo, tmp_path):
+    before = mine([repo]).sha256
+    write(repo, "shop/helpers_0.py", module_variant(40))
+    try:
+        assert mine([repo]).sha256 != before
+    finally:
+        write(repo, "shop/helpers_0.py", module_variant(0))
+
+
+# ---------------------------------------------------------------- examples
+
+
+def test_fim_examples_round_trip_to_the_source():
+    cuts = syntax_cuts(MODULE, "python") + function_body_cuts(MODULE, "python")
+    assert {cut.kind for cut in cuts} == {"statement", "block", "function body"}
+    for cut in cuts:
+        request, completion = fim_parts(MODULE, cut, repo_name="shop", path="orders.py",
+                                        prefix_lines=10_000, suffix_lines=10_000)
+        assert request.prefix + request.line_prefix + completion + request.suffix == MODULE
+
+
+def test_function_example_keeps_signature_and_docstring_and_asks_for_the_body():
+    body = next(cut for cut in function_body_cuts(MODULE, "python")
+                if "total = 0" in MODULE[cut.start:cut.end])
+    request, completion = fim_parts(MODULE, body, repo_name="shop", path="orders.py",
+                                    prefix_lines=10_000, suffix_lines=10_000)
+    assert request.prefix.endswith('"""Sum of the lines, in cents."""\n')
+    assert completion.startswith("    total = 0\n") and completion.endswith("return total")
+
+
+def test_examples_use_the_inference_prompt_and_train_only_on_the_middle():
+    tokenizer = ScriptedEngine([""])
+    source = SourceFile("shop", "orders.py", "python", MODULE, 0.0)
+    cut = Cut(MODULE.index("total = 0"), MODULE.index("total = 0") + len("total = 0"),
+              "statement")
+    example = example_for_cut(source, cut, tokenizer)
+    request, completion = fim_parts(MODULE, cut, repo_name="shop", path="orders.py",
+                                    prefix_lines=256, suffix_lines=64)
+    prompt = fim_prompt_tokens(request, tokenizer)
+    assert list(example.input_ids[:len(prompt)]) == prompt
+    assert set(example.labels[:len(prompt)]) == {IGNORE_INDEX}
+    target = [label for label in example.labels if label != IGNORE_INDEX]
+    assert tokenizer.detokenize(target) == completion + END_OF_TEXT
+
+
+def test_examples_fit_the_sequence_budget():
+    tokenizer = ScriptedEngine([""])
+    long_module = MODULE + "".join(module_variant(index) for index in range(20))
+    source = SourceFile("shop", "orders.py", "python", long_module, 0.0)
+    for cut in syntax_cuts(long_module, "python")[:30]:
+        example = example_for_cut(source, cut, tokenizer, max_tokens=512)
+        assert example is None or len(example.input_ids) <= 512
+
+
+# ---------------------------------------------------------------- training and export
+
+
+def quick_config(**overrides):
+    from training.train import TrainConfig
+
+    settings = {"rank": 4, "alpha": 8.0, "dropout": 0.0, "learning_rate": 1e-2, "max_steps": 6,
+                "grad_accum": 2, "warmup_steps": 1, "checkpoint_every": 2, "dtype": "float32",
+                "gradient_checkpointing": True}
+    return TrainConfig(**(settings | overrides))
+
+
+@pytest.fixture(scope="module")
+def examples(repo, tokenizer):
+    from training.examples import build_examples
+
+    return build_examples(mine([repo]).train, tokenizer, max_tokens=256)
+
+
+def adapter_weights(checkpoint: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return load_file(str(checkpoint / "adapter_model.safetensors"))
+
+
+def test_training_resumes_after_an_interruption_as_if_never_stopped(tiny_model, examples,
+                                                                    tmp_path):
+    from training.train import train
+
+    straight = train(tiny_model, examples, tmp_path / "straight", quick_config(),
+                     on_progress=lambda line: None)
+
+    def interrupt_at_step_three(line: str) -> None:
+        if "step 3/" in line:
+            raise KeyboardInterrupt
+
+    stopped = train(tiny_model, examples, tmp_path / "resumed", quick_config(),
+                    on_progress=interrupt_at_step_three)
+    assert (stopped.stopped_by, stopped.steps) == ("interrupt", 3)
+    resumed = train(tiny_model, examples, tmp_path / "resumed", quick_config(),
+                    on_progress=lambda line: None)
+    assert resumed.steps == straight.steps == 6
+    assert resumed.tokens == straight.tokens
+    expected, actual = adapter_weights(straight.adapter_dir), adapter_weights(resumed.adapter_dir)
+    for name, weight in expected.items():
+        np.testing.assert_allclose(actual[name], weight, rtol=1e-4, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def random_adapter(tiny_model, tmp_path_factory):
+    """A peft adapter with large random B (a fresh one is all zeros) and its GGUF export."""
+    from training.export import Provenance, export_adapter
+    from training.train import load_base, lora_model
+
+    model = lora_model(load_base(tiny_model, torch.float32, "cpu"), quick_config())
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    folder = tmp_path_factory.mktemp("adapter")
+    model.save_pretrained(str(folder / "peft"))
+    out = export_adapter(folder / "peft", folder / "personal.gguf",
+                         Provenance("tiny-qwen2", "0" * 64, "1" * 64, 6, {"perplexity": 3.0},
+                                    guard_passed=True))
+    return model, out
+
+
+def test_exported_adapter_loads_in_llama_cpp_and_shifts_logits_like_peft(tiny_model,
+                                                                         random_adapter):
+    from training.export import logit_shift_correlation
+
+    model, gguf_file = random_adapter
+    probe = [ord(character) for character in "def total(xs):\n    return sum(xs)\n"]
+    assert logit_shift_correlation(tiny_model, gguf_file, model, probe) > 0.99
+
+
+def test_exported_adapter_carries_its_provenance(random_adapter):
+    import gguf
+
+    from model.adapters import read_adapter_info
+
+    _, gguf_file = random_adapter
+    info = read_adapter_info(gguf_file)
+    assert (info.base_model, info.steps, info.guard_passed) == ("tiny-qwen2", 6, True)
+    assert info.scores == {"perplexity": 3.0}
+    reader = gguf.GGUFReader(str(gguf_file))
+    tensors = {tensor.name: tensor for tensor in reader.tensors}
+    assert len(tensors) == 2 * 7 * 2  # A and B for seven projections in two layers
+    a, b = tensors["blk.0.attn_q.weight.lora_a"], tensors["blk.0.attn_q.weight.lora_b"]
+    assert a.tensor_type == b.tensor_type == gguf.GGMLQuantizationType.F16
+    assert list(a.shape) == [64, 4] and list(b.shape) == [4, 64]  # ne order: A (4, 64), B (64, 4)
+
+
+def test_export_refuses_dora(tmp_path):
+    import json
+
+    from training.export import ExportError, Provenance, export_adapter
+
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 4, "lora_alpha": 8,
+                                                             "use_dora": True}))
+    with pytest.raises(ExportError, match="use_dora"):
+        export_adapter(tmp_path, tmp_path / "out.gguf", Provenance("m", "", "", 0, {}))
+
+
+# ---------------------------------------------------------------- serving
+
+NOTES_URI = "file:///work/project/notes.txt"
+NOTES = "notes about the order\nline two"
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(
+    server_command=[sys.executable, "-m", "server.cli", "serve"],
+    server_env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}))
+async def tiny_client(lsp_client: LanguageClient, tiny_model):
+    await start(lsp_client, {"model": str(tiny_model), "inlineCompletions": {
+        "maxTokens": 12, "timeBudgetMs": 20_000}})
+    await wait_for_state(lsp_client, "ready", timeout_s=60)
+    open_document(lsp_client, NOTES_URI, NOTES, language="plaintext")
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def completion_text(client: LanguageClient) -> str:
+    """The ghost text at the end of the notes (plain text: no parse check rejects it)."""
+    result = await client.text_document_inline_completion_async(
+        inline_params(NOTES_URI, types.Position(line=1, character=len("line two"))))
+    return result.items[0].insert_text if result and result.items else ""
+
+
+async def wait_for_adapter(client: LanguageClient, adapter: str | None) -> dict:
+    for _ in range(200):
+        status = await client.protocol.send_request_async("smallcoder/status", {})
+        if status.adapter == adapter:
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"adapter never became {adapter}: {status}")
+
+
+def change_settings(client: LanguageClient, **settings) -> None:
+    client.set_configuration(settings, section="smallcoder")
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={}))
+
+
+async def test_server_switches_adapters_without_reloading_and_the_completion_changes(
+        tiny_client, tiny_model, random_adapter):
+    _, gguf_file = random_adapter
+    base = await completion_text(tiny_client)
+    change_settings(tiny_client, model=str(tiny_model), adapter=str(gguf_file))
+    status = await wait_for_adapter(tiny_client, str(gguf_file))
+    assert status.state == "ready" and "personal" in status.message
+    adapted = await completion_text(tiny_client)
+    assert adapted != base
+    change_settings(tiny_client, model=str(tiny_model), adapter="")
+    await wait_for_adapter(tiny_client, None)
+    assert await completion_text(tiny_client) == base
+
+
+async def test_server_does_not_enable_an_adapter_that_lost_on_the_guard_set(
+        tiny_client, tiny_model, random_adapter, tmp_path):
+    from training.export import Provenance, export_adapter
+
+    _, gguf_file = random_adapter
+    worse = export_adapter(gguf_file.parent / "peft", tmp_path / "worse.gguf",
+                           Provenance("tiny-qwen2", "", "", 6, {}, guard_passed=False))
+    change_settings(tiny_client, model=str(tiny_model), adapter=str(worse))
+    for _ in range(200):
+        status = await tiny_client.protocol.send_request_async("smallcoder/status", {})
+        if "guard set" in status.message:
+            break
+        await asyncio.sleep(0.05)
+    assert status.adapter is None and "not enabled" in status.message

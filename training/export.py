@@ -1,0 +1,153 @@
+"""Our converter from a peft LoRA adapter to a GGUF LoRA file that llama.cpp applies at run time.
+
+GGUF layout (what llama.cpp's adapter loader reads): general.type=adapter, adapter.type=lora,
+adapter.lora.alpha; per projection `blk.N.<attn_q|…|ffn_down>.weight.lora_a` holding peft's A
+(r, in) and `.lora_b` holding B (out, r), untransposed, in F16. llama.cpp scales by alpha / r,
+as peft does. Provenance (base sha256, dataset hash, steps, scores) goes under `smallcoder.*`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+from model.adapters import GUARD_PASSED_KEY, PROVENANCE_PREFIX, SCORE_PREFIX
+
+# Projections the adapter may touch, in Hugging Face names; llama.cpp has a slot for each.
+TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+PEFT_PREFIX = "base_model.model."
+
+
+class ExportError(Exception):
+    """The adapter cannot be written as a GGUF LoRA; the message says why."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where an adapter came from; written into the GGUF so the file explains itself."""
+
+    base_model: str
+    base_sha256: str
+    dataset_sha256: str
+    steps: int
+    scores: dict[str, float]
+    guard_passed: bool | None = None
+
+
+def export_adapter(adapter_dir: Path, out: Path, provenance: Provenance) -> Path:
+    """Convert the peft adapter saved in `adapter_dir` into the GGUF LoRA file `out`."""
+    from safetensors.numpy import load_file
+
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    _check_plain_lora(config)
+    tensors = load_file(str(adapter_dir / "adapter_model.safetensors"))
+    layers = 1 + max(_layer_of(name) for name in tensors)
+    pairs = gguf_lora_tensors(tensors, layers)
+
+    scratch = out.with_name(out.name + ".partial")
+    writer = gguf.GGUFWriter(str(scratch), "qwen2")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(config["lora_alpha"]))
+    writer.add_name(f"SmallCoder personal adapter for {provenance.base_model}")
+    _add_provenance(writer, provenance, rank=int(config["r"]))
+    for name, array in pairs.items():
+        writer.add_tensor(name, array.astype(np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    scratch.replace(out)
+    return out
+
+
+def gguf_lora_tensors(peft_tensors: dict[str, np.ndarray], layers: int) -> dict[str, np.ndarray]:
+    """peft's `…layers.N.self_attn.q_proj.lora_A.weight` → `blk.N.attn_q.weight.lora_a`."""
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.QWEN2, layers)
+    out: dict[str, np.ndarray] = {}
+    for name, array in peft_tensors.items():
+        base_name, part = _split_lora_name(name)
+        mapped = names.get_name(base_name, try_suffixes=(".weight",))
+        if mapped is None:
+            raise ExportError(f"no llama.cpp tensor for {base_name}: the adapter targets a "
+                              f"module llama.cpp cannot adapt; train on {TARGET_MODULES}")
+        out[f"{mapped}.lora_{part}"] = np.ascontiguousarray(array)
+    for name in [name for name in out if name.endswith(".lora_a")]:
+        a, b = out[name], out.get(name[:-1] + "b")
+        if b is None or a.shape[0] != b.shape[1]:
+            raise ExportError(f"{name}: A {a.shape} and B {None if b is None else b.shape} "
+                              f"do not form a rank-r pair")
+    return out
+
+
+def _split_lora_name(name: str) -> tuple[str, str]:
+    for part in ("A", "B"):
+        marker = f".lora_{part}.weight"
+        if name.endswith(marker):
+            return name.removeprefix(PEFT_PREFIX)[: -len(marker)] + ".weight", part.lower()
+    raise ExportError(f"{name} is not a LoRA A/B weight: only plain LoRA adapters export")
+
+
+def _layer_of(name: str) -> int:
+    parts = name.split(".")
+    return int(parts[parts.index("layers") + 1])
+
+
+def _check_plain_lora(config: dict) -> None:
+    unsupported = [flag for flag in ("use_dora", "use_rslora") if config.get(flag)]
+    if config.get("bias", "none") != "none":
+        unsupported.append(f"bias={config['bias']}")
+    if config.get("rank_pattern") or config.get("alpha_pattern"):
+        unsupported.append("per-module rank or alpha")
+    if unsupported:
+        raise ExportError(f"llama.cpp applies plain LoRA only (uniform r and alpha); this "
+                          f"adapter uses {', '.join(unsupported)}: train it again without")
+
+
+def _add_provenance(writer: gguf.GGUFWriter, provenance: Provenance, rank: int) -> None:
+    writer.add_string(PROVENANCE_PREFIX + "base_model", provenance.base_model)
+    writer.add_string(PROVENANCE_PREFIX + "base_sha256", provenance.base_sha256)
+    writer.add_string(PROVENANCE_PREFIX + "dataset_sha256", provenance.dataset_sha256)
+    writer.add_uint32(PROVENANCE_PREFIX + "steps", provenance.steps)
+    writer.add_uint32(PROVENANCE_PREFIX + "rank", rank)
+    for key, value in sorted(provenance.scores.items()):
+        writer.add_float32(SCORE_PREFIX + key, float(value))
+    if provenance.guard_passed is not None:
+        writer.add_bool(GUARD_PASSED_KEY, provenance.guard_passed)
+
+
+def logit_shift_correlation(base_gguf: Path, adapter_gguf: Path, peft_model,
+                            tokens: list[int]) -> float:
+    """How well llama.cpp's logit shift from the adapter matches peft's on `tokens` (Pearson r).
+
+    The shift (with adapter minus without) isolates the adapter's effect from the difference
+    between the quantized base llama.cpp runs and the dequantized one torch trains.
+    """
+    import torch
+
+    llama_shift = _llama_logits(base_gguf, adapter_gguf, tokens) - _llama_logits(
+        base_gguf, None, tokens)
+    ids = torch.tensor([tokens])
+    with torch.no_grad():
+        tuned = peft_model(input_ids=ids).logits[0].float()
+        with peft_model.disable_adapter():
+            base = peft_model(input_ids=ids).logits[0].float()
+    peft_shift = (tuned - base).numpy()
+    return float(np.corrcoef(llama_shift.ravel(), peft_shift.ravel())[0, 1])
+
+
+def _llama_logits(base_gguf: Path, adapter_gguf: Path | None, tokens: list[int]) -> np.ndarray:
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(base_gguf), n_ctx=max(256, len(tokens) + 8),
+                          n_batch=512, logits_all=True, lora_path=None if adapter_gguf is None
+                          else str(adapter_gguf), verbose=False)
+    try:
+        llm.eval(tokens)
+        return np.array(llm.scores[: len(tokens)], dtype=np.float64)
+    finally:
+        llm.close()

@@ -1,0 +1,220 @@
+"""LoRA training of the personal adapter on the base loaded from the very GGUF inference uses.
+
+Read it top to bottom like nanoGPT's train.py: configuration is one dataclass, then the model,
+the optimizer and schedule, and one loop with progress, a wall-time budget and checkpoints.
+A checkpoint is a peft adapter folder plus the optimizer and loop state; Ctrl-C saves one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from training.examples import Example, iterate_forever
+from training.export import TARGET_MODULES
+
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "trainer_state.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    rank: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.05
+    learning_rate: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    max_steps: int = 400
+    grad_accum: int = 4  # examples per optimizer step
+    max_grad_norm: float = 1.0
+    max_minutes: float | None = None
+    checkpoint_every: int = 10  # optimizer steps
+    dtype: str = "auto"  # "auto" | "float32" | "bfloat16"
+    gradient_checkpointing: bool = True
+    threads: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    adapter_dir: Path
+    steps: int
+    tokens: int
+    seconds: float
+    final_loss: float | None
+    stopped_by: str  # "steps" | "time" | "interrupt"
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+def pick_dtype(wanted: str, device: str):
+    """bf16 on a GPU, or on a CPU that computes in bf16 natively (avx512_bf16/AMX); else fp32."""
+    import torch
+
+    if wanted != "auto":
+        return getattr(torch, wanted)
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        flags = ""
+    return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
+
+
+def load_base(gguf_path: Path, dtype, device: str):
+    """The base model dequantized from the GGUF inference uses (transformers ≥ 5)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name,
+                                                 dtype=dtype)
+    return model.to(device)
+
+
+def lora_model(base, config: TrainConfig):
+    """Plain LoRA on every attention and MLP projection: what llama.cpp can apply."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                      target_modules=list(TARGET_MODULES), bias="none", use_dora=False,
+                      use_rslora=False, task_type="CAUSAL_LM")
+    return get_peft_model(base, lora)
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warmup, then cosine decay to a tenth of the peak at max_steps."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, config.max_steps
+                                                            - config.warmup_steps))
+    floor = config.learning_rate / 10
+    return floor + 0.5 * (config.learning_rate - floor) * (1 + math.cos(math.pi * progress))
+
+
+def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: TrainConfig,
+          *, on_progress: Callable[[str], None] | None = None,
+          stop_after_steps: int | None = None) -> TrainResult:
+    """Train (or resume) a LoRA adapter in `out_dir`; returns where the adapter is.
+
+    `stop_after_steps` ends this run early without changing the schedule (tests, resumes).
+    """
+    import torch
+
+    if not examples:
+        raise ValueError("no training examples: the repositories gave no usable source files")
+    report = on_progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    dtype = pick_dtype(config.dtype, device)
+    model = lora_model(load_base(gguf_path, dtype, device), config)
+    if config.gradient_checkpointing:
+        model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+
+    checkpoint = out_dir / CHECKPOINT_DIR
+    step, tokens, seconds_before, losses = 0, 0, 0.0, []
+    if (checkpoint / STATE_FILE).is_file():
+        step, tokens, seconds_before, losses = _resume(model, optimizer, checkpoint)
+        report(f"resuming from step {step} ({tokens:,} tokens trained)")
+    stream = iterate_forever(examples, config.seed)
+    for _ in range(step * config.grad_accum):  # the same example order as without a break
+        next(stream)
+
+    start = time.perf_counter()
+    deadline = None if config.max_minutes is None else start + config.max_minutes * 60
+    last_stop = stop_after_steps if stop_after_steps is None else step + stop_after_steps
+    stopped_by = "steps"
+    model.train()
+    try:
+        while step < config.max_steps:
+            if deadline is not None and time.perf_counter() >= deadline:
+                stopped_by = "time"
+                break
+            if last_stop is not None and step >= last_stop:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, config)
+            step_loss, step_tokens = 0.0, 0
+            for _ in range(config.grad_accum):
+                example = next(stream)
+                input_ids = torch.tensor([example.input_ids], device=device)
+                labels = torch.tensor([example.labels], device=device)
+                loss = model(input_ids=input_ids, labels=labels).loss / config.grad_accum
+                loss.backward()
+                step_loss += loss.item()
+                step_tokens += len(example.input_ids)
+            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            tokens += step_tokens
+            losses.append(step_loss)
+            elapsed = seconds_before + time.perf_counter() - start
+            report(_progress_line(step, config, step_loss, tokens, elapsed, start, deadline))
+            if step % config.checkpoint_every == 0:
+                _save(model, optimizer, checkpoint, step, tokens, elapsed, losses, config)
+    except KeyboardInterrupt:
+        stopped_by = "interrupt"
+        report("interrupted: saving a checkpoint at the last finished step")
+    elapsed = seconds_before + time.perf_counter() - start
+    _save(model, optimizer, checkpoint, step, tokens, elapsed, losses, config)
+    return TrainResult(checkpoint, step, tokens, elapsed, losses[-1] if losses else None,
+                       stopped_by)
+
+
+def _progress_line(step: int, config: TrainConfig, loss: float, tokens: int, elapsed: float,
+                   start: float, deadline: float | None) -> str:
+    speed = tokens / elapsed if elapsed > 0 else 0.0
+    per_step = elapsed / step
+    remaining = (config.max_steps - step) * per_step
+    if deadline is not None:
+        remaining = min(remaining, max(0.0, deadline - time.perf_counter()))
+    bar_width = 24
+    filled = int(bar_width * step / config.max_steps)
+    return (f"[{'#' * filled}{'.' * (bar_width - filled)}] step {step}/{config.max_steps} "
+            f"loss {loss:.3f}  {speed:.0f} tokens/s  ETA {remaining / 60:.1f} min")
+
+
+def _save(model, optimizer, checkpoint: Path, step: int, tokens: int, seconds: float,
+          losses: list[float], config: TrainConfig) -> None:
+    """Write the checkpoint beside the old one, then swap: a crash never leaves half of one."""
+    import torch
+
+    scratch = checkpoint.with_name(checkpoint.name + ".partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    model.save_pretrained(str(scratch))
+    torch.save({"step": step, "tokens": tokens, "seconds": seconds, "losses": losses,
+                "optimizer": optimizer.state_dict()}, scratch / STATE_FILE)
+    (scratch / "train_config.json").write_text(json.dumps(asdict(config), indent=1))
+    old = checkpoint.with_name(checkpoint.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if checkpoint.exists():
+        checkpoint.rename(old)
+    scratch.rename(checkpoint)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _resume(model, optimizer, checkpoint: Path) -> tuple[int, int, float, list[float]]:
+    import torch
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    set_peft_model_state_dict(model, load_file(str(checkpoint / "adapter_model.safetensors")))
+    state = torch.load(checkpoint / STATE_FILE, weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    return state["step"], state["tokens"], state["seconds"], state["losses"]
