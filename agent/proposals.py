@@ -86,6 +86,8 @@ def parse_proposal(reply: str, context: FailureContext) -> Proposal:
             if candidate is None or (target.path, target.span.qualified_name) in found:
                 continue
             new_text = dedented(candidate).rstrip()
+            if language == "python" and target.span.docstring and not candidate.docstring:
+                new_text = _with_docstring_of(dedented(target.span), new_text)
             if new_text.strip() == dedented(target.span).strip():
                 continue
             found[(target.path, target.span.qualified_name)] = Replacement(
@@ -115,6 +117,24 @@ def apply_proposal(proposal: Proposal, read: Callable[[str], str],
             raise ProposalError(f"{path} does not parse with the new code")
     for path, text in new_texts.items():
         write(path, text)
+
+
+def _with_docstring_of(original: str, rewritten: str) -> str:
+    """The rewritten Python function with the original's docstring put back: small models
+    often leave it out, and a diff that deletes documentation is a worse review."""
+    source, target = original.encode(), rewritten.encode()
+    old_span, new_span = functions(original, "python")[0], functions(rewritten, "python")[0]
+    quote_at = old_span.body_start_byte
+    quote = next((mark for mark in (b'"""', b"'''", b'"', b"'")
+                  if source.startswith(mark, quote_at)), None)
+    body_at = new_span.body_start_byte
+    line_start = target.rfind(b"\n", 0, body_at) + 1
+    indent = target[line_start:body_at]
+    closing = source.find(quote, quote_at + len(quote)) if quote else -1
+    if closing < 0 or indent.strip() or line_start == 0:
+        return rewritten  # an unusual docstring, or a one-line body: leave the reply as it is
+    docstring = source[quote_at:closing + len(quote)]
+    return (target[:body_at] + docstring + b"\n" + indent + target[body_at:]).decode()
 
 
 def _named_function(code: str, language: str, target: FunctionSpan) -> FunctionSpan | None:

@@ -377,6 +377,9 @@ def create_server(engine_factory: EngineFactory | None = None) -> SmallCoderServ
             raise JsonRpcInvalidParams(str(error)) from error
         return {"path": str(path)}
 
+    from server import lsp_solve  # it builds on this module's server class
+
+    lsp_solve.register(server)
     return server
 
 

@@ -1,7 +1,8 @@
 """`smallcoder serve` with a small honest fake engine, for tests of protocol behaviour.
 
 The fake answers by the kind of prompt it gets: a fixed continuation for fill-in-the-middle,
-a fixed explanation, and for a refactor the function it was shown with one comment added.
+a fixed explanation, for a refactor the function it was shown with one comment added, and for
+the agent the fix of examples/' failing test.
 $SMALLCODER_FAKE_TOKEN_SECONDS slows it down to model a real generation.
 """
 
@@ -19,6 +20,11 @@ from tests.fakes import ScriptedEngine
 
 FIM_REPLY = "    return total / len(values)\n\nprint('unrelated')\n"
 EXPLANATION = "It divides the total by the count: the **mean** of `values`."
+# The agent's answer: the fix of examples/inventory.py's apply_discount, whatever it is shown.
+AGENT_FIX = ("```python\ndef apply_discount(price_cents: int, percent: int) -> int:\n"
+             "    if not 0 <= percent <= 100:\n"
+             "        raise ValueError(f\"discount must be between 0 and 100, got {percent}\")\n"
+             "    return price_cents * (100 - percent) // 100\n```")
 SHOWN_FUNCTION = re.compile(r"The function:\n```(\w+)\n(.*?)\n```", re.DOTALL)
 
 
@@ -31,6 +37,8 @@ class RuleEngine(ScriptedEngine):
             return FIM_REPLY
         if prompt_text.startswith("system: ") and "Explain this" in prompt_text:
             return EXPLANATION
+        if "Find the bug and fix it" in prompt_text:
+            return AGENT_FIX
         shown = SHOWN_FUNCTION.search(prompt_text)
         if shown is None:
             return "I cannot help with that."

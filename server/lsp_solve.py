@@ -1,0 +1,135 @@
+"""`smallcoder/solve`: the agent over LSP, reporting on the client's progress token.
+
+The request runs the loop on the long-job engine and yields to completions between tokens;
+`$/cancelRequest` stops generation and kills the running tests. The answer is a WorkspaceEdit
+for the user to review: nothing is written here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+
+from agent.runner import TestCommandError
+from agent.sandbox import FileChange, SandboxError
+from agent.solve import Budget, SolveResult, solve
+from model.engine import CancelToken
+from server.lsp import SmallCoderServer, path_of
+from server.model_host import ModelUnavailable
+
+SOLVE_METHOD = "smallcoder/solve"
+PROGRESS_TITLE = "SmallCoder: solving with the agent"
+
+
+def register(server: SmallCoderServer) -> None:
+    @server.feature(SOLVE_METHOD)
+    async def solve_request(ls: SmallCoderServer, params: Any) -> dict:
+        """Runs until green, out of rounds or time, or cancelled; the user's files change only
+        when the client applies the returned edit."""
+        workspace = _workspace(ls, params)
+        test_command = _optional(params, "testCommand", str) or ls.settings.test_command
+        if not test_command:
+            raise JsonRpcInvalidParams("no test command: pass params.testCommand or set "
+                                       "smallcoder.testCommand")
+        max_rounds = _optional(params, "maxRounds", int)
+        budget = Budget() if max_rounds is None else Budget(max_rounds=max(1, max_rounds))
+        progress = _Progress(ls, _optional(params, "workDoneToken", (str, int)))
+        cancel = CancelToken()
+
+        def run_agent() -> SolveResult:
+            with ls.host.long_job(f"solving the tests of {workspace.name}") as engine:
+                return solve(workspace, test_command, budget, engine=engine, cancel=cancel,
+                             yield_turn=ls.host.gate.wait_turn, on_progress=progress.report)
+
+        progress.begin()
+        try:
+            result = await asyncio.to_thread(run_agent)
+        except asyncio.CancelledError:
+            cancel.cancel()
+            raise
+        except ModelUnavailable as error:
+            raise JsonRpcInvalidParams(f"the model is not ready: {error}") from error
+        except (TestCommandError, SandboxError) as error:
+            raise JsonRpcInvalidParams(str(error)) from error
+        finally:
+            progress.end()
+        ls.log("info", f"agent: {result.status} after {result.rounds} round(s); "
+                       f"transcript {result.transcript}")
+        edit = workspace_edit(ls, workspace, result.changes)
+        return {"status": result.status, "rounds": result.rounds, "diff": result.diff,
+                "edit": ls.protocol._converter.unstructure(edit),
+                "transcript": str(result.transcript), "message": result.message,
+                "failingBefore": result.failing_before, "failingAfter": result.failing_after}
+
+
+def workspace_edit(ls: SmallCoderServer, workspace: Path,
+                   changes: tuple[FileChange, ...]) -> types.WorkspaceEdit:
+    """Each changed file replaced whole, from the text the agent started from."""
+    document_changes = []
+    for change in changes:
+        uri = (workspace / change.path).as_uri()
+        open_document = ls.workspace.text_documents.get(uri)
+        version = (open_document.version if open_document is not None
+                   and open_document.source == change.old_text else None)
+        document_changes.append(types.TextDocumentEdit(
+            text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri,
+                                                                        version=version),
+            edits=[types.TextEdit(range=whole_text_range(change.old_text),
+                                  new_text=change.new_text)]))
+    return types.WorkspaceEdit(document_changes=document_changes)
+
+
+def whole_text_range(text: str) -> types.Range:
+    """The range of all of `text`, its last column in UTF-16 units as LSP counts them."""
+    last_line = text.split("\n")[-1]
+    end = types.Position(line=text.count("\n"),
+                         character=len(last_line.encode("utf-16-le")) // 2)
+    return types.Range(start=types.Position(line=0, character=0), end=end)
+
+
+class _Progress:
+    """Reports on a token the client created; silent when it gave none."""
+
+    def __init__(self, ls: SmallCoderServer, token: str | int | None) -> None:
+        self.ls, self.token = ls, token
+
+    def begin(self) -> None:
+        if self.token is not None:
+            self.ls.work_done_progress.begin(self.token, types.WorkDoneProgressBegin(
+                title=PROGRESS_TITLE, cancellable=True))
+
+    def report(self, message: str) -> None:
+        """Called from the agent's thread."""
+        self.ls.log("info", f"agent: {message}")
+        if self.token is not None:
+            token = self.token
+            self.ls._from_any_thread(lambda: self.ls.work_done_progress.report(
+                token, types.WorkDoneProgressReport(message=message)))
+
+    def end(self) -> None:
+        if self.token is not None:
+            self.ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd())
+
+
+def _workspace(ls: SmallCoderServer, params: Any) -> Path:
+    given = _optional(params, "workspaceFolder", str)
+    if given is None:
+        folders = list(ls.workspace.folders.values())
+        if not folders:
+            raise JsonRpcInvalidParams("no workspace folder: pass params.workspaceFolder")
+        given = folders[0].uri
+    path = Path(path_of(given) if given.startswith("file:") else given)
+    if not path.is_dir():
+        raise JsonRpcInvalidParams(f"workspace folder {path} does not exist")
+    return path
+
+
+def _optional(params: Any, name: str, kind: type | tuple[type, ...]) -> Any:
+    value = params.get(name) if isinstance(params, dict) else getattr(params, name, None)
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        raise JsonRpcInvalidParams(f"params.{name} must be a {kind}")
+    return value
