@@ -7,6 +7,7 @@ import { ExplainPanel } from './explainPanel';
 import { downloadModelRequest, explainRequest, FunctionParams, NO_PARAMS, refactorRequest } from './protocol';
 import { errorMessage, ServerController } from './server';
 import { readSettings, updateSetting } from './settings';
+import { PROPOSED_SCHEME, ProposedFiles, solveWithAgent } from './solve';
 
 /** The arguments the server puts in its "Explain this function" code action. */
 type PositionArgument = { line: number; character: number };
@@ -70,6 +71,10 @@ export function registerCommands(
         vscode.window.setStatusBarMessage(`SmallCoder refactored ${result.functionName}`, 5000);
     });
 
+    const proposed = new ProposedFiles();
+    context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(PROPOSED_SCHEME, proposed));
+    register('smallcoder.solveWithAgent', () => solveWithAgent(context, server.runningClient(), proposed, log));
+
     register('smallcoder.toggleInlineCompletions', async () => {
         const enabled = !readSettings().inlineCompletions.enabled;
         await updateSetting('inlineCompletions.enabled', enabled);
@@ -92,6 +97,7 @@ export function registerCommands(
         const entries: MenuEntry[] = [
             { label: '$(comment-discussion) Explain Function', command: 'smallcoder.explainFunction' },
             { label: '$(wand) Refactor Function', command: 'smallcoder.refactorFunction' },
+            { label: '$(beaker) Solve with Agent', command: 'smallcoder.solveWithAgent' },
             {
                 label: inlineEnabled ? '$(circle-slash) Turn Inline Completions Off' : '$(sparkle) Turn Inline Completions On',
                 command: 'smallcoder.toggleInlineCompletions',

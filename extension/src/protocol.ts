@@ -50,3 +50,27 @@ export const NO_PARAMS: NoParams = {};
 export const statusRequest = new RequestType<NoParams, ServerStatus, void>('smallcoder/status');
 export const statusChangedNotification = new NotificationType<ServerStatus>('smallcoder/statusChanged');
 export const downloadModelRequest = new RequestType<NoParams, DownloadModelResult, void>('smallcoder/downloadModel');
+
+export interface SolveParams {
+    /** The workspace folder's URI (or path). */
+    workspaceFolder: string;
+    testCommand: string;
+    maxRounds?: number;
+    /** A progress token the client created; the server reports "round 2: 3 → 1 failing" on it. */
+    workDoneToken?: string;
+}
+
+export type SolveStatus = 'solved' | 'already-passing' | 'unsolved' | 'out-of-time' | 'cancelled';
+
+export interface SolveResult {
+    status: SolveStatus;
+    rounds: number;
+    diff: string;
+    edit: WorkspaceEdit;
+    transcript: string;
+    message: string;
+    failingBefore: number;
+    failingAfter: number;
+}
+
+export const solveRequest = new RequestType<SolveParams, SolveResult, void>('smallcoder/solve');

@@ -1,0 +1,160 @@
+/**
+ * "SmallCoder: Solve with Agent": the server edits a scratch copy until the tests pass; the user
+ * reviews a diff of every changed file and accepts or discards. Nothing is written before Accept.
+ */
+import * as vscode from 'vscode';
+import { LanguageClient, WorkDoneProgress, WorkDoneProgressBegin, WorkDoneProgressReport } from 'vscode-languageclient/node';
+import { SolveResult, solveRequest } from './protocol';
+import { readSettings } from './settings';
+
+export const PROPOSED_SCHEME = 'smallcoder-proposed';
+const REMEMBERED_COMMAND_KEY = 'smallcoder.solve.testCommand';
+const PYTEST_COMMAND = 'python -m pytest -q';
+/** Files whose presence says the project's tests run with pytest. */
+const PYTEST_MARKERS = ['pytest.ini', 'conftest.py', 'tox.ini', 'setup.cfg', 'pyproject.toml', 'tests', 'test'];
+
+/** The proposed texts, shown read-only on the right side of the diffs. */
+export class ProposedFiles implements vscode.TextDocumentContentProvider {
+    private readonly texts = new Map<string, string>();
+
+    set(uri: vscode.Uri, text: string): void {
+        this.texts.set(uri.toString(), text);
+    }
+
+    clear(): void {
+        this.texts.clear();
+    }
+
+    provideTextDocumentContent(uri: vscode.Uri): string {
+        return this.texts.get(uri.toString()) ?? '';
+    }
+}
+
+export async function solveWithAgent(
+    context: vscode.ExtensionContext,
+    client: LanguageClient,
+    proposed: ProposedFiles,
+    log: vscode.LogOutputChannel,
+): Promise<void> {
+    const folder = await pickFolder();
+    if (folder === undefined) {
+        return;
+    }
+    const testCommand = await askTestCommand(context, folder);
+    if (testCommand === undefined) {
+        return;
+    }
+    const result = await runAgent(client, folder, testCommand);
+    if (result === undefined) {
+        return;
+    }
+    log.info(`Agent: ${result.status} after ${result.rounds} round(s); transcript ${result.transcript}`);
+    const edit = await client.protocol2CodeConverter.asWorkspaceEdit(result.edit);
+    const files = edit.entries();
+    if (files.length === 0) {
+        const say = result.status === 'already-passing' ? vscode.window.showInformationMessage : vscode.window.showWarningMessage;
+        void say(`SmallCoder: ${result.message}`);
+        return;
+    }
+    proposed.clear();
+    for (const [uri, edits] of files) {
+        const right = uri.with({ scheme: PROPOSED_SCHEME, query: String(Date.now()) });
+        proposed.set(right, edits[0].newText);
+        const name = vscode.workspace.asRelativePath(uri);
+        await vscode.commands.executeCommand('vscode.diff', uri, right, `${name} ↔ SmallCoder's fix`, { preview: false });
+    }
+    const outcome =
+        result.status === 'solved'
+            ? `the tests pass with this change (${result.rounds} round(s))`
+            : `${result.failingBefore} → ${result.failingAfter} failing tests (${result.message})`;
+    const choice = await vscode.window.showInformationMessage(
+        `SmallCoder: ${outcome}. Accept the change to ${files.length} file(s)?`,
+        'Accept',
+        'Discard',
+    );
+    if (choice !== 'Accept') {
+        return;
+    }
+    if (!(await vscode.workspace.applyEdit(edit))) {
+        throw new Error('VS Code did not apply the agent\'s change: did the files change meanwhile?');
+    }
+    for (const [uri] of files) {
+        const document = vscode.workspace.textDocuments.find((open) => open.uri.toString() === uri.toString());
+        await document?.save();
+    }
+    vscode.window.setStatusBarMessage(`SmallCoder: the agent's change is applied to ${files.length} file(s)`, 5000);
+}
+
+/** The request under a cancellable notification that shows the server's round messages. */
+async function runAgent(client: LanguageClient, folder: vscode.WorkspaceFolder, testCommand: string): Promise<SolveResult | undefined> {
+    const progressToken = `smallcoder-solve-${Date.now()}`;
+    return vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: 'SmallCoder: solving with the agent', cancellable: true },
+        async (progress, token) => {
+            const listener = client.onProgress(WorkDoneProgress.type, progressToken, (value) => {
+                const message = (value as WorkDoneProgressBegin | WorkDoneProgressReport).message;
+                if (value.kind !== 'end' && message) {
+                    progress.report({ message });
+                }
+            });
+            try {
+                return await client.sendRequest(
+                    solveRequest,
+                    { workspaceFolder: folder.uri.toString(), testCommand, workDoneToken: progressToken },
+                    token,
+                );
+            } catch (error) {
+                if (token.isCancellationRequested) {
+                    return undefined;
+                }
+                throw error;
+            } finally {
+                listener.dispose();
+            }
+        },
+    );
+}
+
+async function pickFolder(): Promise<vscode.WorkspaceFolder | undefined> {
+    const folders = vscode.workspace.workspaceFolders ?? [];
+    if (folders.length === 0) {
+        throw new Error('Open a folder with tests first: the agent runs its test command.');
+    }
+    return folders.length === 1 ? folders[0] : vscode.window.showWorkspaceFolderPick({ placeHolder: 'Which project should the agent fix?' });
+}
+
+/**
+ * Asked once per run, offering the last answer for this folder, else the setting, else pytest when
+ * the project looks like it.
+ */
+async function askTestCommand(context: vscode.ExtensionContext, folder: vscode.WorkspaceFolder): Promise<string | undefined> {
+    const key = `${REMEMBERED_COMMAND_KEY}:${folder.uri.toString()}`;
+    const offered =
+        context.workspaceState.get<string>(key) ||
+        readSettings().testCommand ||
+        ((await looksLikePytest(folder)) ? PYTEST_COMMAND : '');
+    const answer = await vscode.window.showInputBox({
+        title: 'SmallCoder: Solve with Agent',
+        prompt: 'The command that runs the tests (run without a shell, in a copy of the workspace)',
+        value: offered,
+        placeHolder: 'for example: python -m pytest -q',
+        ignoreFocusOut: true,
+    });
+    const command = answer?.trim();
+    if (command) {
+        await context.workspaceState.update(key, command);
+    }
+    return command || undefined;
+}
+
+async function looksLikePytest(folder: vscode.WorkspaceFolder): Promise<boolean> {
+    for (const name of PYTEST_MARKERS) {
+        try {
+            await vscode.workspace.fs.stat(vscode.Uri.joinPath(folder.uri, name));
+            return true;
+        } catch {
+            // not there: try the next marker
+        }
+    }
+    return (await vscode.workspace.findFiles(new vscode.RelativePattern(folder, '**/test_*.py'), '**/.venv/**', 1)).length > 0;
+}
