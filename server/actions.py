@@ -1,7 +1,8 @@
 """Explain and refactor a function: prompts, reply parsing and validation.
 
 Shared by the code actions, the custom requests and (later) the command line. The function is
-found with tree-sitter; its file's imports go along as context until the packer widens it.
+found with tree-sitter; its file's imports and the related code the packer chose (callees,
+types, callers) go along as context.
 """
 
 from __future__ import annotations
@@ -77,23 +78,28 @@ def function_at(text: str, language: str, line: int, character: int) -> Function
     return span
 
 
-def _context(text: str, language: str, span: FunctionSpan) -> str:
+def _context(text: str, language: str, span: FunctionSpan, related: str = "") -> str:
     fence = language if language != "tsx" else "tsx"
     header = "\n".join(imports(text, language))
     parts = []
+    if related:
+        parts.append(f"Related code from the workspace (what the function uses, and its "
+                     f"callers):\n\n{related}\n")
     if header:
         parts.append(f"The file's imports:\n```{fence}\n{header}\n```\n")
     parts.append(f"The function:\n```{fence}\n{dedented(span)}\n```")
     return "\n".join(parts)
 
 
-def explain(run: Run, text: str, language: str, line: int, character: int) -> Explanation:
+def explain(run: Run, text: str, language: str, line: int, character: int,
+            related: str = "") -> Explanation:
+    """`related`: code the packer chose for the function (callees, types, callers), Markdown."""
     span = function_at(text, language, line, character)
     name = LANGUAGE_NAMES.get(language, language)
     reply = run.ask(
         f"Explain this {name} function to a developer who is reading it: what it is for, its "
         f"inputs and result, side effects, and any edge case or bug you notice. Answer in "
-        f"Markdown, in under 200 words.\n\n{_context(text, language, span)}",
+        f"Markdown, in under 200 words.\n\n{_context(text, language, span, related)}",
         EXPLAIN_MAX_TOKENS,
     )
     if not reply.strip():
@@ -102,7 +108,7 @@ def explain(run: Run, text: str, language: str, line: int, character: int) -> Ex
 
 
 def refactor(run: Run, text: str, language: str, line: int, character: int,
-             instruction: str = "") -> Refactoring:
+             instruction: str = "", related: str = "") -> Refactoring:
     """Rewrite the function at the cursor; the result parses and keeps the signature."""
     span = function_at(text, language, line, character)
     goal = instruction.strip() or DEFAULT_REFACTOR_GOAL
@@ -110,7 +116,7 @@ def refactor(run: Run, text: str, language: str, line: int, character: int,
     name = LANGUAGE_NAMES.get(language, language)
     keep = "" if may_change_signature else f" Keep the name `{span.name}` and its parameters."
     # Small models follow the instruction best when it comes last, after the code.
-    request = (f"{_context(text, language, span)}\n\nRewrite this {name} function: {goal}."
+    request = (f"{_context(text, language, span, related)}\n\nRewrite this {name} function: {goal}."
                f"{keep} Reply with only the rewritten function, in one ```{language} block.")
     problem = ""
     for attempt in range(REFACTOR_ATTEMPTS):

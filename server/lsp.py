@@ -26,8 +26,8 @@ from analyzers.syntax import FunctionSpan, enclosing_function, language_for_id, 
 from model import registry
 from model.engine import CancelToken
 from model.errors import ModelError
-from server import actions
-from server.completion import CompletionSettings, complete_at
+from server import actions, workspace_index
+from server.completion import CompletionSettings
 from server.model_host import EngineFactory, ModelHost, ModelState, ModelUnavailable, Status
 from server.settings import LOG_LEVELS, Settings, settings_from_client
 
@@ -66,6 +66,7 @@ class SmallCoderServer(LanguageServer):
         self.host = ModelHost(self._status_changed, **factory)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.inline_requests: dict[str, CancelToken] = {}
+        self.context = workspace_index.WorkspaceContext()
         self.loading: asyncio.Task | None = None
         self.switching: asyncio.Future | None = None
 
@@ -277,9 +278,10 @@ def create_server(engine_factory: EngineFactory | None = None) -> SmallCoderServ
         try:
             with ls.host.gate.interactive():
                 completion = await asyncio.to_thread(
-                    complete_at, engine, document.source, line, character,
-                    path=Path(path_of(uri)).name, repo_name=_repo_name(ls, uri),
-                    settings=completion_settings, cancel=token)
+                    workspace_index.complete_in_workspace, ls.context, engine, document.source,
+                    line, character, path=path_of(uri), repo_name=_repo_name(ls, uri),
+                    settings=completion_settings, context_tokens=settings.inline_context_tokens,
+                    cancel=token)
         except asyncio.CancelledError:
             token.cancel()
             raise
@@ -358,7 +360,10 @@ def create_server(engine_factory: EngineFactory | None = None) -> SmallCoderServ
         line, character = cursor(document, position)
         explanation = await _long_action(
             ls, f"explaining the function at line {line + 1}",
-            lambda run: actions.explain(run, document.source, language, line, character))
+            lambda run: actions.explain(run, document.source, language, line, character,
+                                        related=workspace_index.related_for(
+                                            ls.context, path_of(uri), document.source, line,
+                                            run.engine)))
         return {"markdown": explanation.markdown, "functionName": explanation.function_name}
 
     @server.feature("smallcoder/status")
@@ -377,6 +382,7 @@ def create_server(engine_factory: EngineFactory | None = None) -> SmallCoderServ
             raise JsonRpcInvalidParams(str(error)) from error
         return {"path": str(path)}
 
+    workspace_index.register(server)
     from server import lsp_solve  # it builds on this module's server class
 
     lsp_solve.register(server)
@@ -408,7 +414,9 @@ async def _refactor(ls: SmallCoderServer, uri: str, position: types.Position,
     source, version_at_start = document.source, document.version
     result = await _long_action(
         ls, f"refactoring the function at line {line + 1}",
-        lambda run: actions.refactor(run, source, language, line, character, instruction))
+        lambda run: actions.refactor(run, source, language, line, character, instruction,
+                                     related=workspace_index.related_for(
+                                         ls.context, path_of(uri), source, line, run.engine)))
     if document.version != version_at_start:
         raise JsonRpcInvalidParams("the document changed while the refactor ran: try again")
     edit = types.TextEdit(range=span_range(document, result.span), new_text=result.new_function)

@@ -11,6 +11,7 @@ from typing import Any
 
 from model.registry import DEFAULT_MODEL
 from server.completion import DEFAULT_MAX_TOKENS, DEFAULT_TIME_BUDGET_MS
+from server.workspace_index import DEFAULT_COMPLETION_CONTEXT_TOKENS
 
 LOG_LEVELS = ("error", "warning", "info", "debug")
 
@@ -21,6 +22,7 @@ class Settings:
     inline_enabled: bool = True
     inline_max_tokens: int = DEFAULT_MAX_TOKENS
     inline_time_budget_ms: float = DEFAULT_TIME_BUDGET_MS
+    inline_context_tokens: int = DEFAULT_COMPLETION_CONTEXT_TOKENS
     vram_budget_mb: int = 2048
     log_level: str = "info"
     adapter: str = ""
@@ -38,6 +40,7 @@ CLIENT_KEYS = {
     "inlineCompletions.enabled": "inline_enabled",
     "inlineCompletions.maxTokens": "inline_max_tokens",
     "inlineCompletions.timeBudgetMs": "inline_time_budget_ms",
+    "inlineCompletions.contextTokens": "inline_context_tokens",
     "vramBudgetMb": "vram_budget_mb",
     "logLevel": "log_level",
     "adapter": "adapter",

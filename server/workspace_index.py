@@ -1,0 +1,253 @@
+"""The language server's workspace context: one index per workspace folder, the ring buffer of
+recently edited and viewed code, and the packed context that completion and actions ask for.
+
+Handlers call in with document events (cheap: the text is only remembered); parsing happens in
+worker threads when a feature needs the context, or on save.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from analyzers.index import WorkspaceIndex
+from analyzers.packer import RecentChunks, Snippet, Target, jedi_resolver, pack
+from analyzers.queries import definitions, language_for_path
+from model.engine import CancelToken, Engine
+from model.prompts import ContextChunk
+from model.registry import smallcoder_home
+from server.completion import Completion, CompletionSettings, complete_at
+
+if TYPE_CHECKING:
+    from server.lsp import SmallCoderServer
+
+# Cross-file context for inline completion; a setting (smallcoder.inlineCompletions.contextTokens).
+DEFAULT_COMPLETION_CONTEXT_TOKENS = 1024
+# Callees, types and callers for explain and refactor.
+ACTION_CONTEXT_TOKENS = 2048
+# Kinds of snippets an action prompt does not repeat: it shows the function and imports itself.
+ACTION_SKIPS = frozenset({"target", "header"})
+
+
+@dataclass(frozen=True)
+class _CompletionMemo:
+    """The chunks last packed for a document and scope: reused while the user types in that
+    scope, so the prompt head (and the engine's KV cache) stays the same."""
+
+    key: tuple[str, int, int, int]
+    chunks: tuple[ContextChunk, ...]
+
+
+class WorkspaceContext:
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = home
+        self.recent = RecentChunks()
+        self._indexes: dict[Path, WorkspaceIndex] = {}
+        self._pending: dict[str, str] = {}  # path → newest text not yet in the index
+        self._generation = 0  # bumped whenever the index changes in a way completion must see
+        self._memo: _CompletionMemo | None = None
+        self._lock = threading.Lock()
+        self.folders_requested = False
+        self.indexing: list[asyncio.Future] = []
+
+    # ------------------------------------------------------------ folders and documents
+
+    def open_folder(self, root: Path) -> WorkspaceIndex:
+        """Index a workspace folder (blocking: call it from a worker thread)."""
+        index = WorkspaceIndex.open(root, self.home if self.home is not None else
+                                    smallcoder_home())
+        with self._lock:
+            self._indexes[index.root] = index
+            self._generation += 1
+        return index
+
+    def close_folder(self, root: Path) -> None:
+        with self._lock:
+            self._indexes.pop(root.resolve(), None)
+
+    def document_changed(self, path: str, text: str, line: int | None = None) -> None:
+        """didOpen / didChange: remember the text (and the edited lines for the ring buffer)."""
+        with self._lock:
+            self._pending[path] = text
+        index = self.index_for(path)
+        name = index.relative(path) if index is not None else None
+        self.recent.note(name or Path(path).name, text, 0 if line is None else line)
+
+    def document_saved(self, path: str, text: str | None) -> None:
+        if text is not None:
+            self.document_changed(path, text)
+        self._flush()
+        with self._lock:
+            self._generation += 1
+
+    def document_closed(self, path: str) -> None:
+        with self._lock:
+            self._pending.pop(path, None)
+        index = self.index_for(path)
+        if index is not None:
+            index.close_document(path)
+
+    def files_changed(self, paths: list[str]) -> None:
+        """Files created, changed or deleted on disk (workspace/didChangeWatchedFiles)."""
+        for path in paths:
+            index = self.index_for(path)
+            if index is not None:
+                index.file_changed(path)
+        with self._lock:
+            self._generation += 1
+
+    def index_for(self, path: str) -> WorkspaceIndex | None:
+        """The index of the innermost workspace folder holding `path`."""
+        with self._lock:
+            indexes = list(self._indexes.values())
+        holding = [index for index in indexes if index.relative(path) is not None]
+        return max(holding, key=lambda index: len(index.root.parts), default=None)
+
+    # ------------------------------------------------------------ context for features
+
+    def completion_context(self, path: str, text: str, line: int, budget_tokens: int,
+                           count_tokens: Callable[[str], int]) -> tuple[ContextChunk, ...]:
+        """Cross-file chunks for a completion at `line`, the same ones while the cursor stays
+        in one scope and nothing was saved (the prompt head must not move as the user types)."""
+        if budget_tokens <= 0:
+            return ()
+        index = self.index_for(path)
+        name = (index.relative(path) if index is not None else None) or Path(path).name
+        key = (path, _scope_start(text, path, line), budget_tokens, self._generation)
+        memo = self._memo
+        if memo is not None and memo.key == key:
+            return memo.chunks
+        self._flush()
+        result = pack(Target(name, text, line, kind="cursor", cross_file_only=True),
+                      budget_tokens, count_tokens, index=index, recent=self.recent)
+        chunks = tuple(ContextChunk(s.path, s.text) for s in result.snippets)
+        self._memo = _CompletionMemo(key, chunks)
+        return chunks
+
+    def action_context(self, path: str, text: str, line: int,
+                       count_tokens: Callable[[str], int],
+                       budget_tokens: int = ACTION_CONTEXT_TOKENS) -> tuple[Snippet, ...]:
+        """Callees, types and callers of the function at `line` (jedi for Python)."""
+        self._flush()
+        index = self.index_for(path)
+        name = (index.relative(path) if index is not None else None) or Path(path).name
+        resolve = jedi_resolver(index.root) if index is not None else None
+        result = pack(Target(name, text, line, kind="function"), budget_tokens, count_tokens,
+                      index=index, recent=None, resolve=resolve)
+        return tuple(s for s in result.snippets if s.kind not in ACTION_SKIPS)
+
+    def prompt_path(self, path: str) -> str:
+        """How the current file is named in the prompt: relative to its workspace folder."""
+        index = self.index_for(path)
+        return (index.relative(path) if index is not None else None) or Path(path).name
+
+    def _flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for path, text in pending.items():
+            index = self.index_for(path)
+            if index is not None:
+                index.update_document(path, text)
+
+
+def complete_in_workspace(workspace: WorkspaceContext, engine: Engine, text: str, line: int,
+                          character: int, *, path: str, repo_name: str,
+                          settings: CompletionSettings, context_tokens: int,
+                          cancel: CancelToken | None = None) -> Completion:
+    """`complete_at` with the workspace's cross-file chunks ahead of the FIM prefix."""
+    chunks = workspace.completion_context(path, text, line, context_tokens, engine.count_tokens)
+    return complete_at(engine, text, line, character, path=workspace.prompt_path(path),
+                       repo_name=repo_name, settings=settings, context=chunks, cancel=cancel)
+
+
+def related_code(snippets: tuple[Snippet, ...]) -> str:
+    """Snippets as Markdown for an instruct prompt, each under its path and reason."""
+    return "\n\n".join(f"`{s.path}` lines {s.start_line + 1}-{s.end_line + 1} ({s.reason}):\n"
+                       f"```\n{s.text}\n```" for s in snippets)
+
+
+def _scope_start(text: str, path: str, line: int) -> int:
+    """The first line of the innermost definition around `line`, or -1 outside any."""
+    language = language_for_path(path)
+    if language is None:
+        return -1
+    around = [d.start_line for d in definitions(text, language)
+              if d.start_line <= line <= d.end_line]
+    return around[-1] if around else -1
+
+
+def related_for(workspace: WorkspaceContext, path: str, text: str, line: int,
+                engine: Engine) -> str:
+    """The related code an explain or refactor prompt shows (Markdown; "" when none)."""
+    return related_code(workspace.action_context(path, text, line, engine.count_tokens))
+
+
+def register(server: SmallCoderServer) -> None:
+    """Document and workspace events feed the context; folders are indexed on first use."""
+    from server.lsp import path_of  # this module is registered by server.lsp itself
+
+    def ensure_indexed(ls: SmallCoderServer) -> None:
+        context: WorkspaceContext = ls.context
+        if context.folders_requested:
+            return
+        context.folders_requested = True
+        roots = [Path(path_of(folder.uri)) for folder in ls.workspace.folders.values()]
+        if not roots and ls.workspace.root_path:
+            roots = [Path(ls.workspace.root_path)]
+        context.indexing = [asyncio.ensure_future(_index_folder(ls, root)) for root in roots]
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: SmallCoderServer, params: types.DidOpenTextDocumentParams) -> None:
+        """Opening a file counts as viewing it: its first lines enter the ring buffer."""
+        ensure_indexed(ls)
+        ls.context.document_changed(path_of(params.text_document.uri), params.text_document.text)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: SmallCoderServer, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        edited = [change.range.start.line for change in params.content_changes
+                  if isinstance(change, types.TextDocumentContentChangePartial)]
+        ls.context.document_changed(path_of(uri), ls.workspace.get_text_document(uri).source,
+                                    edited[-1] if edited else None)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
+    async def did_save(ls: SmallCoderServer, params: types.DidSaveTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        text = ls.workspace.get_text_document(uri).source
+        await asyncio.to_thread(ls.context.document_saved, path_of(uri), text)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: SmallCoderServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.context.document_closed(path_of(params.text_document.uri))
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    async def watched_files_changed(ls: SmallCoderServer,
+                                    params: types.DidChangeWatchedFilesParams) -> None:
+        paths = [path_of(change.uri) for change in params.changes]
+        await asyncio.to_thread(ls.context.files_changed, paths)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    async def folders_changed(ls: SmallCoderServer,
+                              params: types.DidChangeWorkspaceFoldersParams) -> None:
+        for folder in params.event.removed:
+            ls.context.close_folder(Path(path_of(folder.uri)))
+        for folder in params.event.added:
+            await _index_folder(ls, Path(path_of(folder.uri)))
+
+
+async def _index_folder(ls: SmallCoderServer, root: Path) -> None:
+    started = time.perf_counter()
+    try:
+        index = await asyncio.to_thread(ls.context.open_folder, root)
+    except OSError as error:
+        ls.log("warning", f"cannot index {root}: {error}; completions go without its context")
+        return
+    ls.log("info", f"indexed {len(index.files())} files of {root} in "
+                   f"{(time.perf_counter() - started) * 1e3:.0f} ms")

@@ -1,0 +1,106 @@
+"""The server's workspace context: cross-file chunks for completion, related code for actions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from model.prompts import FILE_SEP
+from server import actions
+from server.completion import CompletionSettings
+from server.workspace_index import WorkspaceContext, complete_in_workspace, related_for
+from tests.fakes import ScriptedEngine
+
+UNITS = '''def to_metres(feet: float) -> float:
+    """Feet to metres."""
+    return feet / 3.28084
+'''
+
+REPORT = '''from pkg.units import to_metres
+
+
+def describe(feet):
+    metres = to_metres(feet)
+    return f"{metres:.1f} m"
+
+
+def shout(text):
+    return text.upper()
+'''
+
+
+@pytest.fixture
+def workspace(tmp_path) -> tuple[WorkspaceContext, Path]:
+    root = tmp_path / "ws"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "pkg" / "units.py").write_text(UNITS)
+    (root / "pkg" / "report.py").write_text(REPORT)
+    context = WorkspaceContext(home=tmp_path / "home")
+    context.open_folder(root)
+    return context, root
+
+
+def complete(context: WorkspaceContext, engine: ScriptedEngine, path: Path, text: str,
+             line: int, character: int, context_tokens: int = 1024) -> str:
+    complete_in_workspace(context, engine, text, line, character, path=str(path),
+                          repo_name="ws", settings=CompletionSettings(max_tokens=8),
+                          context_tokens=context_tokens)
+    return engine.detokenize(engine.prompts[-1])
+
+
+def test_completion_prompt_carries_the_used_definition_from_another_file(workspace):
+    context, root = workspace
+    prompt = complete(context, ScriptedEngine(["x"]), root / "pkg" / "report.py", REPORT, 5, 4)
+    assert f"{FILE_SEP}pkg/units.py\n{UNITS.rstrip()}\n" in prompt
+    assert prompt.index("pkg/units.py") < prompt.index(f"{FILE_SEP}pkg/report.py\n")
+
+
+def test_completion_context_respects_its_token_budget(workspace):
+    context, root = workspace
+    prompt = complete(context, ScriptedEngine(["x"]), root / "pkg" / "report.py", REPORT, 5, 4,
+                      context_tokens=30)
+    assert "pkg/units.py" not in prompt
+    assert complete(context, ScriptedEngine(["x"]), root / "pkg" / "report.py", REPORT, 5, 4,
+                    context_tokens=0).startswith("<|repo_name|>ws\n<|file_sep|>pkg/report.py")
+
+
+def test_typing_in_one_function_keeps_the_prompt_head(workspace):
+    context, root = workspace
+    engine = ScriptedEngine(["x"])
+    path = root / "pkg" / "report.py"
+    first = complete(context, engine, path, REPORT, 5, 4)
+    typed = REPORT.replace("    return f", "    return  f")
+    context.document_changed(str(path), typed, 5)
+    second = complete(context, engine, path, typed, 5, 5)
+    head = first.index("<|fim_prefix|>")
+    assert second[:head] == first[:head]
+
+
+def test_an_edit_in_another_file_reaches_the_next_completion_after_save(workspace):
+    context, root = workspace
+    units = root / "pkg" / "units.py"
+    renamed = UNITS.replace("Feet to metres.", "Feet to metres (international foot).")
+    context.document_changed(str(units), renamed, 1)
+    context.document_saved(str(units), renamed)
+    prompt = complete(context, ScriptedEngine(["x"]), root / "pkg" / "report.py", REPORT, 5, 4)
+    assert "international foot" in prompt
+
+
+def test_explain_shows_the_functions_callees_from_other_files(workspace):
+    context, root = workspace
+    engine = ScriptedEngine(["It converts feet."])
+    path = root / "pkg" / "report.py"
+    related = related_for(context, str(path), REPORT, 4, engine)
+    actions.explain(actions.Run(engine), REPORT, "python", 4, 4, related=related)
+    prompt = engine.detokenize(engine.prompts[-1])
+    assert "`pkg/units.py` lines 1-3 (the target uses `to_metres` (jedi))" in prompt
+    assert "return feet / 3.28084" in prompt
+
+
+def test_a_file_outside_every_folder_completes_without_context(tmp_path, workspace):
+    context, _ = workspace
+    lone = tmp_path / "lone.py"
+    prompt = complete(context, ScriptedEngine(["x"]), lone, "x = 1\n", 0, 5)
+    assert prompt.startswith("<|repo_name|>ws\n<|file_sep|>lone.py\n")
