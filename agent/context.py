@@ -85,7 +85,15 @@ def gather_context(root: Path, failures: tuple[Failure, ...],
         spent += cost
         chosen.append(shown)
         shown_imports.setdefault(shown.path, new_imports)
-    return FailureContext(failures[:MAX_FAILURES_SHOWN], tuple(chosen), shown_imports)
+    return FailureContext(failures[:MAX_FAILURES_SHOWN], _outermost(chosen), shown_imports)
+
+
+def _outermost(chosen: list[ShownFunction]) -> tuple[ShownFunction, ...]:
+    """Drop functions nested in another one shown: the outer one is shown and edited whole."""
+    return tuple(inner for inner in chosen if not any(
+        outer is not inner and outer.path == inner.path
+        and outer.span.start_byte <= inner.span.start_byte
+        and inner.span.end_byte <= outer.span.end_byte for outer in chosen))
 
 
 def _failure_functions(sources: _SourceFiles, failure: Failure) -> list[ShownFunction]:
@@ -95,7 +103,7 @@ def _failure_functions(sources: _SourceFiles, failure: Failure) -> list[ShownFun
     if test_name and (span := sources.function(test_path, test_name.split("::")[-1]
                                                .split("[")[0])):
         found.append(ShownFunction(test_path, span, editable=False))
-    for frame in reversed(failure.frames):
+    for depth, frame in enumerate(reversed(failure.frames)):
         path = sources.relative(frame.file)
         if path is None or frame.function == "<module>":
             continue
@@ -106,7 +114,11 @@ def _failure_functions(sources: _SourceFiles, failure: Failure) -> list[ShownFun
         span = enclosing_function(text, language, frame.line - 1, 0)
         if span is None:
             continue
-        found.append(ShownFunction(path, span, editable=not is_test_file(path)))
+        # A function whose own `assert` failed is checking the code, like a test: not the bug.
+        line = text.split("\n")[frame.line - 1].strip() if frame.line <= text.count("\n") else ""
+        checking = depth == 0 and line.startswith("assert ")
+        found.append(ShownFunction(path, span,
+                                   editable=not is_test_file(path) and not checking))
     return found
 
 

@@ -13,6 +13,8 @@ from pathlib import PurePosixPath
 # Python's own traceback lines, as `--tb=native` and uncaught exceptions print them.
 FRAME_LINE = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)',
                         re.MULTILINE)
+# Python 3.11's markers under the failing expression: noise for the model.
+CARETS = re.compile(r"^\s*[\^~]+\s*$")
 MESSAGE_CHARS = 2000
 OUTPUT_TAIL_CHARS = 3000
 
@@ -54,7 +56,8 @@ def failures_from_junit(xml_text: str) -> list[Failure]:
 
 def failure_from_output(command: str, exit_code: int, output: str) -> Failure:
     """A whole command's failure: what it printed last, and the frames of its traceback."""
-    tail = output[-OUTPUT_TAIL_CHARS:]
+    tail = "\n".join(line for line in output[-OUTPUT_TAIL_CHARS:].splitlines()
+                     if not CARETS.match(line))
     return Failure(command, f"exit status {exit_code}\n{tail.strip()}", frames_in(output))
 
 
@@ -76,7 +79,8 @@ def _error_lines(details: str) -> str:
     start = next((index for index in range(len(lines) - 1, -1, -1)
                   if FRAME_LINE.match(lines[index])), -1)
     # After the last frame come its source line and then the exception with its explanation.
-    return "\n".join(lines[start + 2:]) if start >= 0 else "\n".join(lines[-10:])
+    kept = lines[start + 2:] if start >= 0 else lines[-10:]
+    return "\n".join(line for line in kept if not CARETS.match(line))
 
 
 def _short(text: str) -> str:

@@ -174,6 +174,8 @@ def _run_limited(argv: list[str], cwd: Path, limits: Limits, cancel: CancelToken
                 _kill_group(process)
         sink.seek(0)
         output = sink.read()[-OUTPUT_LIMIT_CHARS:].decode("utf-8", errors="replace")
+    # Paths relative to the copy: the same from run to run, and what the user knows them as.
+    output = output.replace(f"{cwd.resolve()}{os.sep}", "")
     return process.returncode, output, time.monotonic() - started, timed_out, cancelled
 
 
