@@ -14,6 +14,7 @@ from pathlib import Path
 from model import registry
 from model.errors import ModelError
 from server.cli_solve import add_solve_command
+from server.cli_train import add_train_command
 from server.context_cli import add_pack_command
 
 EXIT_USAGE = 2
@@ -84,6 +85,7 @@ def _build_parser() -> argparse.ArgumentParser:
     complete.set_defaults(run=_run_complete)
     add_solve_command(commands)
     add_pack_command(commands)
+    add_train_command(commands)
     return parser
 
 

@@ -7,6 +7,7 @@ so training takes seconds and llama.cpp runs the very adapter files the CLI woul
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from model import registry
 from model.prompts import END_OF_TEXT, fim_prompt_tokens
 from tests.conftest import REPO_ROOT
 from tests.fakes import ScriptedEngine
@@ -371,3 +373,39 @@ async def test_server_does_not_enable_an_adapter_that_lost_on_the_guard_set(
             break
         await asyncio.sleep(0.05)
     assert status.adapter is None and "not enabled" in status.message
+
+
+# ---------------------------------------------------------------- command line and report
+
+
+def test_train_command_writes_an_adapter_with_provenance(repo, tiny_model, tmp_path, capsys):
+    from model.adapters import read_adapter_info
+    from server.cli import main
+
+    out = tmp_path / "personal.gguf"
+    code = main(["train", "--repo", str(repo), "--out", str(out), "--model", str(tiny_model),
+                 "--max-steps", "2", "--no-eval", "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 2 and summary["adapter"] == str(out)
+    info = read_adapter_info(out)
+    assert info.steps == 2 and info.base_model == "tiny-qwen2"
+    assert info.base_sha256 == registry.sha256_of(tiny_model)
+
+
+def test_evaluation_report_compares_base_and_adapter(repo, tiny_model, tokenizer,
+                                                     random_adapter, tmp_path):
+    from training.evaluate import evaluate_adapter, write_report
+    from training.examples import build_examples
+
+    _, gguf_file = random_adapter
+    dataset = mine([repo])
+    held_out = build_examples(dataset.held_out, tokenizer, max_tokens=256)
+    corpus = "\n".join(source.text for source in dataset.train)
+    report = evaluate_adapter(tiny_model, gguf_file, held_out, corpus, examples=2,
+                              guard_sample=2)
+    assert report.base.perplexity > 1 and report.adapted.perplexity > 1
+    assert report.base.perplexity != report.adapted.perplexity
+    markdown = write_report(report, tmp_path / "personal.gguf", {"steps": "6"})
+    assert "held-out perplexity" in markdown.read_text()
+    assert markdown.with_suffix(".png").read_bytes().startswith(b"\x89PNG")

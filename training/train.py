@@ -13,13 +13,15 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from training.examples import Example, iterate_forever
 from training.export import TARGET_MODULES
 
 CHECKPOINT_DIR = "checkpoint"
+# Steps timed before the schedule is fitted to a wall-time budget.
+STEPS_TO_TIME = 3
 STATE_FILE = "trainer_state.pt"
 
 
@@ -129,7 +131,8 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
     checkpoint = out_dir / CHECKPOINT_DIR
     step, tokens, seconds_before, losses = 0, 0, 0.0, []
     if (checkpoint / STATE_FILE).is_file():
-        step, tokens, seconds_before, losses = _resume(model, optimizer, checkpoint)
+        step, tokens, seconds_before, losses, planned = _resume(model, optimizer, checkpoint)
+        config = replace(config, max_steps=planned)
         report(f"resuming from step {step} ({tokens:,} tokens trained)")
     stream = iterate_forever(examples, config.seed)
     for _ in range(step * config.grad_accum):  # the same example order as without a break
@@ -139,6 +142,7 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
     deadline = None if config.max_minutes is None else start + config.max_minutes * 60
     last_stop = stop_after_steps if stop_after_steps is None else step + stop_after_steps
     stopped_by = "steps"
+    steps_this_run = 0
     model.train()
     try:
         while step < config.max_steps:
@@ -165,6 +169,9 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
             tokens += step_tokens
             losses.append(step_loss)
             elapsed = seconds_before + time.perf_counter() - start
+            steps_this_run += 1
+            if deadline is not None and steps_this_run == STEPS_TO_TIME:
+                config = fit_schedule_to_deadline(config, step, steps_this_run, start, deadline)
             report(_progress_line(step, config, step_loss, tokens, elapsed, start, deadline))
             if step % config.checkpoint_every == 0:
                 _save(model, optimizer, checkpoint, step, tokens, elapsed, losses, config)
@@ -175,6 +182,14 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
     _save(model, optimizer, checkpoint, step, tokens, elapsed, losses, config)
     return TrainResult(checkpoint, step, tokens, elapsed, losses[-1] if losses else None,
                        stopped_by)
+
+
+def fit_schedule_to_deadline(config: TrainConfig, step: int, steps_timed: int, start: float,
+                             deadline: float) -> TrainConfig:
+    """Shorten the schedule so the cosine decay ends when the wall-time budget does."""
+    per_step = (time.perf_counter() - start) / steps_timed
+    fitting = step + int((deadline - time.perf_counter()) / per_step)
+    return replace(config, max_steps=max(step + 1, min(config.max_steps, fitting)))
 
 
 def _progress_line(step: int, config: TrainConfig, loss: float, tokens: int, elapsed: float,
@@ -199,7 +214,8 @@ def _save(model, optimizer, checkpoint: Path, step: int, tokens: int, seconds: f
     shutil.rmtree(scratch, ignore_errors=True)
     model.save_pretrained(str(scratch))
     torch.save({"step": step, "tokens": tokens, "seconds": seconds, "losses": losses,
-                "optimizer": optimizer.state_dict()}, scratch / STATE_FILE)
+                "max_steps": config.max_steps, "optimizer": optimizer.state_dict()},
+               scratch / STATE_FILE)
     (scratch / "train_config.json").write_text(json.dumps(asdict(config), indent=1))
     old = checkpoint.with_name(checkpoint.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -209,7 +225,8 @@ def _save(model, optimizer, checkpoint: Path, step: int, tokens: int, seconds: f
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _resume(model, optimizer, checkpoint: Path) -> tuple[int, int, float, list[float]]:
+def _resume(model, optimizer, checkpoint: Path
+            ) -> tuple[int, int, float, list[float], int]:
     import torch
     from peft.utils import set_peft_model_state_dict
     from safetensors.torch import load_file
@@ -217,4 +234,5 @@ def _resume(model, optimizer, checkpoint: Path) -> tuple[int, int, float, list[f
     set_peft_model_state_dict(model, load_file(str(checkpoint / "adapter_model.safetensors")))
     state = torch.load(checkpoint / STATE_FILE, weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
-    return state["step"], state["tokens"], state["seconds"], state["losses"]
+    return (state["step"], state["tokens"], state["seconds"], state["losses"],
+            state["max_steps"])

@@ -1,0 +1,69 @@
+"""`smallcoder train`: a personal-style LoRA adapter from the user's repositories.
+
+Progress goes to stderr; the adapter and its report (markdown + PNG) land next to --out.
+Ctrl-C leaves a checkpoint in OUT.work/ (exported to --out); the same command resumes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
+
+
+def add_train_command(commands: argparse._SubParsersAction) -> None:
+    train_parser = commands.add_parser(
+        "train", help="train a personal-style adapter on your repositories (needs .[train])")
+    train_parser.add_argument("--repo", action="append", required=True, type=Path,
+                              metavar="DIR", help="a repository to learn from (repeatable)")
+    train_parser.add_argument("--out", required=True, type=Path, metavar="ADAPTER.gguf",
+                              help="where to write the GGUF LoRA adapter")
+    train_parser.add_argument("--model", help="registry name or .gguf path of the base "
+                              "(default: $SMALLCODER_MODEL, else the default model)")
+    train_parser.add_argument("--max-minutes", type=float, default=None, metavar="M",
+                              help="wall-time budget for training (evaluation comes after)")
+    train_parser.add_argument("--max-steps", type=int, default=None, metavar="N",
+                              help="optimizer steps at most (default 400)")
+    train_parser.add_argument("--no-eval", action="store_true",
+                              help="skip the evaluation report")
+    train_parser.add_argument("--json", action="store_true", help="machine-readable summary")
+    train_parser.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from server.cli import UserError
+
+    try:
+        from training.pipeline import train_personal_adapter
+        from training.train import TrainConfig
+    except ImportError as error:
+        raise UserError(f"training needs the optional packages ({error.name} is missing): "
+                        f"run `.venv/bin/pip install -e '.[train]'`") from error
+    for repo in args.repo:
+        if not repo.is_dir():
+            raise UserError(f"--repo {repo} is not a folder")
+    if args.out.suffix != ".gguf":
+        raise UserError(f"--out {args.out} should end in .gguf")
+    config = TrainConfig() if args.max_steps is None else TrainConfig(max_steps=args.max_steps)
+    try:
+        result = train_personal_adapter(args.repo, args.out, model=args.model,
+                                        max_minutes=args.max_minutes, config=config,
+                                        evaluate=not args.no_eval)
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    if args.json:
+        print(json.dumps({"adapter": str(result.adapter), "report": str(result.report or ""),
+                          "steps": result.training.steps, "tokens": result.training.tokens,
+                          "tokens_per_second": round(result.training.tokens_per_second, 1),
+                          "stopped_by": result.training.stopped_by,
+                          "guard_passed": result.guard_passed}, indent=2))
+    else:
+        print(result.adapter)
+    if result.training.stopped_by == "interrupt":
+        print("smallcoder: interrupted; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0 if result.guard_passed is not False else EXIT_FAILURE

@@ -1,0 +1,86 @@
+"""`smallcoder train` from start to finish: mine, build examples, train, export, evaluate.
+
+Each stage is a function of its own module; this one only runs them in order and says what
+happened. Checkpoints live in ADAPTER.work/ beside the output, so a second run resumes.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from model import registry
+from training.evaluate import EVAL_EXAMPLES, GUARD_SAMPLE, evaluate_adapter, write_report
+from training.examples import GgufTokenizer, build_examples
+from training.export import Provenance, export_adapter
+from training.mine import mine
+from training.train import TrainConfig, TrainResult, train
+
+EVAL_SEED = 1
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    adapter: Path
+    report: Path | None
+    training: TrainResult
+    guard_passed: bool | None
+
+
+def base_sha256(path: Path) -> str:
+    """The registry's pinned hash for a known model, else the file's own."""
+    for spec in registry.REGISTRY.values():
+        if registry.model_path(spec) == path:
+            return spec.sha256
+    return registry.sha256_of(path)
+
+
+def train_personal_adapter(repos: list[Path], out: Path, *, model: str | None = None,
+                           max_minutes: float | None = None,
+                           config: TrainConfig | None = None, evaluate: bool = True,
+                           eval_examples: int = EVAL_EXAMPLES, guard_sample: int = GUARD_SAMPLE,
+                           say: Callable[[str], None] | None = None) -> PipelineResult:
+    """Everything `smallcoder train` does; returns the adapter and its report."""
+    say = say or (lambda line: print(line, file=sys.stderr, flush=True))
+    config = config or TrainConfig()
+    base = registry.resolve_model(model)
+    say(f"mining {', '.join(str(repo) for repo in repos)}")
+    dataset = mine(repos)
+    say(dataset.stats.summary())
+    tokenizer = GgufTokenizer(base)
+    examples = build_examples(dataset.train, tokenizer, seed=config.seed)
+    held_out = build_examples(dataset.held_out, tokenizer, seed=EVAL_SEED)
+    if not examples:
+        raise ValueError("the repositories gave no training examples: point --repo at "
+                         "folders with Python, JavaScript or TypeScript sources")
+    say(f"{len(examples)} training examples, {len(held_out)} held-out examples")
+    if max_minutes is not None:
+        config = replace(config, max_minutes=max_minutes)
+    work = out.with_name(out.name + ".work")
+    result = train(base, examples, work, config, on_progress=say)
+    say(f"trained {result.steps} steps, {result.tokens:,} tokens in {result.seconds / 60:.1f} "
+        f"min ({result.tokens_per_second:.0f} tokens/s), stopped by {result.stopped_by}")
+    provenance = Provenance(base_model=base.name.removesuffix(".gguf"),
+                            base_sha256=base_sha256(base),
+                            dataset_sha256=dataset.sha256, steps=result.steps, scores={})
+    export_adapter(result.adapter_dir, out, provenance)
+    say(f"adapter written to {out}")
+    if not evaluate or result.stopped_by == "interrupt" or not held_out:
+        return PipelineResult(out, None, result, None)
+
+    say("evaluating base and adapter on held-out files and the guard set")
+    corpus = "\n".join(source.text for source in dataset.train if source.language == "python")
+    report = evaluate_adapter(base, out, held_out, corpus, examples=eval_examples,
+                              guard_sample=guard_sample)
+    export_adapter(result.adapter_dir, out, replace(
+        provenance, scores=report.scores_for_metadata(), guard_passed=report.guard_passed))
+    markdown = write_report(report, out, {
+        "base model": provenance.base_model, "base sha256": provenance.base_sha256,
+        "dataset sha256": dataset.sha256, "training steps": str(result.steps),
+        "training tokens/s": f"{result.tokens_per_second:.0f}",
+        "files": f"{dataset.stats.train_files} for training, {dataset.stats.held_out_files} "
+                 f"held out ({dataset.stats.split_by})"})
+    say(f"report written to {markdown}")
+    return PipelineResult(out, markdown, result, report.guard_passed)
