@@ -57,6 +57,28 @@ def refactor_edit(uri: str, def_line: int) -> dict[str, Any]:
     return {"changes": {uri: [{"range": {"start": position, "end": position}, "newText": comment}]}}
 
 
+def solve(params: dict[str, Any]) -> dict[str, Any]:
+    """The agent's answer for examples/: apply_discount fixed, as one whole-file edit."""
+    folder = params["workspaceFolder"].removeprefix("file://")
+    path = f"{folder.rstrip('/')}/inventory.py"
+    with open(path, encoding="utf-8") as source:
+        old = source.read()
+    new = old.replace("price_cents * percent // 100", "price_cents * (100 - percent) // 100")
+    end = {"line": old.count("\n"), "character": len(old.split("\n")[-1])}
+    edit = {"range": {"start": {"line": 0, "character": 0}, "end": end}, "newText": new}
+    return {
+        "status": "solved",
+        "rounds": 1,
+        "diff": "",
+        "edit": {"documentChanges": [{"textDocument": {"uri": f"file://{path}", "version": None},
+                                      "edits": [edit]}]},
+        "transcript": "/tmp/fake-transcript.jsonl",
+        "message": "the tests pass with the proposed change",
+        "failingBefore": 1,
+        "failingAfter": 0,
+    }
+
+
 def inline_completion(params: dict[str, Any]) -> dict[str, Any]:
     position = params["position"]
     line_text = documents[params["textDocument"]["uri"]][position["line"]]
@@ -119,6 +141,8 @@ def handle(method: str, params: Any) -> Any:
             "markdown": f"`{name}` adds things up.\n\n- It is a **fake** explanation.",
             "functionName": name,
         }
+    if method == "smallcoder/solve":
+        return solve(params)
     if method == "smallcoder/status":
         return STATUS
     if method == "smallcoder/downloadModel":
