@@ -227,3 +227,44 @@ def test_a_huge_definition_is_shown_as_an_outline(tmp_path):
     assert outline.reason.endswith("(outline)")
     assert outline.text.splitlines()[:3] == ['class Big:', '    """Many methods."""',
                                              "    def method_0(self, value) …"]
+
+
+def test_the_budget_holds_for_many_budgets_and_targets_over_real_code():
+    """Property-style: seeded random targets in this repository's own analyzers."""
+    import random
+
+    from tests.conftest import REPO_ROOT
+
+    index = WorkspaceIndex.open(REPO_ROOT / "analyzers")
+    files = [entry for entry in index.files() if entry.language == "python"]
+    rng = random.Random(4)
+    recent = RecentChunks()
+    for _ in range(60):
+        entry = rng.choice(files)
+        text = index.text_of(entry.path)
+        line = rng.randrange(text.count("\n") + 1)
+        recent.note(entry.path, text, line)
+        budget = rng.randrange(MAX_BUDGET_TOKENS + 1)
+        kind = rng.choice(["cursor", "function", "tests"])
+        target = Target(entry.path, text, line, kind=kind,
+                        frames=(Frame(entry.path, line),) if kind == "tests" else ())
+        result = pack(target, budget, count_characters, index=index, recent=recent)
+        assert result.used_tokens == sum(s.tokens for s in result.snippets) <= budget
+        assert all(s.tokens == len(render(s)) + 1 for s in result.snippets)
+
+
+@pytest.mark.model
+def test_counts_are_exact_in_the_real_prompt(workspace, real_engine):
+    """The chunks cost in the FIM prompt exactly the tokens the packer counted for them."""
+    from model.prompts import ContextChunk, fim_prompt_tokens, fim_request_at
+
+    result = pack(describe_target("cursor", cross_file_only=True), 600,
+                  real_engine.count_tokens, index=WorkspaceIndex.open(workspace))
+    assert result.snippets
+    chunks = tuple(ContextChunk(s.path, s.text) for s in result.snippets)
+    bare = fim_request_at(REPORT, 7, 4, repo_name="ws", path="pkg/report.py")
+    with_context = fim_request_at(REPORT, 7, 4, repo_name="ws", path="pkg/report.py",
+                                  context=chunks)
+    added = (len(fim_prompt_tokens(with_context, real_engine))
+             - len(fim_prompt_tokens(bare, real_engine)))
+    assert added == result.used_tokens <= 600

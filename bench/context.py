@@ -1,0 +1,381 @@
+"""Cross-file completion: does the packer's context make the model write the real helper from
+the next file? And how fast are the index and the packer?
+
+Quality. The set is built from the source of pure-Python packages of different authors that
+pip installs (pinned, `--no-deps --target` into $SMALLCODER_HOME/bench/context-packages, outside
+the repository and the project's venv). A case is a line whose key identifier (its first name
+that is defined in another file of the same package, and not in its own file) is hidden: the
+line is emptied after its indentation and the model completes it there. Cases are chosen by a
+hash of package, path and line, so the same packages always give the same set. Three arms, same
+generations settings, same budget of context tokens: no cross-file context (prefix/suffix only);
+a llama.vscode-style ring buffer of chunks seen recently (64-line chunks from the modules the
+file imports, as if the user had opened them); and the packer (`pack`, cursor target, cross-file
+only, as inline completion uses it). Exact match (first line, whitespace-trimmed) and edit
+similarity (difflib ratio, in percent).
+
+Speed. Index build for a package of ≥ 500 files (django), packing p50/p95 at 1k/4k/8k tokens
+with the model's tokenizer counting, and the index's memory (tracemalloc) and store size.
+
+Run: .venv/bin/python bench/context.py [--models NAME ...] [--cases N] [--speed-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import hashlib
+import json
+import random
+import re
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from analyzers.index import WorkspaceIndex, index_store_path
+from analyzers.packer import RecentChunks, Target, pack
+from analyzers.queries import references
+from analyzers.syntax import parse
+from model import registry
+from model.prompts import ContextChunk
+from model.registry import smallcoder_home
+from server.completion import CompletionSettings, complete_at
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+# Pure-Python packages by different authors; pinned so the case set never changes.
+QUALITY_PACKAGES = {
+    "click": "8.5.1",        # Pallets
+    "rich": "15.0.0",        # Will McGugan / Textualize
+    "attrs": "26.1.0",       # Hynek Schlawack
+    "tomlkit": "0.15.2",     # Sébastien Eustace
+    "marshmallow": "4.4.0",  # Steven Loria
+    "sqlparse": "0.6.1",     # Andi Albrecht
+}
+IMPORT_NAMES = {"attrs": "attr"}  # attrs' implementation lives in the `attr` package
+SPEED_PACKAGE = ("django", "6.1.3")
+CASES_PER_PACKAGE = 40
+CONTEXT_TOKENS = 1024  # the completion default (smallcoder.inlineCompletions.contextTokens)
+MAX_TOKENS = 40
+RING_CHUNK_LINES = 64  # llama.vscode's ring_chunk_size
+RING_CHUNKS = 16  # llama.vscode's ring_n_chunks
+SPEED_TARGETS = 200
+SPEED_BUDGETS = (1024, 4096, 8192)
+MIN_LINE_CHARACTERS = 12
+MAX_LINE_CHARACTERS = 100
+SEED = 20261124
+
+
+@dataclass(frozen=True)
+class Case:
+    package: str
+    path: str  # relative to the package folder
+    line: int  # 0-based
+    expected: str  # the hidden line, stripped
+    identifier: str  # its key identifier, defined in another file of the package
+
+
+@dataclass(frozen=True)
+class Outcome:
+    model: str
+    arm: str
+    case: str
+    exact: bool
+    similarity: float
+    context_tokens: int
+    latency_ms: float
+
+
+def packages_dir() -> Path:
+    return smallcoder_home() / "bench" / "context-packages"
+
+
+def install_packages(packages: dict[str, str]) -> Path:
+    """pip install the pinned packages (no dependencies) into the bench-only target folder."""
+    target = packages_dir()
+    missing = {name: version for name, version in packages.items()
+               if not list(target.glob(f"{name.replace('-', '_')}-{version}.dist-info"))}
+    if missing:
+        target.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                        "--upgrade", "--target", str(target),
+                        *(f"{name}=={version}" for name, version in missing.items())],
+                       check=True)
+    return target
+
+
+# ---------------------------------------------------------------- the case set
+
+
+def build_cases(package: str, root: Path, index: WorkspaceIndex, limit: int) -> list[Case]:
+    """Lines whose key identifier is defined in another file of the package; the `limit`
+    with the smallest hashes of (package, path, line)."""
+    found: list[tuple[str, Case]] = []
+    for entry in index.files():
+        if entry.language != "python":
+            continue
+        text = index.text_of(entry.path) or ""
+        own = {d.name for d in entry.definitions}
+        skip = _import_rows(text)
+        lines = text.split("\n")
+        first_name: dict[int, str] = {}
+        for reference in references(text, "python"):
+            if reference.line in first_name or reference.line in skip:
+                continue
+            if reference.name in own:
+                continue
+            places = index.definitions_named(reference.name)
+            if places and all(place.path != entry.path for place in places):
+                first_name[reference.line] = reference.name
+        for line, name in first_name.items():
+            stripped = lines[line].strip()
+            if not MIN_LINE_CHARACTERS <= len(stripped) <= MAX_LINE_CHARACTERS:
+                continue
+            if stripped.startswith(("#", "@", '"', "'")) or line + 1 >= len(lines):
+                continue
+            key = hashlib.sha256(f"{package}:{entry.path}:{line}".encode()).hexdigest()
+            found.append((key, Case(package, entry.path, line, stripped, name)))
+    return [case for _, case in sorted(found)[:limit]]
+
+
+def _import_rows(text: str) -> set[int]:
+    """Lines of import statements: hiding one would test import guessing, not cross-file use."""
+    rows: set[int] = set()
+    pending = [parse(text, "python").root_node]
+    while pending:
+        node = pending.pop()
+        if node.type in ("import_statement", "import_from_statement", "future_import_statement"):
+            rows.update(range(node.start_point.row, node.end_point.row + 1))
+        elif node.type in ("module", "block", "if_statement", "try_statement", "else_clause",
+                           "except_clause"):
+            pending.extend(node.children)
+    return rows
+
+
+def masked(text: str, line: int) -> tuple[str, int]:
+    """The file with the line emptied after its indentation, and the cursor's column."""
+    lines = text.split("\n")
+    indent = lines[line][:len(lines[line]) - len(lines[line].lstrip())]
+    lines[line] = indent
+    return "\n".join(lines), len(indent)
+
+
+# ---------------------------------------------------------------- the arms
+
+
+def ring_buffer_chunks(case: Case, root: Path, text: str, budget_tokens: int,
+                       count_tokens) -> tuple[ContextChunk, ...]:
+    """llama.vscode-like: random 64-line chunks of the files the user would have opened (the
+    package modules this file imports), oldest first, as many as the budget holds."""
+    files = _imported_files(case, root, text)
+    rng = random.Random(f"{SEED}:{case.package}:{case.path}:{case.line}")
+    chunks: list[ContextChunk] = []
+    for round_number in range(RING_CHUNKS):
+        if not files:
+            break
+        path = files[round_number % len(files)]
+        lines = (root / path).read_text(encoding="utf-8").split("\n")
+        start = rng.randrange(max(1, len(lines) - RING_CHUNK_LINES))
+        chunks.append(ContextChunk(path, "\n".join(lines[start:start + RING_CHUNK_LINES])))
+        if len(chunks) == RING_CHUNKS:
+            break
+    kept: list[ContextChunk] = []
+    used = 0
+    for chunk in reversed(chunks):  # the newest chunks are kept when the budget is short
+        cost = count_tokens(f"{chunk.path}\n{chunk.text}\n") + 1
+        if used + cost > budget_tokens:
+            continue
+        kept.insert(0, chunk)
+        used += cost
+    return tuple(kept)
+
+
+def _imported_files(case: Case, root: Path, text: str) -> list[str]:
+    folder = (Path(case.package) / case.path).parent
+    found: list[str] = []
+    for match in re.finditer(r"^\s*from\s+(\.*)([\w.]*)\s+import|^\s*import\s+([\w.]+)", text,
+                             re.MULTILINE):
+        dots, module, plain = match.groups()
+        if plain:
+            parts = plain.split(".")
+            base = Path()
+        elif dots:
+            base = folder
+            for _ in range(len(dots) - 1):
+                base = base.parent
+            parts = module.split(".") if module else []
+        else:
+            parts = module.split(".")
+            base = Path()
+        candidate = base.joinpath(*parts) if parts else base
+        for option in (candidate.with_suffix(".py"), candidate / "__init__.py"):
+            relative = _package_relative(option, case.package)
+            if relative is not None and (root / relative).is_file() and relative not in found \
+                    and relative != case.path:
+                found.append(relative)
+    return found
+
+
+def _package_relative(path: Path, package: str) -> str | None:
+    parts = path.parts
+    if not parts or parts[0] != package:
+        return None
+    return Path(*parts[1:]).as_posix()
+
+
+def packer_chunks(case: Case, index: WorkspaceIndex, text: str, line: int, budget_tokens: int,
+                  count_tokens) -> tuple[ContextChunk, ...]:
+    result = pack(Target(case.path, text, line, kind="cursor", cross_file_only=True),
+                  budget_tokens, count_tokens, index=index, recent=RecentChunks())
+    return tuple(ContextChunk(s.path, s.text) for s in result.snippets)
+
+
+# ---------------------------------------------------------------- quality
+
+
+def run_quality(models: list[str], cases_per_package: int, limit: int | None) -> list[Outcome]:
+    from model.engine import LlamaCppEngine
+
+    target = install_packages(QUALITY_PACKAGES)
+    sets: list[tuple[Case, WorkspaceIndex, Path]] = []
+    for package in QUALITY_PACKAGES:
+        root = target / IMPORT_NAMES.get(package, package)
+        index = WorkspaceIndex(root)
+        index.refresh()
+        sets += [(case, index, root) for case in build_cases(package, root, index,
+                                                             cases_per_package)]
+    if limit is not None:
+        sets = sorted(sets, key=lambda item: hashlib.sha256(
+            f"{item[0].package}:{item[0].path}:{item[0].line}".encode()).hexdigest())[:limit]
+    print(f"{len(sets)} cases from {', '.join(QUALITY_PACKAGES)}", flush=True)
+    outcomes: list[Outcome] = []
+    settings = CompletionSettings(max_tokens=MAX_TOKENS, time_budget_ms=60_000, max_lines=1)
+    for name in models:
+        engine = LlamaCppEngine(registry.resolve_model(name), context_tokens=8192)
+        for number, (case, index, root) in enumerate(sets, start=1):
+            original = index.text_of(case.path) or ""
+            text, column = masked(original, case.line)
+            # The index sees the file as the editor has it: without the hidden line.
+            index.update_document(str(root / case.path), text)
+            arms = {
+                "none": (),
+                "ring": ring_buffer_chunks(case, root, text, CONTEXT_TOKENS,
+                                           engine.count_tokens),
+                "packer": packer_chunks(case, index, text, case.line, CONTEXT_TOKENS,
+                                        engine.count_tokens),
+            }
+            index.close_document(str(root / case.path))
+            for arm, chunks in arms.items():
+                started = time.perf_counter()
+                completion = complete_at(engine, text, case.line, column, path=case.path,
+                                         repo_name=case.package, settings=settings,
+                                         context=chunks)
+                got = completion.text.split("\n", 1)[0].strip()
+                outcomes.append(Outcome(
+                    engine.name, arm, f"{case.package}/{case.path}:{case.line + 1}",
+                    got == case.expected,
+                    100 * difflib.SequenceMatcher(None, got, case.expected).ratio(),
+                    sum(engine.count_tokens(f"{c.path}\n{c.text}\n") + 1 for c in chunks),
+                    (time.perf_counter() - started) * 1e3))
+            if number % 10 == 0:
+                print(f"  {engine.name}: {number}/{len(sets)} cases", flush=True)
+                _print_quality(outcomes)
+        del engine
+    return outcomes
+
+
+def _print_quality(outcomes: list[Outcome]) -> None:
+    rows: dict[tuple[str, str], list[Outcome]] = {}
+    for outcome in outcomes:
+        rows.setdefault((outcome.model, outcome.arm), []).append(outcome)
+    for (model, arm), group in rows.items():
+        exact = 100 * sum(o.exact for o in group) / len(group)
+        similarity = statistics.mean(o.similarity for o in group)
+        tokens = statistics.mean(o.context_tokens for o in group)
+        latency = statistics.median(o.latency_ms for o in group)
+        print(f"    {model:<38} {arm:<7} n={len(group):<4} exact {exact:5.1f}%  "
+              f"edit sim {similarity:5.1f}  context {tokens:6.0f} tokens  "
+              f"p50 {latency:6.0f} ms", flush=True)
+
+
+# ---------------------------------------------------------------- speed
+
+
+def run_speed(tokenizer_model: str) -> dict:
+    from model.tokenizer import VocabularyTokenizer
+
+    package, version = SPEED_PACKAGE
+    root = install_packages({package: version}) / package
+    home = smallcoder_home() / "bench" / "context-home"
+    store = index_store_path(root, home)
+    store.unlink(missing_ok=True)
+    started = time.perf_counter()
+    index = WorkspaceIndex.open(root, home)
+    build_s = time.perf_counter() - started
+    started = time.perf_counter()
+    reopened = WorkspaceIndex.open(root, home)
+    reopen_s = time.perf_counter() - started
+    del reopened
+    tracemalloc.start()
+    measured = WorkspaceIndex(root)
+    measured.refresh()
+    memory_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del measured
+    tokenizer = VocabularyTokenizer(registry.resolve_model(tokenizer_model))
+    rng = random.Random(SEED)
+    files = [entry for entry in index.files() if entry.language == "python"]
+    targets = []
+    for entry in rng.sample(files, min(SPEED_TARGETS, len(files))):
+        text = index.text_of(entry.path) or ""
+        targets.append(Target(entry.path, text, rng.randrange(text.count("\n") + 1),
+                              kind="cursor", cross_file_only=True))
+    packing: dict[str, dict[str, float]] = {}
+    for budget in SPEED_BUDGETS:
+        times = []
+        for target in targets:
+            started = time.perf_counter()
+            result = pack(target, budget, tokenizer.count_tokens, index=index)
+            times.append((time.perf_counter() - started) * 1e3)
+            assert result.used_tokens <= budget
+        times.sort()
+        packing[str(budget)] = {"p50_ms": round(times[len(times) // 2], 1),
+                                "p95_ms": round(times[int(len(times) * 0.95)], 1)}
+    report = {"package": f"{package}=={version}", "files": len(index.files()),
+              "build_s": round(build_s, 2), "reopen_s": round(reopen_s, 2),
+              "memory_mb": round(memory_bytes / 1e6, 1),
+              "store_mb": round(store.stat().st_size / 1e6, 1),
+              "tokenizer": tokenizer.name, "packing": packing,
+              "targets": len(targets)}
+    print(json.dumps(report, indent=2), flush=True)
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["qwen2.5-coder-0.5b-instruct-q4_k_m",
+                                                        "qwen2.5-coder-1.5b-instruct-q4_k_m"])
+    parser.add_argument("--cases-per-package", type=int, default=CASES_PER_PACKAGE)
+    parser.add_argument("--limit", type=int, help="run only this many cases (hash order)")
+    parser.add_argument("--speed-only", action="store_true")
+    parser.add_argument("--quality-only", action="store_true")
+    args = parser.parse_args()
+    report: dict = {}
+    if not args.quality_only:
+        report["speed"] = run_speed(args.models[0])
+    if not args.speed_only:
+        outcomes = run_quality(args.models, args.cases_per_package, args.limit)
+        _print_quality(outcomes)
+        report["quality"] = [asdict(outcome) for outcome in outcomes]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"context-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"written {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
