@@ -152,6 +152,28 @@ def test_a_plain_command_is_judged_by_its_exit_status_and_traceback(tmp_path):
     assert "AssertionError" in prompt and "def add(a, b):\n    return a - b" in prompt
 
 
+def test_a_rewrite_without_the_docstring_keeps_the_original_one(tmp_path):
+    workspace = scale_workspace(tmp_path / "ws")
+    (workspace / "scale.py").write_text(SCALE.replace(
+        "def half(x):\n", 'def half(x):\n    """Half of x."""\n'))
+    result = solve(workspace, PYTEST, ONE_ROUND, engine=ScriptedEngine([RIGHT]))
+    assert result.changes[0].new_text.endswith(
+        'def half(x):\n    """Half of x."""\n    return x / 2\n')
+
+
+def test_failures_in_classes_and_parametrized_tests_get_pytest_node_ids(tmp_path):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_cases.py").write_text(
+        "import pytest\n\n\nclass TestGroup:\n    def test_inner(self):\n        assert 1 == 2\n"
+        "\n\n@pytest.mark.parametrize('n', [1, 2])\ndef test_even(n):\n    assert n % 2 == 0\n")
+    run = run_tests(TestCommand.parse(PYTEST), tmp_path, limits=Limits(timeout_s=60))
+    assert run.failing_ids == {"tests/test_cases.py::TestGroup::test_inner",
+                               "tests/test_cases.py::test_even[1]"}
+    inner = next(failure for failure in run.failures if "inner" in failure.test_id)
+    assert "assert 1 == 2" in inner.message
+    assert inner.frames[-1].function == "test_inner"
+
+
 # ---------------------------------------------------------------- safety
 
 
