@@ -151,3 +151,18 @@ def _llama_logits(base_gguf: Path, adapter_gguf: Path | None, tokens: list[int])
         return np.array(llm.scores[: len(tokens)], dtype=np.float64)
     finally:
         llm.close()
+
+
+def verify_export(base_gguf: Path, adapter_dir: Path, adapter_gguf: Path,
+                  probe_tokens: list[int]) -> float:
+    """Load the peft adapter on the torch base from the same GGUF and compare logit shifts with
+    llama.cpp's on the quantized base; the Pearson r (above 0.99 means a faithful export)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(base_gguf.parent),
+                                                gguf_file=base_gguf.name, dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, str(adapter_dir))
+    model.eval()
+    return logit_shift_correlation(base_gguf, adapter_gguf, model, probe_tokens)

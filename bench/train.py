@@ -1,0 +1,121 @@
+"""Does a personal adapter learn *its author's* style? Two contrasting code bases from PyPI.
+
+click (pallets: black, double quotes, type hints) and toolz (functional, single quotes, no
+hints) are downloaded as wheels (pure Python: the wheel is the source). A 0.5B adapter is
+trained on each for a fixed wall-time budget, then evaluated against the base on held-out
+files of the same author and of the other one (the cross-author check), plus the HumanEval
+guard set on its own author. Prints one table and writes bench/results/train.json.
+
+Run: .venv/bin/python bench/train.py [--minutes 30] [--eval-examples 24] [--guard 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from model import registry
+from training.evaluate import evaluate_adapter
+from training.examples import GgufTokenizer, build_examples
+from training.export import Provenance, export_adapter, verify_export
+from training.mine import mine
+from training.pipeline import base_sha256
+from training.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+CORPORA = {"click": "click==8.5.1", "toolz": "toolz==1.2.0"}
+MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+# Short budgets need a brisker learning rate than an overnight run; sequences stay ≥ 512.
+BENCH_CONFIG = TrainConfig(rank=16, alpha=32.0, learning_rate=5e-4, warmup_steps=2,
+                           grad_accum=2, checkpoint_every=5, max_steps=400)
+SEQUENCE_TOKENS = 512
+
+
+def corpus_dir(name: str, requirement: str) -> Path:
+    """The package's source, from its wheel, unpacked once under $SMALLCODER_HOME."""
+    folder = registry.smallcoder_home() / "bench-corpora" / name
+    if folder.is_dir():
+        return folder
+    wheels = folder.with_name(name + ".wheels")
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                    "--quiet", "--dest", str(wheels), requirement], check=True)
+    (wheel,) = wheels.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        members = [member for member in archive.namelist()
+                   if member.endswith(".py") and ".dist-info/" not in member]
+        archive.extractall(folder, members)
+    return folder
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=30.0, help="training budget per adapter")
+    parser.add_argument("--eval-examples", type=int, default=24)
+    parser.add_argument("--guard", type=int, default=40, help="HumanEval guard tasks")
+    args = parser.parse_args()
+
+    base = registry.resolve_model(MODEL)
+    tokenizer = GgufTokenizer(base)
+    work = registry.smallcoder_home() / "bench-train"
+    data = {}
+    for name, requirement in CORPORA.items():
+        dataset = mine([corpus_dir(name, requirement)])
+        print(f"== {name}\n{dataset.stats.summary()}", file=sys.stderr)
+        data[name] = (dataset,
+                      build_examples(dataset.train, tokenizer, max_tokens=SEQUENCE_TOKENS),
+                      build_examples(dataset.held_out, tokenizer, seed=1,
+                                     max_tokens=SEQUENCE_TOKENS))
+
+    rows = []
+    for name, (dataset, examples, _) in data.items():
+        out = work / f"{name}.gguf"
+        config = replace(BENCH_CONFIG, max_minutes=args.minutes)
+        started = time.perf_counter()
+        result = train(base, examples, work / f"{name}.run", config)
+        export_adapter(result.adapter_dir, out, Provenance(
+            MODEL, base_sha256(base), dataset.sha256, result.steps, {}))
+        minutes = (time.perf_counter() - started) / 60
+        probe = list(examples[0].input_ids[:256])
+        correlation = verify_export(base, result.adapter_dir, out, probe)
+        print(f"{name}: {result.steps} steps, {result.tokens} tokens, "
+              f"{result.tokens_per_second:.1f} tokens/s, {minutes:.1f} min; llama.cpp vs peft "
+              f"logit-shift correlation {correlation:.4f}", file=sys.stderr)
+        for target, (target_dataset, _, held_out) in data.items():
+            corpus = "\n".join(source.text for source in target_dataset.train)
+            own = target == name
+            report = evaluate_adapter(base, out, held_out, corpus,
+                                      examples=args.eval_examples,
+                                      guard_sample=args.guard if own else 0)
+            rows.append({"adapter": name, "evaluated_on": target,
+                         "train_tokens_per_second": round(result.tokens_per_second, 1),
+                         "steps": result.steps, "tokens": result.tokens,
+                         "export_logit_correlation": round(correlation, 5),
+                         "base": asdict(report.base), "adapter_scores": asdict(report.adapted)})
+            print_row(rows[-1])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "train.json").write_text(json.dumps(
+        {"model": MODEL, "minutes_per_adapter": args.minutes, "rows": rows}, indent=2))
+    return 0
+
+
+def print_row(row: dict) -> None:
+    before, after = row["base"], row["adapter_scores"]
+    change = (before["perplexity"] - after["perplexity"]) / before["perplexity"] * 100
+    guard = ("" if before["guard_exact_match"] is None else
+             f"  guard {before['guard_exact_match']:.1f} -> {after['guard_exact_match']:.1f}")
+    print(f"adapter {row['adapter']:>5} on {row['evaluated_on']:>5}: perplexity "
+          f"{before['perplexity']:.3f} -> {after['perplexity']:.3f} ({change:+.1f}% lower)  "
+          f"FIM exact {before['fim_exact_match']:.1f} -> {after['fim_exact_match']:.1f}  "
+          f"style {before['style_agreement']:.1f} -> {after['style_agreement']:.1f}{guard}  "
+          f"train {row['train_tokens_per_second']:.1f} tokens/s", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
