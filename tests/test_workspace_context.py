@@ -104,3 +104,10 @@ def test_a_file_outside_every_folder_completes_without_context(tmp_path, workspa
     lone = tmp_path / "lone.py"
     prompt = complete(context, ScriptedEngine(["x"]), lone, "x = 1\n", 0, 5)
     assert prompt.startswith("<|repo_name|>ws\n<|file_sep|>lone.py\n")
+
+
+def test_the_context_budget_is_a_client_setting():
+    from server.settings import settings_from_client
+
+    settings, warnings = settings_from_client({"inlineCompletions": {"contextTokens": 0}})
+    assert (settings.inline_context_tokens, warnings) == (0, [])

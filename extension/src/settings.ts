@@ -15,6 +15,7 @@ export interface SmallCoderSettings {
         enabled: boolean;
         maxTokens: number;
         timeBudgetMs: number;
+        contextTokens: number;
     };
     vramBudgetMb: number;
     logLevel: ServerLogLevel;
@@ -33,6 +34,7 @@ export function readSettings(): SmallCoderSettings {
             enabled: config.get<boolean>('inlineCompletions.enabled', true),
             maxTokens: config.get<number>('inlineCompletions.maxTokens', 48),
             timeBudgetMs: config.get<number>('inlineCompletions.timeBudgetMs', 1500),
+            contextTokens: config.get<number>('inlineCompletions.contextTokens', 1024),
         },
         vramBudgetMb: config.get<number>('vramBudgetMb', 2048),
         logLevel: config.get<ServerLogLevel>('logLevel', 'info'),
