@@ -103,11 +103,10 @@ def learning_rate(step: int, config: TrainConfig) -> float:
 
 
 def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: TrainConfig,
-          *, on_progress: Callable[[str], None] | None = None,
-          stop_after_steps: int | None = None) -> TrainResult:
+          *, on_progress: Callable[[str], None] | None = None) -> TrainResult:
     """Train (or resume) a LoRA adapter in `out_dir`; returns where the adapter is.
 
-    `stop_after_steps` ends this run early without changing the schedule (tests, resumes).
+    Stops at max_steps, at the wall-time budget, or at Ctrl-C; a checkpoint is saved each time.
     """
     import torch
 
@@ -140,7 +139,6 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
 
     start = time.perf_counter()
     deadline = None if config.max_minutes is None else start + config.max_minutes * 60
-    last_stop = stop_after_steps if stop_after_steps is None else step + stop_after_steps
     stopped_by = "steps"
     steps_this_run = 0
     model.train()
@@ -148,8 +146,6 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
         while step < config.max_steps:
             if deadline is not None and time.perf_counter() >= deadline:
                 stopped_by = "time"
-                break
-            if last_stop is not None and step >= last_stop:
                 break
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, config)
@@ -172,7 +168,7 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
             steps_this_run += 1
             if deadline is not None and steps_this_run == STEPS_TO_TIME:
                 config = fit_schedule_to_deadline(config, step, steps_this_run, start, deadline)
-            report(_progress_line(step, config, step_loss, tokens, elapsed, start, deadline))
+            report(_progress_line(step, config, step_loss, tokens, elapsed, deadline))
             if step % config.checkpoint_every == 0:
                 _save(model, optimizer, checkpoint, step, tokens, elapsed, losses, config)
     except KeyboardInterrupt:
@@ -193,7 +189,7 @@ def fit_schedule_to_deadline(config: TrainConfig, step: int, steps_timed: int, s
 
 
 def _progress_line(step: int, config: TrainConfig, loss: float, tokens: int, elapsed: float,
-                   start: float, deadline: float | None) -> str:
+                   deadline: float | None) -> str:
     speed = tokens / elapsed if elapsed > 0 else 0.0
     per_step = elapsed / step
     remaining = (config.max_steps - step) * per_step
