@@ -168,6 +168,17 @@ def test_fim_examples_round_trip_to_the_source():
         assert request.prefix + request.line_prefix + completion + request.suffix == MODULE
 
 
+def test_javascript_examples_round_trip_and_keep_braces_in_the_prompt():
+    source = "export function add(a, b) {\n  const sum = a + b;\n  return sum;\n}\n"
+    bodies = function_body_cuts(source, "javascript")
+    body = "  const sum = a + b;\n  return sum;\n"
+    assert [source[cut.start:cut.end] for cut in bodies] == [body]
+    for cut in syntax_cuts(source, "javascript") + bodies:
+        request, completion = fim_parts(source, cut, repo_name="r", path="add.js",
+                                        prefix_lines=100, suffix_lines=100)
+        assert request.prefix + request.line_prefix + completion + request.suffix == source
+
+
 def test_function_example_keeps_signature_and_docstring_and_asks_for_the_body():
     body = next(cut for cut in function_body_cuts(MODULE, "python")
                 if "total = 0" in MODULE[cut.start:cut.end])

@@ -92,6 +92,11 @@ def function_body_cuts(text: str, language: str) -> list[Cut]:
         end = to_char[span.end_byte]
         if span.docstring is not None and language == "python":
             start = _after_docstring(text, start, end)
+        elif text[start:start + 1] == "{" and text[end - 1:end] == "}":
+            # Braces stay in the prompt: the body is what lies between them.
+            start, end = start + 1, end - 1
+            if text[start:start + 1] == "\n":
+                start += 1
         if end - start >= MIN_MIDDLE_CHARS:
             cuts.append(Cut(start, end, "function body"))
     return cuts
