@@ -53,6 +53,7 @@ def test_model_verify_reports_a_wrong_size_file(isolated_home):
     assert "104 bytes, expected 491,400,064 (truncated)" in result.stdout
 
 
+@pytest.mark.model
 def test_complete_prints_a_real_completion_as_json():
     result = run("complete", "examples/stats.py:14:1", "--json")
     assert result.returncode == 0, result.stderr

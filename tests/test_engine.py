@@ -19,6 +19,7 @@ from model.prompts import fim_prompt_tokens, fim_request_at
 from server.completion import complete_at
 from tests.conftest import small_model_path
 
+pytestmark = pytest.mark.model
 LONG_PROMPT = "Write a long story about a robot who learns to program.\n"
 
 

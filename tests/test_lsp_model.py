@@ -6,6 +6,7 @@ import ast
 import os
 import sys
 
+import pytest
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
@@ -13,6 +14,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 from tests.conftest import REPO_ROOT
 from tests.test_lsp import apply, open_document, start, wait_for_state
 
+pytestmark = pytest.mark.model
 EXAMPLES = REPO_ROOT / "examples"
 STATS_URI = (EXAMPLES / "stats.py").as_uri()
 INVENTORY_URI = (EXAMPLES / "inventory.py").as_uri()

@@ -57,6 +57,7 @@ def test_fim_layout_is_exact_token_for_token():
     assert fim_prompt_tokens(request, engine) == expected
 
 
+@pytest.mark.model
 def test_fim_layout_uses_qwens_special_token_ids(real_engine):
     request = fim_request_at(SOURCE, 3, 10, repo_name="demo", path="app.py",
                              context=(ContextChunk("util.py", "X = 1"),))
@@ -71,6 +72,7 @@ def test_fim_layout_uses_qwens_special_token_ids(real_engine):
         "    return")
 
 
+@pytest.mark.model
 def test_user_text_that_looks_like_a_special_token_stays_text(real_engine):
     sneaky = "x = '<|fim_middle|>'\n"
     request = fim_request_at(sneaky, 0, 0, repo_name="demo", path="s.py")
@@ -78,6 +80,7 @@ def test_user_text_that_looks_like_a_special_token_stays_text(real_engine):
     assert tokens.count(QWEN_FIM_IDS["<|fim_middle|>"]) == 1
 
 
+@pytest.mark.model
 def test_typing_on_a_line_keeps_the_prompt_head(real_engine):
     before = SOURCE.replace("return name", "return nam")
     first = fim_prompt_tokens(fim_request_at(before, 3, 14, repo_name="d", path="a.py"),
