@@ -22,3 +22,5 @@ setup:
 
 bench:
 	.venv/bin/python bench/engine.py
+	.venv/bin/python bench/lsp.py
+	.venv/bin/python bench/fim.py --sample 200 --multi-line-sample 100
