@@ -33,7 +33,7 @@ ENCLOSING_SCOPE_SCORE = 300.0  # the class around the target, as an outline
 MODULE_HEADER_SCORE = 250.0  # the target file's imports
 USED_DEFINITION_SCORE = 200.0  # the definition of a name the target uses
 RESOLVED_BONUS = 50.0  # … when jedi resolved the name rather than the index matching it by name
-IMPORTED_NAME_SCORE = 120.0  # a workspace definition of a name the target file imports
+IMPORTED_NAME_SCORE = 120.0  # signatures of what the target file imports, per workspace file
 CALLER_SCORE = 100.0  # a function that calls the target function
 RECENT_SCORE = 80.0  # the newest chunk of the ring buffer of recently edited/viewed code
 RECENT_DECAY = 0.85  # each older ring-buffer chunk is worth this much of the one after it
@@ -185,9 +185,7 @@ def _candidates(target: Target, index: WorkspaceIndex | None, recent: RecentChun
         found += _definitions_of(used, index, target, region, USED_DEFINITION_SCORE, "definition",
                                  "uses")
         if language is not None:
-            imported = _imported_names(target.text, language)
-            found += _definitions_of(imported, index, target, region, IMPORTED_NAME_SCORE,
-                                     "imported", "imports")
+            found += _imported_api(_imported_names(target.text, language), index, target)
         if target.kind == "function" and language is not None:
             found += _callers(target, language, index)
         found += _similar(target, index, lines[start:end + 1])
@@ -286,6 +284,34 @@ def _definitions_of(names: Iterable[str], index: WorkspaceIndex, target: Target,
     return found
 
 
+def _imported_api(names: Iterable[str], index: WorkspaceIndex, target: Target) -> list[Snippet]:
+    """For each workspace file the target imports from, one compact snippet: the signatures
+    (and class outlines) of the names imported from it. Like aider's map, it buys many
+    definitions for few tokens; full bodies come from the names the target actually uses."""
+    target_path = index.relative(target.path) or target.path
+    family = _family(language_for_path(target.path))
+    by_path: dict[str, dict[str, Definition]] = {}
+    for name in names:
+        places = [place for place in index.definitions_named(name)
+                  if place.path != target_path
+                  and _family(language_for_path(place.path)) == family]
+        if len(places) > MAX_PLACES_PER_NAME:
+            continue
+        for place in places:
+            by_path.setdefault(place.path, {})[name] = place.definition
+    found = []
+    for path, named in sorted(by_path.items()):
+        entry, text = index.entry(path), index.text_of(path)
+        if entry is None or text is None:
+            continue
+        chosen = sorted(named.values(), key=lambda d: d.start_line)
+        body = "\n".join(_outline(d, text, entry.language, entry.definitions) for d in chosen)
+        found.append(Snippet(path, chosen[0].start_line, chosen[-1].end_line, body, "imported",
+                             f"signatures of {', '.join(f'`{n}`' for n in sorted(named))}, "
+                             f"which the target imports", IMPORTED_NAME_SCORE, outline=True))
+    return found
+
+
 def _family(language: str | None) -> str | None:
     """Languages whose files use each other's names: JS with TS, C with C++."""
     return {"typescript": "javascript", "tsx": "javascript", "cpp": "c"}.get(language or "",
@@ -380,7 +406,7 @@ def _outline(definition: Definition, text: str, language: str,
     lines = text.split("\n")
     first = lines[definition.start_line]
     indent = first[:len(first) - len(first.lstrip())]
-    parts = [first.rstrip()]
+    parts = [f"{indent}{definition.signature}{':' if language == 'python' else ''}"]
     if definition.docstring:
         summary = definition.docstring.strip().split("\n\n")[0]
         parts.append(f"{indent}    {_comment(language, summary)}")
@@ -392,7 +418,7 @@ def _outline(definition: Definition, text: str, language: str,
     for member in direct:
         member_line = lines[member.start_line]
         member_indent = member_line[:len(member_line) - len(member_line.lstrip())]
-        parts.append(f"{member_indent}{member.signature} …")
+        parts.append(f"{member_indent}{member.signature}{':' if language == 'python' else ''} …")
     if not direct:
         parts.append(f"{indent}    …")
     return "\n".join(parts)

@@ -109,6 +109,18 @@ def test_a_function_target_brings_what_it_uses_calls_and_imports(workspace):
     assert reasons[("header", "pkg/report.py")] == "the file's imports"
 
 
+def test_imported_names_come_as_signatures_per_file(workspace):
+    far_below = "from pkg.units import to_feet, to_metres\n" + "\n" * 80 + "x = 1\n"
+    result = pack(Target("pkg/far.py", far_below, 81, cross_file_only=True), 4000,
+                  count_characters, index=WorkspaceIndex.open(workspace))
+    [units] = [s for s in result.snippets if s.path == "pkg/units.py"]
+    assert (units.kind, units.reason) == (
+        "imported", "signatures of `to_feet`, `to_metres`, which the target imports")
+    assert units.text == ('def to_metres(feet: float) -> float:\n'
+                          '    """Feet to metres."""\n    …\n'
+                          'def to_feet(metres: float) -> float:\n    …')
+
+
 def test_each_snippet_carries_its_exact_token_count(workspace):
     result = pack(describe_target(), 4000, count_characters,
                   index=WorkspaceIndex.open(workspace))
@@ -226,7 +238,7 @@ def test_a_huge_definition_is_shown_as_an_outline(tmp_path):
     assert method.text.startswith("    def method_3(self, value):")
     assert outline.reason.endswith("(outline)")
     assert outline.text.splitlines()[:3] == ['class Big:', '    """Many methods."""',
-                                             "    def method_0(self, value) …"]
+                                             "    def method_0(self, value): …"]
 
 
 def test_the_budget_holds_for_many_budgets_and_targets_over_real_code():
