@@ -9,6 +9,7 @@ binary and huge files are left out. Paths are relative to the root, with forward
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import math
 import os
@@ -49,6 +50,7 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # BM25 parameters (Robertson's defaults).
 BM25_K1 = 1.2
 BM25_B = 0.75
+BM25_QUERY_TERMS = 24  # the rarest identifiers of the target that are looked up
 
 
 @dataclass(frozen=True)
@@ -368,20 +370,20 @@ class _Bm25:
             exclude_path: str | None) -> list[tuple[float, SymbolLocation]]:
         scores: dict[int, float] = defaultdict(float)
         count = len(self.documents)
-        for term in query:
-            postings = self.postings.get(term)
-            if not postings:
-                continue
+        # The rarest terms decide the ranking; common ones (`self`, `None`) only cost time.
+        known = sorted((term for term in query if term in self.postings),
+                       key=lambda term: (len(self.postings[term]), term))
+        for term in known[:BM25_QUERY_TERMS]:
+            postings = self.postings[term]
             idf = math.log(1 + (count - len(postings) + 0.5) / (len(postings) + 0.5))
             for number in postings:
                 _, terms, length = self.documents[number]
                 frequency = terms[term]
                 norm = BM25_K1 * (1 - BM25_B + BM25_B * length / self.average_length)
                 scores[number] += idf * frequency * (BM25_K1 + 1) / (frequency + norm)
-        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
-        found = [(score, self.documents[number][0]) for number, score in ranked
-                 if self.documents[number][0].path != exclude_path]
-        return found[:limit]
+        ranked = heapq.nsmallest(limit, ((-score, number) for number, score in scores.items()
+                                         if self.documents[number][0].path != exclude_path))
+        return [(-negative, self.documents[number][0]) for negative, number in ranked]
 
 
 def identifier_terms(text: str) -> Counter[str]:

@@ -391,7 +391,7 @@ def _definition_snippet(path: str, definition: Definition, text: str, language: 
                         known: Sequence[Definition] | None = None) -> Snippet:
     """The definition's text, or its outline when long; `known` are the file's definitions
     when the index already has them (saves parsing the file again)."""
-    lines = text.split("\n")[definition.start_line:definition.end_line + 1]
+    lines = _lines(text)[definition.start_line:definition.end_line + 1]
     if len(lines) > MAX_FULL_DEFINITION_LINES and language is not None:
         return Snippet(path, definition.start_line, definition.end_line,
                        _outline(definition, text, language, known), kind, reason + " (outline)",
@@ -403,7 +403,7 @@ def _definition_snippet(path: str, definition: Definition, text: str, language: 
 def _outline(definition: Definition, text: str, language: str,
              known: Sequence[Definition] | None = None) -> str:
     """A long definition in brief: its header and docstring, and its members' signatures."""
-    lines = text.split("\n")
+    lines = _lines(text)
     first = lines[definition.start_line]
     indent = first[:len(first) - len(first.lstrip())]
     parts = [f"{indent}{definition.signature}{':' if language == 'python' else ''}"]
@@ -428,6 +428,11 @@ def _outline(definition: Definition, text: str, language: str,
 @functools.lru_cache(maxsize=64)
 def _definitions(text: str, language: str) -> list[Definition]:
     return definitions(text, language)
+
+
+@functools.lru_cache(maxsize=64)
+def _lines(text: str) -> list[str]:
+    return text.split("\n")
 
 
 @functools.lru_cache(maxsize=16)

@@ -56,7 +56,7 @@ QUALITY_PACKAGES = {
     "sqlparse": "0.6.1",     # Andi Albrecht
 }
 IMPORT_NAMES = {"attrs": "attr"}  # attrs' implementation lives in the `attr` package
-SPEED_PACKAGE = ("django", "6.1.3")
+SPEED_PACKAGE = ("django", "5.2.19")  # the newest that supports Python 3.11
 CASES_PER_PACKAGE = 40
 CONTEXT_TOKENS = 1024  # the completion default (smallcoder.inlineCompletions.contextTokens)
 MAX_TOKENS = 40
