@@ -33,6 +33,9 @@ from analyzers.syntax import parse
 
 INDEX_FORMAT_VERSION = 1
 MAX_FILE_BYTES = 1_000_000
+# A workspace folder with more source files than this (a home directory opened by mistake) is
+# indexed only this far, in path order.
+MAX_FILES = 20_000
 # A line this long means minified or generated data, not code a person writes.
 MINIFIED_LINE_CHARACTERS = 2_000
 SKIPPED_DIRECTORIES = frozenset({
@@ -204,7 +207,7 @@ class WorkspaceIndex:
         """The editor's current text of a file (didOpen, didChange, didSave)."""
         relative = self.relative(path)
         language = language_for_path(relative) if relative is not None else None
-        if relative is None or language is None:
+        if relative is None or language is None or len(text) > MAX_FILE_BYTES:
             return
         with self._lock:
             if self._open_texts.get(relative) == text and relative in self._files:
@@ -329,7 +332,10 @@ class WorkspaceIndex:
             return None  # unreadable or not UTF-8: such a file is simply not indexed
 
     def _source_files(self) -> Iterator[tuple[str, tuple[int, int]]]:
+        found = 0
         for relative in self._candidate_paths():
+            if found >= MAX_FILES:
+                return
             if language_for_path(relative) is None:
                 continue
             absolute = self.root / relative
@@ -340,6 +346,7 @@ class WorkspaceIndex:
             if not absolute.is_file():
                 continue
             if skip_reason(Path(relative), stat.st_size, _head(absolute)) is None:
+                found += 1
                 yield relative, (stat.st_mtime_ns, stat.st_size)
 
     def _candidate_paths(self) -> Iterable[str]:

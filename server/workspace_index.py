@@ -23,7 +23,12 @@ from analyzers.queries import definitions, language_for_path
 from model.engine import CancelToken, Engine
 from model.prompts import ContextChunk
 from model.registry import smallcoder_home
-from server.completion import Completion, CompletionSettings, complete_at
+from server.completion import (
+    SYNTAX_CHECK_MAX_CHARACTERS,
+    Completion,
+    CompletionSettings,
+    complete_at,
+)
 
 if TYPE_CHECKING:
     from server.lsp import SmallCoderServer
@@ -116,8 +121,8 @@ class WorkspaceContext:
                            count_tokens: Callable[[str], int]) -> tuple[ContextChunk, ...]:
         """Cross-file chunks for a completion at `line`, the same ones while the cursor stays
         in one scope and nothing was saved (the prompt head must not move as the user types)."""
-        if budget_tokens <= 0:
-            return ()
+        if budget_tokens <= 0 or len(text) > SYNTAX_CHECK_MAX_CHARACTERS:
+            return ()  # a data dump the size of a novel: no parsing on the hot path
         index = self.index_for(path)
         name = (index.relative(path) if index is not None else None) or Path(path).name
         key = (path, _scope_start(text, path, line), budget_tokens, self._generation)

@@ -147,3 +147,11 @@ def test_jedi_resolves_names_across_files_and_into_the_standard_library(tmp_path
     assert resolved["Circle"].in_workspace
     assert resolved["dumps"].module_path.name == "__init__.py"
     assert not resolved["dumps"].in_workspace
+
+
+def test_a_huge_open_document_is_not_parsed_and_the_rest_stays_indexed(tmp_path):
+    root = make_workspace(tmp_path / "ws")
+    index = WorkspaceIndex.open(root)
+    index.update_document(str(root / "dump.py"), "x = 1\n" * 300_000)
+    assert index.entry("dump.py") is None
+    assert index.definitions_named("Circle")
