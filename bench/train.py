@@ -59,6 +59,8 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget per adapter")
     parser.add_argument("--eval-examples", type=int, default=24)
     parser.add_argument("--guard", type=int, default=40, help="HumanEval guard tasks")
+    parser.add_argument("--adapters", nargs="+", choices=list(CORPORA), default=list(CORPORA),
+                        help="which authors to train an adapter on (all are evaluated)")
     args = parser.parse_args()
 
     base = registry.resolve_model(MODEL)
@@ -74,7 +76,8 @@ def main() -> int:
                                      max_tokens=SEQUENCE_TOKENS))
 
     rows = []
-    for name, (dataset, examples, _) in data.items():
+    for name in args.adapters:
+        dataset, examples, _ = data[name]
         out = work / f"{name}.gguf"
         config = replace(BENCH_CONFIG, max_minutes=args.minutes)
         started = time.perf_counter()
