@@ -420,3 +420,14 @@ def test_evaluation_report_compares_base_and_adapter(repo, tiny_model, tokenizer
     markdown = write_report(report, tmp_path / "personal.gguf", {"steps": "6"})
     assert "held-out perplexity" in markdown.read_text()
     assert markdown.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_middle_loss_equals_the_full_sequence_loss_on_the_middle(tiny_model, examples):
+    from training.train import load_base, middle_loss
+
+    model = load_base(tiny_model, torch.float32, "cpu")
+    example = examples[0]
+    with torch.no_grad():
+        full = model(input_ids=torch.tensor([example.input_ids]),
+                     labels=torch.tensor([example.labels])).loss
+        assert torch.allclose(middle_loss(model, example, "cpu"), full, atol=1e-5)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from training.examples import Example, iterate_forever
+from training.examples import IGNORE_INDEX, Example, iterate_forever
 from training.export import TARGET_MODULES
 
 CHECKPOINT_DIR = "checkpoint"
@@ -152,9 +152,7 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
             step_loss, step_tokens = 0.0, 0
             for _ in range(config.grad_accum):
                 example = next(stream)
-                input_ids = torch.tensor([example.input_ids], device=device)
-                labels = torch.tensor([example.labels], device=device)
-                loss = model(input_ids=input_ids, labels=labels).loss / config.grad_accum
+                loss = middle_loss(model, example, device) / config.grad_accum
                 loss.backward()
                 step_loss += loss.item()
                 step_tokens += len(example.input_ids)
@@ -178,6 +176,18 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
     _save(model, optimizer, checkpoint, step, tokens, elapsed, losses, config)
     return TrainResult(checkpoint, step, tokens, elapsed, losses[-1] if losses else None,
                        stopped_by)
+
+
+def middle_loss(model, example: Example, device: str):
+    """Mean cross-entropy of the middle tokens. The vocabulary projection (151k rows) runs only
+    at the positions that predict them, not over the whole prompt: a fifth of a step's work."""
+    import torch
+
+    labels = torch.tensor(example.labels, device=device)
+    positions = torch.nonzero(labels[1:] != IGNORE_INDEX).squeeze(1)
+    logits = model(input_ids=torch.tensor([example.input_ids], device=device),
+                   logits_to_keep=positions).logits.reshape(len(positions), -1)
+    return torch.nn.functional.cross_entropy(logits.float(), labels[positions + 1])
 
 
 def fit_schedule_to_deadline(config: TrainConfig, step: int, steps_timed: int, start: float,
