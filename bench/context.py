@@ -40,7 +40,8 @@ from analyzers.packer import RecentChunks, Target, pack
 from analyzers.queries import references
 from analyzers.syntax import parse
 from model import registry
-from model.prompts import ContextChunk
+from model.prompts import PREFIX_LINES, SUFFIX_LINES, ContextChunk
+from model.prompts import fim_request_at as completion_fim_request_at
 from model.registry import smallcoder_home
 from server.completion import CompletionSettings, complete_at
 
@@ -236,8 +237,17 @@ def packer_chunks(case: Case, index: WorkspaceIndex, text: str, line: int, budge
 # ---------------------------------------------------------------- quality
 
 
-def run_quality(models: list[str], cases_per_package: int, limit: int | None) -> list[Outcome]:
+def run_quality(models: list[str], cases_per_package: int, limit: int | None,
+                prefix_lines: int, suffix_lines: int) -> list[Outcome]:
+    import functools
+
     from model.engine import LlamaCppEngine
+    from server import completion
+
+    # A shorter window than the editor's makes each prompt cheaper on a busy CPU; every arm
+    # gets the same window, and the packer still reads the whole file.
+    completion.fim_request_at = functools.partial(
+        completion_fim_request_at, prefix_lines=prefix_lines, suffix_lines=suffix_lines)
 
     target = install_packages(QUALITY_PACKAGES)
     sets: list[tuple[Case, WorkspaceIndex, Path]] = []
@@ -280,7 +290,7 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None) ->
                     100 * difflib.SequenceMatcher(None, got, case.expected).ratio(),
                     sum(engine.count_tokens(f"{c.path}\n{c.text}\n") + 1 for c in chunks),
                     (time.perf_counter() - started) * 1e3))
-            if number % 10 == 0:
+            if number % 5 == 0:
                 print(f"  {engine.name}: {number}/{len(sets)} cases", flush=True)
                 _print_quality(outcomes)
         del engine
@@ -360,6 +370,10 @@ def main() -> int:
                                                         "qwen2.5-coder-1.5b-instruct-q4_k_m"])
     parser.add_argument("--cases-per-package", type=int, default=CASES_PER_PACKAGE)
     parser.add_argument("--limit", type=int, help="run only this many cases (hash order)")
+    parser.add_argument("--prefix-lines", type=int, default=PREFIX_LINES,
+                        help="lines before the cursor in the FIM prompt (editor: %(default)s)")
+    parser.add_argument("--suffix-lines", type=int, default=SUFFIX_LINES,
+                        help="lines after the cursor in the FIM prompt (editor: %(default)s)")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--quality-only", action="store_true")
     args = parser.parse_args()
@@ -367,7 +381,10 @@ def main() -> int:
     if not args.quality_only:
         report["speed"] = run_speed(args.models[0])
     if not args.speed_only:
-        outcomes = run_quality(args.models, args.cases_per_package, args.limit)
+        print(f"FIM window: {args.prefix_lines} lines before, {args.suffix_lines} after; "
+              f"context budget {CONTEXT_TOKENS} tokens", flush=True)
+        outcomes = run_quality(args.models, args.cases_per_package, args.limit,
+                               args.prefix_lines, args.suffix_lines)
         _print_quality(outcomes)
         report["quality"] = [asdict(outcome) for outcome in outcomes]
     RESULTS.mkdir(parents=True, exist_ok=True)
