@@ -6,6 +6,7 @@ shows the failures and the code, and asks for the corrected functions in one cod
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from analyzers.syntax import (
     replace_span,
 )
 
+BARE_FENCE = re.compile(r"\n```[ \t]*\n")
+OPENING_FENCE = re.compile(r"(?:^|\n)```[\w+-]+[ \t]*\n")
 FENCES = {"python": "python", "javascript": "javascript", "typescript": "typescript",
           "tsx": "tsx"}
 
@@ -73,6 +76,38 @@ def proposal_prompt(context: FailureContext, feedback: str = "") -> str:
         f"Reply with the whole corrected function (its def line and body; only the functions "
         f"you change, among {names}) in one ```{fence} block.")
     return "\n".join(parts)
+
+
+def reply_start(context: FailureContext, candidate: int = 0) -> str:
+    """The start of the answer, written for the model: an open code block and the header of
+    one function to fix (a different one for each candidate when there are several).
+    Small models otherwise often answer with the test rewritten."""
+    target = context.editable[candidate % len(context.editable)]
+    fence = FENCES.get(language_for_path(target.path) or "", "")
+    header = target.span.signature.strip()
+    return f"```{fence}\n{header}\n" if header.endswith(":") else f"```{fence}\n"
+
+
+def closing_fence(text: str) -> int | None:
+    """A stop rule: the answer ends at the first bare fence line (an opening one names its
+    language), which closes the block the reply started in."""
+    match = BARE_FENCE.search(text)
+    return match.start() + 1 if match else None
+
+
+def full_reply(start: str, generated: str) -> str:
+    """The reply as if the model had written it all; a model that opened a code block of its
+    own instead of continuing ours is taken at its word."""
+    if OPENING_FENCE.search(generated):
+        return generated if generated.count("```") >= 2 else f"{generated}\n```"
+    return f"{start}{generated}\n```"
+
+
+def reply_budget_tokens(context: FailureContext, count_tokens: Callable[[str], int],
+                        maximum: int) -> int:
+    """Room for the rewritten functions with some growth, not for pages of invented tests."""
+    size = sum(count_tokens(item.span.text) for item in context.editable)
+    return max(128, min(maximum, 2 * size + 128))
 
 
 def parse_proposal(reply: str, context: FailureContext) -> Proposal:

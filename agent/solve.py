@@ -14,8 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.context import CONTEXT_BUDGET_TOKENS, gather_context
-from agent.proposals import Proposal, ProposalError, apply_proposal, parse_proposal, proposal_prompt
+from agent.context import CONTEXT_BUDGET_TOKENS, FailureContext, gather_context
+from agent.proposals import (
+    Proposal,
+    ProposalError,
+    apply_proposal,
+    closing_fence,
+    full_reply,
+    parse_proposal,
+    proposal_prompt,
+    reply_budget_tokens,
+    reply_start,
+)
 from agent.runner import (
     DEFAULT_MEMORY_LIMIT_BYTES,
     Limits,
@@ -120,18 +130,14 @@ class _Loop:
         return run_tests(self.command, self.sandbox.root, limits=limits, only=only,
                          cancel=self.cancel)
 
-    def ask(self, prompt: str, candidate: int, round_number: int) -> str:
-        tokens = self.engine.chat_prompt([{"role": "system", "content": SYSTEM_PROMPT},
-                                          {"role": "user", "content": prompt}])
+    def ask(self, prompt: str, context: FailureContext, candidate: int,
+            round_number: int) -> str:
         # The first candidate is greedy; the others sample, so that they differ from it.
-        params = GenerationParams(
-            max_tokens=self.budget.reply_max_tokens,
-            time_budget_ms=max(1.0, self.remaining_s()) * 1e3,
-            temperature=0.0 if candidate == 0 else SAMPLING_TEMPERATURE,
-            seed=round_number * 100 + candidate)
-        result = self.engine.generate(tokens, params, cancel=self.cancel,
-                                      yield_turn=self.yield_turn)
-        return result.text
+        return ask_for_proposal(
+            self.engine, prompt, context, candidate=candidate,
+            seed=round_number * 100 + candidate, max_tokens=self.budget.reply_max_tokens,
+            time_budget_ms=max(1.0, self.remaining_s()) * 1e3, cancel=self.cancel,
+            yield_turn=self.yield_turn)
 
     def verify(self, proposal: Proposal, current: TestRun) -> tuple[TestRun | None, str]:
         """Apply in the copy and test: the failing tests first, then the whole suite.
@@ -180,7 +186,7 @@ class _Loop:
             started = time.monotonic()
             if self.stopped():
                 break
-            reply = self.ask(prompt, candidate, number)
+            reply = self.ask(prompt, context, candidate, number)
             record = {"round": number, "candidate": candidate, "prompt": prompt,
                       "output": reply}
             if self.cancel.cancelled:
@@ -215,6 +221,23 @@ class _Loop:
         if best is not None:
             return best[0], best[1], ""
         return None, None, _feedback(last_code, last_problem)
+
+
+def ask_for_proposal(engine: Engine, prompt: str, context: FailureContext, *,
+                     candidate: int = 0, seed: int = 0, max_tokens: int = REPLY_MAX_TOKENS,
+                     time_budget_ms: float | None = None, cancel: CancelToken | None = None,
+                     yield_turn: Callable[[], None] | None = None) -> str:
+    """One answer to `prompt`, its start written for the model (see `reply_start`)."""
+    start = reply_start(context, candidate)
+    tokens = engine.chat_prompt([{"role": "system", "content": SYSTEM_PROMPT},
+                                 {"role": "user", "content": prompt}]) + engine.tokenize(start)
+    params = GenerationParams(
+        max_tokens=reply_budget_tokens(context, engine.count_tokens, max_tokens),
+        time_budget_ms=time_budget_ms,
+        temperature=0.0 if candidate == 0 else SAMPLING_TEMPERATURE, seed=seed)
+    result = engine.generate(tokens, params, cancel=cancel, stop_rule=closing_fence,
+                             yield_turn=yield_turn)
+    return full_reply(start, result.text)
 
 
 def solve(workspace: Path, test_command: str, budget: Budget = Budget(), *, engine: Engine,
@@ -260,7 +283,9 @@ def solve(workspace: Path, test_command: str, budget: Budget = Budget(), *, engi
                         status = "solved"
                         break
                 elif not feedback:
-                    message = "no function of the workspace shows up in the failing tests"
+                    first = current.failures[0].message.strip().splitlines()[-3:]
+                    message = ("no function of the workspace shows up in the failing tests; "
+                               "they say: " + " / ".join(first))
                     break
                 else:
                     progress(f"round {number}: {len(current.failing_ids)} failing, "
