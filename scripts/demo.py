@@ -1,7 +1,8 @@
 """The README's main job: `smallcoder serve` driven over stdio exactly as an editor drives it.
 
-On examples/ it asks for an inline completion (cold, then warm after typing), an explanation
-and a refactor, and prints each with its latency; the user's files are never written.
+On examples/ it asks for an inline completion (cold, then warm after typing), an explanation,
+a refactor, and the agent's fix of the failing test, and prints each with its latency; the
+user's files are never written.
 """
 
 from __future__ import annotations
@@ -44,8 +45,11 @@ class Editor:
 
         @self.client.feature(types.PROGRESS)
         def progress(params) -> None:
-            if getattr(params.value, "kind", "") == "begin":
+            kind = getattr(params.value, "kind", "")
+            if kind == "begin":
                 print(f"server: {params.value.title}")
+            elif kind == "report" and getattr(params.value, "message", None):
+                print(f"{DIM}server: {params.value.message}{RESET}")
 
         @self.client.feature(types.WINDOW_LOG_MESSAGE)
         def log_message(params) -> None:
@@ -150,6 +154,14 @@ async def demo() -> int:
     sys.stdout.writelines(difflib.unified_diff(
         inventory.splitlines(keepends=True), after.splitlines(keepends=True),
         "examples/inventory.py", "examples/inventory.py (refactored)"))
+
+    solve, latency = await editor.request("smallcoder/solve", {
+        "workspaceFolder": EXAMPLES.as_uri(), "testCommand": f"{sys.executable} -m pytest -q",
+        "workDoneToken": "demo-solve"})
+    heading(f"Solve with agent: {solve.status} after {solve.rounds} round(s), "
+            f"{solve.failingBefore} → {solve.failingAfter} failing (the diff; examples/ is "
+            f"untouched)", latency)
+    print(solve.diff or solve.message)
 
     await editor.stop()
     vsix = sorted((ROOT / "dist").glob("smallcoder-*.vsix"))
