@@ -238,7 +238,7 @@ def packer_chunks(case: Case, index: WorkspaceIndex, text: str, line: int, budge
 
 
 def run_quality(models: list[str], cases_per_package: int, limit: int | None,
-                prefix_lines: int, suffix_lines: int) -> list[Outcome]:
+                prefix_lines: int, suffix_lines: int, threads: int | None) -> list[Outcome]:
     import functools
 
     from model.engine import LlamaCppEngine
@@ -264,7 +264,8 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
     outcomes: list[Outcome] = []
     settings = CompletionSettings(max_tokens=MAX_TOKENS, time_budget_ms=60_000, max_lines=1)
     for name in models:
-        engine = LlamaCppEngine(registry.resolve_model(name), context_tokens=8192)
+        engine = LlamaCppEngine(registry.resolve_model(name), context_tokens=8192,
+                                threads=threads)
         for number, (case, index, root) in enumerate(sets, start=1):
             original = index.text_of(case.path) or ""
             text, column = masked(original, case.line)
@@ -374,6 +375,8 @@ def main() -> int:
                         help="lines before the cursor in the FIM prompt (editor: %(default)s)")
     parser.add_argument("--suffix-lines", type=int, default=SUFFIX_LINES,
                         help="lines after the cursor in the FIM prompt (editor: %(default)s)")
+    parser.add_argument("--threads", type=int, help="llama.cpp threads (default: physical "
+                        "cores; 1 is much faster when other work shares the CPU)")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--quality-only", action="store_true")
     args = parser.parse_args()
@@ -384,7 +387,7 @@ def main() -> int:
         print(f"FIM window: {args.prefix_lines} lines before, {args.suffix_lines} after; "
               f"context budget {CONTEXT_TOKENS} tokens", flush=True)
         outcomes = run_quality(args.models, args.cases_per_package, args.limit,
-                               args.prefix_lines, args.suffix_lines)
+                               args.prefix_lines, args.suffix_lines, args.threads)
         _print_quality(outcomes)
         report["quality"] = [asdict(outcome) for outcome in outcomes]
     RESULTS.mkdir(parents=True, exist_ok=True)
