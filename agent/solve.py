@@ -132,9 +132,11 @@ class _Loop:
 
     def ask(self, prompt: str, context: FailureContext, candidate: int,
             round_number: int) -> str:
-        # The first candidate is greedy; the others sample, so that they differ from it.
+        # Only the very first answer is greedy: the others sample, so that they differ from it
+        # (a greedy answer after feedback mostly repeats the first one).
         return ask_for_proposal(
             self.engine, prompt, context, candidate=candidate,
+            greedy=candidate == 0 and round_number == 1,
             seed=round_number * 100 + candidate, max_tokens=self.budget.reply_max_tokens,
             time_budget_ms=max(1.0, self.remaining_s()) * 1e3, cancel=self.cancel,
             yield_turn=self.yield_turn)
@@ -224,7 +226,8 @@ class _Loop:
 
 
 def ask_for_proposal(engine: Engine, prompt: str, context: FailureContext, *,
-                     candidate: int = 0, seed: int = 0, max_tokens: int = REPLY_MAX_TOKENS,
+                     candidate: int = 0, greedy: bool = True, seed: int = 0,
+                     max_tokens: int = REPLY_MAX_TOKENS,
                      time_budget_ms: float | None = None, cancel: CancelToken | None = None,
                      yield_turn: Callable[[], None] | None = None) -> str:
     """One answer to `prompt`, its start written for the model (see `reply_start`)."""
@@ -234,7 +237,7 @@ def ask_for_proposal(engine: Engine, prompt: str, context: FailureContext, *,
     params = GenerationParams(
         max_tokens=reply_budget_tokens(context, engine.count_tokens, max_tokens),
         time_budget_ms=time_budget_ms,
-        temperature=0.0 if candidate == 0 else SAMPLING_TEMPERATURE, seed=seed)
+        temperature=0.0 if greedy else SAMPLING_TEMPERATURE, seed=seed)
     result = engine.generate(tokens, params, cancel=cancel, stop_rule=closing_fence,
                              yield_turn=yield_turn)
     return full_reply(start, result.text)
