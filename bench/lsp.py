@@ -15,8 +15,10 @@ import argparse
 import asyncio
 import json
 import re
+import shutil
 import statistics
 import sys
+import tempfile
 import textwrap as textwrap_module
 import time
 from dataclasses import dataclass
@@ -29,7 +31,11 @@ from model import registry
 from model.prompts import fim_prompt_tokens, fim_request_at
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = Path(textwrap_module.__file__)
+# The session types into a copy of the stdlib's textwrap, alone in a workspace folder, so the
+# server indexes one file rather than the whole standard library.
+WORKSPACE = Path(tempfile.mkdtemp(prefix="smallcoder-bench-lsp-"))
+SOURCE = WORKSPACE / "textwrap.py"
+shutil.copyfile(textwrap_module.__file__, SOURCE)
 PAUSE_AFTER = set(" (.,=:[")
 KEYSTROKE_S = 0.03
 RESULTS = ROOT / "bench" / "results"
@@ -74,8 +80,10 @@ async def session(model: str, lines: int) -> tuple[list[Request], str]:
     await client.start_io(sys.executable, "-m", "server.cli", "serve", cwd=str(ROOT))
     await client.initialize_async(types.InitializeParams(
         capabilities=types.ClientCapabilities(),
-        initialization_options={"model": model, "logLevel": "debug"},
-        workspace_folders=[types.WorkspaceFolder(uri=SOURCE.parent.as_uri(), name="bench")]))
+        # Cross-file context off: the raw replay must see the very prompts the server built.
+        initialization_options={"model": model, "logLevel": "debug",
+                                "inlineCompletions": {"contextTokens": 0}},
+        workspace_folders=[types.WorkspaceFolder(uri=SOURCE.parent.as_uri(), name=WORKSPACE.name)]))
     client.initialized(types.InitializedParams())
     while True:
         status = await client.protocol.send_request_async("smallcoder/status", {})
@@ -145,7 +153,7 @@ def replay_raw(model: str, requests: list[Request]) -> list[float]:
     timings = []
     for request in requests:
         prompt = fim_prompt_tokens(fim_request_at(
-            request.text, request.line, request.character, repo_name="bench",
+            request.text, request.line, request.character, repo_name=WORKSPACE.name,
             path=SOURCE.name), tokenizer)
         started = time.perf_counter()
         llm.create_completion(prompt=prompt, max_tokens=max(request.generated, 1),
