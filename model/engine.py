@@ -36,6 +36,7 @@ FinishReason = str  # "stop" | "length" | "time" | "cancelled" | "eos"
 @dataclass(frozen=True)
 class GenerationParams:
     max_tokens: int = 128
+    # Wall time for generating, counted once the prompt is evaluated.
     time_budget_ms: float | None = None
     stop: tuple[str, ...] = ()
     temperature: float = 0.0
@@ -351,11 +352,14 @@ class LlamaCppEngine:
     def _generate_locked(self, prompt, params, cancel, on_text, stop_rule,
                          yield_turn) -> GenerationResult:
         start = time.perf_counter()
-        deadline = None if params.time_budget_ms is None else start + params.time_budget_ms / 1e3
-        evaluated, stopped = self._evaluate_prompt(prompt, cancel, deadline, yield_turn)
+        evaluated, stopped = self._evaluate_prompt(prompt, cancel, yield_turn)
         prompt_done = time.perf_counter()
         if stopped is not None:
             return self._result("", stopped, prompt, evaluated, 0, start, prompt_done)
+        # The budget is for generating: a prompt evaluated past it would only be evaluated
+        # again by the next request, while the KV cache keeps it for that request anyway.
+        deadline = (None if params.time_budget_ms is None
+                    else prompt_done + params.time_budget_ms / 1e3)
 
         stream = _TextStream(params.stop, stop_rule, on_text)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -384,8 +388,7 @@ class LlamaCppEngine:
         text = stream.finish(decoder.decode(b"", final=True) if finish != "stop" else "")
         return self._result(text, finish, prompt, evaluated, generated, start, prompt_done)
 
-    def _evaluate_prompt(self, prompt, cancel, deadline,
-                         yield_turn) -> tuple[int, FinishReason | None]:
+    def _evaluate_prompt(self, prompt, cancel, yield_turn) -> tuple[int, FinishReason | None]:
         """Evaluate what the KV cache does not already hold, a slice at a time.
 
         Returns the number of tokens evaluated and, if it stopped early, why.
@@ -404,8 +407,6 @@ class LlamaCppEngine:
             yield_turn()
             if cancel is not None and cancel.cancelled:
                 return begin, "cancelled"
-            if deadline is not None and time.perf_counter() >= deadline:
-                return begin, "time"
             llm.eval(pending[begin:begin + EVAL_SLICE_TOKENS])
         return len(pending), None
 

@@ -33,6 +33,9 @@ FIM_TOKENS = (FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE, FIM_PAD, REPO_NAME, FILE_SEP)
 # How much of the current file goes into the prompt around the cursor (llama.vscode's defaults).
 PREFIX_LINES = 256
 SUFFIX_LINES = 64
+# The prefix starts on a multiple of this many lines, so moving the cursor down a line does not
+# move the start of the prompt (and throw away the whole KV cache) in a long file.
+PREFIX_STRIDE_LINES = 64
 
 
 class Tokenizer(Protocol):
@@ -83,7 +86,8 @@ def fim_request_at(
     if not 0 <= character <= len(current):
         raise ValueError(f"column {character + 1} is outside line {line + 1} "
                          f"({len(current)} characters)")
-    before = lines[max(0, line - prefix_lines):line]
+    first = max(0, line - prefix_lines)
+    before = lines[first - first % PREFIX_STRIDE_LINES:line]
     after = lines[line + 1:line + 1 + suffix_lines]
     prefix = "".join(f"{row}\n" for row in before)
     suffix = "\n".join([current[character:], *after])

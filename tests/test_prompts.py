@@ -92,3 +92,10 @@ def test_typing_on_a_line_keeps_the_prompt_head(real_engine):
     # everything before it.
     assert first[:head] == second[:head]
     assert len(second) - head <= len(first) - head + 1
+
+
+def test_moving_down_a_line_in_a_long_file_keeps_the_prefix_start():
+    long_text = "".join(f"value_{n} = {n}\n" for n in range(1000))
+    starts = {fim_request_at(long_text, row, 0, repo_name="d", path="a.py").prefix.split("\n")[0]
+              for row in range(600, 640)}
+    assert starts == {"value_320 = 320"}
