@@ -141,7 +141,7 @@ def scope_end(generated: str, indent: int, max_lines: int) -> int | None:
                 return offset - 1
         offset += len(row) + 1
     if max_lines == 1 and len(lines) > 1:
-        return len(lines[0])
+        return len(lines[0]) + 1  # the newline too: it may open a line above the code
     return None
 
 
@@ -154,10 +154,18 @@ def postprocess(request: FimRequest, generated: str, *, complete: bool,
     text = generated[len(request.held_back):]
     if not complete:
         text = _whole_lines(text, single_line)
+    ends_line = "\n" in text
     text = _trim_suffix_overlap(text.rstrip(), request.suffix).rstrip()
     if single_line:
         text = text.split("\n", 1)[0]
+        if ends_line and text.strip() and _opens_line_above(request):
+            text += "\n"
     return text if text.strip() else ""
+
+
+def _opens_line_above(request: FimRequest) -> bool:
+    """At the start of a line that has code, a finished line goes in as a line of its own."""
+    return not request.line_prefix.strip() and bool(request.suffix.split("\n", 1)[0].strip())
 
 
 def _whole_lines(text: str, single_line: bool) -> str:

@@ -83,3 +83,9 @@ def test_completion_after_a_block_opener_may_span_lines():
 def test_completion_on_an_empty_line_stops_below_the_code_that_follows():
     text = "def f(x):\n    if x:\n\n    return x\n"
     assert _complete("        x += 1\nprint(x)\n", text, 2, 0) == "        x += 1"
+
+
+def test_completion_at_the_start_of_a_line_of_code_inserts_a_line_above_it():
+    text = "def f(items):\n    return total\n"
+    assert _complete("    total = sum(items)\n    more\n", text, 1, 0) == (
+        "    total = sum(items)\n")
