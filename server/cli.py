@@ -182,8 +182,9 @@ def _run_complete(args: argparse.Namespace) -> int:
     path, line, column = parse_location(args.location, with_column=True)
     text = read_source(path)
     engine = LlamaCppEngine(registry.resolve_model(args.model))
-    settings = CompletionSettings() if args.max_tokens is None else CompletionSettings(
-        max_tokens=args.max_tokens)
+    # One answer that the user waits for: no time budget, so the output does not depend on load.
+    settings = CompletionSettings(
+        max_tokens=args.max_tokens or CompletionSettings().max_tokens, time_budget_ms=None)
     try:
         completion = complete_at(engine, text, line, column, path=path.name,
                                  repo_name=repo_name_for(path.resolve()), settings=settings)

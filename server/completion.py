@@ -30,7 +30,7 @@ SYNTAX_CHECK_MAX_CHARACTERS = 512_000
 @dataclass(frozen=True)
 class CompletionSettings:
     max_tokens: int = DEFAULT_MAX_TOKENS
-    time_budget_ms: float = DEFAULT_TIME_BUDGET_MS
+    time_budget_ms: float | None = DEFAULT_TIME_BUDGET_MS
     max_lines: int = MAX_COMPLETION_LINES
 
 
