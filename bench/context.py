@@ -5,7 +5,10 @@ Quality. The set is built from the source of pure-Python packages of different a
 pip installs (pinned, `--no-deps --target` into $SMALLCODER_HOME/bench/context-packages, outside
 the repository and the project's venv). A case is a line whose key identifier (its first name
 that is defined in another file of the same package, and not in its own file) is hidden: the
-line is emptied after its indentation and the model completes it there. Cases are chosen by a
+line is emptied after its indentation and the model completes it there. The identifier must
+come from the package through the file's imports (`from .x import name`, or `module.name` for
+an imported sibling module): a local variable that shares a name with some definition elsewhere
+would test nothing cross-file. Cases are chosen by a
 hash of package, path and line, so the same packages always give the same set. Three arms, same
 generations settings, same budget of context tokens: no cross-file context (prefix/suffix only);
 a llama.vscode-style ring buffer of chunks seen recently (64-line chunks from the modules the
@@ -37,7 +40,7 @@ from pathlib import Path
 
 from analyzers.index import WorkspaceIndex, index_store_path
 from analyzers.packer import RecentChunks, Target, pack
-from analyzers.queries import references
+from analyzers.queries import imports, references
 from analyzers.syntax import parse
 from model import registry
 from model.prompts import PREFIX_LINES, SUFFIX_LINES, ContextChunk
@@ -121,12 +124,13 @@ def build_cases(package: str, root: Path, index: WorkspaceIndex, limit: int) -> 
         text = index.text_of(entry.path) or ""
         own = {d.name for d in entry.definitions}
         skip = _import_rows(text)
+        names, modules = _package_imports(text, package)
         lines = text.split("\n")
         first_name: dict[int, str] = {}
         for reference in references(text, "python"):
             if reference.line in first_name or reference.line in skip:
                 continue
-            if reference.name in own:
+            if reference.name in own or not _from_package(reference, lines, names, modules):
                 continue
             places = index.definitions_named(reference.name)
             if places and all(place.path != entry.path for place in places):
@@ -140,6 +144,41 @@ def build_cases(package: str, root: Path, index: WorkspaceIndex, limit: int) -> 
             key = hashlib.sha256(f"{package}:{entry.path}:{line}".encode()).hexdigest()
             found.append((key, Case(package, entry.path, line, stripped, name)))
     return [case for _, case in sorted(found)[:limit]]
+
+
+IMPORT_FROM = re.compile(r"from\s+([.\w]+)\s+import\s+(.+)", re.DOTALL)
+IMPORT_MODULE = re.compile(r"import\s+([\w.]+)(?:\s+as\s+(\w+))?")
+
+
+def _package_imports(text: str, package: str) -> tuple[set[str], set[str]]:
+    """Names the file imports from its own package, and the local names of package modules."""
+    top = IMPORT_NAMES.get(package, package)
+    names: set[str] = set()
+    modules: set[str] = set()
+    for statement in imports(text, "python"):
+        statement = " ".join(statement.replace("(", " ").replace(")", " ").split())
+        if match := IMPORT_FROM.fullmatch(statement):
+            source, imported = match.groups()
+            if not (source.startswith(".") or source.split(".")[0] == top):
+                continue
+            for item in imported.split(","):
+                local = item.split(" as ")[-1].strip()
+                if local and local != "*":
+                    names.add(local)
+                    modules.add(local)  # `from . import module` binds a module
+        elif match := IMPORT_MODULE.fullmatch(statement):
+            dotted, alias = match.groups()
+            if dotted.split(".")[0] == top:
+                modules.add(alias or dotted)
+    return names, modules
+
+
+def _from_package(reference, lines: list[str], names: set[str], modules: set[str]) -> bool:
+    """Whether this use of a name reaches the package through an import of the file."""
+    if reference.name in names:
+        return True
+    before = lines[reference.line][:reference.column]
+    return any(before.endswith(f"{module}.") for module in modules)
 
 
 def _import_rows(text: str) -> set[int]:

@@ -6,20 +6,26 @@ Reports completion latency p50/p95 (all requests, and warm: after the first one 
 the share of prompt tokens the KV cache served, and the same prompts sent straight to
 llama-cpp-python in the same run.
 
-Run: .venv/bin/python bench/lsp.py [--models NAME ...] [--lines N]
+With --context-tokens N the session types into the stdlib's email/message.py inside a copy of
+the whole email package, with the packer's cross-file chunks on (the editor's default is 1024):
+the latency targets must hold with context too. The raw replay then cannot rebuild the server's
+prompts, so only the LSP side is measured.
+
+Run: .venv/bin/python bench/lsp.py [--models NAME ...] [--lines N] [--context-tokens N]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import email
 import json
 import re
 import shutil
 import statistics
 import sys
 import tempfile
-import textwrap as textwrap_module
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,16 +37,26 @@ from model import registry
 from model.prompts import fim_prompt_tokens, fim_request_at
 
 ROOT = Path(__file__).resolve().parent.parent
-# The session types into a copy of the stdlib's textwrap, alone in a workspace folder, so the
-# server indexes one file rather than the whole standard library.
-WORKSPACE = Path(tempfile.mkdtemp(prefix="smallcoder-bench-lsp-"))
-SOURCE = WORKSPACE / "textwrap.py"
-shutil.copyfile(textwrap_module.__file__, SOURCE)
 PAUSE_AFTER = set(" (.,=:[")
 KEYSTROKE_S = 0.03
 RESULTS = ROOT / "bench" / "results"
 SERVER_LOG = re.compile(r"completion (\d+) ms, (\d+)/(\d+) prompt tokens evaluated, "
                         r"(\d+) generated")
+
+
+def make_workspace(with_context: bool) -> Path:
+    """The file typed into, in a fresh workspace folder of its own.
+
+    Without context: a copy of the stdlib's textwrap alone, so the server indexes one file and
+    the raw replay sees the very prompts the server built. With context: a copy of the email
+    package, whose message.py uses helpers from its sibling modules.
+    """
+    workspace = Path(tempfile.mkdtemp(prefix="smallcoder-bench-lsp-"))
+    if not with_context:
+        return Path(shutil.copy(textwrap.__file__, workspace / "textwrap.py"))
+    shutil.copytree(Path(email.__file__).parent, workspace / "email",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return workspace / "email" / "message.py"
 
 
 @dataclass
@@ -65,7 +81,8 @@ def target_lines(text: str, count: int) -> list[int]:
     return candidates[::step][:count]
 
 
-async def session(model: str, lines: int) -> tuple[list[Request], str]:
+async def session(model: str, lines: int, source: Path, workspace: Path,
+                  context_tokens: int) -> tuple[list[Request], str]:
     client = LanguageClient("smallcoder-bench", "1")
     logs: list[str] = []
 
@@ -80,10 +97,9 @@ async def session(model: str, lines: int) -> tuple[list[Request], str]:
     await client.start_io(sys.executable, "-m", "server.cli", "serve", cwd=str(ROOT))
     await client.initialize_async(types.InitializeParams(
         capabilities=types.ClientCapabilities(),
-        # Cross-file context off: the raw replay must see the very prompts the server built.
         initialization_options={"model": model, "logLevel": "debug",
-                                "inlineCompletions": {"contextTokens": 0}},
-        workspace_folders=[types.WorkspaceFolder(uri=SOURCE.parent.as_uri(), name=WORKSPACE.name)]))
+                                "inlineCompletions": {"contextTokens": context_tokens}},
+        workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name=workspace.name)]))
     client.initialized(types.InitializedParams())
     while True:
         status = await client.protocol.send_request_async("smallcoder/status", {})
@@ -93,8 +109,8 @@ async def session(model: str, lines: int) -> tuple[list[Request], str]:
     if status.state != "ready":
         raise SystemExit(f"{model}: {status.message}")
 
-    original = SOURCE.read_text()
-    uri = SOURCE.as_uri()
+    original = source.read_text()
+    uri = source.as_uri()
     version = 1
     client.text_document_did_open(types.DidOpenTextDocumentParams(
         text_document=types.TextDocumentItem(uri=uri, language_id="python", version=version,
@@ -140,7 +156,7 @@ async def session(model: str, lines: int) -> tuple[list[Request], str]:
     return requests, status.model
 
 
-def replay_raw(model: str, requests: list[Request]) -> list[float]:
+def replay_raw(model: str, requests: list[Request], source: Path) -> list[float]:
     """The same prompts, same order and token counts, straight into llama-cpp-python."""
     import llama_cpp
 
@@ -153,8 +169,8 @@ def replay_raw(model: str, requests: list[Request]) -> list[float]:
     timings = []
     for request in requests:
         prompt = fim_prompt_tokens(fim_request_at(
-            request.text, request.line, request.character, repo_name=WORKSPACE.name,
-            path=SOURCE.name), tokenizer)
+            request.text, request.line, request.character, repo_name=source.parent.name,
+            path=source.name), tokenizer)
         started = time.perf_counter()
         llm.create_completion(prompt=prompt, max_tokens=max(request.generated, 1),
                               temperature=0.0, top_k=40, top_p=0.95, min_p=0.0)
@@ -167,44 +183,59 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def summarize(model: str, requests: list[Request], raw_ms: list[float]) -> dict:
+def summarize(model: str, requests: list[Request], raw_ms: list[float] | None,
+              context_tokens: int) -> dict:
     latencies = [request.latency_ms for request in requests]
     warm = [request.latency_ms for request in requests if request.warm]
-    warm_raw = [raw for raw, request in zip(raw_ms, requests, strict=True) if request.warm]
     prompt_total = sum(request.prompt_tokens for request in requests)
     reused = prompt_total - sum(request.evaluated for request in requests)
-    return {
+    row = {
         "model": model,
+        "context_tokens": context_tokens,
         "requests": len(requests),
         "p50_ms": round(percentile(latencies, 0.5), 1),
         "p95_ms": round(percentile(latencies, 0.95), 1),
         "warm_p50_ms": round(percentile(warm, 0.5), 1),
         "warm_p95_ms": round(percentile(warm, 0.95), 1),
         "kv_cache_share": round(reused / prompt_total, 3),
-        "raw_p50_ms": round(percentile(raw_ms, 0.5), 1),
-        "raw_warm_p50_ms": round(percentile(warm_raw, 0.5), 1),
-        "lsp_over_raw_warm_p50": round(percentile(warm, 0.5) / percentile(warm_raw, 0.5), 3),
-        "lsp_over_raw_total": round(sum(latencies) / sum(raw_ms), 3),
+        "mean_prompt_tokens": round(prompt_total / len(requests)),
         "mean_generated_tokens": round(statistics.mean(r.generated for r in requests), 1),
     }
+    if raw_ms is not None:
+        warm_raw = [raw for raw, request in zip(raw_ms, requests, strict=True) if request.warm]
+        row |= {
+            "raw_p50_ms": round(percentile(raw_ms, 0.5), 1),
+            "raw_warm_p50_ms": round(percentile(warm_raw, 0.5), 1),
+            "lsp_over_raw_warm_p50": round(percentile(warm, 0.5) / percentile(warm_raw, 0.5), 3),
+            "lsp_over_raw_total": round(sum(latencies) / sum(raw_ms), 3),
+        }
+    return row
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="*", help="registry names (default: all present)")
     parser.add_argument("--lines", type=int, default=10, help="lines to retype")
+    parser.add_argument("--context-tokens", type=int, default=0,
+                        help="cross-file context budget (0: off, and the raw replay runs)")
     args = parser.parse_args()
     names = args.models or [row.spec.name for row in registry.list_models() if row.present]
+    source = make_workspace(args.context_tokens > 0)
+    workspace = source.parent if args.context_tokens == 0 else source.parent.parent
     rows = []
     for name in names:
-        requests, _ = asyncio.run(session(name, args.lines))
-        rows.append(summarize(name, requests, replay_raw(name, requests)))
-    print(f"{'model':<38} {'n':>4} {'p50':>6} {'p95':>6} {'warm p50':>9} {'warm p95':>9} "
-          f"{'KV share':>9} {'raw warm p50':>13} {'LSP/raw':>8}")
+        requests, _ = asyncio.run(session(name, args.lines, source, workspace,
+                                          args.context_tokens))
+        raw = replay_raw(name, requests, source) if args.context_tokens == 0 else None
+        rows.append(summarize(name, requests, raw, args.context_tokens))
+    print(f"{'model':<38} {'ctx':>5} {'n':>4} {'p50':>6} {'p95':>6} {'warm p50':>9} "
+          f"{'warm p95':>9} {'KV share':>9} {'prompt':>7} {'raw warm p50':>13} {'LSP/raw':>8}")
     for row in rows:
-        print(f"{row['model']:<38} {row['requests']:>4} {row['p50_ms']:>6} {row['p95_ms']:>6} "
-              f"{row['warm_p50_ms']:>9} {row['warm_p95_ms']:>9} {row['kv_cache_share']:>9} "
-              f"{row['raw_warm_p50_ms']:>13} {row['lsp_over_raw_warm_p50']:>8}")
+        print(f"{row['model']:<38} {row['context_tokens']:>5} {row['requests']:>4} "
+              f"{row['p50_ms']:>6} {row['p95_ms']:>6} {row['warm_p50_ms']:>9} "
+              f"{row['warm_p95_ms']:>9} {row['kv_cache_share']:>9} "
+              f"{row['mean_prompt_tokens']:>7} {row.get('raw_warm_p50_ms', 'n/a'):>13} "
+              f"{row.get('lsp_over_raw_warm_p50', 'n/a'):>8}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"lsp-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(rows, indent=2))
