@@ -1,7 +1,8 @@
 """`smallcoder train`: a personal-style LoRA adapter from the user's repositories.
 
-Progress goes to stderr; the adapter and its report (markdown + PNG) land next to --out.
-Ctrl-C leaves a checkpoint in OUT.work/ (exported to --out); the same command resumes it.
+Progress goes to stderr (with --progress-json: JSON lines on stdout, for the language server);
+the adapter and its report (markdown + PNG) land next to --out. Ctrl-C leaves a checkpoint in
+OUT.work/ (exported to --out); the same command resumes it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
@@ -31,6 +33,10 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     train_parser.add_argument("--no-eval", action="store_true",
                               help="skip the evaluation report")
     train_parser.add_argument("--json", action="store_true", help="machine-readable summary")
+    train_parser.add_argument("--progress-json", action="store_true",
+                              help="one JSON object a line on stdout: stage messages "
+                                   '({"event": "message"}), training steps ({"event": "step"}), '
+                                   'then the summary ({"event": "result"})')
     train_parser.set_defaults(run=run_train)
 
 
@@ -39,31 +45,60 @@ def run_train(args: argparse.Namespace) -> int:
 
     try:
         from training.pipeline import train_personal_adapter
-        from training.train import TrainConfig
+        from training.train import StepProgress, TrainConfig
     except ImportError as error:
         raise UserError(f"training needs the optional packages ({error.name} is missing): "
                         f"run `.venv/bin/pip install -e '.[train]'`") from error
     for repo in args.repo:
-        if not repo.is_dir():
-            raise UserError(f"--repo {repo} is not a folder")
+        if (problem := repository_problem(repo)) is not None:
+            raise UserError(problem)
     if args.out.suffix != ".gguf":
         raise UserError(f"--out {args.out} should end in .gguf")
     config = TrainConfig() if args.max_steps is None else TrainConfig(max_steps=args.max_steps)
+
+    def step_event(progress: StepProgress) -> None:
+        print_event("step", step=progress.step, max_steps=progress.max_steps,
+                    loss=round(progress.loss, 4), tokens=progress.tokens,
+                    tokens_per_second=round(progress.tokens_per_second, 1),
+                    eta_seconds=round(progress.eta_seconds, 1))
+
     try:
-        result = train_personal_adapter(args.repo, args.out, model=args.model,
-                                        max_minutes=args.max_minutes, config=config,
-                                        evaluate=not args.no_eval)
+        result = train_personal_adapter(
+            args.repo, args.out, model=args.model, max_minutes=args.max_minutes, config=config,
+            evaluate=not args.no_eval,
+            say=(lambda line: print_event("message", message=line)) if args.progress_json
+            else None,
+            on_step=step_event if args.progress_json else None)
     except ValueError as error:
         raise UserError(str(error)) from error
-    if args.json:
-        print(json.dumps({"adapter": str(result.adapter), "report": str(result.report or ""),
-                          "steps": result.training.steps, "tokens": result.training.tokens,
-                          "tokens_per_second": round(result.training.tokens_per_second, 1),
-                          "stopped_by": result.training.stopped_by,
-                          "guard_passed": result.guard_passed}, indent=2))
+    summary = {"adapter": str(result.adapter), "report": str(result.report or ""),
+               "steps": result.training.steps, "tokens": result.training.tokens,
+               "tokens_per_second": round(result.training.tokens_per_second, 1),
+               "stopped_by": result.training.stopped_by, "guard_passed": result.guard_passed}
+    if args.progress_json:
+        print_event("result", **summary)
+    elif args.json:
+        print(json.dumps(summary, indent=2))
     else:
         print(result.adapter)
     if result.training.stopped_by == "interrupt":
         print("smallcoder: interrupted; run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0 if result.guard_passed is not False else EXIT_FAILURE
+
+
+def repository_problem(repo: Path) -> str | None:
+    """What makes `repo` useless for training, or None; asked before anything slow starts."""
+    from training.mine import has_source_files
+
+    if not repo.is_dir():
+        return f"{repo} is not a folder"
+    if not has_source_files(repo):
+        return (f"{repo} has no Python, JavaScript or TypeScript files to learn from (vendored, "
+                f"generated, lock and data files do not count)")
+    return None
+
+
+def print_event(event: str, **fields: Any) -> None:
+    """One line of --progress-json, flushed at once: a reader relays it as it happens."""
+    print(json.dumps({"event": event, **fields}), flush=True)

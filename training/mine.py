@@ -143,6 +143,13 @@ def repo_files(repo: Path) -> list[str]:
     return files
 
 
+def has_source_files(repo: Path) -> bool:
+    """Whether any path of `repo` is in a language we parse and not vendored, lock or data: the
+    check that takes a moment, made before a run that loads a model for minutes."""
+    return any(language_for_path(relative) and not path_reason(relative)
+               for relative in repo_files(repo))
+
+
 def last_change_times(repo: Path) -> dict[str, float]:
     """Each tracked file's last commit time, from one `git log`; empty outside git."""
     result = subprocess.run(["git", "-C", str(repo), "log", "--format=@%ct", "--name-only",

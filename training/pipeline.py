@@ -16,7 +16,7 @@ from training.evaluate import EVAL_EXAMPLES, GUARD_SAMPLE, evaluate_adapter, wri
 from training.examples import GgufTokenizer, build_examples
 from training.export import Provenance, export_adapter
 from training.mine import mine
-from training.train import TrainConfig, TrainResult, train
+from training.train import StepProgress, TrainConfig, TrainResult, train
 
 EVAL_SEED = 1
 
@@ -41,8 +41,14 @@ def train_personal_adapter(repos: list[Path], out: Path, *, model: str | None = 
                            max_minutes: float | None = None,
                            config: TrainConfig | None = None, evaluate: bool = True,
                            eval_examples: int = EVAL_EXAMPLES, guard_sample: int = GUARD_SAMPLE,
-                           say: Callable[[str], None] | None = None) -> PipelineResult:
-    """Everything `smallcoder train` does; returns the adapter and its report."""
+                           say: Callable[[str], None] | None = None,
+                           on_step: Callable[[StepProgress], None] | None = None
+                           ) -> PipelineResult:
+    """Everything `smallcoder train` does; returns the adapter and its report.
+
+    `say` gets what happens stage by stage; `on_step`, when given, each training step's figures
+    (else they go to `say` as a progress bar).
+    """
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     config = config or TrainConfig()
     base = registry.resolve_model(model)
@@ -59,7 +65,7 @@ def train_personal_adapter(repos: list[Path], out: Path, *, model: str | None = 
     if max_minutes is not None:
         config = replace(config, max_minutes=max_minutes)
     work = out.with_name(out.name + ".work")
-    result = train(base, examples, work, config, on_progress=say)
+    result = train(base, examples, work, config, on_progress=say, on_step=on_step)
     say(f"trained {result.steps} steps, {result.tokens:,} tokens in {result.seconds / 60:.1f} "
         f"min ({result.tokens_per_second:.0f} tokens/s), stopped by {result.stopped_by}")
     provenance = Provenance(base_model=base.name.removesuffix(".gguf"),

@@ -58,6 +58,24 @@ class TrainResult:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class StepProgress:
+    """Where training stands after an optimizer step: what the progress bar shows."""
+
+    step: int
+    max_steps: int
+    loss: float
+    tokens: int  # trained so far, resumed runs included
+    tokens_per_second: float
+    eta_seconds: float
+
+    def bar(self, width: int = 24) -> str:
+        filled = int(width * self.step / self.max_steps)
+        return (f"[{'#' * filled}{'.' * (width - filled)}] step {self.step}/{self.max_steps} "
+                f"loss {self.loss:.3f}  {self.tokens_per_second:.0f} tokens/s  "
+                f"ETA {self.eta_seconds / 60:.1f} min")
+
+
 def pick_dtype(wanted: str, device: str):
     """bf16 on a GPU, or on a CPU that computes in bf16 natively (avx512_bf16/AMX); else fp32."""
     import torch
@@ -103,10 +121,13 @@ def learning_rate(step: int, config: TrainConfig) -> float:
 
 
 def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: TrainConfig,
-          *, on_progress: Callable[[str], None] | None = None) -> TrainResult:
+          *, on_progress: Callable[[str], None] | None = None,
+          on_step: Callable[[StepProgress], None] | None = None) -> TrainResult:
     """Train (or resume) a LoRA adapter in `out_dir`; returns where the adapter is.
 
     Stops at max_steps, at the wall-time budget, or at Ctrl-C; a checkpoint is saved each time.
+    Each step's figures go to `on_step` when given (a program reads them), else as a progress
+    bar line to `on_progress` (a person reads it).
     """
     import torch
 
@@ -166,7 +187,11 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
             steps_this_run += 1
             if deadline is not None and steps_this_run == STEPS_TO_TIME:
                 config = fit_schedule_to_deadline(config, step, steps_this_run, start, deadline)
-            report(_progress_line(step, config, step_loss, tokens, elapsed, deadline))
+            progress = step_progress(step, config, step_loss, tokens, elapsed, deadline)
+            if on_step is None:
+                report(progress.bar())
+            else:
+                on_step(progress)
             if step % config.checkpoint_every == 0:
                 _save(model, optimizer, checkpoint, step, tokens, elapsed, losses, config)
     except KeyboardInterrupt:
@@ -198,17 +223,16 @@ def fit_schedule_to_deadline(config: TrainConfig, step: int, steps_timed: int, s
     return replace(config, max_steps=max(step + 1, min(config.max_steps, fitting)))
 
 
-def _progress_line(step: int, config: TrainConfig, loss: float, tokens: int, elapsed: float,
-                   deadline: float | None) -> str:
-    speed = tokens / elapsed if elapsed > 0 else 0.0
-    per_step = elapsed / step
-    remaining = (config.max_steps - step) * per_step
+def step_progress(step: int, config: TrainConfig, loss: float, tokens: int, elapsed: float,
+                  deadline: float | None) -> StepProgress:
+    """The figures after `step`; the time left is the steps left at the pace so far, or less
+    when the wall-time budget ends sooner."""
+    remaining = (config.max_steps - step) * elapsed / step
     if deadline is not None:
         remaining = min(remaining, max(0.0, deadline - time.perf_counter()))
-    bar_width = 24
-    filled = int(bar_width * step / config.max_steps)
-    return (f"[{'#' * filled}{'.' * (bar_width - filled)}] step {step}/{config.max_steps} "
-            f"loss {loss:.3f}  {speed:.0f} tokens/s  ETA {remaining / 60:.1f} min")
+    return StepProgress(step=step, max_steps=config.max_steps, loss=loss, tokens=tokens,
+                        tokens_per_second=tokens / elapsed if elapsed > 0 else 0.0,
+                        eta_seconds=remaining)
 
 
 def _save(model, optimizer, checkpoint: Path, step: int, tokens: int, seconds: float,
