@@ -220,6 +220,15 @@ def field(params: Any, name: str, kind: type | tuple[type, ...]) -> Any:
     return value
 
 
+def optional_field(params: Any, name: str, kind: type | tuple[type, ...]) -> Any:
+    """A field of a custom request's params that may be left out (None), or an InvalidParams
+    error when it has the wrong type (a bool is not a number here, though Python says so)."""
+    value = params.get(name) if isinstance(params, dict) else getattr(params, name, None)
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        raise JsonRpcInvalidParams(f"params.{name} must be a {kind}")
+    return value
+
+
 def text_position(params: Any) -> tuple[str, types.Position]:
     document = field(params, "textDocument", (dict, tuple))
     uri = field(document, "uri", str)
@@ -383,9 +392,10 @@ def create_server(engine_factory: EngineFactory | None = None) -> SmallCoderServ
         return {"path": str(path)}
 
     workspace_index.register(server)
-    from server import lsp_solve  # it builds on this module's server class
+    from server import lsp_solve, lsp_train  # they build on this module's server class
 
     lsp_solve.register(server)
+    lsp_train.register(server)
     return server
 
 

@@ -18,8 +18,9 @@ from agent.runner import TestCommandError
 from agent.sandbox import FileChange, SandboxError
 from agent.solve import Budget, SolveResult, solve
 from model.engine import CancelToken
-from server.lsp import SmallCoderServer, path_of
+from server.lsp import SmallCoderServer, optional_field, path_of
 from server.model_host import ModelUnavailable
+from server.progress import ClientProgress
 
 SOLVE_METHOD = "smallcoder/solve"
 PROGRESS_TITLE = "SmallCoder: solving with the agent"
@@ -31,13 +32,14 @@ def register(server: SmallCoderServer) -> None:
         """Runs until green, out of rounds or time, or cancelled; the user's files change only
         when the client applies the returned edit."""
         workspace = _workspace(ls, params)
-        test_command = _optional(params, "testCommand", str) or ls.settings.test_command
+        test_command = optional_field(params, "testCommand", str) or ls.settings.test_command
         if not test_command:
             raise JsonRpcInvalidParams("no test command: pass params.testCommand or set "
                                        "smallcoder.testCommand")
-        max_rounds = _optional(params, "maxRounds", int)
+        max_rounds = optional_field(params, "maxRounds", int)
         budget = Budget() if max_rounds is None else Budget(max_rounds=max(1, max_rounds))
-        progress = _Progress(ls, _optional(params, "workDoneToken", (str, int)))
+        progress = ClientProgress(ls, optional_field(params, "workDoneToken", (str, int)),
+                                  PROGRESS_TITLE, log_prefix="agent")
         cancel = CancelToken()
 
         def run_agent() -> SolveResult:
@@ -91,32 +93,8 @@ def whole_text_range(text: str) -> types.Range:
     return types.Range(start=types.Position(line=0, character=0), end=end)
 
 
-class _Progress:
-    """Reports on a token the client created; silent when it gave none."""
-
-    def __init__(self, ls: SmallCoderServer, token: str | int | None) -> None:
-        self.ls, self.token = ls, token
-
-    def begin(self) -> None:
-        if self.token is not None:
-            self.ls.work_done_progress.begin(self.token, types.WorkDoneProgressBegin(
-                title=PROGRESS_TITLE, cancellable=True))
-
-    def report(self, message: str) -> None:
-        """Called from the agent's thread."""
-        self.ls.log("info", f"agent: {message}")
-        if self.token is not None:
-            token = self.token
-            self.ls._from_any_thread(lambda: self.ls.work_done_progress.report(
-                token, types.WorkDoneProgressReport(message=message)))
-
-    def end(self) -> None:
-        if self.token is not None:
-            self.ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd())
-
-
 def _workspace(ls: SmallCoderServer, params: Any) -> Path:
-    given = _optional(params, "workspaceFolder", str)
+    given = optional_field(params, "workspaceFolder", str)
     if given is None:
         folders = list(ls.workspace.folders.values())
         if not folders:
@@ -126,10 +104,3 @@ def _workspace(ls: SmallCoderServer, params: Any) -> Path:
     if not path.is_dir():
         raise JsonRpcInvalidParams(f"workspace folder {path} does not exist")
     return path
-
-
-def _optional(params: Any, name: str, kind: type | tuple[type, ...]) -> Any:
-    value = params.get(name) if isinstance(params, dict) else getattr(params, name, None)
-    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-        raise JsonRpcInvalidParams(f"params.{name} must be a {kind}")
-    return value

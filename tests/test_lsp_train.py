@@ -1,0 +1,155 @@
+"""`smallcoder/train` over stdio: progress from the child, Cancel kills it, bad input is refused.
+
+The server is the fake-engine one (nothing here generates text), serving a tiny random-weight
+Qwen2 GGUF made in the test session: training runs on that very file, in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from tests.conftest import REPO_ROOT
+from tests.test_lsp import start, wait_for_state
+from tests.test_lsp_solve import plain
+from tests.test_training import MODULE, git, module_variant, write
+from tests.tiny_qwen import write_tiny_qwen_gguf
+
+pytest.importorskip("torch")
+
+SERVER = [sys.executable, str(REPO_ROOT / "tests" / "lsp_fake_server.py")]
+# Adapters trained without params.out land here, not in the user's SmallCoder home.
+HOME = Path(tempfile.mkdtemp(prefix="smallcoder-train-home-"))
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return write_tiny_qwen_gguf(tmp_path_factory.mktemp("tiny-model") / "tiny-qwen2.gguf")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A small git repository of distinct Python modules, the last one changed most recently."""
+    repo = tmp_path_factory.mktemp("user-repo")
+    git(repo, "init", "-q")
+    write(repo, "shop/orders.py", MODULE)
+    for index in range(6):
+        write(repo, f"shop/helpers_{index}.py", module_variant(index))
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "first")
+    write(repo, "shop/recent.py", module_variant(30))
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "second", when="2026-06-01T00:00:00")
+    return repo
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(
+    server_command=SERVER, server_env={**os.environ, "SMALLCODER_HOME": str(HOME)}))
+async def client(lsp_client: LanguageClient, tiny_model):
+    await start(lsp_client, {"model": str(tiny_model)})
+    await wait_for_state(lsp_client, "ready")
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def train(client: LanguageClient, **params) -> dict:
+    return plain(await client.protocol.send_request_async("smallcoder/train", params))
+
+
+def messages(client: LanguageClient, token: str) -> list[str]:
+    return [report.message for report in client.progress_reports.get(token, [])
+            if getattr(report, "message", None)]
+
+
+def trainer_processes(out: Path) -> list[int]:
+    """Processes whose command line names `out`: the child and anything it started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(out).encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue  # it ended while we looked
+    return found
+
+
+async def test_train_relays_progress_and_returns_the_adapter_and_its_report(client, repo):
+    client.progress_reports["train-1"] = []
+    result = await train(client, repositories=[repo.as_uri()], maxSteps=3,
+                         workDoneToken="train-1")
+    adapter = Path(result["adapter"])
+    assert adapter.parent == HOME / "adapters" and adapter.name.startswith(repo.name)
+    assert adapter.is_file() and result["steps"] == 3
+    assert Path(result["report"]).read_text().startswith("#")
+    assert isinstance(result["guardPassed"], bool) and result["message"]
+    shown = messages(client, "train-1")
+    assert any(message.startswith("step 3/3 · loss ") and "tokens/s" in message
+               and "left" in message for message in shown), shown
+    assert any(message.startswith("mining ") for message in shown)
+    percentages = [report.percentage for report in client.progress_reports["train-1"]
+                   if getattr(report, "percentage", None) is not None]
+    assert percentages[-1] == 100
+    assert client.progress_reports["train-1"][-1].kind == "end"
+
+
+async def test_cancel_kills_the_trainer_within_seconds_and_keeps_its_checkpoint(client, repo,
+                                                                              tmp_path):
+    out = tmp_path / "cancelled.gguf"
+    client.progress_reports["train-2"] = []
+    future = client.protocol.send_request("smallcoder/train", {
+        "repositories": [str(repo)], "out": str(out), "maxSteps": 100_000,
+        "workDoneToken": "train-2"}, msg_id="train-to-cancel")
+    deadline = time.monotonic() + 120
+    while not any(message.startswith("step 2/") for message in messages(client, "train-2")):
+        assert time.monotonic() < deadline, messages(client, "train-2")
+        await asyncio.sleep(0.1)
+    assert trainer_processes(out)
+    with pytest.raises(Exception, match="already being trained"):
+        await train(client, repositories=[str(repo)])
+
+    started = time.monotonic()
+    client.protocol.notify("$/cancelRequest", types.CancelParams(id="train-to-cancel"))
+    with pytest.raises(Exception, match="cancel"):
+        await asyncio.wait_for(asyncio.wrap_future(future), 5)
+    assert time.monotonic() - started < 2
+    while trainer_processes(out):
+        assert time.monotonic() - started < 8, "the trainer still runs after Cancel"
+        await asyncio.sleep(0.1)
+    assert (out.parent / "cancelled.gguf.work" / "checkpoint" / "trainer_state.pt").is_file()
+
+
+async def test_train_without_repositories_is_refused(client):
+    with pytest.raises(Exception, match="no repositories"):
+        await train(client, repositories=[])
+
+
+async def test_train_on_a_folder_without_code_says_which_folder(client, tmp_path):
+    (tmp_path / "README.md").write_text("# Notes\n\nNothing to learn from here.\n")
+    (tmp_path / "data.json").write_text('{"rows": []}\n')
+    with pytest.raises(Exception, match=f"{tmp_path} has no Python, JavaScript or TypeScript"):
+        await train(client, repositories=[tmp_path.as_uri()])
+
+
+async def test_a_failed_training_answers_with_the_trainers_error(client, tmp_path):
+    write(tmp_path, "tiny.py", "x = 1\n")  # code, but too small to make an example of
+    with pytest.raises(Exception, match="gave no training examples"):
+        await train(client, repositories=[str(tmp_path)], out=str(tmp_path / "none.gguf"))
+
+
+def test_an_adapter_that_lost_on_the_guard_set_comes_back_saying_so():
+    from server.lsp_train import result_for_client
+
+    result = result_for_client({"adapter": "/a.gguf", "report": "/a.report.md", "steps": 400,
+                                "tokens_per_second": 60.0, "stopped_by": "time",
+                                "guard_passed": False})
+    assert result["guardPassed"] is False and result["report"] == "/a.report.md"
+    assert "will not enable it" in result["message"]
