@@ -50,6 +50,7 @@ from server.completion import CompletionSettings, complete_at
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+PARTIAL = RESULTS / "context-partial.json"
 # Pure-Python packages by different authors; pinned so the case set never changes.
 QUALITY_PACKAGES = {
     "click": "8.5.1",        # Pallets
@@ -277,7 +278,8 @@ def packer_chunks(case: Case, index: WorkspaceIndex, text: str, line: int, budge
 
 
 def run_quality(models: list[str], cases_per_package: int, limit: int | None,
-                prefix_lines: int, suffix_lines: int, threads: int | None) -> list[Outcome]:
+                prefix_lines: int, suffix_lines: int, threads: int | None,
+                context_tokens: int) -> list[Outcome]:
     import functools
 
     from model.engine import LlamaCppEngine
@@ -312,9 +314,9 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
             index.update_document(str(root / case.path), text)
             arms = {
                 "none": (),
-                "ring": ring_buffer_chunks(case, root, text, CONTEXT_TOKENS,
+                "ring": ring_buffer_chunks(case, root, text, context_tokens,
                                            engine.count_tokens),
-                "packer": packer_chunks(case, index, text, case.line, CONTEXT_TOKENS,
+                "packer": packer_chunks(case, index, text, case.line, context_tokens,
                                         engine.count_tokens),
             }
             index.close_document(str(root / case.path))
@@ -333,6 +335,9 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
             if number % 5 == 0:
                 print(f"  {engine.name}: {number}/{len(sets)} cases", flush=True)
                 _print_quality(outcomes)
+                # A long run that is stopped keeps what it measured.
+                RESULTS.mkdir(parents=True, exist_ok=True)
+                PARTIAL.write_text(json.dumps([asdict(o) for o in outcomes], indent=2))
         del engine
     return outcomes
 
@@ -416,6 +421,8 @@ def main() -> int:
                         help="lines after the cursor in the FIM prompt (editor: %(default)s)")
     parser.add_argument("--threads", type=int, help="llama.cpp threads (default: physical "
                         "cores; 1 is much faster when other work shares the CPU)")
+    parser.add_argument("--context-tokens", type=int, default=CONTEXT_TOKENS,
+                        help="context budget of the ring and packer arms (editor: %(default)s)")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--quality-only", action="store_true")
     args = parser.parse_args()
@@ -424,9 +431,10 @@ def main() -> int:
         report["speed"] = run_speed(args.models[0])
     if not args.speed_only:
         print(f"FIM window: {args.prefix_lines} lines before, {args.suffix_lines} after; "
-              f"context budget {CONTEXT_TOKENS} tokens", flush=True)
+              f"context budget {args.context_tokens} tokens", flush=True)
         outcomes = run_quality(args.models, args.cases_per_package, args.limit,
-                               args.prefix_lines, args.suffix_lines, args.threads)
+                               args.prefix_lines, args.suffix_lines, args.threads,
+                               args.context_tokens)
         _print_quality(outcomes)
         report["quality"] = [asdict(outcome) for outcome in outcomes]
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ editor; the model's text is inserted there and the task's tests run in a subproc
 timeout and a memory limit.
 
 Run: .venv/bin/python bench/fim.py [--models NAME ...] [--sample N] [--multi-line-sample N]
+     [--threads N]
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ def main() -> int:
                         help="single-line tasks to draw (default: all 1,033)")
     parser.add_argument("--multi-line-sample", type=int, default=100,
                         help="multi-line tasks to draw (0: skip)")
+    parser.add_argument("--threads", type=int, help="llama.cpp threads (default: physical "
+                        "cores; 1 is much faster when other work shares the CPU)")
     args = parser.parse_args()
     names = args.models or [row.spec.name for row in registry.list_models() if row.present]
     suites = [("single-line", load(SINGLE, args.sample))]
@@ -137,7 +140,7 @@ def main() -> int:
         suites.append(("multi-line", load(MULTI, args.multi_line_sample)))
     rows = []
     for name in names:
-        engine = LlamaCppEngine(registry.resolve_model(name))
+        engine = LlamaCppEngine(registry.resolve_model(name), threads=args.threads)
         for suite, tasks in suites:
             rows.append({"model": name, **run_suite(engine, suite, tasks)})
     print(f"{'model':<38} {'suite':<12} {'n':>5} {'pass@1 post':>12} {'pass@1 raw':>11} "
