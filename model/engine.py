@@ -151,6 +151,14 @@ def kv_cache_bytes(metadata: dict[str, str], context_tokens: int) -> int:
     return 2 * n_layers * context_tokens * n_head_kv * head_dim * 2
 
 
+def plain_tokens(llm, text: str) -> list[int]:
+    """Token ids of plain text for a llama_cpp.Llama: no BOS, special-token names not parsed
+    (a user's file that mentions `<|fim_prefix|>` must not steer the prompt)."""
+    if not text:
+        return []
+    return llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+
 def check_gguf_header(path: Path) -> None:
     """Fail early, with advice, on a file that is not GGUF at all."""
     try:
@@ -245,9 +253,7 @@ class LlamaCppEngine:
     # ------------------------------------------------------------ tokens
 
     def tokenize(self, text: str) -> list[int]:
-        if not text:
-            return []
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        return plain_tokens(self._llm, text)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from model.engine import check_gguf_header
+from model.engine import check_gguf_header, plain_tokens
 
 
 class VocabularyTokenizer:
@@ -18,9 +18,7 @@ class VocabularyTokenizer:
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids of plain text, as the engine's `tokenize` gives them."""
-        if not text:
-            return []
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        return plain_tokens(self._llm, text)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
