@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from importlib.metadata import PackageNotFoundError, requires
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +52,8 @@ def run_train(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise UserError(f"training needs the optional packages ({error.name} is missing): "
                         f"run `.venv/bin/pip install -e '.[train]'`") from error
-    for repo in args.repo:
-        if (problem := repository_problem(repo)) is not None:
+    for problem in (training_packages_problem(), *map(repository_problem, args.repo)):
+        if problem is not None:
             raise UserError(problem)
     if args.out.suffix != ".gguf":
         raise UserError(f"--out {args.out} should end in .gguf")
@@ -97,6 +100,32 @@ def repository_problem(repo: Path) -> str | None:
         return (f"{repo} has no Python, JavaScript or TypeScript files to learn from (vendored, "
                 f"generated, lock and data files do not count)")
     return None
+
+
+def training_packages_problem() -> str | None:
+    """What to install when this Python lacks the optional training packages, or None. Asked up
+    front: some are imported only deep inside a run, after minutes of work."""
+    try:
+        requirements = requires("smallcoder") or []
+    except PackageNotFoundError:  # run from a source tree: the imports will say what is missing
+        return None
+    pins = [requirement.split(";")[0].strip() for requirement in requirements
+            if 'extra == "train"' in requirement]
+    missing = [pin for pin in pins if find_spec(_module_of(pin)) is None]
+    if not missing:
+        return None
+    return (f"training needs the optional packages {', '.join(map(_name_of, missing))}, which "
+            f"{sys.executable} lacks: run `{sys.executable} -m pip install {' '.join(missing)}`")
+
+
+def _name_of(pin: str) -> str:
+    return re.split(r"[=<>!~\[ ]", pin)[0]
+
+
+def _module_of(pin: str) -> str:
+    """The import name of a requirement: the distribution name with `_` for `-` (as for all of
+    the training packages: torch, transformers, peft, detect_secrets, matplotlib)."""
+    return _name_of(pin).replace("-", "_")
 
 
 def print_event(event: str, **fields: Any) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 
 from model.registry import smallcoder_home
-from server.cli_train import repository_problem
+from server.cli_train import repository_problem, training_packages_problem
 from server.lsp import SmallCoderServer, optional_field, path_of
 from server.progress import ClientProgress
 
@@ -94,7 +94,10 @@ def register(server: SmallCoderServer) -> None:
 
 
 def job_from_params(params: Any, model: str) -> TrainingJob:
-    """The request checked before anything slow starts: every repository must have code."""
+    """The request checked before anything slow starts: this Python must have the training
+    packages, and every repository code."""
+    if (problem := training_packages_problem()) is not None:
+        raise JsonRpcInvalidParams(problem)
     given = optional_field(params, "repositories", (list, tuple)) or []
     if not given or not all(isinstance(repo, str) for repo in given):
         raise JsonRpcInvalidParams("no repositories to learn from: pass params.repositories, "

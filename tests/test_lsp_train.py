@@ -153,3 +153,14 @@ def test_an_adapter_that_lost_on_the_guard_set_comes_back_saying_so():
                                 "guard_passed": False})
     assert result["guardPassed"] is False and result["report"] == "/a.report.md"
     assert "will not enable it" in result["message"]
+
+
+def test_a_python_without_the_training_packages_is_told_what_to_install(monkeypatch):
+    import server.cli_train
+
+    real_find_spec = server.cli_train.find_spec
+    monkeypatch.setattr(server.cli_train, "find_spec",
+                        lambda name: None if name == "peft" else real_find_spec(name))
+    problem = server.cli_train.training_packages_problem()
+    assert problem is not None and "optional packages peft," in problem
+    assert f"`{sys.executable} -m pip install peft==" in problem
