@@ -61,11 +61,18 @@ export function prepareSandbox() {
     return sandbox;
 }
 
+/**
+ * code-server's window is a remote one: there a `machine-overridable` setting such as
+ * smallcoder.pythonPath is read from the machine's settings, never from the user's, so
+ * SmallCoder's settings go to both.
+ */
 export function writeUserSettings(sandbox, smallcoderSettings) {
     writeFileSync(
         join(sandbox.userDataDir, 'User', 'settings.json'),
         JSON.stringify({ ...QUIET_EDITOR_SETTINGS, ...smallcoderSettings }, null, 2),
     );
+    mkdirSync(join(sandbox.userDataDir, 'Machine'), { recursive: true });
+    writeFileSync(join(sandbox.userDataDir, 'Machine', 'settings.json'), JSON.stringify(smallcoderSettings, null, 2));
 }
 
 /** code-server needs Node 24 first on PATH; XDG folders point into the sandbox so nothing lands in $HOME. */
