@@ -1,6 +1,7 @@
 /**
- * SmallCoder's commands: explain and refactor the function under the cursor, toggle inline
- * completions, download the model, restart the server, show the logs, and the status bar menu.
+ * SmallCoder's commands: explain and refactor the function under the cursor, solve with the
+ * agent, train a personal adapter, toggle inline completions, download the model, restart the
+ * server, show the logs, and the status bar menu.
  */
 import * as vscode from 'vscode';
 import { ExplainPanel } from './explainPanel';
@@ -8,6 +9,7 @@ import { downloadModelRequest, explainRequest, FunctionParams, NO_PARAMS, refact
 import { errorMessage, ServerController } from './server';
 import { readSettings, updateSetting } from './settings';
 import { PROPOSED_SCHEME, ProposedFiles, solveWithAgent } from './solve';
+import { trainPersonalAdapter } from './train';
 
 /** The arguments the server puts in its "Explain this function" code action. */
 type PositionArgument = { line: number; character: number };
@@ -75,6 +77,8 @@ export function registerCommands(
     context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(PROPOSED_SCHEME, proposed));
     register('smallcoder.solveWithAgent', () => solveWithAgent(context, server.runningClient(), proposed, log));
 
+    register('smallcoder.trainAdapter', () => trainPersonalAdapter(context, server.runningClient(), log));
+
     register('smallcoder.toggleInlineCompletions', async () => {
         const enabled = !readSettings().inlineCompletions.enabled;
         await updateSetting('inlineCompletions.enabled', enabled);
@@ -98,6 +102,7 @@ export function registerCommands(
             { label: '$(comment-discussion) Explain Function', command: 'smallcoder.explainFunction' },
             { label: '$(wand) Refactor Function', command: 'smallcoder.refactorFunction' },
             { label: '$(beaker) Solve with Agent', command: 'smallcoder.solveWithAgent' },
+            { label: '$(mortar-board) Train Personal Adapter', command: 'smallcoder.trainAdapter' },
             {
                 label: inlineEnabled ? '$(circle-slash) Turn Inline Completions Off' : '$(sparkle) Turn Inline Completions On',
                 command: 'smallcoder.toggleInlineCompletions',

@@ -74,3 +74,26 @@ export interface SolveResult {
 }
 
 export const solveRequest = new RequestType<SolveParams, SolveResult, void>('smallcoder/solve');
+
+export interface TrainParams {
+    /** Folder URIs (or paths) of the repositories to learn from. */
+    repositories: string[];
+    /** Wall-time budget for training; the evaluation comes after it. */
+    maxMinutes?: number;
+    /** A progress token the client created; the server reports steps, loss, tokens/s and ETA on it. */
+    workDoneToken?: string;
+}
+
+export interface TrainResult {
+    adapter: string;
+    /** The evaluation report (markdown, a PNG chart beside it); null when there was nothing to evaluate on. */
+    report: string | null;
+    /** false: the adapter lost on the guard set and the server will not enable it; null: not evaluated. */
+    guardPassed: boolean | null;
+    steps: number;
+    tokensPerSecond: number;
+    stoppedBy: 'steps' | 'time';
+    message: string;
+}
+
+export const trainRequest = new RequestType<TrainParams, TrainResult, void>('smallcoder/train');

@@ -7,6 +7,8 @@ same LSP contract as the real server, plain JSON-RPC on stdio, no model and no d
 import json
 import re
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 STATUS = {
@@ -79,6 +81,35 @@ def solve(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def train(params: dict[str, Any]) -> dict[str, Any]:
+    """A few training steps reported on the client's token, then an adapter that passed."""
+    token = params.get("workDoneToken")
+    steps = 4
+
+    def progress(value: dict[str, Any]) -> None:
+        if token is not None:
+            send({"method": "$/progress", "params": {"token": token, "value": value}})
+
+    progress({"kind": "begin", "title": "SmallCoder: training a personal adapter",
+              "cancellable": True, "percentage": 0})
+    for step in range(1, steps + 1):
+        time.sleep(0.5)  # long enough for a screenshot of the notification
+        progress({"kind": "report", "percentage": 100 * step // steps,
+                  "message": f"step {step}/{steps} · loss 1.5 · 99 tokens/s · under a minute left"})
+    progress({"kind": "end"})
+    # Beside the workspace, inside the test's sandbox.
+    folder = Path(params["repositories"][0].removeprefix("file://")).parent / "adapters"
+    folder.mkdir(exist_ok=True)
+    adapter = folder / "workspace-fake.gguf"
+    adapter.write_bytes(b"GGUF")
+    report = folder / "workspace-fake.report.md"
+    report.write_text("# Personal adapter: workspace-fake\n\n| | base | adapter |\n|---|---|---|\n"
+                      "| held-out perplexity | 3.0 | 2.4 |\n")
+    return {"adapter": str(adapter), "report": str(report), "guardPassed": True,
+            "steps": steps, "tokensPerSecond": 99.0, "stoppedBy": "steps",
+            "message": "the adapter kept its score on the guard set"}
+
+
 def inline_completion(params: dict[str, Any]) -> dict[str, Any]:
     position = params["position"]
     line_text = documents[params["textDocument"]["uri"]][position["line"]]
@@ -143,6 +174,8 @@ def handle(method: str, params: Any) -> Any:
         }
     if method == "smallcoder/solve":
         return solve(params)
+    if method == "smallcoder/train":
+        return train(params)
     if method == "smallcoder/status":
         return STATUS
     if method == "smallcoder/downloadModel":

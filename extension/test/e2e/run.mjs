@@ -244,6 +244,38 @@ const scenarios = [
         },
     },
     {
+        name: '"SmallCoder: Train Personal Adapter" trains on the workspace, shows the report and enables the adapter',
+        // Even a few steps of the real model take minutes here; the server side of training is
+        // tested on a tiny model by tests/test_lsp_train.py.
+        fakeServerOnly: true,
+        async run(workbench, sandbox) {
+            await workbench.runCommand('SmallCoder: Train Personal Adapter');
+            await workbench.page.locator('.quick-input-list .monaco-list-row', { hasText: 'workspace' }).first().waitFor();
+            await workbench.page.locator('.quick-input-list .monaco-list-row', { hasText: 'Add Other Folders' }).first().waitFor();
+            await workbench.screenshot('train-repositories');
+            await workbench.page.keyboard.press('Enter'); // the workspace folder comes checked
+            const minutes = workbench.page.locator('.quick-input-widget input');
+            await waitFor('the minutes budget to be offered', async () => (await minutes.inputValue()) === '60', 10_000, 200);
+            await workbench.page.keyboard.press('Enter');
+            const toasts = workbench.page.locator('.notifications-toasts .notification-list-item');
+            await workbench.waitForUnlessError(toasts.filter({ hasText: 'tokens/s' }).first(), 20_000);
+            await workbench.screenshot('train-progress');
+            const preview = workbench.page.locator('.tab', { hasText: 'workspace-fake.report.md' }).first();
+            await workbench.waitForUnlessError(preview, 30_000);
+            const offer = toasts.filter({ hasText: 'Enable it for completions' }).first();
+            await offer.waitFor({ timeout: 10_000 });
+            await workbench.screenshot('train-report');
+            await offer.locator('.monaco-button', { hasText: 'Enable Adapter' }).first().click();
+            const settingsFile = join(sandbox.userDataDir, 'User', 'settings.json');
+            const expected = join(sandbox.root, 'adapters', 'workspace-fake.gguf');
+            await waitFor(
+                'the user settings to name the trained adapter',
+                () => JSON.parse(readFileSync(settingsFile, 'utf8'))['smallcoder.adapter'] === expected,
+                10_000,
+            );
+        },
+    },
+    {
         name: '"SmallCoder: Download Model" reports where the model is',
         async run(workbench) {
             await workbench.runCommand('SmallCoder: Download Model');
