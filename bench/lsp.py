@@ -165,7 +165,7 @@ def replay_raw(model: str, requests: list[Request], source: Path) -> list[float]
     tokenizer = LlamaCppEngine(registry.resolve_model(model))
     llm = llama_cpp.Llama(model_path=str(registry.resolve_model(model)),
                           n_ctx=DEFAULT_CONTEXT_TOKENS, n_threads=physical_cores(),
-                          verbose=False)
+                          n_threads_batch=physical_cores(), verbose=False)
     timings = []
     for request in requests:
         prompt = fim_prompt_tokens(fim_request_at(

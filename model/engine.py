@@ -198,7 +198,10 @@ class LlamaCppEngine:
                 model_path=str(model_path),
                 n_ctx=context_tokens,
                 n_batch=512,
+                # Prompts too: llama-cpp-python would otherwise evaluate them on every logical
+                # CPU, which collapses when another process (or our other context) is busy.
                 n_threads=threads or physical_cores(),
+                n_threads_batch=threads or physical_cores(),
                 n_gpu_layers=gpu_layers,
                 verbose=False,
             )
