@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from model import registry
@@ -47,6 +47,8 @@ class Outcome:
     exact_post: bool
     exact_raw: bool
     latency_ms: float
+    raw: str
+    post: str
 
 
 def load(path: Path, sample: int | None) -> list[dict]:
@@ -103,6 +105,8 @@ def evaluate(engine: LlamaCppEngine, task: dict) -> Outcome:
         exact_post=same_code(post, expected),
         exact_raw=same_code(raw, expected),
         latency_ms=latency,
+        raw=raw,
+        post=post,
     )
 
 
@@ -118,7 +122,7 @@ def run_suite(engine: LlamaCppEngine, name: str, tasks: list[dict]) -> dict:
     def share(flag: str) -> float:
         return round(100 * sum(getattr(o, flag) for o in outcomes) / count, 1)
 
-    return {"suite": name, "tasks": count,
+    return {"suite": name, "tasks": count, "outcomes": [asdict(o) for o in outcomes],
             "pass@1_post": share("passed_post"), "pass@1_raw": share("passed_raw"),
             "exact_post": share("exact_post"), "exact_raw": share("exact_raw"),
             "mean_latency_ms": round(sum(o.latency_ms for o in outcomes) / count, 1)}

@@ -125,6 +125,10 @@ def scope_end(generated: str, indent: int, max_lines: int) -> int | None:
     Returns the cut position in `generated`, or None while it is still inside.
     """
     lines = generated.split("\n")
+    if max_lines == 1 and len(lines) > 1:
+        # The newline too: at the start of a line of code it opens a line above that code. This
+        # holds however the newline arrives, alone or in a token such as "\n\n".
+        return len(lines[0]) + 1
     offset = len(lines[0]) + 1
     blank_run = 0
     for number, row in enumerate(lines[1:-1], start=1):
@@ -140,8 +144,6 @@ def scope_end(generated: str, indent: int, max_lines: int) -> int | None:
             if _indentation(row) < indent:
                 return offset - 1
         offset += len(row) + 1
-    if max_lines == 1 and len(lines) > 1:
-        return len(lines[0]) + 1  # the newline too: it may open a line above the code
     return None
 
 

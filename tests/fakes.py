@@ -1,7 +1,8 @@
 """A small honest fake engine for tests of logic that does not depend on the model's words.
 
-It tokenizes by character, "generates" a scripted text one character per token, and honours
-stop strings, stop rules, budgets and cancellation exactly as the Engine protocol asks.
+It tokenizes by character, "generates" a scripted text one character per token (or, for a reply
+given as a tuple of strings, one string per token, as a real model emits "\n\n" at once), and
+honours stop strings, stop rules, budgets and cancellation exactly as the Engine protocol asks.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ class ScriptedEngine:
     name = "scripted"
     context_tokens = 8192
 
-    def __init__(self, replies: Sequence[str], seconds_per_token: float = 0.0) -> None:
+    def __init__(self, replies: Sequence[str | tuple[str, ...]],
+                 seconds_per_token: float = 0.0) -> None:
         self._replies = list(replies)
         self._seconds_per_token = seconds_per_token
         self.prompts: list[list[int]] = []
@@ -41,7 +43,7 @@ class ScriptedEngine:
         return "".join(names.get(token, chr(token) if token < SPECIAL_BASE else "?")
                        for token in tokens)
 
-    def reply_for(self, prompt_text: str) -> str:
+    def reply_for(self, prompt_text: str) -> str | tuple[str, ...]:
         """The next scripted reply; the last one repeats."""
         del prompt_text
         return self._replies.pop(0) if len(self._replies) > 1 else self._replies[0]
@@ -60,7 +62,7 @@ class ScriptedEngine:
         reply = self.reply_for(self.detokenize(prompt))
         start = time.perf_counter()
         text, finish = "", "eos"
-        for character in reply:
+        for piece in reply:
             if cancel is not None and cancel.cancelled:
                 finish = "cancelled"
                 break
@@ -70,7 +72,7 @@ class ScriptedEngine:
             if yield_turn is not None:
                 yield_turn()
             time.sleep(self._seconds_per_token)
-            text += character
+            text += piece
             cuts = [i for stop in params.stop if (i := text.find(stop)) >= 0]
             if stop_rule is not None and (cut := stop_rule(text)) is not None:
                 cuts.append(cut)
@@ -78,7 +80,7 @@ class ScriptedEngine:
                 text, finish = text[: min(cuts)], "stop"
                 break
             if on_text is not None:
-                on_text(character)
+                on_text(piece)
         elapsed_ms = (time.perf_counter() - start) * 1e3
         return GenerationResult(text, finish, len(prompt), len(prompt), len(text), 0.0,
                                 elapsed_ms)

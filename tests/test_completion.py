@@ -89,3 +89,9 @@ def test_completion_at_the_start_of_a_line_of_code_inserts_a_line_above_it():
     text = "def f(items):\n    return total\n"
     assert _complete("    total = sum(items)\n    more\n", text, 1, 0) == (
         "    total = sum(items)\n")
+
+
+def test_a_line_above_code_keeps_its_newline_when_it_arrives_as_a_blank_line_token():
+    text = "def f(items):\n    return total\n"
+    reply = ("    total", " = sum(items)", "\n\n", "    more")
+    assert _complete(reply, text, 1, 0) == "    total = sum(items)\n"
