@@ -147,6 +147,7 @@ def main() -> int:
     parser.add_argument("--max-rounds", type=int, default=Budget().max_rounds)
     parser.add_argument("--time-budget", type=float, default=Budget().wall_time_s)
     parser.add_argument("--candidates", type=int, default=Budget().candidates_per_round)
+    parser.add_argument("--threads", type=int, help="llama.cpp threads (default: physical cores)")
     parser.add_argument("--check-harness", action="store_true",
                         help="only check that buggy files fail and fixed files pass")
     args = parser.parse_args()
@@ -163,8 +164,10 @@ def main() -> int:
     budget = Budget(max_rounds=args.max_rounds, wall_time_s=args.time_budget,
                     candidates_per_round=args.candidates, test_timeout_s=TEST_TIMEOUT_S)
     report = {"budget": budget.__dict__, "sample": args.sample, "seed": args.seed, "runs": {}}
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"agent-{time.strftime('%Y%m%d-%H%M%S')}.json"
     for model in args.models:
-        engine = LlamaCppEngine(registry.resolve_model(model))
+        engine = LlamaCppEngine(registry.resolve_model(model), threads=args.threads)
         for suite in args.suite:
             rows = []
             for case in load_cases(suite, args.sample, args.seed):
@@ -175,7 +178,9 @@ def main() -> int:
                       f"{row['agent']['rounds']} rounds {row['agent']['seconds']:6.1f} s  "
                       f"single shot {'ok' if row['single_shot']['resolved'] else 'no'}",
                       flush=True)
-            report["runs"][f"{model}/{suite}"] = {"summary": summarize(rows), "cases": rows}
+                # Written after every case: a run stopped early keeps what it measured.
+                report["runs"][f"{model}/{suite}"] = {"summary": summarize(rows), "cases": rows}
+                out.write_text(json.dumps(report, indent=2))
     print(f"\n{'model/suite':<52} {'cases':>5} {'agent %':>8} {'1-shot %':>8} "
           f"{'median s':>8} {'rounds':>6} {'patch':>5}")
     for key, run in report["runs"].items():
@@ -184,9 +189,6 @@ def main() -> int:
               f"{summary['single_shot_resolved_pct']:>8} {summary['agent_median_seconds']:>8} "
               f"{summary['agent_mean_rounds_when_solved'] or '-':>6} "
               f"{summary['agent_median_patch_lines_when_solved'] or '-':>5}")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"agent-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(report, indent=2))
     print(f"\nresults: {out}")
     return 0
 
