@@ -92,6 +92,9 @@ class Outcome:
     similarity: float
     context_tokens: int
     latency_ms: float
+    expected: str
+    got: str  # what the editor would insert (first line), for reading the misses
+    raw: str  # what the model wrote
 
 
 def packages_dir() -> Path:
@@ -331,7 +334,8 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
                     got == case.expected,
                     100 * difflib.SequenceMatcher(None, got, case.expected).ratio(),
                     sum(engine.count_tokens(f"{c.path}\n{c.text}\n") + 1 for c in chunks),
-                    (time.perf_counter() - started) * 1e3))
+                    (time.perf_counter() - started) * 1e3, case.expected, got,
+                    completion.generation.text))
             if number % 5 == 0:
                 print(f"  {engine.name}: {number}/{len(sets)} cases", flush=True)
                 _print_quality(outcomes)
