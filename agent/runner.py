@@ -92,13 +92,16 @@ class Limits:
 
 
 def run_tests(command: TestCommand, cwd: Path, *, limits: Limits = Limits(),
-              only: tuple[str, ...] = (), cancel: CancelToken | None = None) -> TestRun:
-    """Run `command` in `cwd` (with `only` these pytest node ids when given) and read the result."""
+              only: tuple[str, ...] = (), stop_at_first_failure: bool = False,
+              cancel: CancelToken | None = None) -> TestRun:
+    """Run `command` in `cwd` and read the result; for pytest, with `only` these node ids when
+    given, and stopping at the first failing test when asked."""
     argv = list(command.argv)
     report = None
     if command.is_pytest:
         report = Path(tempfile.mkstemp(prefix="smallcoder-junit-", suffix=".xml")[1])
-        argv += [*PYTEST_REPORT_OPTIONS, f"--junitxml={report}", *only]
+        argv += [*PYTEST_REPORT_OPTIONS, f"--junitxml={report}",
+                 *(("--maxfail=1",) if stop_at_first_failure else ()), *only]
     try:
         exit_code, output, duration, timed_out, cancelled = _run_limited(
             argv, cwd, limits, cancel)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.context import CONTEXT_BUDGET_TOKENS, FailureContext, gather_context
+from agent.failures import Failure
 from agent.proposals import (
     Proposal,
     ProposalError,
@@ -117,6 +118,7 @@ class _Loop:
         self.transcript = transcript
         self.deadline = time.monotonic() + budget.wall_time_s
         self.seen: set[tuple] = set()
+        self._located: tuple[TestRun, tuple[Failure, ...]] | None = None
 
     def remaining_s(self) -> float:
         return self.deadline - time.monotonic()
@@ -124,11 +126,28 @@ class _Loop:
     def stopped(self) -> bool:
         return self.cancel.cancelled or self.remaining_s() <= 0
 
-    def test(self, only: tuple[str, ...] = ()) -> TestRun:
+    def test(self, only: tuple[str, ...] = (), stop_at_first_failure: bool = False) -> TestRun:
         limits = Limits(timeout_s=max(1.0, min(self.budget.test_timeout_s, self.remaining_s())),
                         memory_bytes=self.budget.memory_limit_bytes)
         return run_tests(self.command, self.sandbox.root, limits=limits, only=only,
-                         cancel=self.cancel)
+                         stop_at_first_failure=stop_at_first_failure, cancel=self.cancel)
+
+    def failures_to_show(self, current: TestRun) -> tuple[Failure, ...]:
+        """What the model is shown of `current`.
+
+        A pytest run killed at its timeout wrote no report, so nothing says which function to
+        fix. A second run that stops at the first failure names the test that hangs and (with
+        pytest-timeout, or an assertion) where it was. It only informs the prompt: whether a
+        change helps is still judged against the whole run.
+        """
+        if not (current.timed_out and self.command.is_pytest):
+            return current.failures
+        if self._located is None or self._located[0] is not current:
+            located = () if self.stopped() else self.test(stop_at_first_failure=True).failures
+            self.transcript.write("located", failing=[f.test_id for f in located])
+            self._located = (current, located)
+        return current.failures + tuple(failure for failure in self._located[1]
+                                        if failure.test_id != str(self.command))
 
     def ask(self, prompt: str, context: FailureContext, candidate: int,
             round_number: int) -> str:
@@ -177,8 +196,8 @@ class _Loop:
               ) -> tuple[TestRun | None, Proposal | None, str]:
         """Ask for candidates and verify each; the best strict improvement, or the feedback."""
         room = self.engine.context_tokens - self.budget.reply_max_tokens - PROMPT_MARGIN_TOKENS
-        context = gather_context(self.sandbox.root, current.failures, self.engine.count_tokens,
-                                 min(self.budget.context_tokens, room))
+        context = gather_context(self.sandbox.root, self.failures_to_show(current),
+                                 self.engine.count_tokens, min(self.budget.context_tokens, room))
         if not context.editable:
             return None, None, ""
         prompt = proposal_prompt(context, feedback)

@@ -9,6 +9,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -219,6 +220,32 @@ def test_a_hanging_test_command_is_a_failure_and_its_processes_are_killed(tmp_pa
     while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the test command's child process survived"
         time.sleep(0.05)
+
+
+COUNTDOWN = '''def countdown(n):
+    while n != 0:
+        n -= 2
+    return "done"
+'''
+COUNTDOWN_TESTS = "from countdown import countdown\n\n\n" + "".join(
+    f"def test_odd_{n}():\n    assert countdown({n}) == 'done'\n\n\n" for n in (3, 5, 7))
+COUNTDOWN_FIX = ("```python\ndef countdown(n):\n    while n > 0:\n        n -= 2\n"
+                 "    return 'done'\n```")
+
+
+def test_a_suite_that_outlives_its_timeout_is_solved_from_the_test_that_hangs(tmp_path):
+    # Each test hangs until pytest-timeout stops it after 1 s; the whole run is killed at 2.5 s,
+    # before pytest writes any report, so only a run that stops at the first failure says where.
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "countdown.py").write_text(COUNTDOWN)
+    (workspace / "test_countdown.py").write_text(COUNTDOWN_TESTS)
+    engine = ScriptedEngine([COUNTDOWN_FIX])
+    result = solve(workspace, f"{PYTEST} --timeout 1", replace(ONE_ROUND, test_timeout_s=2.5),
+                   engine=engine)
+    assert result.status == "solved", result.message
+    assert "countdown" in engine.detokenize(engine.prompts[0])
+    assert (workspace / "countdown.py").read_text() == COUNTDOWN
 
 
 def test_cancel_kills_a_running_test_command(tmp_path):
