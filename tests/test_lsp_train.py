@@ -23,6 +23,7 @@ from tests.test_lsp import start, wait_for_state
 from tests.test_lsp_solve import plain
 from tests.test_training import MODULE, git, module_variant, write
 from tests.tiny_qwen import write_tiny_qwen_gguf
+from training.evaluate import GUARD_FILE
 
 pytest.importorskip("torch")
 
@@ -90,7 +91,11 @@ async def test_train_relays_progress_and_returns_the_adapter_and_its_report(clie
     assert adapter.parent == HOME / "adapters" and adapter.name.startswith(repo.name)
     assert adapter.is_file() and result["steps"] == 3
     assert Path(result["report"]).read_text().startswith("#")
-    assert isinstance(result["guardPassed"], bool) and result["message"]
+    # The guard set is read from ../shared/data beside the checkout; a clone elsewhere has none.
+    if GUARD_FILE.is_file():
+        assert isinstance(result["guardPassed"], bool) and result["message"]
+    else:
+        assert result["guardPassed"] is None and "no guard-set score" in result["message"]
     shown = messages(client, "train-1")
     assert any(message.startswith("step 3/3 · loss ") and "tokens/s" in message
                and "left" in message for message in shown), shown
