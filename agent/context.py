@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from agent.failures import Failure
+from agent.failures import Failure, failure_text
 from agent.sandbox import SKIPPED_FOLDERS
 from analyzers.rewrite import dedented
 from analyzers.syntax import (
@@ -69,7 +69,7 @@ def gather_context(root: Path, failures: tuple[Failure, ...],
         candidates += _failure_functions(sources, failure)
     for _ in range(CALL_DEPTH):
         candidates += _called_functions(sources, candidates)
-    spent = sum(count_tokens(failure.message) for failure in failures[:MAX_FAILURES_SHOWN])
+    spent = sum(count_tokens(failure_text(failure)) for failure in failures[:MAX_FAILURES_SHOWN])
     chosen: list[ShownFunction] = []
     shown_imports: dict[str, list[str]] = {}
     seen: set[tuple[str, int]] = set()

@@ -16,6 +16,10 @@ FRAME_LINE = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P
 # Python 3.11's markers under the failing expression: noise for the model.
 CARETS = re.compile(r"^\s*[\^~]+\s*$")
 MESSAGE_CHARS = 2000
+# pytest's line-by-line diff of two values that its first line already shows whole.
+FULL_DIFF = re.compile(r"^\s*Full diff:")
+# Written by agent/pytest_plugin/smallcoder_report.py for parametrized tests.
+PARAMETER_PROPERTY = "smallcoder.param."
 OUTPUT_TAIL_CHARS = 3000
 
 
@@ -31,6 +35,7 @@ class Failure:
     test_id: str  # pytest's node id, or the command itself for other test commands
     message: str
     frames: tuple[Frame, ...] = ()
+    parameters: tuple[tuple[str, str], ...] = ()  # (name, repr) of a parametrized test's inputs
 
 
 def frames_in(text: str) -> tuple[Frame, ...]:
@@ -50,7 +55,10 @@ def failures_from_junit(xml_text: str) -> list[Failure]:
         details = problem.text or ""
         # The exception with pytest's explanation when there is a traceback; else the summary.
         message = _error_lines(details) or problem.get("message") or ""
-        found.append(Failure(_node_id(case), _short(message), frames_in(details)))
+        parameters = tuple((item.get("name", "")[len(PARAMETER_PROPERTY):], item.get("value", ""))
+                           for item in case.iter("property")
+                           if item.get("name", "").startswith(PARAMETER_PROPERTY))
+        found.append(Failure(_node_id(case), _short(message), frames_in(details), parameters))
     return found
 
 
@@ -59,6 +67,14 @@ def failure_from_output(command: str, exit_code: int, output: str) -> Failure:
     tail = "\n".join(line for line in output[-OUTPUT_TAIL_CHARS:].splitlines()
                      if not CARETS.match(line))
     return Failure(command, f"exit status {exit_code}\n{tail.strip()}", frames_in(output))
+
+
+def failure_text(failure: Failure) -> str:
+    """A failure as the model is shown it, indented under its id: the test's inputs when it
+    is parametrized (its id alone does not say them), then what went wrong."""
+    lines = [f"with {name} = {value}" for name, value in failure.parameters]
+    lines += failure.message.splitlines()
+    return "\n".join(f"    {line}" for line in lines)
 
 
 def _node_id(case: ElementTree.Element) -> str:
@@ -80,7 +96,8 @@ def _error_lines(details: str) -> str:
                   if FRAME_LINE.match(lines[index])), -1)
     # After the last frame come its source line and then the exception with its explanation.
     kept = lines[start + 2:] if start >= 0 else lines[-10:]
-    return "\n".join(line for line in kept if not CARETS.match(line))
+    end = next((index for index, line in enumerate(kept) if FULL_DIFF.match(line)), len(kept))
+    return "\n".join(line for line in kept[:end] if not CARETS.match(line)).rstrip()
 
 
 def _short(text: str) -> str:

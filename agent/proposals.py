@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.context import FailureContext, ShownFunction, render_function
+from agent.failures import failure_text
 from analyzers.rewrite import dedented, extract_code_blocks, indent_like
 from analyzers.syntax import (
     FunctionSpan,
@@ -58,8 +59,7 @@ def proposal_prompt(context: FailureContext, feedback: str = "") -> str:
     follow it best."""
     parts = ["Some tests of this project fail.", "", "Failing tests:"]
     for failure in context.failures:
-        message = "\n".join(f"    {line}" for line in failure.message.splitlines())
-        parts.append(f"- {failure.test_id}\n{message}")
+        parts.append(f"- {failure.test_id}\n{failure_text(failure)}")
     for path, shown in _by_file(context.functions):
         fence = FENCES.get(language_for_path(path) or "", "")
         role = "Test code" if not any(item.editable for item in shown) else "Code"
@@ -72,7 +72,8 @@ def proposal_prompt(context: FailureContext, feedback: str = "") -> str:
         parts.append(f"\n{feedback}")
     fence = FENCES.get(language_for_path(context.editable[0].path) or "", "")
     parts.append(
-        f"\nFind the bug and fix it so that the failing tests pass. Do not change the tests. "
+        f"\nFind the bug and fix it so that the failing tests pass. The bug is probably small: "
+        f"change only what is wrong, and do not change the tests. "
         f"Reply with the whole corrected function (its def line and body; only the functions "
         f"you change, among {names}) in one ```{fence} block.")
     return "\n".join(parts)

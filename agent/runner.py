@@ -26,8 +26,11 @@ DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MEMORY_LIMIT_BYTES = 4 * 1024**3
 POLL_S = 0.05
 OUTPUT_LIMIT_CHARS = 200_000
-# Appended to pytest commands: a report we can parse, with file attributes and plain frames.
-PYTEST_REPORT_OPTIONS = ("-o", "junit_family=xunit1", "--tb=native", "-p", "no:cacheprovider")
+# Appended to pytest commands: a report we can parse, with file attributes and plain frames,
+# whole assertion values, and the parameters of parametrized tests (our plugin).
+PYTEST_REPORT_OPTIONS = ("-o", "junit_family=xunit1", "--tb=native", "-p", "no:cacheprovider",
+                         "-o", "verbosity_assertions=2", "-p", "smallcoder_report")
+PYTEST_PLUGIN_FOLDER = Path(__file__).resolve().parent / "pytest_plugin"
 
 
 class TestCommandError(Exception):
@@ -104,7 +107,7 @@ def run_tests(command: TestCommand, cwd: Path, *, limits: Limits = Limits(),
                  *(("--maxfail=1",) if stop_at_first_failure else ()), *only]
     try:
         exit_code, output, duration, timed_out, cancelled = _run_limited(
-            argv, cwd, limits, cancel)
+            argv, cwd, limits, cancel, with_plugin=command.is_pytest)
         return _result(command, exit_code, output, duration, timed_out, cancelled, report)
     finally:
         if report is not None:
@@ -148,9 +151,12 @@ def find_program(command: TestCommand, cwd: Path) -> str:
     return found
 
 
-def _run_limited(argv: list[str], cwd: Path, limits: Limits, cancel: CancelToken | None
-                 ) -> tuple[int | None, str, float, bool, bool]:
+def _run_limited(argv: list[str], cwd: Path, limits: Limits, cancel: CancelToken | None, *,
+                 with_plugin: bool = False) -> tuple[int | None, str, float, bool, bool]:
     env = _environment(cwd)
+    if with_plugin:
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(PYTEST_PLUGIN_FOLDER), env.get("PYTHONPATH")]))
     program = find_program(TestCommand(tuple(argv)), cwd)
     started = time.monotonic()
     with tempfile.TemporaryFile(mode="w+b") as sink:

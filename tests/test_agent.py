@@ -121,6 +121,24 @@ def test_the_prompt_shows_the_failure_the_test_and_the_function_it_calls(tmp_pat
     assert "def scale(x, factor):" in prompt
 
 
+def test_the_prompt_shows_a_parametrized_tests_inputs_and_whole_values(tmp_path):
+    # The id `test_sorts[data1]` hides the data; pytest cuts long lists at "..." by default.
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "sorting.py").write_text("def sort(items):\n    return list(items)\n")
+    (workspace / "test_sorting.py").write_text(
+        "import pytest\nfrom sorting import sort\n\n\n"
+        "@pytest.mark.parametrize('data', [[1], list(range(12, 0, -1))])\n"
+        "def test_sorts(data):\n    assert sort(data) == sorted(data)\n")
+    engine = ScriptedEngine(["```python\ndef sort(items):\n    return sorted(items)\n```"])
+    result = solve(workspace, PYTEST, ONE_ROUND, engine=engine)
+    assert result.status == "solved"
+    prompt = engine.detokenize(engine.prompts[0])
+    assert "test_sorting.py::test_sorts[data1]\n    with data = [12, 11, 10, 9, 8," in prompt
+    assert "assert [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1] == [1, 2, 3," in prompt
+    assert "Full diff" not in prompt
+
+
 def test_unusable_replies_leave_the_workspace_failing_and_say_so(tmp_path):
     workspace = scale_workspace(tmp_path / "ws")
     result = solve(workspace, PYTEST, Budget(candidates_per_round=2, max_rounds=2),
@@ -228,20 +246,20 @@ COUNTDOWN = '''def countdown(n):
     return "done"
 '''
 COUNTDOWN_TESTS = "from countdown import countdown\n\n\n" + "".join(
-    f"def test_odd_{n}():\n    assert countdown({n}) == 'done'\n\n\n" for n in (3, 5, 7))
+    f"def test_odd_{n}():\n    assert countdown({n}) == 'done'\n\n\n" for n in (3, 5, 7, 9, 11))
 COUNTDOWN_FIX = ("```python\ndef countdown(n):\n    while n > 0:\n        n -= 2\n"
                  "    return 'done'\n```")
 
 
 def test_a_suite_that_outlives_its_timeout_is_solved_from_the_test_that_hangs(tmp_path):
-    # Each test hangs until pytest-timeout stops it after 1 s; the whole run is killed at 2.5 s,
+    # Each test hangs until pytest-timeout stops it after 1 s; the whole run is killed at 4 s,
     # before pytest writes any report, so only a run that stops at the first failure says where.
     workspace = tmp_path / "ws"
     workspace.mkdir()
     (workspace / "countdown.py").write_text(COUNTDOWN)
     (workspace / "test_countdown.py").write_text(COUNTDOWN_TESTS)
     engine = ScriptedEngine([COUNTDOWN_FIX])
-    result = solve(workspace, f"{PYTEST} --timeout 1", replace(ONE_ROUND, test_timeout_s=2.5),
+    result = solve(workspace, f"{PYTEST} --timeout 1", replace(ONE_ROUND, test_timeout_s=4),
                    engine=engine)
     assert result.status == "solved", result.message
     assert "countdown" in engine.detokenize(engine.prompts[0])
