@@ -39,8 +39,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TEST_TIMEOUT_S = 60.0
 
 
-def load_cases(suite: str, sample: int | None, seed: int) -> list[dict]:
+def load_cases(suite: str, sample: int | None, seed: int, names: list[str] | None = None
+               ) -> list[dict]:
     cases = [json.loads(line) for line in SUITES[suite].read_text().splitlines() if line.strip()]
+    if names:
+        cases = [case for case in cases if case["name"] in names]
     if sample is not None and sample < len(cases):
         cases = sorted(random.Random(seed).sample(cases, sample), key=lambda case: case["name"])
     return cases
@@ -88,7 +91,8 @@ def single_shot(engine: LlamaCppEngine, case: dict, budget: Budget) -> dict:
         with Sandbox(workspace) as sandbox:
             limits = Limits(timeout_s=budget.test_timeout_s)
             before = run_tests(command, sandbox.root, limits=limits)
-            blind = tuple(replace(failure, message="") for failure in before.failures)
+            blind = tuple(replace(failure, message="", parameters=())
+                          for failure in before.failures)
             room = engine.context_tokens - budget.reply_max_tokens - 512
             context = gather_context(sandbox.root, blind, engine.count_tokens,
                                      min(budget.context_tokens, room))
@@ -119,7 +123,9 @@ def agent_run(engine: LlamaCppEngine, case: dict, budget: Budget) -> dict:
 
 
 def summarize(rows: list[dict]) -> dict:
-    def rate(key: str) -> float:
+    def rate(key: str) -> float | None:
+        if any(row[key] is None for row in rows):
+            return None  # not measured in this run
         return round(100 * sum(row[key]["resolved"] for row in rows) / max(1, len(rows)), 1)
 
     solved = [row["agent"] for row in rows if row["agent"]["resolved"]]
@@ -133,8 +139,13 @@ def summarize(rows: list[dict]) -> dict:
         "agent_median_patch_lines_when_solved": statistics.median(
             r["patch_lines"] for r in solved) if solved else None,
         "single_shot_median_seconds": statistics.median(
-            row["single_shot"]["seconds"] for row in rows),
+            row["single_shot"]["seconds"] for row in rows)
+        if rate("single_shot") is not None else None,
     }
+
+
+def _verdict(outcome: dict | None) -> str:
+    return "skipped" if outcome is None else "ok" if outcome["resolved"] else "no"
 
 
 def main() -> int:
@@ -142,6 +153,9 @@ def main() -> int:
     parser.add_argument("--suite", nargs="+", choices=sorted(SUITES), default=sorted(SUITES))
     parser.add_argument("--sample", type=int, help="cases drawn at random from each suite")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cases", nargs="+", metavar="NAME", help="only these cases, by name")
+    parser.add_argument("--no-single-shot", action="store_true",
+                        help="skip the baseline (to iterate on the agent)")
     parser.add_argument("--models", nargs="+", default=[
         spec.name for spec in registry.REGISTRY.values() if registry.model_path(spec).is_file()])
     parser.add_argument("--max-rounds", type=int, default=Budget().max_rounds)
@@ -154,7 +168,7 @@ def main() -> int:
 
     if args.check_harness:
         rows = [check_harness(case) for suite in args.suite
-                for case in load_cases(suite, args.sample, args.seed)]
+                for case in load_cases(suite, args.sample, args.seed, args.cases)]
         bad = [row for row in rows if not (row["buggy_fails"] and row["fixed_passes"])]
         print(f"harness: {len(rows) - len(bad)}/{len(rows)} cases fail buggy and pass fixed")
         for row in bad:
@@ -170,13 +184,14 @@ def main() -> int:
         engine = LlamaCppEngine(registry.resolve_model(model), threads=args.threads)
         for suite in args.suite:
             rows = []
-            for case in load_cases(suite, args.sample, args.seed):
+            for case in load_cases(suite, args.sample, args.seed, args.cases):
                 row = {"name": case["name"], "agent": agent_run(engine, case, budget),
-                       "single_shot": single_shot(engine, case, budget)}
+                       "single_shot": None if args.no_single_shot
+                       else single_shot(engine, case, budget)}
                 rows.append(row)
                 print(f"{model} {case['name']:<32} agent {row['agent']['status']:<11} "
                       f"{row['agent']['rounds']} rounds {row['agent']['seconds']:6.1f} s  "
-                      f"single shot {'ok' if row['single_shot']['resolved'] else 'no'}",
+                      f"single shot {_verdict(row['single_shot'])}",
                       flush=True)
                 # Written after every case: a run stopped early keeps what it measured.
                 report["runs"][f"{model}/{suite}"] = {"summary": summarize(rows), "cases": rows}
@@ -186,7 +201,7 @@ def main() -> int:
     for key, run in report["runs"].items():
         summary = run["summary"]
         print(f"{key:<52} {summary['cases']:>5} {summary['agent_resolved_pct']:>8} "
-              f"{summary['single_shot_resolved_pct']:>8} {summary['agent_median_seconds']:>8} "
+              f"{summary['single_shot_resolved_pct']!s:>8} {summary['agent_median_seconds']:>8} "
               f"{summary['agent_mean_rounds_when_solved'] or '-':>6} "
               f"{summary['agent_median_patch_lines_when_solved'] or '-':>5}")
     print(f"\nresults: {out}")
