@@ -15,6 +15,7 @@ test:
 	.venv/bin/ruff check .
 	SMALLCODER_MODEL=$(SMALL_MODEL) .venv/bin/pytest
 	SMALLCODER_MODEL=$(SMALL_MODEL) npm run --silent test:e2e
+	npm run --silent test:e2e -- --fake-server  # Solve and Train scenarios, scripted server
 
 setup:
 	scripts/setup.sh $(SMALL_MODEL) $(DEFAULT_MODEL)

@@ -3,7 +3,8 @@
  * reviews a diff of every changed file and accepts or discards. Nothing is written before Accept.
  */
 import * as vscode from 'vscode';
-import { LanguageClient, WorkDoneProgress, WorkDoneProgressBegin, WorkDoneProgressReport } from 'vscode-languageclient/node';
+import { LanguageClient } from 'vscode-languageclient/node';
+import { requestWithProgress } from './progress';
 import { SolveResult, solveRequest } from './protocol';
 import { readSettings } from './settings';
 
@@ -86,33 +87,11 @@ export async function solveWithAgent(
 }
 
 /** The request under a cancellable notification that shows the server's round messages. */
-async function runAgent(client: LanguageClient, folder: vscode.WorkspaceFolder, testCommand: string): Promise<SolveResult | undefined> {
-    const progressToken = `smallcoder-solve-${Date.now()}`;
-    return vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: 'SmallCoder: solving with the agent', cancellable: true },
-        async (progress, token) => {
-            const listener = client.onProgress(WorkDoneProgress.type, progressToken, (value) => {
-                const message = (value as WorkDoneProgressBegin | WorkDoneProgressReport).message;
-                if (value.kind !== 'end' && message) {
-                    progress.report({ message });
-                }
-            });
-            try {
-                return await client.sendRequest(
-                    solveRequest,
-                    { workspaceFolder: folder.uri.toString(), testCommand, workDoneToken: progressToken },
-                    token,
-                );
-            } catch (error) {
-                if (token.isCancellationRequested) {
-                    return undefined;
-                }
-                throw error;
-            } finally {
-                listener.dispose();
-            }
-        },
-    );
+function runAgent(client: LanguageClient, folder: vscode.WorkspaceFolder, testCommand: string): Promise<SolveResult | undefined> {
+    return requestWithProgress(client, 'SmallCoder: solving with the agent', solveRequest, {
+        workspaceFolder: folder.uri.toString(),
+        testCommand,
+    });
 }
 
 async function pickFolder(): Promise<vscode.WorkspaceFolder | undefined> {

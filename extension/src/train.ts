@@ -5,7 +5,8 @@
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { LanguageClient, WorkDoneProgress, WorkDoneProgressBegin, WorkDoneProgressReport } from 'vscode-languageclient/node';
+import { LanguageClient } from 'vscode-languageclient/node';
+import { requestWithProgress } from './progress';
 import { TrainResult, trainRequest } from './protocol';
 import { SECTION } from './settings';
 
@@ -115,40 +116,11 @@ async function askMinutes(context: vscode.ExtensionContext): Promise<number | un
 }
 
 /** The request under a cancellable notification that shows the server's step, loss and ETA. */
-async function runTraining(client: LanguageClient, repositories: vscode.Uri[], maxMinutes: number): Promise<TrainResult | undefined> {
-    const progressToken = `smallcoder-train-${Date.now()}`;
-    return vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: 'SmallCoder: training a personal adapter', cancellable: true },
-        async (progress, token) => {
-            let shownPercentage = 0;
-            const listener = client.onProgress(WorkDoneProgress.type, progressToken, (value) => {
-                if (value.kind === 'end') {
-                    return;
-                }
-                const { message, percentage } = value as WorkDoneProgressBegin | WorkDoneProgressReport;
-                // VS Code's notification takes increments; the server reports where it stands.
-                const increment = percentage !== undefined && percentage > shownPercentage ? percentage - shownPercentage : undefined;
-                shownPercentage = Math.max(shownPercentage, percentage ?? 0);
-                if (message || increment) {
-                    progress.report({ ...(message ? { message } : {}), ...(increment ? { increment } : {}) });
-                }
-            });
-            try {
-                return await client.sendRequest(
-                    trainRequest,
-                    { repositories: repositories.map((uri) => uri.toString()), maxMinutes, workDoneToken: progressToken },
-                    token,
-                );
-            } catch (error) {
-                if (token.isCancellationRequested) {
-                    return undefined;
-                }
-                throw error;
-            } finally {
-                listener.dispose();
-            }
-        },
-    );
+function runTraining(client: LanguageClient, repositories: vscode.Uri[], maxMinutes: number): Promise<TrainResult | undefined> {
+    return requestWithProgress(client, 'SmallCoder: training a personal adapter', trainRequest, {
+        repositories: repositories.map((uri) => uri.toString()),
+        maxMinutes,
+    });
 }
 
 /**
