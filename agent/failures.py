@@ -13,6 +13,10 @@ from pathlib import PurePosixPath
 # Python's own traceback lines, as `--tb=native` and uncaught exceptions print them.
 FRAME_LINE = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)',
                         re.MULTILINE)
+# Frames outside the project: the interpreter's library, installed packages, pytest itself.
+LIBRARY_PATH = re.compile(r"[/\\](?:site-packages|dist-packages|lib[/\\]python[\d.]*)[/\\]")
+# The project frames shown with a failure, the innermost ones (a deep recursion has hundreds).
+TRACE_FRAMES = 6
 # Python 3.11's markers under the failing expression: noise for the model.
 CARETS = re.compile(r"^\s*[\^~]+\s*$")
 MESSAGE_CHARS = 2000
@@ -55,6 +59,8 @@ def failures_from_junit(xml_text: str) -> list[Failure]:
         details = problem.text or ""
         # The exception with pytest's explanation when there is a traceback; else the summary.
         message = _error_lines(details) or problem.get("message") or ""
+        trace = _project_trace(details, case.get("file"))
+        message = f"{trace}\n{message}" if trace else message
         parameters = tuple((item.get("name", "")[len(PARAMETER_PROPERTY):], item.get("value", ""))
                            for item in case.iter("property")
                            if item.get("name", "").startswith(PARAMETER_PROPERTY))
@@ -98,6 +104,34 @@ def _error_lines(details: str) -> str:
     kept = lines[start + 2:] if start >= 0 else lines[-10:]
     end = next((index for index, line in enumerate(kept) if FULL_DIFF.match(line)), len(kept))
     return "\n".join(line for line in kept[:end] if not CARETS.match(line)).rstrip()
+
+
+def _project_trace(details: str, test_file: str | None) -> str:
+    """Where it failed, in the project's own files: `path:line in function: source` for the
+    innermost frames, a run of the same frame (recursion) said once with its count."""
+    lines = details.splitlines()
+    frames = []
+    for index, line in enumerate(lines):
+        match = FRAME_LINE.match(line)
+        if match is None or LIBRARY_PATH.search(match["file"]):
+            continue
+        source = lines[index + 1].strip() if index + 1 < len(lines) else ""
+        frames.append((match["file"], match["line"], match["function"], source))
+    if not frames:
+        return ""
+    # Paths relative to the project: the test file's frame tells where the project is.
+    root = next((file[:-len(test_file)] for file, *_ in frames
+                 if test_file and file.endswith("/" + test_file)), "")
+    shown: list[list] = []
+    for file, line, function, source in frames:
+        entry = [file.removeprefix(root), line, function, source, 1]
+        if shown and shown[-1][:4] == entry[:4]:
+            shown[-1][4] += 1
+        else:
+            shown.append(entry)
+    rendered = [f"  {file}:{line} in {function}{f', {count} times' if count > 1 else ''}: "
+                f"{source}" for file, line, function, source, count in shown[-TRACE_FRAMES:]]
+    return "Traceback (most recent call last):\n" + "\n".join(rendered)
 
 
 def _short(text: str) -> str:

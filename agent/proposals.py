@@ -24,6 +24,7 @@ from analyzers.syntax import (
 
 BARE_FENCE = re.compile(r"\n```[ \t]*\n")
 OPENING_FENCE = re.compile(r"(?:^|\n)```[\w+-]+[ \t]*\n")
+REASONING_START = "The wrong line is `"
 FENCES = {"python": "python", "javascript": "javascript", "typescript": "typescript",
           "tsx": "tsx"}
 
@@ -80,10 +81,16 @@ def proposal_prompt(context: FailureContext, feedback: str = "") -> str:
 
 
 def reply_start(context: FailureContext, candidate: int = 0) -> str:
-    """The start of the answer, written for the model: an open code block and the header of
-    one function to fix (a different one for each candidate when there are several).
-    Small models otherwise often answer with the test rewritten."""
-    target = context.editable[candidate % len(context.editable)]
+    """The start of the answer, written for the model.
+
+    Even candidates start an open code block with the header of one function to fix (a
+    different one for each when there are several): small models otherwise often answer with
+    the test rewritten. Odd candidates start by naming the wrong line: a 1.5B model that must
+    say what is wrong first repeats the function unchanged less often.
+    """
+    if candidate % 2 == 1:
+        return REASONING_START
+    target = context.editable[(candidate // 2) % len(context.editable)]
     fence = FENCES.get(language_for_path(target.path) or "", "")
     header = target.span.signature.strip()
     return f"```{fence}\n{header}\n" if header.endswith(":") else f"```{fence}\n"
@@ -99,6 +106,9 @@ def closing_fence(text: str) -> int | None:
 def full_reply(start: str, generated: str) -> str:
     """The reply as if the model had written it all; a model that opened a code block of its
     own instead of continuing ours is taken at its word."""
+    if start == REASONING_START:
+        reply = start + generated
+        return reply if reply.count("```") % 2 == 0 else f"{reply}\n```"
     if OPENING_FENCE.search(generated):
         return generated if generated.count("```") >= 2 else f"{generated}\n```"
     return f"{start}{generated}\n```"

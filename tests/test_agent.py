@@ -139,6 +139,36 @@ def test_the_prompt_shows_a_parametrized_tests_inputs_and_whole_values(tmp_path)
     assert "Full diff" not in prompt
 
 
+def test_a_recursion_that_fails_is_shown_as_its_project_frames_with_their_lines(tmp_path):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "kth.py").write_text(
+        "def kth(arr, k):\n    pivot = arr[0]\n    above = [x for x in arr if x > pivot]\n"
+        "    if k > 0:\n        return kth(above, k)\n    return pivot\n")
+    (workspace / "test_kth.py").write_text(
+        "from kth import kth\n\n\ndef test_kth():\n    assert kth([1, 2, 3], 2) == 3\n")
+    run = run_tests(TestCommand.parse(PYTEST), workspace, limits=Limits(timeout_s=60))
+    (failure,) = run.failures
+    assert ("Traceback (most recent call last):\n"
+            "  test_kth.py:5 in test_kth: assert kth([1, 2, 3], 2) == 3\n"
+            "  kth.py:5 in kth, 3 times: return kth(above, k)\n"
+            "  kth.py:2 in kth: pivot = arr[0]\n"
+            "IndexError: list index out of range") in failure.message
+    assert "site-packages" not in failure.message
+
+
+def test_a_candidate_that_names_the_wrong_line_first_is_applied_by_its_code(tmp_path):
+    workspace = scale_workspace(tmp_path / "ws")
+    explained = ("return scale(x, 2)` multiplies instead of dividing.\n\n"
+                 "```python\ndef half(x):\n    return x / 2\n```")
+    engine = ScriptedEngine([WRONG, explained])
+    result = solve(workspace, PYTEST, Budget(candidates_per_round=2, max_rounds=1),
+                   engine=engine)
+    assert result.status == "solved"
+    assert engine.detokenize(engine.prompts[1]).endswith("The wrong line is `")
+    assert "+    return x / 2\n" in result.diff
+
+
 def test_unusable_replies_leave_the_workspace_failing_and_say_so(tmp_path):
     workspace = scale_workspace(tmp_path / "ws")
     result = solve(workspace, PYTEST, Budget(candidates_per_round=2, max_rounds=2),
