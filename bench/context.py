@@ -19,7 +19,8 @@ similarity (difflib ratio, in percent).
 Speed. Index build for a package of ≥ 500 files (django), packing p50/p95 at 1k/4k/8k tokens
 with the model's tokenizer counting, and the index's memory (tracemalloc) and store size.
 
-Run: .venv/bin/python bench/context.py [--models NAME ...] [--cases N] [--speed-only]
+Run: .venv/bin/python bench/context.py [--models NAME ...] [--limit N]
+     [--speed-only | --quality-only | --recall-only]
 """
 
 from __future__ import annotations
@@ -280,6 +281,60 @@ def packer_chunks(case: Case, index: WorkspaceIndex, text: str, line: int, budge
 # ---------------------------------------------------------------- quality
 
 
+def case_sets(cases_per_package: int, limit: int | None
+              ) -> list[tuple[Case, WorkspaceIndex, Path]]:
+    """The cases, each with its package's index and folder: the same set every time."""
+    target = install_packages(QUALITY_PACKAGES)
+    sets: list[tuple[Case, WorkspaceIndex, Path]] = []
+    for package in QUALITY_PACKAGES:
+        root = target / IMPORT_NAMES.get(package, package)
+        index = WorkspaceIndex(root)
+        index.refresh()
+        sets += [(case, index, root) for case in build_cases(package, root, index,
+                                                             cases_per_package)]
+    if limit is not None:
+        sets = sorted(sets, key=lambda item: hashlib.sha256(
+            f"{item[0].package}:{item[0].path}:{item[0].line}".encode()).hexdigest())[:limit]
+    print(f"{len(sets)} cases from {', '.join(QUALITY_PACKAGES)}", flush=True)
+    return sets
+
+
+def run_recall(tokenizer_model: str, cases_per_package: int, limit: int | None,
+               context_tokens: int) -> dict[str, dict[str, float]]:
+    """Without a model: how often each arm's context holds the hidden identifier's definition
+    (the model can only copy what it is shown), and how often it names it at all."""
+    from model.tokenizer import VocabularyTokenizer
+
+    tokenizer = VocabularyTokenizer(registry.resolve_model(tokenizer_model))
+    found: dict[str, dict[str, int]] = {"ring": {}, "packer": {}}
+    sets = case_sets(cases_per_package, limit)
+    for case, index, root in sets:
+        original = index.text_of(case.path) or ""
+        text, _column = masked(original, case.line)
+        index.update_document(str(root / case.path), text)
+        arms = {"ring": ring_buffer_chunks(case, root, text, context_tokens,
+                                           tokenizer.count_tokens),
+                "packer": packer_chunks(case, index, text, case.line, context_tokens,
+                                        tokenizer.count_tokens)}
+        index.close_document(str(root / case.path))
+        definition = re.compile(rf"^\s*(?:(?:async\s+)?def|class)\s+{re.escape(case.identifier)}"
+                                rf"\b|^\s*{re.escape(case.identifier)}\s*(?::[^=\n]*)?=",
+                                re.MULTILINE)
+        for arm, chunks in arms.items():
+            shown = "\n".join(chunk.text for chunk in chunks)
+            counts = found[arm]
+            counts["defines"] = counts.get("defines", 0) + bool(definition.search(shown))
+            counts["names"] = counts.get("names", 0) + bool(
+                re.search(rf"\b{re.escape(case.identifier)}\b", shown))
+    report = {arm: {key: round(100 * value / max(1, len(sets)), 1)
+                    for key, value in counts.items()} for arm, counts in found.items()}
+    for arm, shares in report.items():
+        print(f"    {arm:<7} n={len(sets):<4} context defines the identifier in "
+              f"{shares.get('defines', 0):5.1f}% of cases, names it in "
+              f"{shares.get('names', 0):5.1f}%", flush=True)
+    return report
+
+
 def run_quality(models: list[str], cases_per_package: int, limit: int | None,
                 prefix_lines: int, suffix_lines: int, threads: int | None,
                 context_tokens: int) -> list[Outcome]:
@@ -293,18 +348,7 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
     completion.fim_request_at = functools.partial(
         completion_fim_request_at, prefix_lines=prefix_lines, suffix_lines=suffix_lines)
 
-    target = install_packages(QUALITY_PACKAGES)
-    sets: list[tuple[Case, WorkspaceIndex, Path]] = []
-    for package in QUALITY_PACKAGES:
-        root = target / IMPORT_NAMES.get(package, package)
-        index = WorkspaceIndex(root)
-        index.refresh()
-        sets += [(case, index, root) for case in build_cases(package, root, index,
-                                                             cases_per_package)]
-    if limit is not None:
-        sets = sorted(sets, key=lambda item: hashlib.sha256(
-            f"{item[0].package}:{item[0].path}:{item[0].line}".encode()).hexdigest())[:limit]
-    print(f"{len(sets)} cases from {', '.join(QUALITY_PACKAGES)}", flush=True)
+    sets = case_sets(cases_per_package, limit)
     outcomes: list[Outcome] = []
     settings = CompletionSettings(max_tokens=MAX_TOKENS, time_budget_ms=60_000, max_lines=1)
     for name in models:
@@ -429,11 +473,16 @@ def main() -> int:
                         help="context budget of the ring and packer arms (editor: %(default)s)")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--quality-only", action="store_true")
+    parser.add_argument("--recall-only", action="store_true",
+                        help="no generation: how often each arm shows the hidden definition")
     args = parser.parse_args()
     report: dict = {}
-    if not args.quality_only:
+    if args.recall_only:
+        report["recall"] = run_recall(args.models[0], args.cases_per_package, args.limit,
+                                      args.context_tokens)
+    if not (args.quality_only or args.recall_only):
         report["speed"] = run_speed(args.models[0])
-    if not args.speed_only:
+    if not (args.speed_only or args.recall_only):
         print(f"FIM window: {args.prefix_lines} lines before, {args.suffix_lines} after; "
               f"context budget {args.context_tokens} tokens", flush=True)
         outcomes = run_quality(args.models, args.cases_per_package, args.limit,
