@@ -33,6 +33,10 @@ class ProposalError(Exception):
     """The reply cannot be applied; the message is fed back to the model."""
 
 
+class UnchangedReply(ProposalError):
+    """The reply repeats the functions as they are."""
+
+
 @dataclass(frozen=True)
 class Replacement:
     path: str
@@ -80,15 +84,16 @@ def proposal_prompt(context: FailureContext, feedback: str = "") -> str:
     return "\n".join(parts)
 
 
-def reply_start(context: FailureContext, candidate: int = 0) -> str:
+def reply_start(context: FailureContext, candidate: int = 0, *,
+                reasoning: bool | None = None) -> str:
     """The start of the answer, written for the model.
 
     Even candidates start an open code block with the header of one function to fix (a
     different one for each when there are several): small models otherwise often answer with
     the test rewritten. Odd candidates start by naming the wrong line: a 1.5B model that must
-    say what is wrong first repeats the function unchanged less often.
+    say what is wrong first repeats the function unchanged less often. `reasoning` overrides.
     """
-    if candidate % 2 == 1:
+    if candidate % 2 == 1 if reasoning is None else reasoning:
         return REASONING_START
     target = context.editable[(candidate // 2) % len(context.editable)]
     fence = FENCES.get(language_for_path(target.path) or "", "")
@@ -141,7 +146,7 @@ def parse_proposal(reply: str, context: FailureContext) -> Proposal:
     if not found:
         names = ", ".join(item.span.qualified_name for item in editable)
         if any(functions(code, "python") for code in extract_code_blocks(reply)):
-            raise ProposalError(f"the reply changed none of the functions {names}")
+            raise UnchangedReply(f"the reply changed none of the functions {names}")
         raise ProposalError(f"the reply held no function named {names}")
     return Proposal(tuple(found.values()))
 

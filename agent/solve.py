@@ -17,8 +17,10 @@ from typing import Any
 from agent.context import CONTEXT_BUDGET_TOKENS, FailureContext, gather_context
 from agent.failures import Failure
 from agent.proposals import (
+    REASONING_START,
     Proposal,
     ProposalError,
+    UnchangedReply,
     apply_proposal,
     closing_fence,
     full_reply,
@@ -118,6 +120,9 @@ class _Loop:
         self.transcript = transcript
         self.deadline = time.monotonic() + budget.wall_time_s
         self.seen: set[tuple] = set()
+        # Once a reply that starts in the code has repeated it unchanged, the later ones will
+        # too (seen on QuixBugs with the 1.5B): every later candidate names the wrong line first.
+        self.always_reason = False
         self._located: tuple[TestRun, tuple[Failure, ...]] | None = None
 
     def remaining_s(self) -> float:
@@ -156,6 +161,7 @@ class _Loop:
         return ask_for_proposal(
             self.engine, prompt, context, candidate=candidate,
             greedy=candidate == 0 and round_number == 1,
+            reasoning=True if self.always_reason else None,
             seed=round_number * 100 + candidate, max_tokens=self.budget.reply_max_tokens,
             time_budget_ms=max(1.0, self.remaining_s()) * 1e3, cancel=self.cancel,
             yield_turn=self.yield_turn)
@@ -217,6 +223,8 @@ class _Loop:
                 proposal = parse_proposal(reply, context)
             except ProposalError as error:
                 last_problem, last_code = str(error), ""
+                if isinstance(error, UnchangedReply) and not reply.startswith(REASONING_START):
+                    self.always_reason = True
                 self.transcript.write("proposal", **record, verdict="unusable",
                                       reason=last_problem)
                 continue
@@ -245,12 +253,13 @@ class _Loop:
 
 
 def ask_for_proposal(engine: Engine, prompt: str, context: FailureContext, *,
-                     candidate: int = 0, greedy: bool = True, seed: int = 0,
+                     candidate: int = 0, greedy: bool = True, reasoning: bool | None = None,
+                     seed: int = 0,
                      max_tokens: int = REPLY_MAX_TOKENS,
                      time_budget_ms: float | None = None, cancel: CancelToken | None = None,
                      yield_turn: Callable[[], None] | None = None) -> str:
     """One answer to `prompt`, its start written for the model (see `reply_start`)."""
-    start = reply_start(context, candidate)
+    start = reply_start(context, candidate, reasoning=reasoning)
     tokens = engine.chat_prompt([{"role": "system", "content": SYSTEM_PROMPT},
                                  {"role": "user", "content": prompt}]) + engine.tokenize(start)
     params = GenerationParams(

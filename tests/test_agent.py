@@ -169,6 +169,17 @@ def test_a_candidate_that_names_the_wrong_line_first_is_applied_by_its_code(tmp_
     assert "+    return x / 2\n" in result.diff
 
 
+def test_after_a_reply_that_repeats_the_code_every_candidate_names_the_wrong_line(tmp_path):
+    workspace = scale_workspace(tmp_path / "ws")
+    unchanged = "```python\ndef half(x):\n    return scale(x, 2)\n```"
+    engine = ScriptedEngine([unchanged, WRONG, RIGHT])
+    result = solve(workspace, PYTEST, Budget(candidates_per_round=3, max_rounds=1),
+                   engine=engine)
+    assert result.status == "solved"
+    # Without the repeat, the third candidate would start inside the code block again.
+    assert engine.detokenize(engine.prompts[2]).endswith("The wrong line is `")
+
+
 def test_unusable_replies_leave_the_workspace_failing_and_say_so(tmp_path):
     workspace = scale_workspace(tmp_path / "ws")
     result = solve(workspace, PYTEST, Budget(candidates_per_round=2, max_rounds=2),
