@@ -18,6 +18,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from server.lsp_train import INTERRUPT_GRACE_SECONDS
 from tests.conftest import REPO_ROOT
 from tests.test_lsp import start, wait_for_state
 from tests.test_lsp_solve import plain
@@ -127,7 +128,9 @@ async def test_cancel_kills_the_trainer_within_seconds_and_keeps_its_checkpoint(
         await asyncio.wait_for(asyncio.wrap_future(future), 5)
     assert time.monotonic() - started < 2
     while trainer_processes(out):
-        assert time.monotonic() - started < 8, "the trainer still runs after Cancel"
+        # SIGINT lets it save a checkpoint; whatever is left is killed after the grace period.
+        assert time.monotonic() - started < INTERRUPT_GRACE_SECONDS + 3, \
+            "the trainer still runs after Cancel"
         await asyncio.sleep(0.1)
     assert (out.parent / "cancelled.gguf.work" / "checkpoint" / "trainer_state.pt").is_file()
 
