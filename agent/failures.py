@@ -5,10 +5,14 @@ Read from pytest's junit xml (standard library), or from any command's output an
 
 from __future__ import annotations
 
+import itertools
 import re
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+
+# Written by our pytest plugin for parametrized tests.
+from agent.pytest_plugin.smallcoder_report import PROPERTY_PREFIX
 
 # Python's own traceback lines, as `--tb=native` and uncaught exceptions print them.
 FRAME_LINE = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)',
@@ -22,8 +26,6 @@ CARETS = re.compile(r"^\s*[\^~]+\s*$")
 MESSAGE_CHARS = 2000
 # pytest's line-by-line diff of two values that its first line already shows whole.
 FULL_DIFF = re.compile(r"^\s*Full diff:")
-# Written by agent/pytest_plugin/smallcoder_report.py for parametrized tests.
-PARAMETER_PROPERTY = "smallcoder.param."
 OUTPUT_TAIL_CHARS = 3000
 
 
@@ -61,9 +63,9 @@ def failures_from_junit(xml_text: str) -> list[Failure]:
         message = _error_lines(details) or problem.get("message") or ""
         trace = _project_trace(details, case.get("file"))
         message = f"{trace}\n{message}" if trace else message
-        parameters = tuple((item.get("name", "")[len(PARAMETER_PROPERTY):], item.get("value", ""))
+        parameters = tuple((item.get("name", "")[len(PROPERTY_PREFIX):], item.get("value", ""))
                            for item in case.iter("property")
-                           if item.get("name", "").startswith(PARAMETER_PROPERTY))
+                           if item.get("name", "").startswith(PROPERTY_PREFIX))
         found.append(Failure(_node_id(case), _short(message), frames_in(details), parameters))
     return found
 
@@ -122,15 +124,11 @@ def _project_trace(details: str, test_file: str | None) -> str:
     # Paths relative to the project: the test file's frame tells where the project is.
     root = next((file[:-len(test_file)] for file, *_ in frames
                  if test_file and file.endswith("/" + test_file)), "")
-    shown: list[list] = []
-    for file, line, function, source in frames:
-        entry = [file.removeprefix(root), line, function, source, 1]
-        if shown and shown[-1][:4] == entry[:4]:
-            shown[-1][4] += 1
-        else:
-            shown.append(entry)
+    runs = [(frame, len(list(group))) for frame, group in itertools.groupby(
+        (file.removeprefix(root), line, function, source)
+        for file, line, function, source in frames)]
     rendered = [f"  {file}:{line} in {function}{f', {count} times' if count > 1 else ''}: "
-                f"{source}" for file, line, function, source, count in shown[-TRACE_FRAMES:]]
+                f"{source}" for (file, line, function, source), count in runs[-TRACE_FRAMES:]]
     return "Traceback (most recent call last):\n" + "\n".join(rendered)
 
 

@@ -299,6 +299,20 @@ def case_sets(cases_per_package: int, limit: int | None
     return sets
 
 
+def context_arms(case: Case, index: WorkspaceIndex, root: Path, text: str, budget_tokens: int,
+                 count_tokens) -> dict[str, tuple[ContextChunk, ...]]:
+    """The cross-file context of each arm for `text`, the file with the line hidden."""
+    # The index sees the file as the editor has it: without the hidden line.
+    index.update_document(str(root / case.path), text)
+    try:
+        return {"none": (),
+                "ring": ring_buffer_chunks(case, root, text, budget_tokens, count_tokens),
+                "packer": packer_chunks(case, index, text, case.line, budget_tokens,
+                                        count_tokens)}
+    finally:
+        index.close_document(str(root / case.path))
+
+
 def run_recall(tokenizer_model: str, cases_per_package: int, limit: int | None,
                context_tokens: int) -> dict[str, dict[str, float]]:
     """Without a model: how often each arm's context holds the hidden identifier's definition
@@ -309,14 +323,9 @@ def run_recall(tokenizer_model: str, cases_per_package: int, limit: int | None,
     found: dict[str, dict[str, int]] = {"ring": {}, "packer": {}}
     sets = case_sets(cases_per_package, limit)
     for case, index, root in sets:
-        original = index.text_of(case.path) or ""
-        text, _column = masked(original, case.line)
-        index.update_document(str(root / case.path), text)
-        arms = {"ring": ring_buffer_chunks(case, root, text, context_tokens,
-                                           tokenizer.count_tokens),
-                "packer": packer_chunks(case, index, text, case.line, context_tokens,
-                                        tokenizer.count_tokens)}
-        index.close_document(str(root / case.path))
+        text, _column = masked(index.text_of(case.path) or "", case.line)
+        arms = context_arms(case, index, root, text, context_tokens, tokenizer.count_tokens)
+        del arms["none"]
         definition = re.compile(rf"^\s*(?:(?:async\s+)?def|class)\s+{re.escape(case.identifier)}"
                                 rf"\b|^\s*{re.escape(case.identifier)}\s*(?::[^=\n]*)?=",
                                 re.MULTILINE)
@@ -355,18 +364,8 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
         engine = LlamaCppEngine(registry.resolve_model(name), context_tokens=8192,
                                 threads=threads)
         for number, (case, index, root) in enumerate(sets, start=1):
-            original = index.text_of(case.path) or ""
-            text, column = masked(original, case.line)
-            # The index sees the file as the editor has it: without the hidden line.
-            index.update_document(str(root / case.path), text)
-            arms = {
-                "none": (),
-                "ring": ring_buffer_chunks(case, root, text, context_tokens,
-                                           engine.count_tokens),
-                "packer": packer_chunks(case, index, text, case.line, context_tokens,
-                                        engine.count_tokens),
-            }
-            index.close_document(str(root / case.path))
+            text, column = masked(index.text_of(case.path) or "", case.line)
+            arms = context_arms(case, index, root, text, context_tokens, engine.count_tokens)
             for arm, chunks in arms.items():
                 started = time.perf_counter()
                 completion = complete_at(engine, text, case.line, column, path=case.path,
