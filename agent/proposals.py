@@ -6,7 +6,9 @@ shows the failures and the code, and asks for the corrected functions in one cod
 
 from __future__ import annotations
 
+import difflib
 import re
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +27,13 @@ from analyzers.syntax import (
 BARE_FENCE = re.compile(r"\n```[ \t]*\n")
 OPENING_FENCE = re.compile(r"(?:^|\n)```[\w+-]+[ \t]*\n")
 REASONING_START = "The wrong line is `"
+# The pieces of code in a reply, in order: fenced blocks and `inline` spans.
+CODE_PIECE = re.compile(r"```[\w+-]*[ \t]*\n(.*?)(?:```|\Z)|`([^`]+)`", re.DOTALL)
+# Words that introduce the corrected line in "The wrong line is `x`. It should be `y`."
+CORRECTION_WORDS = re.compile(r"\b(should|correct|change|replace|instead|fix|right|must|need)",
+                              re.IGNORECASE)
+# A stated correction is taken only if it resembles the line it corrects (difflib ratio).
+MIN_CORRECTION_SIMILARITY = 0.5
 FENCES = {"python": "python", "javascript": "javascript", "typescript": "typescript",
           "tsx": "tsx"}
 
@@ -144,6 +153,9 @@ def parse_proposal(reply: str, context: FailureContext) -> Proposal:
             found[(target.path, target.span.qualified_name)] = Replacement(
                 target.path, target.span.qualified_name, new_text)
     if not found:
+        stated = _stated_line_fix(reply, editable)
+        if stated is not None:
+            return Proposal((stated,))
         names = ", ".join(item.span.qualified_name for item in editable)
         if any(functions(code, "python") for code in extract_code_blocks(reply)):
             raise UnchangedReply(f"the reply changed none of the functions {names}")
@@ -186,6 +198,77 @@ def _with_docstring_of(original: str, rewritten: str) -> str:
         return rewritten  # an unusual docstring, or a one-line body: leave the reply as it is
     docstring = source[quote_at:closing + len(quote)]
     return (target[:body_at] + docstring + b"\n" + indent + target[body_at:]).decode()
+
+
+def _stated_line_fix(reply: str, editable: tuple[ShownFunction, ...]) -> Replacement | None:
+    """A fix said in words: "The wrong line is `x`. It should be `y`."
+
+    Small models often name the right fix and then copy the function out unchanged. The first
+    code piece that is a line (or run of lines, or a unique part of a line) of an editable
+    function is the wrong one; the first later piece introduced by a word such as "should" or
+    "correct", and resembling it, replaces it there.
+    """
+    pieces = [(match.group(1) if match.group(1) is not None else match.group(2), match)
+              for match in CODE_PIECE.finditer(reply)]
+    for index, (wrong, wrong_match) in enumerate(pieces):
+        for target in editable:
+            function_text = dedented(target.span)
+            located = _locate(function_text, wrong)
+            if located is None:
+                continue
+            previous_end = wrong_match.end()
+            for right, right_match in pieces[index + 1:]:
+                gap = reply[previous_end:right_match.start()]
+                previous_end = right_match.end()
+                if (CORRECTION_WORDS.search(gap) and _squeezed(right) != _squeezed(wrong)
+                        and _similarity(wrong, right) >= MIN_CORRECTION_SIMILARITY):
+                    new_text = located(right)
+                    if new_text.strip() != function_text.strip():
+                        return Replacement(target.path, target.span.qualified_name,
+                                           new_text.rstrip())
+            return None
+    return None
+
+
+def _locate(function_text: str, wrong: str) -> Callable[[str], str] | None:
+    """Where `wrong` stands in the function, as a way to put a correction there: whole lines
+    (compared without whitespace), else a part of one line that occurs once."""
+    lines = function_text.split("\n")
+    wanted = _squeezed(wrong)
+    if not wanted:
+        return None
+    for first in range(1, len(lines)):  # never the def line
+        joined = ""
+        for last in range(first, len(lines)):
+            joined += _squeezed(lines[last])
+            if joined == wanted:
+                return lambda right, first=first, last=last: _with_lines(
+                    lines, first, last, right)
+            if not wanted.startswith(joined):
+                break
+    part = wrong.strip()
+    if "\n" not in part and function_text.count(part) == 1 and \
+            function_text.index(part) > function_text.index("\n"):
+        return lambda right: function_text.replace(part, right.strip())
+    return None
+
+
+def _with_lines(lines: list[str], first: int, last: int, right: str) -> str:
+    indent = lines[first][:len(lines[first]) - len(lines[first].lstrip())]
+    new_lines = textwrap.dedent(right.strip("\n")).rstrip().split("\n")
+    old_last = lines[last].rstrip()
+    if len(new_lines) == 1 and old_last.endswith(":") and not new_lines[0].endswith(":"):
+        new_lines[0] += ":"  # "while x > 0:" corrected as "while x >= 0"
+    new_lines = [f"{indent}{row}" if row.strip() else "" for row in new_lines]
+    return "\n".join(lines[:first] + new_lines + lines[last + 1:])
+
+
+def _squeezed(code: str) -> str:
+    return re.sub(r"\s+", "", code)
+
+
+def _similarity(wrong: str, right: str) -> float:
+    return difflib.SequenceMatcher(None, _squeezed(wrong), _squeezed(right)).ratio()
 
 
 def _named_function(code: str, language: str, target: FunctionSpan) -> FunctionSpan | None:

@@ -15,9 +15,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from agent.context import FailureContext, ShownFunction
+from agent.proposals import ProposalError, parse_proposal
 from agent.runner import Limits, TestCommand, TestCommandError, run_tests
 from agent.sandbox import Sandbox
 from agent.solve import Budget, solve
+from analyzers.syntax import functions
 from model.engine import CancelToken
 from tests.conftest import REPO_ROOT, small_model_path
 from tests.fakes import ScriptedEngine
@@ -167,6 +170,40 @@ def test_a_candidate_that_names_the_wrong_line_first_is_applied_by_its_code(tmp_
     assert result.status == "solved"
     assert engine.detokenize(engine.prompts[1]).endswith("The wrong line is `")
     assert "+    return x / 2\n" in result.diff
+
+
+def test_a_fix_said_in_words_is_applied_where_the_wrong_line_stands(tmp_path):
+    workspace = scale_workspace(tmp_path / "ws")
+    # The 1.5B often states the fix, then copies the function out unchanged.
+    stated = ("return scale(x, 2)`. It should be `return x / 2`.\n\n"
+              "```python\ndef half(x):\n    return scale(x, 2)\n```")
+    engine = ScriptedEngine([WRONG, stated])
+    result = solve(workspace, PYTEST, Budget(candidates_per_round=2, max_rounds=1),
+                   engine=engine)
+    assert result.status == "solved"
+    assert "-    return scale(x, 2)\n+    return x / 2\n" in result.diff
+
+
+def test_a_stated_fix_replaces_a_part_of_a_line_or_a_run_of_lines(tmp_path):
+    source = ("def area(w, h):\n    \"\"\"Area.\"\"\"\n    if w < 0:\n        return 0\n"
+              "    total = w * (\n        h + 1\n    )\n    return total\n")
+    context = FailureContext((), (ShownFunction("area.py", functions(source, "python")[0],
+                                                True),), {})
+    part = parse_proposal("The wrong line is `w < 0`; it should be `w <= 0`.", context)
+    assert part.replacements[0].new_text == source.replace("w < 0", "w <= 0").rstrip()
+    run = parse_proposal("The wrong line is `total = w * (h + 1)`. The correct line is:\n"
+                         "```python\ntotal = w * (\n    h\n)\n```", context)
+    assert run.replacements[0].new_text == source.replace(
+        "        h + 1\n", "        h\n").rstrip()
+
+
+def test_a_named_line_without_a_resembling_correction_is_not_applied(tmp_path):
+    source = "def kth(arr, k):\n    pivot = arr[0]\n    return kth(arr[1:], k)\n"
+    context = FailureContext((), (ShownFunction("kth.py", functions(source, "python")[0],
+                                                True),), {})
+    with pytest.raises(ProposalError):
+        parse_proposal("The wrong line is `return kth(arr[1:], k)`. When `k` is large, "
+                       "the correct `pivot` is missing.", context)
 
 
 def test_after_a_reply_that_repeats_the_code_every_candidate_names_the_wrong_line(tmp_path):
