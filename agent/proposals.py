@@ -42,10 +42,6 @@ class ProposalError(Exception):
     """The reply cannot be applied; the message is fed back to the model."""
 
 
-class UnchangedReply(ProposalError):
-    """The reply repeats the functions as they are."""
-
-
 @dataclass(frozen=True)
 class Replacement:
     path: str
@@ -158,7 +154,7 @@ def parse_proposal(reply: str, context: FailureContext) -> Proposal:
             return Proposal((stated,))
         names = ", ".join(item.span.qualified_name for item in editable)
         if any(functions(code, "python") for code in extract_code_blocks(reply)):
-            raise UnchangedReply(f"the reply changed none of the functions {names}")
+            raise ProposalError(f"the reply changed none of the functions {names}")
         raise ProposalError(f"the reply held no function named {names}")
     return Proposal(tuple(found.values()))
 

@@ -20,7 +20,6 @@ from agent.proposals import (
     REASONING_START,
     Proposal,
     ProposalError,
-    UnchangedReply,
     apply_proposal,
     closing_fence,
     full_reply,
@@ -120,9 +119,12 @@ class _Loop:
         self.transcript = transcript
         self.deadline = time.monotonic() + budget.wall_time_s
         self.seen: set[tuple] = set()
-        # Once a reply that starts in the code has repeated it unchanged, the later ones will
-        # too (seen on QuixBugs with the 1.5B): every later candidate names the wrong line first.
-        self.always_reason = False
+        # Candidates wasted (no usable change, or one already tried) by each way of starting
+        # the reply, keyed by "names the wrong line first". On QuixBugs the 1.5B's code-first
+        # replies often repeat the function unchanged, and on other cases its reasoning
+        # replies restate one wrong fix round after round: later candidates take whichever
+        # start has wasted fewer.
+        self.wasted = {False: 0, True: 0}
         self._located: tuple[TestRun, tuple[Failure, ...]] | None = None
 
     def remaining_s(self) -> float:
@@ -154,6 +156,10 @@ class _Loop:
         return current.failures + tuple(failure for failure in self._located[1]
                                         if failure.test_id != str(self.command))
 
+    def reasons_first(self, candidate: int) -> bool:
+        code_first, reasoning = self.wasted[False], self.wasted[True]
+        return candidate % 2 == 1 if code_first == reasoning else code_first > reasoning
+
     def ask(self, prompt: str, context: FailureContext, candidate: int,
             round_number: int) -> str:
         # Only the very first answer is greedy: the others sample, so that they differ from it
@@ -161,7 +167,7 @@ class _Loop:
         return ask_for_proposal(
             self.engine, prompt, context, candidate=candidate,
             greedy=candidate == 0 and round_number == 1,
-            reasoning=True if self.always_reason else None,
+            reasoning=self.reasons_first(candidate),
             seed=round_number * 100 + candidate, max_tokens=self.budget.reply_max_tokens,
             time_budget_ms=max(1.0, self.remaining_s()) * 1e3, cancel=self.cancel,
             yield_turn=self.yield_turn)
@@ -223,12 +229,12 @@ class _Loop:
                 proposal = parse_proposal(reply, context)
             except ProposalError as error:
                 last_problem, last_code = str(error), ""
-                if isinstance(error, UnchangedReply) and not reply.startswith(REASONING_START):
-                    self.always_reason = True
+                self.wasted[reply.startswith(REASONING_START)] += 1
                 self.transcript.write("proposal", **record, verdict="unusable",
                                       reason=last_problem)
                 continue
             if proposal.key in self.seen:
+                self.wasted[reply.startswith(REASONING_START)] += 1
                 self.transcript.write("proposal", **record, verdict="repeated")
                 last_problem, last_code = "it was the same as an earlier attempt", \
                     proposal.as_code()

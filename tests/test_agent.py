@@ -217,6 +217,20 @@ def test_after_a_reply_that_repeats_the_code_every_candidate_names_the_wrong_lin
     assert engine.detokenize(engine.prompts[2]).endswith("The wrong line is `")
 
 
+def test_after_a_reasoning_reply_that_repeats_a_tried_fix_the_next_starts_in_the_code(
+        tmp_path):
+    workspace = scale_workspace(tmp_path / "ws")
+    restated = "return scale(x, 2)` is wrong.\n```python\ndef half(x):\n    return x * 3\n```"
+    other = "```python\ndef half(x):\n    return x + 2\n```"
+    engine = ScriptedEngine([WRONG, restated, other, RIGHT])
+    result = solve(workspace, PYTEST, Budget(candidates_per_round=4, max_rounds=1),
+                   engine=engine)
+    assert result.status == "solved"
+    assert engine.detokenize(engine.prompts[1]).endswith("The wrong line is `")
+    # By turns the fourth would name the wrong line; the reasoning start wasted a candidate.
+    assert not engine.detokenize(engine.prompts[3]).endswith("The wrong line is `")
+
+
 def test_unusable_replies_leave_the_workspace_failing_and_say_so(tmp_path):
     workspace = scale_workspace(tmp_path / "ws")
     result = solve(workspace, PYTEST, Budget(candidates_per_round=2, max_rounds=2),
