@@ -76,6 +76,11 @@ def tree_hash(root: Path) -> str:
     return digest.hexdigest()
 
 
+def editable_function(path: str, source: str) -> FailureContext:
+    """What the model is shown when `source`'s first function is the one to fix."""
+    return FailureContext((), (ShownFunction(path, functions(source, "python")[0], True),), {})
+
+
 def transcript_kinds(path: Path) -> list[tuple[str, str]]:
     records = [json.loads(line) for line in path.read_text().splitlines()]
     return [(record["kind"], record.get("verdict", "")) for record in records]
@@ -187,8 +192,7 @@ def test_a_fix_said_in_words_is_applied_where_the_wrong_line_stands(tmp_path):
 def test_a_stated_fix_replaces_a_part_of_a_line_or_a_run_of_lines(tmp_path):
     source = ("def area(w, h):\n    \"\"\"Area.\"\"\"\n    if w < 0:\n        return 0\n"
               "    total = w * (\n        h + 1\n    )\n    return total\n")
-    context = FailureContext((), (ShownFunction("area.py", functions(source, "python")[0],
-                                                True),), {})
+    context = editable_function("area.py", source)
     part = parse_proposal("The wrong line is `w < 0`; it should be `w <= 0`.", context)
     assert part.replacements[0].new_text == source.replace("w < 0", "w <= 0").rstrip()
     run = parse_proposal("The wrong line is `total = w * (h + 1)`. The correct line is:\n"
@@ -199,8 +203,7 @@ def test_a_stated_fix_replaces_a_part_of_a_line_or_a_run_of_lines(tmp_path):
 
 def test_a_named_line_without_a_resembling_correction_is_not_applied(tmp_path):
     source = "def kth(arr, k):\n    pivot = arr[0]\n    return kth(arr[1:], k)\n"
-    context = FailureContext((), (ShownFunction("kth.py", functions(source, "python")[0],
-                                                True),), {})
+    context = editable_function("kth.py", source)
     with pytest.raises(ProposalError):
         parse_proposal("The wrong line is `return kth(arr[1:], k)`. When `k` is large, "
                        "the correct `pivot` is missing.", context)
