@@ -89,16 +89,15 @@ def proposal_prompt(context: FailureContext, feedback: str = "") -> str:
     return "\n".join(parts)
 
 
-def reply_start(context: FailureContext, candidate: int = 0, *,
-                reasoning: bool | None = None) -> str:
+def reply_start(context: FailureContext, candidate: int = 0) -> str:
     """The start of the answer, written for the model.
 
     Even candidates start an open code block with the header of one function to fix (a
     different one for each when there are several): small models otherwise often answer with
     the test rewritten. Odd candidates start by naming the wrong line: a 1.5B model that must
-    say what is wrong first repeats the function unchanged less often. `reasoning` overrides.
+    say what is wrong first repeats the function unchanged less often.
     """
-    if candidate % 2 == 1 if reasoning is None else reasoning:
+    if candidate % 2 == 1:
         return REASONING_START
     target = context.editable[(candidate // 2) % len(context.editable)]
     fence = FENCES.get(language_for_path(target.path) or "", "")

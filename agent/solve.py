@@ -17,7 +17,6 @@ from typing import Any
 from agent.context import CONTEXT_BUDGET_TOKENS, FailureContext, gather_context
 from agent.failures import Failure
 from agent.proposals import (
-    REASONING_START,
     Proposal,
     ProposalError,
     apply_proposal,
@@ -119,12 +118,6 @@ class _Loop:
         self.transcript = transcript
         self.deadline = time.monotonic() + budget.wall_time_s
         self.seen: set[tuple] = set()
-        # Candidates wasted (no usable change, or one already tried) by each way of starting
-        # the reply, keyed by "names the wrong line first". On QuixBugs the 1.5B's code-first
-        # replies often repeat the function unchanged, and on other cases its reasoning
-        # replies restate one wrong fix round after round: later candidates take whichever
-        # start has wasted fewer.
-        self.wasted = {False: 0, True: 0}
         self._located: tuple[TestRun, tuple[Failure, ...]] | None = None
 
     def remaining_s(self) -> float:
@@ -156,10 +149,6 @@ class _Loop:
         return current.failures + tuple(failure for failure in self._located[1]
                                         if failure.test_id != str(self.command))
 
-    def reasons_first(self, candidate: int) -> bool:
-        code_first, reasoning = self.wasted[False], self.wasted[True]
-        return candidate % 2 == 1 if code_first == reasoning else code_first > reasoning
-
     def ask(self, prompt: str, context: FailureContext, candidate: int,
             round_number: int) -> str:
         # Only the very first answer is greedy: the others sample, so that they differ from it
@@ -167,7 +156,6 @@ class _Loop:
         return ask_for_proposal(
             self.engine, prompt, context, candidate=candidate,
             greedy=candidate == 0 and round_number == 1,
-            reasoning=self.reasons_first(candidate),
             seed=round_number * 100 + candidate, max_tokens=self.budget.reply_max_tokens,
             time_budget_ms=max(1.0, self.remaining_s()) * 1e3, cancel=self.cancel,
             yield_turn=self.yield_turn)
@@ -229,12 +217,10 @@ class _Loop:
                 proposal = parse_proposal(reply, context)
             except ProposalError as error:
                 last_problem, last_code = str(error), ""
-                self.wasted[reply.startswith(REASONING_START)] += 1
                 self.transcript.write("proposal", **record, verdict="unusable",
                                       reason=last_problem)
                 continue
             if proposal.key in self.seen:
-                self.wasted[reply.startswith(REASONING_START)] += 1
                 self.transcript.write("proposal", **record, verdict="repeated")
                 last_problem, last_code = "it was the same as an earlier attempt", \
                     proposal.as_code()
@@ -259,13 +245,12 @@ class _Loop:
 
 
 def ask_for_proposal(engine: Engine, prompt: str, context: FailureContext, *,
-                     candidate: int = 0, greedy: bool = True, reasoning: bool | None = None,
-                     seed: int = 0,
+                     candidate: int = 0, greedy: bool = True, seed: int = 0,
                      max_tokens: int = REPLY_MAX_TOKENS,
                      time_budget_ms: float | None = None, cancel: CancelToken | None = None,
                      yield_turn: Callable[[], None] | None = None) -> str:
     """One answer to `prompt`, its start written for the model (see `reply_start`)."""
-    start = reply_start(context, candidate, reasoning=reasoning)
+    start = reply_start(context, candidate)
     tokens = engine.chat_prompt([{"role": "system", "content": SYSTEM_PROMPT},
                                  {"role": "user", "content": prompt}]) + engine.tokenize(start)
     params = GenerationParams(

@@ -209,31 +209,6 @@ def test_a_named_line_without_a_resembling_correction_is_not_applied(tmp_path):
                        "the correct `pivot` is missing.", context)
 
 
-def test_after_a_reply_that_repeats_the_code_every_candidate_names_the_wrong_line(tmp_path):
-    workspace = scale_workspace(tmp_path / "ws")
-    unchanged = "```python\ndef half(x):\n    return scale(x, 2)\n```"
-    engine = ScriptedEngine([unchanged, WRONG, RIGHT])
-    result = solve(workspace, PYTEST, Budget(candidates_per_round=3, max_rounds=1),
-                   engine=engine)
-    assert result.status == "solved"
-    # Without the repeat, the third candidate would start inside the code block again.
-    assert engine.detokenize(engine.prompts[2]).endswith("The wrong line is `")
-
-
-def test_after_a_reasoning_reply_that_repeats_a_tried_fix_the_next_starts_in_the_code(
-        tmp_path):
-    workspace = scale_workspace(tmp_path / "ws")
-    restated = "return scale(x, 2)` is wrong.\n```python\ndef half(x):\n    return x * 3\n```"
-    other = "```python\ndef half(x):\n    return x + 2\n```"
-    engine = ScriptedEngine([WRONG, restated, other, RIGHT])
-    result = solve(workspace, PYTEST, Budget(candidates_per_round=4, max_rounds=1),
-                   engine=engine)
-    assert result.status == "solved"
-    assert engine.detokenize(engine.prompts[1]).endswith("The wrong line is `")
-    # By turns the fourth would name the wrong line; the reasoning start wasted a candidate.
-    assert not engine.detokenize(engine.prompts[3]).endswith("The wrong line is `")
-
-
 def test_unusable_replies_leave_the_workspace_failing_and_say_so(tmp_path):
     workspace = scale_workspace(tmp_path / "ws")
     result = solve(workspace, PYTEST, Budget(candidates_per_round=2, max_rounds=2),
