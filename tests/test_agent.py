@@ -165,27 +165,21 @@ def test_a_recursion_that_fails_is_shown_as_its_project_frames_with_their_lines(
     assert "site-packages" not in failure.message
 
 
-def test_a_candidate_that_names_the_wrong_line_first_is_applied_by_its_code(tmp_path):
+@pytest.mark.parametrize("reply", [
+    # The fix in its code block.
+    "return scale(x, 2)` multiplies instead of dividing.\n\n"
+    "```python\ndef half(x):\n    return x / 2\n```",
+    # The fix said in words, then the function copied out unchanged (the 1.5B often does).
+    "return scale(x, 2)`. It should be `return x / 2`.\n\n"
+    "```python\ndef half(x):\n    return scale(x, 2)\n```",
+], ids=["in-code", "in-words"])
+def test_a_candidate_that_names_the_wrong_line_first_is_applied(tmp_path, reply):
     workspace = scale_workspace(tmp_path / "ws")
-    explained = ("return scale(x, 2)` multiplies instead of dividing.\n\n"
-                 "```python\ndef half(x):\n    return x / 2\n```")
-    engine = ScriptedEngine([WRONG, explained])
+    engine = ScriptedEngine([WRONG, reply])
     result = solve(workspace, PYTEST, Budget(candidates_per_round=2, max_rounds=1),
                    engine=engine)
     assert result.status == "solved"
     assert engine.detokenize(engine.prompts[1]).endswith("The wrong line is `")
-    assert "+    return x / 2\n" in result.diff
-
-
-def test_a_fix_said_in_words_is_applied_where_the_wrong_line_stands(tmp_path):
-    workspace = scale_workspace(tmp_path / "ws")
-    # The 1.5B often states the fix, then copies the function out unchanged.
-    stated = ("return scale(x, 2)`. It should be `return x / 2`.\n\n"
-              "```python\ndef half(x):\n    return scale(x, 2)\n```")
-    engine = ScriptedEngine([WRONG, stated])
-    result = solve(workspace, PYTEST, Budget(candidates_per_round=2, max_rounds=1),
-                   engine=engine)
-    assert result.status == "solved"
     assert "-    return scale(x, 2)\n+    return x / 2\n" in result.diff
 
 
