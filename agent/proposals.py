@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from agent.context import FailureContext, ShownFunction, render_function
 from agent.failures import failure_text
-from analyzers.rewrite import dedented, extract_code_blocks, indent_like
+from analyzers.rewrite import CODE_BLOCK, dedented, extract_code_blocks, indent_like
 from analyzers.syntax import (
     FunctionSpan,
     find_function,
@@ -28,7 +28,7 @@ BARE_FENCE = re.compile(r"\n```[ \t]*\n")
 OPENING_FENCE = re.compile(r"(?:^|\n)```[\w+-]+[ \t]*\n")
 REASONING_START = "The wrong line is `"
 # The pieces of code in a reply, in order: fenced blocks and `inline` spans.
-CODE_PIECE = re.compile(r"```[\w+-]*[ \t]*\n(.*?)(?:```|\Z)|`([^`]+)`", re.DOTALL)
+CODE_PIECE = re.compile(CODE_BLOCK.pattern + r"|`([^`]+)`", re.DOTALL)
 # Words that introduce the corrected line in "The wrong line is `x`. It should be `y`."
 CORRECTION_WORDS = re.compile(r"\b(should|correct|change|replace|instead|fix|right|must|need)",
                               re.IGNORECASE)
@@ -205,23 +205,20 @@ def _stated_line_fix(reply: str, editable: tuple[ShownFunction, ...]) -> Replace
     """
     pieces = [(match.group(1) if match.group(1) is not None else match.group(2), match)
               for match in CODE_PIECE.finditer(reply)]
-    for index, (wrong, wrong_match) in enumerate(pieces):
-        for target in editable:
-            function_text = dedented(target.span)
-            located = _locate(function_text, wrong)
-            if located is None:
-                continue
-            previous_end = wrong_match.end()
-            for right, right_match in pieces[index + 1:]:
-                gap = reply[previous_end:right_match.start()]
-                previous_end = right_match.end()
-                if (CORRECTION_WORDS.search(gap) and _squeezed(right) != _squeezed(wrong)
-                        and _similarity(wrong, right) >= MIN_CORRECTION_SIMILARITY):
-                    new_text = located(right)
-                    if new_text.strip() != function_text.strip():
-                        return Replacement(target.path, target.span.qualified_name,
-                                           new_text.rstrip())
-            return None
+    wrong_at = next(((index, target, located) for index, (wrong, _) in enumerate(pieces)
+                     for target in editable
+                     if (located := _locate(dedented(target.span), wrong)) is not None), None)
+    if wrong_at is None:
+        return None
+    index, target, located = wrong_at
+    wrong, previous = pieces[index]
+    for right, match in pieces[index + 1:]:
+        gap, previous = reply[previous.end():match.start()], match
+        if (CORRECTION_WORDS.search(gap) and _squeezed(right) != _squeezed(wrong)
+                and _similarity(wrong, right) >= MIN_CORRECTION_SIMILARITY):
+            new_text = located(right)
+            if new_text.strip() != dedented(target.span).strip():
+                return Replacement(target.path, target.span.qualified_name, new_text.rstrip())
     return None
 
 
