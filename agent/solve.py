@@ -42,6 +42,8 @@ from model.registry import smallcoder_home
 DEFAULT_ROUNDS = 6
 DEFAULT_WALL_TIME_S = 300.0
 DEFAULT_CANDIDATES = 3
+# Draws per round at most, as a multiple of the candidates that are tested.
+WASTED_DRAWS_FACTOR = 2
 DEFAULT_TEST_TIMEOUT_S = 60.0
 REPLY_MAX_TOKENS = 1024
 SAMPLING_TEMPERATURE = 0.7
@@ -203,9 +205,12 @@ class _Loop:
         prompt = proposal_prompt(context, feedback)
         best: tuple[TestRun, Proposal] | None = None
         last_problem, last_code = "", ""
-        for candidate in range(self.budget.candidates_per_round):
+        tested = 0
+        # A reply that changes nothing, or repeats a tried change, costs a few seconds and no
+        # test run: another is drawn in its place, up to a limit.
+        for candidate in range(WASTED_DRAWS_FACTOR * self.budget.candidates_per_round):
             started = time.monotonic()
-            if self.stopped():
+            if self.stopped() or tested == self.budget.candidates_per_round:
                 break
             reply = self.ask(prompt, context, candidate, number)
             record = {"round": number, "candidate": candidate, "prompt": prompt,
@@ -216,16 +221,19 @@ class _Loop:
             try:
                 proposal = parse_proposal(reply, context)
             except ProposalError as error:
-                last_problem, last_code = str(error), ""
+                if not last_code:  # a tried change's test result says more
+                    last_problem = str(error)
                 self.transcript.write("proposal", **record, verdict="unusable",
                                       reason=last_problem)
                 continue
             if proposal.key in self.seen:
                 self.transcript.write("proposal", **record, verdict="repeated")
-                last_problem, last_code = "it was the same as an earlier attempt", \
-                    proposal.as_code()
+                if not last_code:
+                    last_problem, last_code = ("it was the same as an earlier attempt",
+                                               proposal.as_code())
                 continue
             self.seen.add(proposal.key)
+            tested += 1
             run, problem = self.verify(proposal, current)
             self.transcript.write("proposal", **record, verdict="kept" if run else "reverted",
                                   reason=problem, tests=run_record(run) if run else None)

@@ -203,6 +203,25 @@ def test_a_named_line_without_a_resembling_correction_is_not_applied(tmp_path):
                        "the correct `pivot` is missing.", context)
 
 
+def test_a_reply_that_changes_nothing_is_drawn_again_within_the_round(tmp_path):
+    workspace = scale_workspace(tmp_path / "ws")
+    unchanged = "```python\ndef half(x):\n    return scale(x, 2)\n```"
+    engine = ScriptedEngine([unchanged, WRONG, WRONG, RIGHT])
+    result = solve(workspace, PYTEST, Budget(candidates_per_round=2, max_rounds=1),
+                   engine=engine)
+    # Two changes were tested (x * 3, x / 2); the unchanged and repeated replies did not count.
+    assert result.status == "solved"
+    assert len(engine.prompts) == 4
+
+
+def test_after_a_wasted_reply_the_feedback_is_still_the_last_test_result(tmp_path):
+    workspace = scale_workspace(tmp_path / "ws")
+    engine = ScriptedEngine([WRONG])
+    solve(workspace, PYTEST, Budget(candidates_per_round=2, max_rounds=2), engine=engine)
+    second_round = engine.detokenize(engine.prompts[4])  # after one test and three repeats
+    assert "x * 3" in second_round and "the same tests still fail" in second_round
+
+
 def test_unusable_replies_leave_the_workspace_failing_and_say_so(tmp_path):
     workspace = scale_workspace(tmp_path / "ws")
     result = solve(workspace, PYTEST, Budget(candidates_per_round=2, max_rounds=2),
