@@ -221,10 +221,10 @@ class _Loop:
             try:
                 proposal = parse_proposal(reply, context)
             except ProposalError as error:
+                self.transcript.write("proposal", **record, verdict="unusable",
+                                      reason=str(error))
                 if not last_code:  # a tried change's test result says more
                     last_problem = str(error)
-                self.transcript.write("proposal", **record, verdict="unusable",
-                                      reason=last_problem)
                 continue
             if proposal.key in self.seen:
                 self.transcript.write("proposal", **record, verdict="repeated")

@@ -222,6 +222,16 @@ def test_after_a_wasted_reply_the_feedback_is_still_the_last_test_result(tmp_pat
     assert "x * 3" in second_round and "the same tests still fail" in second_round
 
 
+def test_the_transcript_says_why_each_unusable_reply_was_refused(tmp_path):
+    workspace = scale_workspace(tmp_path / "ws")
+    engine = ScriptedEngine([WRONG, "I think the tests are wrong."])
+    result = solve(workspace, PYTEST, Budget(candidates_per_round=2, max_rounds=1),
+                   engine=engine)
+    records = [json.loads(line) for line in result.transcript.read_text().splitlines()]
+    unusable = [record for record in records if record.get("verdict") == "unusable"]
+    assert unusable and all("held no function" in record["reason"] for record in unusable)
+
+
 def test_unusable_replies_leave_the_workspace_failing_and_say_so(tmp_path):
     workspace = scale_workspace(tmp_path / "ws")
     result = solve(workspace, PYTEST, Budget(candidates_per_round=2, max_rounds=2),
