@@ -205,19 +205,20 @@ def _stated_line_fix(reply: str, editable: tuple[ShownFunction, ...]) -> Replace
     """
     pieces = [(match.group(1) if match.group(1) is not None else match.group(2), match)
               for match in CODE_PIECE.finditer(reply)]
-    wrong_at = next(((index, target, located) for index, (wrong, _) in enumerate(pieces)
+    wrong_at = next(((index, target, text, located) for index, (wrong, _) in enumerate(pieces)
                      for target in editable
-                     if (located := _locate(dedented(target.span), wrong)) is not None), None)
+                     if (located := _locate(text := dedented(target.span), wrong)) is not None),
+                    None)
     if wrong_at is None:
         return None
-    index, target, located = wrong_at
+    index, target, function_text, located = wrong_at
     wrong, previous = pieces[index]
     for right, match in pieces[index + 1:]:
         gap, previous = reply[previous.end():match.start()], match
         if (CORRECTION_WORDS.search(gap) and _squeezed(right) != _squeezed(wrong)
                 and _similarity(wrong, right) >= MIN_CORRECTION_SIMILARITY):
             new_text = located(right)
-            if new_text.strip() != dedented(target.span).strip():
+            if new_text.strip() != function_text.strip():
                 return Replacement(target.path, target.span.qualified_name, new_text.rstrip())
     return None
 

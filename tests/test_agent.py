@@ -81,9 +81,12 @@ def editable_function(path: str, source: str) -> FailureContext:
     return FailureContext((), (ShownFunction(path, functions(source, "python")[0], True),), {})
 
 
+def transcript_records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def transcript_kinds(path: Path) -> list[tuple[str, str]]:
-    records = [json.loads(line) for line in path.read_text().splitlines()]
-    return [(record["kind"], record.get("verdict", "")) for record in records]
+    return [(record["kind"], record.get("verdict", "")) for record in transcript_records(path)]
 
 
 # ---------------------------------------------------------------- the loop
@@ -227,8 +230,8 @@ def test_the_transcript_says_why_each_unusable_reply_was_refused(tmp_path):
     engine = ScriptedEngine([WRONG, "I think the tests are wrong."])
     result = solve(workspace, PYTEST, Budget(candidates_per_round=2, max_rounds=1),
                    engine=engine)
-    records = [json.loads(line) for line in result.transcript.read_text().splitlines()]
-    unusable = [record for record in records if record.get("verdict") == "unusable"]
+    unusable = [record for record in transcript_records(result.transcript)
+                if record.get("verdict") == "unusable"]
     assert unusable and all("held no function" in record["reason"] for record in unusable)
 
 
