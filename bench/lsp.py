@@ -69,6 +69,7 @@ class Request:
     evaluated: int = 0
     prompt_tokens: int = 0
     generated: int = 0
+    server_ms: int = 0  # the server's own time for it (its log line)
 
 
 def target_lines(text: str, count: int) -> list[int]:
@@ -151,8 +152,8 @@ async def session(model: str, lines: int, source: Path, workspace: Path,
     if len(stats) != len(requests):
         raise SystemExit(f"expected {len(requests)} server log lines, got {len(stats)}")
     for request, match in zip(requests, stats, strict=True):
-        request.evaluated, request.prompt_tokens, request.generated = (
-            int(match.group(2)), int(match.group(3)), int(match.group(4)))
+        request.server_ms, request.evaluated, request.prompt_tokens, request.generated = (
+            int(match.group(1)), int(match.group(2)), int(match.group(3)), int(match.group(4)))
     return requests, status.model
 
 
@@ -200,6 +201,11 @@ def summarize(model: str, requests: list[Request], raw_ms: list[float] | None,
         "kv_cache_share": round(reused / prompt_total, 3),
         "mean_prompt_tokens": round(prompt_total / len(requests)),
         "mean_generated_tokens": round(statistics.mean(r.generated for r in requests), 1),
+        # One row per request, to tell prompt evaluation from generation from overhead.
+        "per_request": [{"line": r.line + 1, "character": r.character, "warm": r.warm,
+                         "latency_ms": round(r.latency_ms, 1), "server_ms": r.server_ms,
+                         "evaluated": r.evaluated, "prompt_tokens": r.prompt_tokens,
+                         "generated": r.generated} for r in requests],
     }
     if raw_ms is not None:
         warm_raw = [raw for raw, request in zip(raw_ms, requests, strict=True) if request.warm]
