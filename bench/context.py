@@ -20,7 +20,7 @@ Speed. Index build for a package of ≥ 500 files (django), packing p50/p95 at 1
 with the model's tokenizer counting, and the index's memory (tracemalloc) and store size.
 
 Run: .venv/bin/python bench/context.py [--models NAME ...] [--limit N]
-     [--speed-only | --quality-only | --recall-only]
+     [--speed-only | --quality-only | --recall-only] [--resume]
 """
 
 from __future__ import annotations
@@ -346,7 +346,9 @@ def run_recall(tokenizer_model: str, cases_per_package: int, limit: int | None,
 
 def run_quality(models: list[str], cases_per_package: int, limit: int | None,
                 prefix_lines: int, suffix_lines: int, threads: int | None,
-                context_tokens: int) -> list[Outcome]:
+                context_tokens: int, resume: bool = False) -> list[Outcome]:
+    """Every case in every arm with each model. With `resume`, the cases a stopped run with the
+    same settings measured (its partial file) are kept and not generated again."""
     import functools
 
     from model.engine import LlamaCppEngine
@@ -358,12 +360,17 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
         completion_fim_request_at, prefix_lines=prefix_lines, suffix_lines=suffix_lines)
 
     sets = case_sets(cases_per_package, limit)
-    outcomes: list[Outcome] = []
+    run = {"cases_per_package": cases_per_package, "limit": limit, "prefix_lines": prefix_lines,
+           "suffix_lines": suffix_lines, "context_tokens": context_tokens}
+    outcomes = _resumed(run) if resume else []
+    measured = {(o.model, o.case) for o in outcomes}
     settings = CompletionSettings(max_tokens=MAX_TOKENS, time_budget_ms=60_000, max_lines=1)
     for name in models:
         engine = LlamaCppEngine(registry.resolve_model(name), context_tokens=8192,
                                 threads=threads)
         for number, (case, index, root) in enumerate(sets, start=1):
+            if (engine.name, f"{case.package}/{case.path}:{case.line + 1}") in measured:
+                continue
             text, column = masked(index.text_of(case.path) or "", case.line)
             arms = context_arms(case, index, root, text, context_tokens, engine.count_tokens)
             for arm, chunks in arms.items():
@@ -384,8 +391,26 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
                 _print_quality(outcomes)
                 # A long run that is stopped keeps what it measured.
                 RESULTS.mkdir(parents=True, exist_ok=True)
-                PARTIAL.write_text(json.dumps([asdict(o) for o in outcomes], indent=2))
+                PARTIAL.write_text(json.dumps(
+                    {"run": run, "quality": [asdict(o) for o in outcomes]}, indent=2))
         del engine
+    return outcomes
+
+
+def _resumed(run: dict) -> list[Outcome]:
+    """The outcomes of a stopped run with the same settings; none (and why) otherwise."""
+    try:
+        partial = json.loads(PARTIAL.read_text())
+    except (OSError, ValueError):
+        print(f"nothing to resume: no readable {PARTIAL}", flush=True)
+        return []
+    if not isinstance(partial, dict) or partial.get("run") != run:
+        print(f"not resuming: {PARTIAL} was measured with other settings "
+              f"({partial.get('run') if isinstance(partial, dict) else 'unknown'})", flush=True)
+        return []
+    outcomes = [Outcome(**row) for row in partial["quality"]]
+    print(f"resuming: {len({(o.model, o.case) for o in outcomes})} cases already measured",
+          flush=True)
     return outcomes
 
 
@@ -470,6 +495,9 @@ def main() -> int:
                         "cores; 1 is much faster when other work shares the CPU)")
     parser.add_argument("--context-tokens", type=int, default=CONTEXT_TOKENS,
                         help="context budget of the ring and packer arms (editor: %(default)s)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the cases a stopped quality run with the same settings "
+                        "measured (bench/results/context-partial.json)")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--quality-only", action="store_true")
     parser.add_argument("--recall-only", action="store_true",
@@ -486,7 +514,7 @@ def main() -> int:
               f"context budget {args.context_tokens} tokens", flush=True)
         outcomes = run_quality(args.models, args.cases_per_package, args.limit,
                                args.prefix_lines, args.suffix_lines, args.threads,
-                               args.context_tokens)
+                               args.context_tokens, args.resume)
         _print_quality(outcomes)
         report["quality"] = [asdict(outcome) for outcome in outcomes]
     RESULTS.mkdir(parents=True, exist_ok=True)
