@@ -6,12 +6,13 @@ Reports completion latency p50/p95 (all requests, and warm: after the first one 
 the share of prompt tokens the KV cache served, and the same prompts sent straight to
 llama-cpp-python in the same run.
 
-With --context-tokens N the session types into the stdlib's email/message.py inside a copy of
-the whole email package, with the packer's cross-file chunks on (the editor's default is 1024):
-the latency targets must hold with context too. The raw replay then cannot rebuild the server's
-prompts, so only the LSP side is measured.
+With --context-tokens N [M ...] the session types into the stdlib's email/message.py inside a
+copy of the whole email package, once per budget, with the packer's cross-file chunks on: the
+latency targets must hold with context too, and `--context-tokens 0 512` shows what the context
+itself costs on the same file in the same run (this CPU's speed varies by the hour). The raw
+replay then cannot rebuild the server's prompts, so only the LSP side is measured.
 
-Run: .venv/bin/python bench/lsp.py [--models NAME ...] [--lines N] [--context-tokens N]
+Run: .venv/bin/python bench/lsp.py [--models NAME ...] [--lines N] [--context-tokens N ...]
 """
 
 from __future__ import annotations
@@ -222,18 +223,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="*", help="registry names (default: all present)")
     parser.add_argument("--lines", type=int, default=10, help="lines to retype")
-    parser.add_argument("--context-tokens", type=int, default=0,
-                        help="cross-file context budget (0: off, and the raw replay runs)")
+    parser.add_argument("--context-tokens", type=int, nargs="+", default=[0],
+                        help="cross-file context budgets, one session each (0 alone: off, on "
+                        "textwrap, and the raw replay runs; otherwise all on the email package, "
+                        "so 0 there is the same file without context)")
     args = parser.parse_args()
     names = args.models or [row.spec.name for row in registry.list_models() if row.present]
-    source = make_workspace(args.context_tokens > 0)
-    workspace = source.parent if args.context_tokens == 0 else source.parent.parent
+    replay = args.context_tokens == [0]
+    source = make_workspace(not replay)
+    workspace = source.parent if replay else source.parent.parent
     rows = []
     for name in names:
-        requests, _ = asyncio.run(session(name, args.lines, source, workspace,
-                                          args.context_tokens))
-        raw = replay_raw(name, requests, source) if args.context_tokens == 0 else None
-        rows.append(summarize(name, requests, raw, args.context_tokens))
+        for budget in args.context_tokens:
+            requests, _ = asyncio.run(session(name, args.lines, source, workspace, budget))
+            raw = replay_raw(name, requests, source) if replay else None
+            rows.append(summarize(name, requests, raw, budget))
     print(f"{'model':<38} {'ctx':>5} {'n':>4} {'p50':>6} {'p95':>6} {'warm p50':>9} "
           f"{'warm p95':>9} {'KV share':>9} {'prompt':>7} {'raw warm p50':>13} {'LSP/raw':>8}")
     for row in rows:
