@@ -86,10 +86,10 @@ def main() -> int:
             MODEL, base_sha256(base), dataset.sha256, result.steps, {}))
         minutes = (time.perf_counter() - started) / 60
         probe = list(examples[0].input_ids[:256])
-        correlation = verify_export(base, result.adapter_dir, out, probe)
+        check = verify_export(base, result.adapter_dir, out, probe)
         print(f"{name}: {result.steps} steps, {result.tokens} tokens, "
-              f"{result.tokens_per_second:.1f} tokens/s, {minutes:.1f} min; llama.cpp vs peft "
-              f"logit-shift correlation {correlation:.4f}", file=sys.stderr)
+              f"{result.tokens_per_second:.1f} tokens/s, {minutes:.1f} min; {check.summary()}",
+              file=sys.stderr)
         for target, (target_dataset, _, held_out) in data.items():
             corpus = "\n".join(source.text for source in target_dataset.train)
             own = target == name
@@ -99,7 +99,7 @@ def main() -> int:
             rows.append({"adapter": name, "evaluated_on": target,
                          "train_tokens_per_second": round(result.tokens_per_second, 1),
                          "steps": result.steps, "tokens": result.tokens,
-                         "export_logit_correlation": round(correlation, 5),
+                         "export_check": asdict(check),
                          "base": asdict(report.base), "adapter_scores": asdict(report.adapted)})
             print_row(rows[-1])
     RESULTS.mkdir(parents=True, exist_ok=True)

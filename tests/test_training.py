@@ -280,13 +280,35 @@ def random_adapter(tiny_model, tmp_path_factory):
     return model, out
 
 
+PROBE = [ord(character) for character in "def total(xs):\n    return sum(xs)\n"]
+
+
 def test_exported_adapter_loads_in_llama_cpp_and_shifts_logits_like_peft(tiny_model,
                                                                          random_adapter):
-    from training.export import logit_shift_correlation
+    from training.export import check_export, logit_shift_correlation
 
     model, gguf_file = random_adapter
-    probe = [ord(character) for character in "def total(xs):\n    return sum(xs)\n"]
-    assert logit_shift_correlation(tiny_model, gguf_file, model, probe) > 0.99
+    assert logit_shift_correlation(tiny_model, gguf_file, model, PROBE) > 0.99
+    check = check_export(tiny_model, gguf_file, model, PROBE)
+    assert check.faithful, check.summary()
+    assert 0.95 < check.slope < 1.05  # the same size of effect, not only the same direction
+
+
+def test_export_check_catches_an_adapter_applied_at_the_wrong_strength(tiny_model,
+                                                                       random_adapter, tmp_path):
+    """A converter that wrote the wrong alpha: the check says so."""
+    from training.export import Provenance, check_export, export_adapter
+
+    model, _ = random_adapter
+    peft_dir = tmp_path / "peft"
+    model.save_pretrained(str(peft_dir))
+    config = json.loads((peft_dir / "adapter_config.json").read_text())
+    config["lora_alpha"] *= 2
+    (peft_dir / "adapter_config.json").write_text(json.dumps(config))
+    doubled = export_adapter(peft_dir, tmp_path / "doubled.gguf",
+                             Provenance("tiny-qwen2", "0" * 64, "1" * 64, 6, {}))
+    check = check_export(tiny_model, doubled, model, PROBE)
+    assert not check.faithful, check.summary()
 
 
 def test_exported_adapter_carries_its_provenance(random_adapter):

@@ -120,32 +120,112 @@ def _add_provenance(writer: gguf.GGUFWriter, provenance: Provenance, rank: int) 
         writer.add_bool(GUARD_PASSED_KEY, provenance.guard_passed)
 
 
+@dataclass(frozen=True)
+class ExportCheck:
+    """How faithfully llama.cpp applies an exported adapter: its logit shift (with adapter minus
+    without, on a probe text) against peft's.
+
+    On a Q4_K base llama.cpp quantizes activations, so its logits differ from torch's by
+    `noise_rms` even without an adapter; a weakly trained adapter's shift is of that size, and
+    its correlation at scale 1 measures the noise more than the file. The file is therefore
+    also compared at `amplified_scale` (applied alike in llama.cpp and peft), chosen so that the
+    shift stands well above the noise; the slope says whether the shifts have the same size.
+    """
+
+    correlation: float  # Pearson r at the adapter's own scale
+    slope: float  # llama.cpp's shift per unit of peft's at that scale (1: the same size)
+    shift_rms: float  # peft's shift at scale 1, in logits
+    noise_rms: float  # llama.cpp's base logits against torch's, in logits
+    amplified_scale: float
+    amplified_correlation: float
+
+    @property
+    def faithful(self) -> bool:
+        """Same direction above the noise, and the same size (a wrong alpha still correlates)."""
+        return (self.amplified_correlation >= MIN_CORRELATION
+                and abs(self.slope - 1) <= MAX_SLOPE_ERROR)
+
+    def summary(self) -> str:
+        return (f"llama.cpp vs peft logit shift: r = {self.correlation:.4f} (slope "
+                f"{self.slope:.3f}; shift rms {self.shift_rms:.3f} against llama.cpp's own "
+                f"arithmetic noise {self.noise_rms:.3f}), r = {self.amplified_correlation:.4f} "
+                f"at scale {self.amplified_scale:.1f}: "
+                f"{'faithful' if self.faithful else 'NOT faithful'}")
+
+
+MIN_CORRELATION = 0.99
+MAX_SLOPE_ERROR = 0.1
+# The amplified comparison wants the shift this many times above the noise, within a scale cap.
+SIGNAL_TO_NOISE = 20.0
+MAX_AMPLIFIED_SCALE = 64.0
+
+
 def logit_shift_correlation(base_gguf: Path, adapter_gguf: Path, peft_model,
-                            tokens: list[int]) -> float:
-    """How well llama.cpp's logit shift from the adapter matches peft's on `tokens` (Pearson r).
+                            tokens: list[int], scale: float = 1.0) -> float:
+    """How well llama.cpp's logit shift from the adapter at `scale` matches peft's (Pearson r).
 
     The shift (with adapter minus without) isolates the adapter's effect from the difference
     between the quantized base llama.cpp runs and the dequantized one torch trains.
     """
-    import torch
+    llama_shift = (_llama_logits(base_gguf, adapter_gguf, tokens, scale)
+                   - _llama_logits(base_gguf, None, tokens))
+    return _pearson(llama_shift, _peft_logits(peft_model, tokens, scale)
+                    - _peft_logits(peft_model, tokens, None))
 
-    llama_shift = _llama_logits(base_gguf, adapter_gguf, tokens) - _llama_logits(
-        base_gguf, None, tokens)
+
+def check_export(base_gguf: Path, adapter_gguf: Path, peft_model,
+                 tokens: list[int]) -> ExportCheck:
+    """The full comparison (see ExportCheck): at scale 1, then amplified above the noise."""
+    llama_base = _llama_logits(base_gguf, None, tokens)
+    peft_base = _peft_logits(peft_model, tokens, None)
+    llama_shift = _llama_logits(base_gguf, adapter_gguf, tokens, 1.0) - llama_base
+    peft_shift = _peft_logits(peft_model, tokens, 1.0) - peft_base
+    shift_rms, noise_rms = _rms(peft_shift), _rms(llama_base - peft_base)
+    scale = float(np.clip(SIGNAL_TO_NOISE * noise_rms / max(shift_rms, 1e-12), 1.0,
+                          MAX_AMPLIFIED_SCALE))
+    amplified = _pearson(_llama_logits(base_gguf, adapter_gguf, tokens, scale) - llama_base,
+                         _peft_logits(peft_model, tokens, scale) - peft_base)
+    slope = float(np.dot(llama_shift.ravel(), peft_shift.ravel())
+                  / max(float(np.dot(peft_shift.ravel(), peft_shift.ravel())), 1e-24))
+    return ExportCheck(_pearson(llama_shift, peft_shift), slope, shift_rms, noise_rms, scale,
+                       amplified)
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def _rms(values: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(values))))
+
+
+def _peft_logits(peft_model, tokens: list[int], scale: float | None) -> np.ndarray:
+    """Logits of the peft model with its adapter at `scale`, or without it (None)."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    layers = [module for module in peft_model.modules() if isinstance(module, LoraLayer)]
     ids = torch.tensor([tokens])
     with torch.no_grad():
-        tuned = peft_model(input_ids=ids).logits[0].float()
-        with peft_model.disable_adapter():
-            base = peft_model(input_ids=ids).logits[0].float()
-    peft_shift = (tuned - base).numpy()
-    return float(np.corrcoef(llama_shift.ravel(), peft_shift.ravel())[0, 1])
+        if scale is None:
+            with peft_model.disable_adapter():
+                return peft_model(input_ids=ids).logits[0].double().numpy()
+        for layer in layers:
+            layer.scale_layer(scale)
+        try:
+            return peft_model(input_ids=ids).logits[0].double().numpy()
+        finally:
+            for layer in layers:
+                layer.unscale_layer()
 
 
-def _llama_logits(base_gguf: Path, adapter_gguf: Path | None, tokens: list[int]) -> np.ndarray:
+def _llama_logits(base_gguf: Path, adapter_gguf: Path | None, tokens: list[int],
+                  scale: float = 1.0) -> np.ndarray:
     import llama_cpp
 
     llm = llama_cpp.Llama(model_path=str(base_gguf), n_ctx=max(256, len(tokens) + 8),
                           n_batch=512, logits_all=True, lora_path=None if adapter_gguf is None
-                          else str(adapter_gguf), verbose=False)
+                          else str(adapter_gguf), lora_scale=scale, verbose=False)
     try:
         llm.eval(tokens)
         return np.array(llm.scores[: len(tokens)], dtype=np.float64)
@@ -154,9 +234,9 @@ def _llama_logits(base_gguf: Path, adapter_gguf: Path | None, tokens: list[int])
 
 
 def verify_export(base_gguf: Path, adapter_dir: Path, adapter_gguf: Path,
-                  probe_tokens: list[int]) -> float:
+                  probe_tokens: list[int]) -> ExportCheck:
     """Load the peft adapter on the torch base from the same GGUF and compare logit shifts with
-    llama.cpp's on the quantized base; the Pearson r (above 0.99 means a faithful export)."""
+    llama.cpp's on the quantized base (see ExportCheck)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -165,4 +245,4 @@ def verify_export(base_gguf: Path, adapter_dir: Path, adapter_gguf: Path,
                                                 gguf_file=base_gguf.name, dtype=torch.float32)
     model = PeftModel.from_pretrained(base, str(adapter_dir))
     model.eval()
-    return logit_shift_correlation(base_gguf, adapter_gguf, model, probe_tokens)
+    return check_export(base_gguf, adapter_gguf, model, probe_tokens)
