@@ -83,6 +83,11 @@ class Case:
     expected: str  # the hidden line, stripped
     identifier: str  # its key identifier, defined in another file of the package
 
+    @property
+    def name(self) -> str:
+        """How results name the case (and how a resumed run recognizes it)."""
+        return f"{self.package}/{self.path}:{self.line + 1}"
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -369,7 +374,7 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
         engine = LlamaCppEngine(registry.resolve_model(name), context_tokens=8192,
                                 threads=threads)
         for number, (case, index, root) in enumerate(sets, start=1):
-            if (engine.name, f"{case.package}/{case.path}:{case.line + 1}") in measured:
+            if (engine.name, case.name) in measured:
                 continue
             text, column = masked(index.text_of(case.path) or "", case.line)
             arms = context_arms(case, index, root, text, context_tokens, engine.count_tokens)
@@ -380,7 +385,7 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
                                          context=chunks)
                 got = completion.text.split("\n", 1)[0].strip()
                 outcomes.append(Outcome(
-                    engine.name, arm, f"{case.package}/{case.path}:{case.line + 1}",
+                    engine.name, arm, case.name,
                     got == case.expected,
                     100 * difflib.SequenceMatcher(None, got, case.expected).ratio(),
                     sum(engine.count_tokens(f"{c.path}\n{c.text}\n") + 1 for c in chunks),

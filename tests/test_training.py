@@ -285,11 +285,11 @@ PROBE = [ord(character) for character in "def total(xs):\n    return sum(xs)\n"]
 
 def test_exported_adapter_loads_in_llama_cpp_and_shifts_logits_like_peft(tiny_model,
                                                                          random_adapter):
-    from training.export import check_export, logit_shift_correlation
+    from training.export import check_export
 
     model, gguf_file = random_adapter
-    assert logit_shift_correlation(tiny_model, gguf_file, model, PROBE) > 0.99
     check = check_export(tiny_model, gguf_file, model, PROBE)
+    assert check.correlation > 0.99
     assert check.faithful, check.summary()
     assert 0.95 < check.slope < 1.05  # the same size of effect, not only the same direction
 

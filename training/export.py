@@ -160,22 +160,12 @@ SIGNAL_TO_NOISE = 20.0
 MAX_AMPLIFIED_SCALE = 64.0
 
 
-def logit_shift_correlation(base_gguf: Path, adapter_gguf: Path, peft_model,
-                            tokens: list[int], scale: float = 1.0) -> float:
-    """How well llama.cpp's logit shift from the adapter at `scale` matches peft's (Pearson r).
-
-    The shift (with adapter minus without) isolates the adapter's effect from the difference
-    between the quantized base llama.cpp runs and the dequantized one torch trains.
-    """
-    llama_shift = (_llama_logits(base_gguf, adapter_gguf, tokens, scale)
-                   - _llama_logits(base_gguf, None, tokens))
-    return _pearson(llama_shift, _peft_logits(peft_model, tokens, scale)
-                    - _peft_logits(peft_model, tokens, None))
-
-
 def check_export(base_gguf: Path, adapter_gguf: Path, peft_model,
                  tokens: list[int]) -> ExportCheck:
-    """The full comparison (see ExportCheck): at scale 1, then amplified above the noise."""
+    """llama.cpp's logit shift from the adapter against peft's on `tokens` (see ExportCheck):
+    at scale 1, then amplified above the noise. The shift (with adapter minus without) isolates
+    the adapter's effect from the difference between the quantized base llama.cpp runs and the
+    dequantized one torch trains."""
     llama_base = _llama_logits(base_gguf, None, tokens)
     peft_base = _peft_logits(peft_model, tokens, None)
     llama_shift = _llama_logits(base_gguf, adapter_gguf, tokens, 1.0) - llama_base
@@ -204,12 +194,12 @@ def _peft_logits(peft_model, tokens: list[int], scale: float | None) -> np.ndarr
     import torch
     from peft.tuners.lora import LoraLayer
 
-    layers = [module for module in peft_model.modules() if isinstance(module, LoraLayer)]
     ids = torch.tensor([tokens])
     with torch.no_grad():
         if scale is None:
             with peft_model.disable_adapter():
                 return peft_model(input_ids=ids).logits[0].double().numpy()
+        layers = [module for module in peft_model.modules() if isinstance(module, LoraLayer)]
         for layer in layers:
             layer.scale_layer(scale)
         try:
