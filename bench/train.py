@@ -21,7 +21,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from model import registry
-from training.evaluate import evaluate_adapter
+from training.evaluate import evaluate_adapter, guard_tasks, score_arm, style_features
 from training.examples import GgufTokenizer, build_examples
 from training.export import Provenance, export_adapter, verify_export
 from training.mine import mine
@@ -75,6 +75,15 @@ def main() -> int:
                       build_examples(dataset.held_out, tokenizer, seed=1,
                                      max_tokens=SEQUENCE_TOKENS))
 
+    # The base is the same in every row: score it once per author (with the guard set when that
+    # author's adapter is trained), not once per adapter.
+    base_arms = {}
+    for target, (target_dataset, _, held_out) in data.items():
+        corpus = style_features("\n".join(source.text for source in target_dataset.train))
+        tasks = guard_tasks(args.guard) if target in args.adapters else []
+        base_arms[target] = score_arm(base, None, held_out[:args.eval_examples], corpus, tasks)
+        print(f"base on {target}: {base_arms[target][0]}", file=sys.stderr, flush=True)
+
     rows = []
     for name in args.adapters:
         dataset, examples, _ = data[name]
@@ -93,18 +102,27 @@ def main() -> int:
         for target, (target_dataset, _, held_out) in data.items():
             corpus = "\n".join(source.text for source in target_dataset.train)
             own = target == name
+            base_scores, base_features = base_arms[target]
+            if not own:
+                base_scores = replace(base_scores, guard_exact_match=None)
             report = evaluate_adapter(base, out, held_out, corpus,
                                       examples=args.eval_examples,
-                                      guard_sample=args.guard if own else 0)
+                                      guard_sample=args.guard if own else 0,
+                                      base_arm=(base_scores, base_features))
             rows.append({"adapter": name, "evaluated_on": target,
                          "train_tokens_per_second": round(result.tokens_per_second, 1),
                          "steps": result.steps, "tokens": result.tokens,
+                         "train_minutes": round(minutes, 1),
                          "export_check": asdict(check),
-                         "base": asdict(report.base), "adapter_scores": asdict(report.adapted)})
+                         "base": asdict(report.base), "adapter_scores": asdict(report.adapted),
+                         "style_features": {"corpus": report.style_features_corpus,
+                                            "base": report.style_features_base,
+                                            "adapter": report.style_features_adapted}})
             print_row(rows[-1])
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "train.json").write_text(json.dumps(
-        {"model": MODEL, "minutes_per_adapter": args.minutes, "rows": rows}, indent=2))
+            # Saved after every row: an hour's run that stops late still leaves its figures.
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            (RESULTS / "train.json").write_text(json.dumps(
+                {"model": MODEL, "minutes_per_adapter": args.minutes, "rows": rows}, indent=2))
     return 0
 
 

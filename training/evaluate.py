@@ -181,32 +181,40 @@ def style_agreement(generated: dict[str, float], corpus: dict[str, float]) -> fl
 # ---------------------------------------------------------------- the whole evaluation
 
 
-def evaluate_adapter(base_gguf: Path, adapter_gguf: Path, held_out: list[Example],
-                     corpus_text: str, *, examples: int = EVAL_EXAMPLES,
-                     guard_sample: int = GUARD_SAMPLE) -> Report:
-    """Base and base+adapter on the same held-out examples and guard tasks."""
+def score_arm(base_gguf: Path, adapter_gguf: Path | None, chosen: list[Example],
+              corpus: dict[str, float], tasks: list[dict]) -> tuple[Scores, dict[str, float]]:
+    """One arm (the base alone when `adapter_gguf` is None) on the given examples and tasks:
+    its scores and the style features of what it generated."""
     import llama_cpp
 
+    llm = llama_cpp.Llama(model_path=str(base_gguf), n_ctx=2048, n_batch=512, logits_all=True,
+                          verbose=False,
+                          lora_path=None if adapter_gguf is None else str(adapter_gguf))
+    try:
+        perplexity = middle_perplexity(llm, chosen)
+    finally:
+        llm.close()
+    engine = LlamaCppEngine(base_gguf, context_tokens=2048)
+    engine.set_adapter(adapter_gguf)
+    pairs = generate_middles(engine, chosen)
+    features = style_features("\n".join(generated for generated, _ in pairs))
+    return Scores(perplexity=perplexity, fim_exact_match=exact_match(pairs),
+                  style_agreement=style_agreement(features, corpus),
+                  guard_exact_match=guard_exact_match(engine, tasks)), features
+
+
+def evaluate_adapter(base_gguf: Path, adapter_gguf: Path, held_out: list[Example],
+                     corpus_text: str, *, examples: int = EVAL_EXAMPLES,
+                     guard_sample: int = GUARD_SAMPLE,
+                     base_arm: tuple[Scores, dict[str, float]] | None = None) -> Report:
+    """Base and base+adapter on the same held-out examples and guard tasks. `base_arm` is the
+    base's result from score_arm on the same examples, when the caller already has it."""
     chosen = held_out[:examples]
     corpus = style_features(corpus_text)
     tasks = guard_tasks(guard_sample)
-    engine = LlamaCppEngine(base_gguf, context_tokens=2048)
-    scored: dict[str, Scores] = {}
-    features: dict[str, dict[str, float]] = {}
-    for arm, adapter in (("base", None), ("adapted", adapter_gguf)):
-        llm = llama_cpp.Llama(model_path=str(base_gguf), n_ctx=2048, n_batch=512,
-                              logits_all=True, verbose=False,
-                              lora_path=None if adapter is None else str(adapter))
-        perplexity = middle_perplexity(llm, chosen)
-        llm.close()
-        engine.set_adapter(adapter)
-        pairs = generate_middles(engine, chosen)
-        features[arm] = style_features("\n".join(generated for generated, _ in pairs))
-        scored[arm] = Scores(perplexity=perplexity, fim_exact_match=exact_match(pairs),
-                             style_agreement=style_agreement(features[arm], corpus),
-                             guard_exact_match=guard_exact_match(engine, tasks))
-    return Report(scored["base"], scored["adapted"], corpus, features["base"],
-                  features["adapted"])
+    base_scores, base_features = base_arm or score_arm(base_gguf, None, chosen, corpus, tasks)
+    adapted_scores, adapted_features = score_arm(base_gguf, adapter_gguf, chosen, corpus, tasks)
+    return Report(base_scores, adapted_scores, corpus, base_features, adapted_features)
 
 
 def write_report(report: Report, adapter_gguf: Path, facts: dict[str, str]) -> Path:
