@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -406,7 +407,10 @@ def _outline(definition: Definition, text: str, language: str,
     lines = _lines(text)
     first = lines[definition.start_line]
     indent = first[:len(first) - len(first.lstrip())]
-    parts = [f"{indent}{definition.signature}{':' if language == 'python' else ''}"]
+    # Python's outline is a valid stub (`...` bodies), as in a .pyi file the model has seen many
+    # of; other languages mark an elided body with `…`.
+    elided = "..." if language == "python" else "…"
+    parts = [f"{indent}{_header(definition, language)}"]
     if definition.docstring:
         summary = definition.docstring.strip().split("\n\n")[0]
         parts.append(f"{indent}    {_comment(language, summary)}")
@@ -418,10 +422,18 @@ def _outline(definition: Definition, text: str, language: str,
     for member in direct:
         member_line = lines[member.start_line]
         member_indent = member_line[:len(member_line) - len(member_line.lstrip())]
-        parts.append(f"{member_indent}{member.signature}{':' if language == 'python' else ''} …")
+        parts.append(f"{member_indent}{_header(member, language)} {elided}")
     if not direct:
-        parts.append(f"{indent}    …")
+        parts.append(f"{indent}    {elided}")
     return "\n".join(parts)
+
+
+def _header(definition: Definition, language: str) -> str:
+    """The signature on one line as a person would write it: `def f(a, b):`, not the folded
+    `def f( a, b, ):` of a signature that spanned several lines."""
+    header = re.sub(r"([(\[])\s+", r"\1", definition.signature)
+    header = re.sub(r",?\s+([)\]])", r"\1", header)
+    return header + (":" if language == "python" else "")
 
 
 # Packing parses the same few files again and again (target, outlines): parse each text once.
@@ -447,7 +459,9 @@ def _imports(text: str, language: str) -> list[str]:
 
 def _comment(language: str, text: str) -> str:
     one_line = " ".join(text.split())
-    return f'"""{one_line}"""' if language == "python" else f"/** {one_line} */"
+    if language != "python":
+        return f"/** {one_line} */"
+    return f'"""{one_line} """' if one_line.endswith('"') else f'"""{one_line}"""'
 
 
 # ---------------------------------------------------------------- choosing within the budget

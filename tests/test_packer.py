@@ -117,8 +117,8 @@ def test_imported_names_come_as_signatures_per_file(workspace):
     assert (units.kind, units.reason) == (
         "imported", "signatures of `to_feet`, `to_metres`, which the target imports")
     assert units.text == ('def to_metres(feet: float) -> float:\n'
-                          '    """Feet to metres."""\n    …\n'
-                          'def to_feet(metres: float) -> float:\n    …')
+                          '    """Feet to metres."""\n    ...\n'
+                          'def to_feet(metres: float) -> float:\n    ...')
 
 
 def test_each_snippet_carries_its_exact_token_count(workspace):
@@ -238,7 +238,21 @@ def test_a_huge_definition_is_shown_as_an_outline(tmp_path):
     assert method.text.startswith("    def method_3(self, value):")
     assert outline.reason.endswith("(outline)")
     assert outline.text.splitlines()[:3] == ['class Big:', '    """Many methods."""',
-                                             "    def method_0(self, value): …"]
+                                             "    def method_0(self, value): ..."]
+
+
+def test_a_python_outline_is_valid_python_the_model_can_read_as_a_stub(tmp_path):
+    import ast
+
+    methods = "".join(f"    def method_{n}(\n        self,\n        value: int,\n    ) -> int:\n"
+                      f"        return value + {n}\n\n" for n in range(40))
+    (tmp_path / "big.py").write_text(f'class Big:\n    """Many "parts" """\n\n{methods}')
+    user = "from big import Big\n\n\ndef use():\n    return Big()\n"
+    result = pack(Target("use.py", user, 4, kind="function"), 8000, count_characters,
+                  index=WorkspaceIndex.open(tmp_path))
+    [outline] = [s for s in result.snippets if s.path == "big.py"]
+    ast.parse(outline.text)
+    assert outline.text.splitlines()[2] == "    def method_0(self, value: int) -> int: ..."
 
 
 def test_the_budget_holds_for_many_budgets_and_targets_over_real_code():
