@@ -40,6 +40,9 @@ RECENT_SCORE = 80.0  # the newest chunk of the ring buffer of recently edited/vi
 RECENT_DECAY = 0.85  # each older ring-buffer chunk is worth this much of the one after it
 SIMILAR_SCORE = 60.0  # the definition most lexically similar (BM25) to the target, scaled down
 # A name defined in n places is a guess: each place's score is divided by n.
+# For a cursor, a name used n lines from it counts FLOOR + (1 - FLOOR) / (1 + n / LINES).
+NEARNESS_LINES = 8.0
+NEARNESS_FLOOR = 0.25
 # Among equals, shorter wins: each (estimated) token costs this much score.
 TOKEN_COST = 0.01
 CHARACTERS_PER_TOKEN = 3.5  # for that estimate only; the budget is kept with exact counts
@@ -54,9 +57,12 @@ MAX_NAMES = 40  # distinct names of the target whose definitions are looked up
 MAX_CALLERS = 6
 MAX_PLACES_PER_NAME = 4  # a name defined in more places than this is not looked up
 SIMILAR_CANDIDATES = 6
+# An imported class is shown by how it is made: the map of a file's imports stays small.
+IMPORTED_MEMBERS = frozenset({"__init__", "__new__", "constructor", "new"})
 RECENT_CHUNKS = 16  # size of the ring buffer
 RECENT_CHUNK_LINES = 16  # lines around the cursor kept per ring-buffer chunk
 MIN_USEFUL_TOKENS = 24  # a budget remainder below this is not worth a snippet
+CUT_SHARE = 0.5  # a snippet too long for what is left is cut to at most this share of it
 # Counting tokens is the slowest part of packing, and consecutive packs share most snippets.
 COUNT_CACHE_ENTRIES = 4096
 
@@ -184,7 +190,7 @@ def _candidates(target: Target, index: WorkspaceIndex | None, recent: RecentChun
         found += resolve(target, start, end)
     if index is not None:
         found += _definitions_of(used, index, target, region, USED_DEFINITION_SCORE, "definition",
-                                 "uses")
+                                 "uses", nearness=_nearness(target, language, start, end))
         if language is not None:
             found += _imported_api(_imported_names(target.text, language), index, target)
         if target.kind == "function" and language is not None:
@@ -264,9 +270,24 @@ def _imported_names(text: str, language: str) -> list[str]:
     return list(names)[:MAX_NAMES]
 
 
+def _nearness(target: Target, language: str | None, start: int, end: int) -> dict[str, float]:
+    """For a cursor: how near each name of the region is used to it, 1 on the cursor's line
+    falling to NEARNESS_FLOOR far away. The code next to the cursor says most about the line
+    being written. Other targets are one piece of code: all of it counts alike."""
+    if target.kind != "cursor" or language is None:
+        return {}
+    nearest: dict[str, int] = {}
+    for reference in _references(target.text, language):
+        if start <= reference.line <= end:
+            distance = abs(reference.line - target.line)
+            nearest[reference.name] = min(distance, nearest.get(reference.name, distance))
+    return {name: NEARNESS_FLOOR + (1 - NEARNESS_FLOOR) / (1 + distance / NEARNESS_LINES)
+            for name, distance in nearest.items()}
+
+
 def _definitions_of(names: Iterable[str], index: WorkspaceIndex, target: Target,
                     region: tuple[int, int], score: float, kind: str,
-                    verb: str) -> list[Snippet]:
+                    verb: str, nearness: dict[str, float] | None = None) -> list[Snippet]:
     found = []
     target_path = index.relative(target.path) or target.path
     family = _family(language_for_path(target.path))
@@ -278,8 +299,9 @@ def _definitions_of(names: Iterable[str], index: WorkspaceIndex, target: Target,
         if len(places) > MAX_PLACES_PER_NAME:
             continue  # a name defined everywhere (`run`, `name`) says nothing
         for place in places:
+            weight = (nearness or {}).get(name, 1.0)
             snippet = _indexed_snippet(index, place, kind, f"the target {verb} `{name}`",
-                                       score / len(places))
+                                       score * weight / len(places))
             if snippet is not None:
                 found.append(snippet)
     return found
@@ -306,7 +328,8 @@ def _imported_api(names: Iterable[str], index: WorkspaceIndex, target: Target) -
         if entry is None or text is None:
             continue
         chosen = sorted(named.values(), key=lambda d: d.start_line)
-        body = "\n".join(_outline(d, text, entry.language, entry.definitions) for d in chosen)
+        body = "\n".join(_outline(d, text, entry.language, entry.definitions,
+                                  members=IMPORTED_MEMBERS) for d in chosen)
         found.append(Snippet(path, chosen[0].start_line, chosen[-1].end_line, body, "imported",
                              f"signatures of {', '.join(f'`{n}`' for n in sorted(named))}, "
                              f"which the target imports", IMPORTED_NAME_SCORE, outline=True))
@@ -402,8 +425,10 @@ def _definition_snippet(path: str, definition: Definition, text: str, language: 
 
 
 def _outline(definition: Definition, text: str, language: str,
-             known: Sequence[Definition] | None = None) -> str:
-    """A long definition in brief: its header and docstring, and its members' signatures."""
+             known: Sequence[Definition] | None = None,
+             members: frozenset[str] | None = None) -> str:
+    """A long definition in brief: its header and docstring, and its members' signatures. With
+    `members`, a map entry: the header and only the members named there, no docstring."""
     lines = _lines(text)
     first = lines[definition.start_line]
     indent = first[:len(first) - len(first.lstrip())]
@@ -411,14 +436,15 @@ def _outline(definition: Definition, text: str, language: str,
     # of; other languages mark an elided body with `…`.
     elided = "..." if language == "python" else "…"
     parts = [f"{indent}{_header(definition, language)}"]
-    if definition.docstring:
+    if definition.docstring and members is None:
         summary = definition.docstring.strip().split("\n\n")[0]
         parts.append(f"{indent}    {_comment(language, summary)}")
-    members = [d for d in (known if known is not None else _definitions(text, language))
-               if definition.start_line < d.start_line <= definition.end_line
-               and d.kind != "class"]
-    direct = [d for d in members if not any(o.start_line < d.start_line <= o.end_line
-                                            for o in members if o is not d)]
+    inner = [d for d in (known if known is not None else _definitions(text, language))
+             if definition.start_line < d.start_line <= definition.end_line
+             and d.kind != "class"]
+    direct = [d for d in inner if not any(o.start_line < d.start_line <= o.end_line
+                                          for o in inner if o is not d)
+              and (members is None or d.name in members)]
     for member in direct:
         member_line = lines[member.start_line]
         member_indent = member_line[:len(member_line) - len(member_line.lstrip())]
@@ -493,8 +519,9 @@ def _contains(outer: Snippet, inner: Snippet) -> bool:
 
 def _fill(candidates: list[Snippet], budget_tokens: int,
           count_tokens: CountTokens) -> list[Snippet]:
-    """Best first, skipping what overlaps a chosen snippet or does not fit; a target that does
-    not fit whole is cut to the lines that do (binary search, as aider fits its map)."""
+    """Best first, skipping what overlaps a chosen snippet; a snippet that does not fit whole is
+    cut to the lines that do (binary search, as aider fits its map), within CUT_SHARE of what is
+    left unless it is the target."""
     ranked = sorted(candidates, key=lambda s: (
         -(s.score - TOKEN_COST * len(s.text) / CHARACTERS_PER_TOKEN), s.path, s.start_line,
         s.end_line))
@@ -508,9 +535,11 @@ def _fill(candidates: list[Snippet], budget_tokens: int,
         # Counting is the expensive part: only what may be chosen is counted.
         snippet = replace(snippet, tokens=_count(count_tokens, render(snippet)) + SEPARATOR_TOKENS)
         if snippet.tokens > left:
-            if snippet.kind != "target":
-                continue
-            snippet = _cut_to_fit(snippet, left, count_tokens)
+            # The head of a long definition (its signature, docstring, first members) is most
+            # of what a caller needs: cut it rather than drop it, leaving room for the rest.
+            room = left if snippet.kind == "target" else max(MIN_USEFUL_TOKENS,
+                                                               int(left * CUT_SHARE))
+            snippet = _cut_to_fit(snippet, room, count_tokens)
             if snippet is None:
                 continue
         chosen.append(snippet)
@@ -537,7 +566,9 @@ def _cut_to_fit(snippet: Snippet, budget: int, count_tokens: CountTokens) -> Sni
 
     def cut(keep: int) -> Snippet:
         text = "\n".join(lines[:keep])
-        shorter = replace(snippet, text=text, end_line=snippet.start_line + keep - 1,
+        # An outline's lines are not the file's: it still stands for the whole definition.
+        end_line = snippet.end_line if snippet.outline else snippet.start_line + keep - 1
+        shorter = replace(snippet, text=text, end_line=end_line,
                           reason=snippet.reason + f" (first {keep} of {len(lines)} lines)")
         return replace(shorter, tokens=_count(count_tokens, render(shorter)) + SEPARATOR_TOKENS)
 

@@ -116,9 +116,44 @@ def test_imported_names_come_as_signatures_per_file(workspace):
     [units] = [s for s in result.snippets if s.path == "pkg/units.py"]
     assert (units.kind, units.reason) == (
         "imported", "signatures of `to_feet`, `to_metres`, which the target imports")
-    assert units.text == ('def to_metres(feet: float) -> float:\n'
-                          '    """Feet to metres."""\n    ...\n'
+    assert units.text == ('def to_metres(feet: float) -> float:\n    ...\n'
                           'def to_feet(metres: float) -> float:\n    ...')
+
+
+def test_an_imported_class_is_mapped_by_its_constructor_alone(workspace):
+    """The map of imports stays small enough to fit beside the definitions the code uses."""
+    user = "from pkg.shapes import Circle\n" + "\n" * 80 + "x = 1\n"
+    result = pack(Target("pkg/user.py", user, 81, cross_file_only=True), 4000,
+                  count_characters, index=WorkspaceIndex.open(workspace))
+    [shapes] = [s for s in result.snippets if s.path == "pkg/shapes.py"]
+    assert shapes.text == ("class Circle:\n"
+                           "    def __init__(self, radius: float) -> None: ...")
+
+
+def test_a_definition_too_long_for_the_budget_comes_as_its_head(tmp_path):
+    """Its signature and docstring are what a caller needs; dropping it showed nothing."""
+    body = "".join(f"    step_{n} = {n}\n" for n in range(30))
+    (tmp_path / "long.py").write_text(
+        f'def long_helper(value: int) -> int:\n    """Adds the steps."""\n{body}'
+        f"    return value\n")
+    user = "from long import long_helper\n\n\ndef use():\n    return long_helper(1)\n"
+    result = pack(Target("use.py", user, 4, cross_file_only=True), 200, count_characters,
+                  index=WorkspaceIndex.open(tmp_path))
+    [head] = [s for s in result.snippets if s.kind == "definition"]
+    assert head.text.startswith('def long_helper(value: int) -> int:\n    """Adds the steps."""')
+    assert "(first " in head.reason and result.used_tokens <= 200
+
+
+def test_for_a_cursor_the_names_used_next_to_it_win_a_tight_budget(tmp_path):
+    (tmp_path / "far.py").write_text("def far_helper():\n    return 1\n")
+    (tmp_path / "near.py").write_text("def near_helper_with_a_longer_name():\n    return 22\n")
+    user = ("from far import far_helper\nfrom near import near_helper_with_a_longer_name\n\n\n"
+            "def use():\n    a = far_helper()\n" + "    pass\n" * 20
+            + "    b = near_helper_with_a_longer_name()\n    \n")
+    cursor = user.count("\n") - 1
+    result = pack(Target("use.py", user, cursor, cross_file_only=True), 80, count_characters,
+                  index=WorkspaceIndex.open(tmp_path))
+    assert [s.path for s in result.snippets if s.kind == "definition"] == ["near.py"]
 
 
 def test_each_snippet_carries_its_exact_token_count(workspace):
