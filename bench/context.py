@@ -73,6 +73,8 @@ SPEED_BUDGETS = (1024, 4096, 8192)
 MIN_LINE_CHARACTERS = 12
 MAX_LINE_CHARACTERS = 100
 SEED = 20261124
+CONTEXT_CODE = ("analyzers/packer.py", "analyzers/index.py", "analyzers/queries.py",
+                "model/prompts.py", "server/completion.py", "bench/context.py")
 
 
 @dataclass(frozen=True)
@@ -365,8 +367,12 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
         completion_fim_request_at, prefix_lines=prefix_lines, suffix_lines=suffix_lines)
 
     sets = case_sets(cases_per_package, limit)
+    # The code that makes the context is part of the settings: a partial measured with another
+    # packer or prompt format is not resumed.
+    code = hashlib.sha256(b"".join((ROOT / name).read_bytes() for name in CONTEXT_CODE))
     run = {"cases_per_package": cases_per_package, "limit": limit, "prefix_lines": prefix_lines,
-           "suffix_lines": suffix_lines, "context_tokens": context_tokens}
+           "suffix_lines": suffix_lines, "context_tokens": context_tokens,
+           "context_code": code.hexdigest()[:16]}
     outcomes = _resumed(run) if resume else []
     measured = {(o.model, o.case) for o in outcomes}
     settings = CompletionSettings(max_tokens=MAX_TOKENS, time_budget_ms=60_000, max_lines=1)
