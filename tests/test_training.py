@@ -260,6 +260,22 @@ def test_training_resumes_after_an_interruption_as_if_never_stopped(tiny_model, 
         np.testing.assert_allclose(actual[name], weight, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize(("free_bytes", "expected"), [(0, "on"), (2**40, "off")])
+def test_activations_are_recomputed_only_when_memory_is_short(tiny_model, examples, tmp_path,
+                                                              monkeypatch, free_bytes, expected):
+    """Recomputing activations costs a third of every step: a CPU with the memory skips it."""
+    from training import train as training
+
+    monkeypatch.setattr(training, "available_memory", lambda: free_bytes)
+    lines = []
+    result = training.train(tiny_model, examples, tmp_path / "run",
+                            quick_config(gradient_checkpointing=None, max_steps=2),
+                            on_progress=lines.append)
+    assert result.steps == 2
+    [choice] = [line for line in lines if line.startswith("gradient checkpointing")]
+    assert choice.startswith(f"gradient checkpointing {expected}:")
+
+
 @pytest.fixture(scope="module")
 def random_adapter(tiny_model, tmp_path_factory):
     """A peft adapter with large random B (a fresh one is all zeros) and its GGUF export."""

@@ -20,6 +20,8 @@ from training.examples import IGNORE_INDEX, Example, iterate_forever
 from training.export import TARGET_MODULES
 
 CHECKPOINT_DIR = "checkpoint"
+# Activations are kept (no checkpointing) only when free memory holds this many times the estimate.
+ACTIVATION_HEADROOM = 2.0
 # Steps timed before the schedule is fitted to a wall-time budget.
 STEPS_TO_TIME = 3
 STATE_FILE = "trainer_state.pt"
@@ -39,7 +41,9 @@ class TrainConfig:
     max_minutes: float | None = None
     checkpoint_every: int = 10  # optimizer steps
     dtype: str = "auto"  # "auto" | "float32" | "bfloat16"
-    gradient_checkpointing: bool = True
+    # None: on a GPU, or when the CPU's free memory cannot hold every layer's activations
+    # (recomputing them costs a third of a step); off otherwise.
+    gradient_checkpointing: bool | None = None
     threads: int | None = None
     seed: int = 0
 
@@ -91,6 +95,29 @@ def pick_dtype(wanted: str, device: str):
     return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
 
 
+def activation_bytes(model_config, tokens: int, dtype) -> int:
+    """What one example's forward pass keeps for the backward pass without checkpointing, per
+    decoder layer and token: about 15 hidden-size vectors (norms, projections, residuals, the
+    LoRA inputs), 5 MLP-size ones and a row of attention weights per head."""
+    import torch
+
+    hidden, mlp = model_config.hidden_size, model_config.intermediate_size
+    per_token = 15 * hidden + 5 * mlp + model_config.num_attention_heads * tokens
+    return (per_token * tokens * model_config.num_hidden_layers
+            * torch.tensor([], dtype=dtype).element_size())
+
+
+def available_memory() -> int:
+    """Bytes the system can still give (MemAvailable); 0 when unknown, which keeps memory low."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def load_base(gguf_path: Path, dtype, device: str):
     """The base model dequantized from the GGUF inference uses (transformers ≥ 5)."""
     from transformers import AutoModelForCausalLM
@@ -140,7 +167,14 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
     torch.manual_seed(config.seed)
     dtype = pick_dtype(config.dtype, device)
     model = lora_model(load_base(gguf_path, dtype, device), config)
-    if config.gradient_checkpointing:
+    checkpointing = config.gradient_checkpointing
+    if checkpointing is None:
+        needed = activation_bytes(model.config, max(len(e.input_ids) for e in examples), dtype)
+        free = available_memory()
+        checkpointing = device != "cpu" or needed * ACTIVATION_HEADROOM > free
+        report(f"gradient checkpointing {'on' if checkpointing else 'off'}: activations need "
+               f"about {needed / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free on the {device}")
+    if checkpointing:
         model.activation_checkpointing_enable(
             activation_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
