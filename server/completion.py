@@ -70,11 +70,19 @@ def plan_completion(text: str, line: int, character: int, *, path: str, repo_nam
                     context: tuple[ContextChunk, ...] = ()) -> CompletionPlan:
     request = fim_request_at(text, line, character, repo_name=repo_name, path=path,
                              context=context)
+    return plan_for_request(request, document=text, offset=_offset(text, line, character),
+                            language=language_for_path(path), settings=settings)
+
+
+def plan_for_request(request: FimRequest, *, document: str, offset: int, language: str | None,
+                     settings: CompletionSettings = CompletionSettings()) -> CompletionPlan:
+    """The plan for a request already made (training's held-out examples): how the editor
+    would cut and clean what the model writes for it. `offset` is the cursor in `document`."""
     single_line = not _multiline_here(request.line_prefix, request.suffix.split("\n", 1)[0])
     return CompletionPlan(
-        document=text,
-        offset=_offset(text, line, character),
-        language=language_for_path(path),
+        document=document,
+        offset=offset,
+        language=language,
         request=request,
         single_line=single_line,
         indent=_scope_indentation(request),

@@ -203,6 +203,25 @@ def test_examples_use_the_inference_prompt_and_train_only_on_the_middle():
     assert tokenizer.detokenize(target) == completion + END_OF_TEXT
 
 
+def test_held_out_completions_are_judged_as_the_editor_would_show_them():
+    """A model that writes the right body and runs on into the next function is right in the
+    editor, which cuts at the end of the scope; a wrong body stays wrong."""
+    from training.evaluate import exact_match, generate_middles
+
+    source = SourceFile("shop", "orders.py", "python", MODULE, 0.0)
+    body = next(cut for cut in function_body_cuts(MODULE, "python")
+                if "join" in MODULE[cut.start:cut.end])
+    example = example_for_cut(source, body, ScriptedEngine([""]))
+    _, completion = fim_parts(MODULE, body, repo_name="shop", path="orders.py",
+                              prefix_lines=256, suffix_lines=64)
+    runaway = completion + "\n\n\ndef total(lines):\n    return 0\n"
+    wrong = completion.replace("sku", "name")
+    pairs = generate_middles(ScriptedEngine([runaway, wrong]), [example, example])
+    middle = MODULE[body.start:body.end]
+    assert pairs[0] == (middle, middle)
+    assert exact_match(pairs) == 50.0
+
+
 def test_examples_fit_the_sequence_budget():
     tokenizer = ScriptedEngine([""])
     long_module = MODULE + "".join(module_variant(index) for index in range(20))

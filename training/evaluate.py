@@ -85,7 +85,9 @@ def middle_perplexity(llm, examples: list[Example]) -> float:
 
 
 def generate_middles(engine: LlamaCppEngine, examples: list[Example]) -> list[tuple[str, str]]:
-    """(generated, expected) middle text for each example, greedy, as at inference."""
+    """(shown, expected) middle text for each example, greedy. What is shown is what the editor
+    would insert: the model's text cut where it leaves the cursor's scope and cleaned as the
+    server does (an example without a plan keeps the raw text)."""
     end = engine.special_token(END_OF_TEXT)
     pairs = []
     for example in examples:
@@ -93,8 +95,14 @@ def generate_middles(engine: LlamaCppEngine, examples: list[Example]) -> list[tu
                   if label == IGNORE_INDEX]
         expected = engine.detokenize([label for label in example.labels
                                       if label not in (IGNORE_INDEX, end)])
-        result = engine.generate(prompt, GenerationParams(max_tokens=MAX_NEW_TOKENS))
-        pairs.append((result.text, expected))
+        plan = example.plan
+        result = engine.generate(prompt, GenerationParams(max_tokens=MAX_NEW_TOKENS),
+                                 stop_rule=None if plan is None else plan.stop_rule)
+        if plan is None:
+            pairs.append((result.text, expected))
+            continue
+        shown = plan.finish(result.text, complete=result.finish_reason in ("stop", "eos"))
+        pairs.append((shown, expected[len(plan.request.held_back):]))
     return pairs
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from analyzers.syntax import functions, parse
 from model.prompts import END_OF_TEXT, FimRequest, Tokenizer, fim_prompt_tokens, fim_request_at
+from server.completion import CompletionPlan, plan_for_request
 from training.mine import SourceFile
 
 MAX_SEQUENCE_TOKENS = 1024
@@ -43,6 +44,9 @@ class Example:
     labels: tuple[int, ...]  # IGNORE_INDEX on the prompt
     kind: str
     path: str
+    # How the editor would cut and clean a completion here: the evaluation judges what the
+    # user would be shown, not the model's raw text (which runs on past the middle).
+    plan: CompletionPlan | None = field(default=None, compare=False, repr=False)
 
     @property
     def target_tokens(self) -> int:
@@ -127,8 +131,12 @@ def example_for_cut(source: SourceFile, cut: Cut, tokenizer: Tokenizer,
         prompt = fim_prompt_tokens(request, tokenizer)
         overflow = len(prompt) + len(target) - max_tokens
         if overflow <= 0:
+            plan = plan_for_request(request, document=source.text[:cut.start]
+                                    + source.text[cut.end:], offset=cut.start,
+                                    language=source.language)
             return Example(tuple(prompt + target),
-                           tuple([IGNORE_INDEX] * len(prompt) + target), cut.kind, source.path)
+                           tuple([IGNORE_INDEX] * len(prompt) + target), cut.kind, source.path,
+                           plan)
         if prefix_lines <= 1 and suffix_lines <= 1:
             return None
         # Shrink the larger side by about the lines the overflow needs (≈ 10 tokens a line).
