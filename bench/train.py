@@ -7,6 +7,7 @@ files of the same author and of the other one (the cross-author check), plus the
 guard set on its own author. Prints one table and writes bench/results/train.json.
 
 Run: .venv/bin/python bench/train.py [--minutes 30] [--eval-examples 24] [--guard 40]
+     .venv/bin/python bench/train.py --speed-only 8   (training tokens/s alone, a few minutes)
 """
 
 from __future__ import annotations
@@ -61,7 +62,12 @@ def main() -> int:
     parser.add_argument("--guard", type=int, default=40, help="HumanEval guard tasks")
     parser.add_argument("--adapters", nargs="+", choices=list(CORPORA), default=list(CORPORA),
                         help="which authors to train an adapter on (all are evaluated)")
+    parser.add_argument("--speed-only", type=int, metavar="STEPS", default=0,
+                        help="only time STEPS training steps with gradient checkpointing on and "
+                             "off (the automatic choice) on the first adapter's corpus")
     args = parser.parse_args()
+    if args.speed_only:
+        return training_speed(args.adapters[0], args.speed_only)
 
     base = registry.resolve_model(MODEL)
     tokenizer = GgufTokenizer(base)
@@ -123,6 +129,28 @@ def main() -> int:
             RESULTS.mkdir(parents=True, exist_ok=True)
             (RESULTS / "train.json").write_text(json.dumps(
                 {"model": MODEL, "minutes_per_adapter": args.minutes, "rows": rows}, indent=2))
+    return 0
+
+
+def training_speed(name: str, steps: int) -> int:
+    """Training tokens/s with activations recomputed and kept, in the same run."""
+    import tempfile
+
+    base = registry.resolve_model(MODEL)
+    dataset = mine([corpus_dir(name, CORPORA[name])])
+    examples = build_examples(dataset.train, GgufTokenizer(base), max_tokens=SEQUENCE_TOKENS)
+    speeds = {}
+    for checkpointing in (True, None):
+        config = replace(BENCH_CONFIG, max_steps=steps, gradient_checkpointing=checkpointing)
+        with tempfile.TemporaryDirectory() as folder:
+            result = train(base, examples, Path(folder), config)
+        label = "on" if checkpointing else "automatic"
+        speeds[label] = round(result.tokens_per_second, 1)
+        print(f"gradient checkpointing {label}: {result.tokens} tokens in {result.seconds:.0f} s"
+              f" = {result.tokens_per_second:.1f} tokens/s", flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "train-speed.json").write_text(json.dumps(
+        {"model": MODEL, "corpus": name, "steps": steps, "tokens_per_second": speeds}, indent=2))
     return 0
 
 
