@@ -222,6 +222,37 @@ def test_held_out_completions_are_judged_as_the_editor_would_show_them():
     assert exact_match(pairs) == 50.0
 
 
+def test_perplexity_is_of_the_code_not_of_the_end_of_text_token():
+    """A base that never expects the middle to end would lose to any adapter on that one token,
+    whoever's code the adapter learned."""
+    from training.evaluate import middle_perplexity
+    from training.examples import IGNORE_INDEX, Example
+
+    end = 3
+
+    class SureOfTheCodeNeverOfTheEnd:
+        scores: list
+
+        def tokenize(self, text, add_bos, special):
+            return [end]
+
+        def reset(self):
+            pass
+
+        def eval(self, tokens):
+            # Each position is certain of the next token unless the next one is the end.
+            self.scores = [[0.0, 0.0, 0.0, 0.0] for _ in tokens]
+            for position, following in enumerate(tokens[1:]):
+                if following != end:
+                    self.scores[position][following] = 50.0
+                else:
+                    self.scores[position][1] = 50.0
+
+    example = Example((0, 1, 2, 1, end), (IGNORE_INDEX, IGNORE_INDEX, 2, 1, end), "statement",
+                      "a.py")
+    assert middle_perplexity(SureOfTheCodeNeverOfTheEnd(), [example]) == pytest.approx(1.0)
+
+
 def test_examples_fit_the_sequence_budget():
     tokenizer = ScriptedEngine([""])
     long_module = MODULE + "".join(module_variant(index) for index in range(20))

@@ -68,14 +68,17 @@ class Report:
 
 
 def middle_perplexity(llm, examples: list[Example]) -> float:
-    """exp(mean NLL) of the middle tokens given the FIM prompt; `llm` has logits_all=True."""
+    """exp(mean NLL) of the middle's code tokens given the FIM prompt; `llm` has
+    logits_all=True. The end-of-text token after the middle is left out: the base model hardly
+    ever predicts it, so any adapter, whoever's code it learned, would gain there alike."""
+    (end,) = llm.tokenize(END_OF_TEXT.encode(), add_bos=False, special=True)
     total, count = 0.0, 0
     for example in examples:
         llm.reset()
         llm.eval(list(example.input_ids))
         logits = np.array(llm.scores[: len(example.input_ids)], dtype=np.float64)
         for position, label in enumerate(example.labels):
-            if label == IGNORE_INDEX or position == 0:
+            if label in (IGNORE_INDEX, end) or position == 0:
                 continue
             row = logits[position - 1]
             top = row.max()
