@@ -74,7 +74,8 @@ MIN_LINE_CHARACTERS = 12
 MAX_LINE_CHARACTERS = 100
 SEED = 20261124
 CONTEXT_CODE = ("analyzers/packer.py", "analyzers/index.py", "analyzers/queries.py",
-                "model/prompts.py", "server/completion.py", "bench/context.py")
+                "analyzers/completion_cut.py", "model/prompts.py", "server/completion.py",
+                "bench/context.py")
 
 
 @dataclass(frozen=True)

@@ -17,18 +17,14 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from analyzers.completion_cut import SYNTAX_CHECK_MAX_CHARACTERS
 from analyzers.index import WorkspaceIndex
 from analyzers.packer import RecentChunks, Snippet, Target, jedi_resolver, pack
 from analyzers.queries import definitions, language_for_path
 from model.engine import CancelToken, Engine
 from model.prompts import ContextChunk
 from model.registry import smallcoder_home
-from server.completion import (
-    SYNTAX_CHECK_MAX_CHARACTERS,
-    Completion,
-    CompletionSettings,
-    complete_at,
-)
+from server.completion import Completion, CompletionSettings, complete_at
 
 if TYPE_CHECKING:
     from server.lsp import SmallCoderServer

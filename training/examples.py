@@ -12,9 +12,9 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from analyzers.completion_cut import CompletionPlan, plan_for_request
 from analyzers.syntax import functions, parse
 from model.prompts import END_OF_TEXT, FimRequest, Tokenizer, fim_prompt_tokens, fim_request_at
-from server.completion import CompletionPlan, plan_for_request
 from training.mine import SourceFile
 
 MAX_SEQUENCE_TOKENS = 1024
