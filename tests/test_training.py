@@ -262,6 +262,24 @@ def test_examples_fit_the_sequence_budget():
         assert example is None or len(example.input_ids) <= 512
 
 
+def test_a_long_file_is_trained_on_throughout_not_in_a_few_places():
+    from training.examples import build_examples
+
+    tokenizer = ScriptedEngine([""])
+    long_module = MODULE + "".join(module_variant(index) for index in range(60))
+    short = SourceFile("shop", "short.py", "python", MODULE, 0.0)
+    long = SourceFile("shop", "long.py", "python", long_module, 0.0)
+    examples = build_examples((short, long), tokenizer, max_tokens=512)
+    end = tokenizer.special_token(END_OF_TEXT)
+    starts = [long_module.find(tokenizer.detokenize(
+        [label for label in example.labels if label not in (IGNORE_INDEX, end)]).strip())
+        for example in examples if example.path == "long.py"]
+    lines = long_module.count("\n")
+    assert len(starts) > 3 * sum(example.path == "short.py" for example in examples)
+    # Middles come from every fifth of the file.
+    assert {long_module.count("\n", 0, start) * 5 // lines for start in starts} == set(range(5))
+
+
 # ---------------------------------------------------------------- training and export
 
 

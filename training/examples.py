@@ -21,8 +21,13 @@ MAX_SEQUENCE_TOKENS = 1024
 MIN_SEQUENCE_TOKENS = 512
 MAX_MIDDLE_TOKENS = 256
 MIN_MIDDLE_CHARS = 8
-FIM_EXAMPLES_PER_FILE = 4
-FUNCTION_EXAMPLES_PER_FILE = 2
+# Examples grow with a file's length, so a long file is covered as densely as a short one: a
+# fixed few per file left most of a repository unseen and repeated the rest epoch after epoch,
+# which memorized the training files (losses of 0.03) and made held-out perplexity worse.
+FIM_LINES_PER_EXAMPLE = 25
+FUNCTION_LINES_PER_EXAMPLE = 50
+MIN_FIM_EXAMPLES_PER_FILE = 4
+MIN_FUNCTION_EXAMPLES_PER_FILE = 2
 IGNORE_INDEX = -100
 # Syntax nodes whose text makes a good middle: whole statements and blocks.
 STATEMENT_SUFFIXES = ("_statement", "_definition", "_declaration")
@@ -108,11 +113,15 @@ def function_body_cuts(text: str, language: str) -> list[Cut]:
 
 def examples_for_file(source: SourceFile, tokenizer: Tokenizer, rng: random.Random,
                       max_tokens: int = MAX_SEQUENCE_TOKENS) -> list[Example]:
-    """A few FIM and function-body examples from one file, each at most `max_tokens` long."""
+    """FIM and function-body examples from one file, as many as its length calls for (at least
+    a few), each at most `max_tokens` long."""
     statements = syntax_cuts(source.text, source.language)
     bodies = function_body_cuts(source.text, source.language)
-    chosen = (rng.sample(statements, min(FIM_EXAMPLES_PER_FILE, len(statements)))
-              + rng.sample(bodies, min(FUNCTION_EXAMPLES_PER_FILE, len(bodies))))
+    lines = source.text.count("\n") + 1
+    fim = max(MIN_FIM_EXAMPLES_PER_FILE, lines // FIM_LINES_PER_EXAMPLE)
+    function = max(MIN_FUNCTION_EXAMPLES_PER_FILE, lines // FUNCTION_LINES_PER_EXAMPLE)
+    chosen = (rng.sample(statements, min(fim, len(statements)))
+              + rng.sample(bodies, min(function, len(bodies))))
     built = (example_for_cut(source, cut, tokenizer, max_tokens) for cut in chosen)
     return [example for example in built if example is not None]
 
