@@ -79,12 +79,14 @@ def main() -> int:
         data[name] = (dataset,
                       build_examples(dataset.train, tokenizer, max_tokens=SEQUENCE_TOKENS),
                       build_examples(dataset.held_out, tokenizer, seed=1,
+                                     max_tokens=SEQUENCE_TOKENS),
+                      build_examples(dataset.validation, tokenizer, seed=1,
                                      max_tokens=SEQUENCE_TOKENS))
 
     # The base is the same in every row: score it once per author (with the guard set when that
     # author's adapter is trained), not once per adapter.
     base_arms = {}
-    for target, (target_dataset, _, held_out) in data.items():
+    for target, (target_dataset, _, held_out, _) in data.items():
         corpus = style_features("\n".join(source.text for source in target_dataset.train))
         tasks = guard_tasks(args.guard) if target in args.adapters else []
         base_arms[target] = score_arm(base, None, held_out[:args.eval_examples], corpus, tasks)
@@ -92,20 +94,21 @@ def main() -> int:
 
     rows = []
     for name in args.adapters:
-        dataset, examples, _ = data[name]
+        dataset, examples, _, validation = data[name]
         out = work / f"{name}.gguf"
         config = replace(BENCH_CONFIG, max_minutes=args.minutes)
         started = time.perf_counter()
-        result = train(base, examples, work / f"{name}.run", config)
+        result = train(base, examples, work / f"{name}.run", config, validation=validation)
         export_adapter(result.adapter_dir, out, Provenance(
-            MODEL, base_sha256(base), dataset.sha256, result.steps, {}))
+            MODEL, base_sha256(base), dataset.sha256, result.best_step or result.steps, {}))
         minutes = (time.perf_counter() - started) / 60
         probe = list(examples[0].input_ids[:256])
         check = verify_export(base, result.adapter_dir, out, probe)
-        print(f"{name}: {result.steps} steps, {result.tokens} tokens, "
+        print(f"{name}: {result.steps} steps (adapter of step {result.best_step}, validation "
+              f"loss {result.validation_loss}), {result.tokens} tokens, "
               f"{result.tokens_per_second:.1f} tokens/s, {minutes:.1f} min; {check.summary()}",
               file=sys.stderr)
-        for target, (target_dataset, _, held_out) in data.items():
+        for target, (target_dataset, _, held_out, _) in data.items():
             corpus = "\n".join(source.text for source in target_dataset.train)
             own = target == name
             base_scores, base_features = base_arms[target]
@@ -118,6 +121,8 @@ def main() -> int:
             rows.append({"adapter": name, "evaluated_on": target,
                          "train_tokens_per_second": round(result.tokens_per_second, 1),
                          "steps": result.steps, "tokens": result.tokens,
+                         "adapter_step": result.best_step,
+                         "validation_loss": result.validation_loss,
                          "train_minutes": round(minutes, 1),
                          "export_check": asdict(check),
                          "base": asdict(report.base), "adapter_scores": asdict(report.adapted),

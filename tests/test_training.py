@@ -147,6 +147,15 @@ def test_held_out_files_are_the_most_recently_changed(repo):
     assert "shop/recent.py" not in {source.path for source in dataset.train}
 
 
+def test_validation_files_are_neither_trained_on_nor_the_held_out_test(repo):
+    dataset = mine([repo])
+    paths = [{source.path for source in part}
+             for part in (dataset.train, dataset.validation, dataset.held_out)]
+    assert all(paths) and sum(map(len, paths)) == len(set().union(*paths))
+    assert dataset.stats.validation_files == len(dataset.validation)
+    assert mine([repo]).validation == dataset.validation  # the same files every time
+
+
 def test_dataset_hash_changes_with_the_training_files(repo, tmp_path):
     before = mine([repo]).sha256
     write(repo, "shop/helpers_0.py", module_variant(40))
@@ -326,6 +335,38 @@ def test_training_resumes_after_an_interruption_as_if_never_stopped(tiny_model, 
     expected, actual = adapter_weights(straight.adapter_dir), adapter_weights(resumed.adapter_dir)
     for name, weight in expected.items():
         np.testing.assert_allclose(actual[name], weight, rtol=1e-4, atol=1e-6)
+
+
+def test_training_keeps_the_adapter_of_the_lowest_validation_loss_and_stops_when_it_rises(
+        tiny_model, examples, tmp_path):
+    """Far too high a learning rate soon makes the loss on files not trained on climb: training
+    stops instead of running on, and keeps the adapter of the lowest loss."""
+    import re
+
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from training.train import load_base, lora_model, middle_loss, train
+
+    validation = examples[:3]
+    lines = []
+    config = quick_config(learning_rate=5.0, max_steps=40, eval_every=1, patience=2)
+    result = train(tiny_model, examples[3:], tmp_path / "run", config, validation=validation,
+                   on_progress=lines.append)
+    measured = {int(step): float(loss) for loss, step in re.findall(
+        r"validation loss ([\d.]+) at step (\d+)", "\n".join(lines))}
+    best_step = min(measured, key=measured.get)
+    assert result.stopped_by == "validation"
+    assert result.best_step == best_step and result.steps == best_step + config.patience < 40
+    assert result.adapter_dir.name == "best"
+
+    model = lora_model(load_base(tiny_model, torch.float32, "cpu"), config)
+    set_peft_model_state_dict(model, load_file(str(result.adapter_dir
+                                                   / "adapter_model.safetensors")))
+    model.eval()
+    with torch.no_grad():
+        loss = sum(middle_loss(model, example, "cpu").item() for example in validation) / 3
+    assert loss == pytest.approx(result.validation_loss, rel=1e-3) == measured[best_step]
 
 
 @pytest.mark.parametrize(("free_bytes", "expected"), [(0, "on"), (2**40, "off")])

@@ -25,6 +25,10 @@ MINIFIED_MEAN_LINE_CHARS = 120
 MINIFIED_MAX_LINE_CHARS = 1_000
 HELD_OUT_FRACTION = 0.1
 MIN_HELD_OUT_FILES = 1
+# Training files set aside to watch for overfitting (training keeps the adapter from the step
+# where their loss was lowest); only when enough files remain to train on.
+VALIDATION_FRACTION = 0.1
+MIN_FILES_FOR_VALIDATION = 6
 # Near-duplicates: Jaccard similarity of word 5-gram sets; MinHash + LSH find the candidates.
 NEAR_DUPLICATE_JACCARD = 0.85
 MINHASH_PERMUTATIONS = 64
@@ -73,6 +77,7 @@ class MiningStats:
     languages: Counter = field(default_factory=Counter)
     train_files: int = 0
     held_out_files: int = 0
+    validation_files: int = 0
     train_bytes: int = 0
     held_out_bytes: int = 0
     split_by: str = "path hash"
@@ -81,7 +86,8 @@ class MiningStats:
         lines = [f"files seen: {self.seen}",
                  f"kept: {self.train_files} for training ({self.train_bytes / 1e3:.0f} kB), "
                  f"{self.held_out_files} held out ({self.held_out_bytes / 1e3:.0f} kB), "
-                 f"split by {self.split_by}"]
+                 f"split by {self.split_by}; {self.validation_files} of the training files "
+                 f"watched for overfitting instead"]
         if self.languages:
             lines.append("languages: " + ", ".join(f"{name} {count}" for name, count
                                                   in self.languages.most_common()))
@@ -96,6 +102,7 @@ class Dataset:
     train: tuple[SourceFile, ...]
     held_out: tuple[SourceFile, ...]
     stats: MiningStats
+    validation: tuple[SourceFile, ...] = ()  # not trained on, not the held-out test either
 
     @property
     def sha256(self) -> str:
@@ -122,11 +129,13 @@ def mine(repos: list[Path], held_out_fraction: float = HELD_OUT_FRACTION) -> Dat
     unique, duplicates = drop_duplicates(kept)
     stats.dropped.update(duplicates)
     train, held_out, stats.split_by = split_held_out(unique, held_out_fraction)
+    train, validation = split_validation(train)
     stats.languages.update(source.language for source in unique)
     stats.train_files, stats.held_out_files = len(train), len(held_out)
+    stats.validation_files = len(validation)
     stats.train_bytes = sum(len(source.text) for source in train)
     stats.held_out_bytes = sum(len(source.text) for source in held_out)
-    return Dataset(tuple(train), tuple(held_out), stats)
+    return Dataset(tuple(train), tuple(held_out), stats, tuple(validation))
 
 
 def repo_files(repo: Path) -> list[str]:
@@ -302,9 +311,28 @@ def split_held_out(sources: list[SourceFile], fraction: float
         order = sorted(sources, key=lambda item: (-item.changed_at, item.repo, item.path))
         split_by = "recency (git history)"
     else:
-        order = sorted(sources, key=lambda item: hashlib.sha256(
-            f"{item.repo}/{item.path}".encode()).hexdigest())
+        order = sorted(sources, key=_path_hash)
         split_by = "path hash"
-    held = {(item.repo, item.path) for item in order[:count]}
-    train = [item for item in sources if (item.repo, item.path) not in held]
-    return train, [item for item in sources if (item.repo, item.path) in held], split_by
+    return (*_take(sources, order[:count]), split_by)
+
+
+def split_validation(train: list[SourceFile]) -> tuple[list[SourceFile], list[SourceFile]]:
+    """(files to train on, files to validate on): a stable pseudo-random tenth."""
+    if len(train) < MIN_FILES_FOR_VALIDATION:
+        return list(train), []
+    count = max(1, round(len(train) * VALIDATION_FRACTION))
+    # Hashed with a salt, so they are not the files that the path-hash split would hold out next.
+    order = sorted(train, key=lambda item: _path_hash(item, salt="validation"))
+    return _take(train, order[:count])
+
+
+def _path_hash(item: SourceFile, salt: str = "") -> str:
+    return hashlib.sha256(f"{salt}{item.repo}/{item.path}".encode()).hexdigest()
+
+
+def _take(sources: list[SourceFile], chosen: list[SourceFile]
+          ) -> tuple[list[SourceFile], list[SourceFile]]:
+    """(the sources not chosen, the chosen ones), each in the sources' order."""
+    picked = {(item.repo, item.path) for item in chosen}
+    return ([item for item in sources if (item.repo, item.path) not in picked],
+            [item for item in sources if (item.repo, item.path) in picked])

@@ -58,6 +58,7 @@ def train_personal_adapter(repos: list[Path], out: Path, *, model: str | None = 
     tokenizer = GgufTokenizer(base)
     examples = build_examples(dataset.train, tokenizer, seed=config.seed)
     held_out = build_examples(dataset.held_out, tokenizer, seed=EVAL_SEED)
+    validation = build_examples(dataset.validation, tokenizer, seed=EVAL_SEED)
     if not examples:
         raise ValueError("the repositories gave no training examples: point --repo at "
                          "folders with Python, JavaScript or TypeScript sources")
@@ -65,12 +66,16 @@ def train_personal_adapter(repos: list[Path], out: Path, *, model: str | None = 
     if max_minutes is not None:
         config = replace(config, max_minutes=max_minutes)
     work = out.with_name(out.name + ".work")
-    result = train(base, examples, work, config, on_progress=say, on_step=on_step)
+    result = train(base, examples, work, config, validation=validation, on_progress=say,
+                   on_step=on_step)
     say(f"trained {result.steps} steps, {result.tokens:,} tokens in {result.seconds / 60:.1f} "
         f"min ({result.tokens_per_second:.0f} tokens/s), stopped by {result.stopped_by}")
+    if result.best_step is not None:
+        say(f"keeping the adapter of step {result.best_step}, where the loss on files not "
+            f"trained on was lowest ({result.validation_loss:.3f})")
     provenance = Provenance(base_model=base.name.removesuffix(".gguf"),
-                            base_sha256=base_sha256(base),
-                            dataset_sha256=dataset.sha256, steps=result.steps, scores={})
+                            base_sha256=base_sha256(base), dataset_sha256=dataset.sha256,
+                            steps=result.best_step or result.steps, scores={})
     export_adapter(result.adapter_dir, out, provenance)
     say(f"adapter written to {out}")
     if not evaluate or result.stopped_by == "interrupt" or not held_out:
@@ -84,7 +89,9 @@ def train_personal_adapter(repos: list[Path], out: Path, *, model: str | None = 
         provenance, scores=report.scores_for_metadata(), guard_passed=report.guard_passed))
     markdown = write_report(report, out, {
         "base model": provenance.base_model, "base sha256": provenance.base_sha256,
-        "dataset sha256": dataset.sha256, "training steps": str(result.steps),
+        "dataset sha256": dataset.sha256, "training steps": str(result.steps) + (
+            "" if result.best_step is None else f" (adapter of step {result.best_step}, lowest "
+                                                f"validation loss {result.validation_loss:.3f})"),
         "training tokens/s": f"{result.tokens_per_second:.0f}",
         "files": f"{dataset.stats.train_files} for training, {dataset.stats.held_out_files} "
                  f"held out ({dataset.stats.split_by})"})

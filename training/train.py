@@ -20,6 +20,7 @@ from training.examples import IGNORE_INDEX, Example, iterate_forever
 from training.export import TARGET_MODULES
 
 CHECKPOINT_DIR = "checkpoint"
+BEST_DIR = "best"  # the adapter at the lowest validation loss so far
 # Activations are kept (no checkpointing) only when free memory holds this many times the estimate.
 ACTIVATION_HEADROOM = 2.0
 # Steps timed before the schedule is fitted to a wall-time budget.
@@ -46,6 +47,12 @@ class TrainConfig:
     gradient_checkpointing: bool | None = None
     threads: int | None = None
     seed: int = 0
+    # With validation examples: their loss every `eval_every` steps (on up to
+    # `validation_examples` of them); training keeps the adapter of the lowest, and stops after
+    # `patience` evaluations without a new lowest.
+    eval_every: int = 20
+    validation_examples: int = 12
+    patience: int = 3
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,9 @@ class TrainResult:
     tokens: int
     seconds: float
     final_loss: float | None
-    stopped_by: str  # "steps" | "time" | "interrupt"
+    stopped_by: str  # "steps" | "time" | "interrupt" | "validation"
+    validation_loss: float | None = None  # the lowest, at best_step (the adapter returned)
+    best_step: int | None = None
 
     @property
     def tokens_per_second(self) -> float:
@@ -148,11 +157,14 @@ def learning_rate(step: int, config: TrainConfig) -> float:
 
 
 def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: TrainConfig,
-          *, on_progress: Callable[[str], None] | None = None,
+          *, validation: list[Example] | None = None,
+          on_progress: Callable[[str], None] | None = None,
           on_step: Callable[[StepProgress], None] | None = None) -> TrainResult:
     """Train (or resume) a LoRA adapter in `out_dir`; returns where the adapter is.
 
-    Stops at max_steps, at the wall-time budget, or at Ctrl-C; a checkpoint is saved each time.
+    Stops at max_steps, at the wall-time budget, at Ctrl-C, or when the loss on `validation`
+    (examples of files not trained on) has not fallen for `patience` evaluations; a checkpoint
+    is saved each time. With validation, the adapter returned is the one of its lowest loss.
     Each step's figures go to `on_step` when given (a program reads them), else as a progress
     bar line to `on_progress` (a person reads it).
     """
@@ -183,9 +195,11 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
                                   weight_decay=config.weight_decay)
 
     checkpoint = out_dir / CHECKPOINT_DIR
+    watch = Validation(list(validation or [])[:config.validation_examples], out_dir / BEST_DIR)
     step, tokens, seconds_before, losses = 0, 0, 0.0, []
     if (checkpoint / STATE_FILE).is_file():
-        step, tokens, seconds_before, losses, planned = _resume(model, optimizer, checkpoint)
+        step, tokens, seconds_before, losses, planned = _resume(model, optimizer, checkpoint,
+                                                                watch)
         config = replace(config, max_steps=planned)
         report(f"resuming from step {step} ({tokens:,} tokens trained)")
     stream = iterate_forever(examples, config.seed)
@@ -199,6 +213,9 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
     model.train()
     try:
         while step < config.max_steps:
+            if watch.examples and watch.stale >= config.patience:
+                stopped_by = "validation"  # a resumed run that had already stopped so
+                break
             if deadline is not None and time.perf_counter() >= deadline:
                 stopped_by = "time"
                 break
@@ -226,15 +243,69 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
                 report(progress.bar())
             else:
                 on_step(progress)
-            if step % config.checkpoint_every == 0:
-                _save(model, optimizer, checkpoint, step, tokens, elapsed, losses, config)
+            if watch.examples and step % config.eval_every == 0:
+                report(watch.evaluate(model, step, device))
+                if watch.stale >= config.patience:
+                    stopped_by = "validation"
+            if step % config.checkpoint_every == 0 or stopped_by == "validation":
+                _save(model, optimizer, checkpoint, step, tokens, elapsed, losses, config, watch)
+            if stopped_by == "validation":
+                report(f"stopping: validation loss has not fallen for {config.patience} "
+                       f"evaluations; keeping the adapter of step {watch.best_step}")
+                break
     except KeyboardInterrupt:
         stopped_by = "interrupt"
         report("interrupted: saving a checkpoint at the last finished step")
+    if watch.examples and stopped_by in ("steps", "time") and step and watch.last_step != step:
+        report(watch.evaluate(model, step, device))
     elapsed = seconds_before + time.perf_counter() - start
-    _save(model, optimizer, checkpoint, step, tokens, elapsed, losses, config)
-    return TrainResult(checkpoint, step, tokens, elapsed, losses[-1] if losses else None,
-                       stopped_by)
+    _save(model, optimizer, checkpoint, step, tokens, elapsed, losses, config, watch)
+    adapter = watch.best_dir if watch.best_step is not None else checkpoint
+    return TrainResult(adapter, step, tokens, elapsed, losses[-1] if losses else None,
+                       stopped_by, watch.best_loss, watch.best_step)
+
+
+class Validation:
+    """The loss on files not trained on, and the adapter at its lowest so far."""
+
+    def __init__(self, examples: list[Example], best_dir: Path) -> None:
+        self.examples = examples
+        self.best_dir = best_dir
+        self.best_loss: float | None = None
+        self.best_step: int | None = None
+        self.last_step: int | None = None
+        self.stale = 0  # evaluations since the lowest
+
+    def evaluate(self, model, step: int, device: str) -> str:
+        """Measure after `step`; keep the adapter when it is the lowest. Returns what to say."""
+        import torch
+
+        model.eval()
+        with torch.no_grad():
+            loss = sum(middle_loss(model, example, device).item()
+                       for example in self.examples) / len(self.examples)
+        model.train()
+        self.last_step = step
+        if self.best_loss is None or loss < self.best_loss:
+            self.best_loss, self.best_step, self.stale = loss, step, 0
+            scratch = self.best_dir.with_name(self.best_dir.name + ".partial")
+            shutil.rmtree(scratch, ignore_errors=True)
+            save_adapter(model, scratch)
+            shutil.rmtree(self.best_dir, ignore_errors=True)
+            scratch.rename(self.best_dir)
+            return f"validation loss {loss:.3f} at step {step}: the lowest so far, kept"
+        self.stale += 1
+        return (f"validation loss {loss:.3f} at step {step} (lowest {self.best_loss:.3f} at "
+                f"step {self.best_step})")
+
+    def state(self) -> dict:
+        return {"best_loss": self.best_loss, "best_step": self.best_step,
+                "last_step": self.last_step, "stale": self.stale}
+
+    def restore(self, state: dict) -> None:
+        if (self.best_dir / "adapter_model.safetensors").is_file():
+            self.best_loss, self.best_step = state.get("best_loss"), state.get("best_step")
+            self.last_step, self.stale = state.get("last_step"), state.get("stale", 0)
 
 
 def middle_loss(model, example: Example, device: str):
@@ -269,16 +340,24 @@ def step_progress(step: int, config: TrainConfig, loss: float, tokens: int, elap
                         eta_seconds=remaining)
 
 
+def save_adapter(model, folder: Path) -> None:
+    """The peft adapter alone. The embeddings are not trained, and saying so keeps peft from
+    asking the Hugging Face Hub whether the base's vocabulary changed (a network call, and
+    seconds of timeout offline, at every checkpoint)."""
+    model.save_pretrained(str(folder), save_embedding_layers=False)
+
+
 def _save(model, optimizer, checkpoint: Path, step: int, tokens: int, seconds: float,
-          losses: list[float], config: TrainConfig) -> None:
+          losses: list[float], config: TrainConfig, watch: Validation) -> None:
     """Write the checkpoint beside the old one, then swap: a crash never leaves half of one."""
     import torch
 
     scratch = checkpoint.with_name(checkpoint.name + ".partial")
     shutil.rmtree(scratch, ignore_errors=True)
-    model.save_pretrained(str(scratch))
+    save_adapter(model, scratch)
     torch.save({"step": step, "tokens": tokens, "seconds": seconds, "losses": losses,
-                "max_steps": config.max_steps, "optimizer": optimizer.state_dict()},
+                "max_steps": config.max_steps, "optimizer": optimizer.state_dict(),
+                "validation": watch.state()},
                scratch / STATE_FILE)
     (scratch / "train_config.json").write_text(json.dumps(asdict(config), indent=1))
     old = checkpoint.with_name(checkpoint.name + ".old")
@@ -289,7 +368,7 @@ def _save(model, optimizer, checkpoint: Path, step: int, tokens: int, seconds: f
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _resume(model, optimizer, checkpoint: Path
+def _resume(model, optimizer, checkpoint: Path, watch: Validation
             ) -> tuple[int, int, float, list[float], int]:
     import torch
     from peft.utils import set_peft_model_state_dict
@@ -298,5 +377,6 @@ def _resume(model, optimizer, checkpoint: Path
     set_peft_model_state_dict(model, load_file(str(checkpoint / "adapter_model.safetensors")))
     state = torch.load(checkpoint / STATE_FILE, weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
+    watch.restore(state.get("validation", {}))
     return (state["step"], state["tokens"], state["seconds"], state["losses"],
             state["max_steps"])
