@@ -92,7 +92,8 @@ export interface TrainResult {
     guardPassed: boolean | null;
     steps: number;
     tokensPerSecond: number;
-    stoppedBy: 'steps' | 'time';
+    /** 'validation': the loss on files not trained on stopped falling; the adapter is the one of its lowest. */
+    stoppedBy: 'steps' | 'time' | 'validation';
     message: string;
 }
 
