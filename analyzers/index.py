@@ -360,18 +360,24 @@ class _Bm25:
     """BM25 over the definitions of every file; one document per definition."""
 
     def __init__(self, files: dict[str, FileEntry]) -> None:
-        self.documents: list[tuple[SymbolLocation, dict[str, int], int]] = []
-        self.postings: dict[str, list[int]] = defaultdict(list)
+        self.documents: list[SymbolLocation] = []
+        lengths: list[int] = []
+        # term -> [(document, how often the term occurs in it)]
+        self.postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        self.ranges: dict[str, range] = {}  # each file's documents, which are consecutive
         for path in sorted(files):
             entry = files[path]
+            self.ranges[path] = range(len(self.documents),
+                                      len(self.documents) + len(entry.definitions))
             for definition, terms in zip(entry.definitions, entry.definition_terms, strict=True):
                 number = len(self.documents)
-                self.documents.append((SymbolLocation(path, definition), terms,
-                                       sum(terms.values())))
-                for term in terms:
-                    self.postings[term].append(number)
-        total = sum(length for _, _, length in self.documents)
-        self.average_length = total / len(self.documents) if self.documents else 1.0
+                self.documents.append(SymbolLocation(path, definition))
+                lengths.append(sum(terms.values()))
+                for term, frequency in terms.items():
+                    self.postings[term].append((number, frequency))
+        average = sum(lengths) / len(lengths) if lengths else 1.0
+        # The length normalization of each document, worked out once rather than per query.
+        self.norms = [BM25_K1 * (1 - BM25_B + BM25_B * length / average) for length in lengths]
 
     def top(self, query: Counter[str], limit: int,
             exclude_path: str | None) -> list[tuple[float, SymbolLocation]]:
@@ -380,17 +386,17 @@ class _Bm25:
         # The rarest terms decide the ranking; common ones (`self`, `None`) only cost time.
         known = sorted((term for term in query if term in self.postings),
                        key=lambda term: (len(self.postings[term]), term))
+        norms = self.norms
         for term in known[:BM25_QUERY_TERMS]:
             postings = self.postings[term]
-            idf = math.log(1 + (count - len(postings) + 0.5) / (len(postings) + 0.5))
-            for number in postings:
-                _, terms, length = self.documents[number]
-                frequency = terms[term]
-                norm = BM25_K1 * (1 - BM25_B + BM25_B * length / self.average_length)
-                scores[number] += idf * frequency * (BM25_K1 + 1) / (frequency + norm)
-        ranked = heapq.nsmallest(limit, ((-score, number) for number, score in scores.items()
-                                         if self.documents[number][0].path != exclude_path))
-        return [(-negative, self.documents[number][0]) for negative, number in ranked]
+            weight = math.log(1 + (count - len(postings) + 0.5) / (len(postings) + 0.5)) * (
+                BM25_K1 + 1)
+            for number, frequency in postings:
+                scores[number] += weight * frequency / (frequency + norms[number])
+        for number in self.ranges.get(exclude_path or "", ()):
+            scores.pop(number, None)
+        ranked = heapq.nlargest(limit, scores.items(), key=lambda item: (item[1], -item[0]))
+        return [(score, self.documents[number]) for number, score in ranked]
 
 
 def identifier_terms(text: str) -> Counter[str]:

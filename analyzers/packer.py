@@ -11,12 +11,12 @@ from __future__ import annotations
 import bisect
 import functools
 import re
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from analyzers.index import SymbolLocation, WorkspaceIndex, identifier_terms
+from analyzers.index import IDENTIFIER, SymbolLocation, WorkspaceIndex, identifier_terms
 from analyzers.python_names import resolve_region
 from analyzers.queries import (
     Definition,
@@ -39,6 +39,9 @@ CALLER_SCORE = 100.0  # a function that calls the target function
 RECENT_SCORE = 80.0  # the newest chunk of the ring buffer of recently edited/viewed code
 RECENT_DECAY = 0.85  # each older ring-buffer chunk is worth this much of the one after it
 SIMILAR_SCORE = 60.0  # the definition most lexically similar (BM25) to the target, scaled down
+# For a cursor: the lines elsewhere most like the ones just typed (how the project writes what
+# comes next), scaled down like SIMILAR_SCORE. RepoCoder and CrossCodeEval retrieve the same way.
+SIMILAR_LINES_SCORE = 150.0
 # A name defined in n places is a guess: each place's score is divided by n.
 # For a cursor, a name used n lines from it counts FLOOR + (1 - FLOOR) / (1 + n / LINES).
 NEARNESS_LINES = 8.0
@@ -57,6 +60,9 @@ MAX_NAMES = 40  # distinct names of the target whose definitions are looked up
 MAX_CALLERS = 6
 MAX_PLACES_PER_NAME = 4  # a name defined in more places than this is not looked up
 SIMILAR_CANDIDATES = 6
+QUERY_LINES = 8  # for a cursor: the lines before it that similar lines are matched with
+WINDOW_LINES = 8  # a run of similar lines: half that match them, half that follow
+WINDOW_STRIDE = 2
 # An imported class is shown by how it is made: the map of a file's imports stays small.
 IMPORTED_MEMBERS = frozenset({"__init__", "__new__", "constructor", "new"})
 RECENT_CHUNKS = 16  # size of the ring buffer
@@ -196,6 +202,8 @@ def _candidates(target: Target, index: WorkspaceIndex | None, recent: RecentChun
         if target.kind == "function" and language is not None:
             found += _callers(target, language, index)
         found += _similar(target, index, lines[start:end + 1])
+        if target.kind == "cursor":
+            found += _similar_lines(target, index, lines)
     if recent is not None:
         found += _recent(recent, target)
     if target.cross_file_only:
@@ -385,6 +393,40 @@ def _similar(target: Target, index: WorkspaceIndex, region_lines: list[str]) -> 
         if snippet is not None:
             found.append(snippet)
     return found
+
+
+def _similar_lines(target: Target, index: WorkspaceIndex, lines: list[str]) -> list[Snippet]:
+    """In each definition most like the lines just before the cursor (BM25), the lines that
+    share most of their names, and the lines after them: what the project wrote next there."""
+    line = min(max(target.line, 0), len(lines) - 1)
+    query = identifier_terms("\n".join(lines[max(0, line - QUERY_LINES):line + 1])).keys()
+    exclude = index.relative(target.path) or target.path
+    windows = []
+    for _, place in index.similar_definitions(Counter(query), SIMILAR_CANDIDATES,
+                                              exclude_path=exclude):
+        text = index.text_of(place.path)
+        if text is None:
+            continue
+        first, last = place.definition.start_line, place.definition.end_line
+        names = [query & row for row in _line_names(text)[first:last + 1]]
+        like = WINDOW_LINES // 2
+        shared, start = max((len(set().union(*names[offset:offset + like])), -offset)
+                            for offset in range(0, max(1, len(names) - like + 1), WINDOW_STRIDE))
+        start = first - start
+        end = min(last, start + WINDOW_LINES - 1)
+        windows.append((shared, Snippet(place.path, start, end, "\n".join(
+            _lines(text)[start:end + 1]), "similar", f"lines like those before the cursor "
+            f"({shared} names in common) and what follows them", 0.0)))
+    best = max((shared for shared, _ in windows), default=0)
+    return [replace(snippet, score=SIMILAR_LINES_SCORE * shared / best)
+            for shared, snippet in windows if shared]
+
+
+@functools.lru_cache(maxsize=COUNT_CACHE_ENTRIES // 16)
+def _line_names(text: str) -> tuple[frozenset[str], ...]:
+    """The identifiers of each line: the files the similar lines come from recur pack after
+    pack, and scanning them line by line is most of what finding those lines costs."""
+    return tuple(frozenset(IDENTIFIER.findall(row)) for row in _lines(text))
 
 
 def _recent(recent: RecentChunks, target: Target) -> list[Snippet]:

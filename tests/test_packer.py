@@ -156,6 +156,21 @@ def test_for_a_cursor_the_names_used_next_to_it_win_a_tight_budget(tmp_path):
     assert [s.path for s in result.snippets if s.kind == "definition"] == ["near.py"]
 
 
+def test_for_a_cursor_the_lines_elsewhere_most_like_those_just_typed_come_along(tmp_path):
+    """How the project already writes what comes next: the lines in another file that share
+    the names the user just typed, not the start of the function they sit in."""
+    filler = "".join(f"    unrelated_{n} = {n}\n" for n in range(30))
+    (tmp_path / "orders.py").write_text(
+        f"def settle(ledger, invoice):\n{filler}    entry = ledger.open_entry(invoice)\n"
+        "    entry.post(invoice.total, currency=invoice.currency)\n    return entry\n")
+    user = "def refund(ledger, invoice):\n    entry = ledger.open_entry(invoice)\n    \n"
+    result = pack(Target("refund.py", user, 2, cross_file_only=True), 400, count_characters,
+                  index=WorkspaceIndex.open(tmp_path))
+    [similar] = [s for s in result.snippets if s.kind == "similar" and "like those" in s.reason]
+    assert "entry.post(invoice.total, currency=invoice.currency)" in similar.text
+    assert "unrelated_0 " not in similar.text and similar.start_line > 20
+
+
 def test_each_snippet_carries_its_exact_token_count(workspace):
     result = pack(describe_target(), 4000, count_characters,
                   index=WorkspaceIndex.open(workspace))
