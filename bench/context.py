@@ -324,7 +324,8 @@ def context_arms(case: Case, index: WorkspaceIndex, root: Path, text: str, budge
 def run_recall(tokenizer_model: str, cases_per_package: int, limit: int | None,
                context_tokens: int) -> dict[str, dict[str, float]]:
     """Without a model: how often each arm's context holds the hidden identifier's definition
-    (the model can only copy what it is shown), and how often it names it at all."""
+    (the model can only copy what it is shown), how often it names it at all, how often it holds
+    the hidden line itself, and how like the hidden line its likest line is (edit similarity)."""
     from model.tokenizer import VocabularyTokenizer
 
     tokenizer = VocabularyTokenizer(registry.resolve_model(tokenizer_model))
@@ -343,12 +344,18 @@ def run_recall(tokenizer_model: str, cases_per_package: int, limit: int | None,
             counts["defines"] = counts.get("defines", 0) + bool(definition.search(shown))
             counts["names"] = counts.get("names", 0) + bool(
                 re.search(rf"\b{re.escape(case.identifier)}\b", shown))
+            shown_lines = {line.strip() for line in shown.split("\n")}
+            counts["line"] = counts.get("line", 0) + (case.expected in shown_lines)
+            counts["likest"] = counts.get("likest", 0) + max(
+                (difflib.SequenceMatcher(None, line, case.expected).ratio()
+                 for line in shown_lines), default=0.0)
     report = {arm: {key: round(100 * value / max(1, len(sets)), 1)
                     for key, value in counts.items()} for arm, counts in found.items()}
     for arm, shares in report.items():
         print(f"    {arm:<7} n={len(sets):<4} context defines the identifier in "
               f"{shares.get('defines', 0):5.1f}% of cases, names it in "
-              f"{shares.get('names', 0):5.1f}%", flush=True)
+              f"{shares.get('names', 0):5.1f}%, holds the line in {shares.get('line', 0):5.1f}%;"
+              f" likest line {shares.get('likest', 0):5.1f}% similar", flush=True)
     return report
 
 
