@@ -569,6 +569,28 @@ def test_evaluation_report_compares_base_and_adapter(repo, tiny_model, tokenizer
     assert markdown.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_style_is_compared_on_the_features_both_arms_wrote(monkeypatch, tmp_path):
+    """The base wrote a string and the adapter did not: quotes cannot tell them apart, so
+    both are scored on what both wrote (here the line length), and they tie."""
+    from training import evaluate
+    from training.evaluate import Scores, style_features
+
+    corpus = "def greet(name):\n    return 'hello ' + name\n"
+    length = style_features(corpus)["line_length"]
+    arms = {None: {"double_quotes": 1.0, "line_length": length},
+            "adapter": {"line_length": length}}
+
+    def score_arm(base, adapter, chosen, corpus_features, tasks):
+        features = arms[None if adapter is None else "adapter"]
+        return Scores(2.0, 0.0, evaluate.style_agreement(features, corpus_features), None), \
+            features
+
+    monkeypatch.setattr(evaluate, "score_arm", score_arm)
+    report = evaluate.evaluate_adapter(tmp_path / "base.gguf", Path("adapter"), [], corpus,
+                                       guard_sample=0)
+    assert report.base.style_agreement == report.adapted.style_agreement == 100.0
+
+
 def test_middle_loss_equals_the_full_sequence_loss_on_the_middle(tiny_model, examples):
     from training.train import load_base, middle_loss
 

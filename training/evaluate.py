@@ -13,7 +13,8 @@ import math
 import random
 import re
 import statistics
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -181,9 +182,12 @@ def style_features(code: str) -> dict[str, float]:
     return features
 
 
-def style_agreement(generated: dict[str, float], corpus: dict[str, float]) -> float:
-    """100 * (1 - mean |difference|) over the features both have evidence for."""
-    shared = [name for name in generated if name in corpus]
+def style_agreement(generated: dict[str, float], corpus: dict[str, float],
+                    over: Iterable[str] | None = None) -> float:
+    """100 * (1 - mean |difference|) over the features `over` (default: those both have
+    evidence for)."""
+    shared = [name for name in (generated if over is None else over)
+              if name in generated and name in corpus]
     if not shared:
         return 0.0
     return 100 * (1 - statistics.mean(abs(generated[name] - corpus[name]) for name in shared))
@@ -225,6 +229,13 @@ def evaluate_adapter(base_gguf: Path, adapter_gguf: Path, held_out: list[Example
     tasks = guard_tasks(guard_sample)
     base_scores, base_features = base_arm or score_arm(base_gguf, None, chosen, corpus, tasks)
     adapted_scores, adapted_features = score_arm(base_gguf, adapter_gguf, chosen, corpus, tasks)
+    # Both arms are scored on the same features: those each arm's code showed. A feature only
+    # one arm's code has evidence for would otherwise move that arm's score alone.
+    shared = sorted(corpus.keys() & base_features.keys() & adapted_features.keys())
+    base_scores = replace(base_scores,
+                          style_agreement=style_agreement(base_features, corpus, shared))
+    adapted_scores = replace(adapted_scores,
+                             style_agreement=style_agreement(adapted_features, corpus, shared))
     return Report(base_scores, adapted_scores, corpus, base_features, adapted_features)
 
 
