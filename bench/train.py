@@ -60,6 +60,8 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget per adapter")
     parser.add_argument("--eval-examples", type=int, default=24)
     parser.add_argument("--guard", type=int, default=40, help="HumanEval guard tasks")
+    parser.add_argument("--learning-rate", type=float, default=BENCH_CONFIG.learning_rate,
+                        help="peak learning rate (default: %(default)s)")
     parser.add_argument("--adapters", nargs="+", choices=list(CORPORA), default=list(CORPORA),
                         help="which authors to train an adapter on (all are evaluated)")
     parser.add_argument("--speed-only", type=int, metavar="STEPS", default=0,
@@ -96,11 +98,13 @@ def main() -> int:
     for name in args.adapters:
         dataset, examples, _, validation = data[name]
         out = work / f"{name}.gguf"
-        config = replace(BENCH_CONFIG, max_minutes=args.minutes)
+        config = replace(BENCH_CONFIG, max_minutes=args.minutes,
+                         learning_rate=args.learning_rate)
         started = time.perf_counter()
         result = train(base, examples, work / f"{name}.run", config, validation=validation)
         export_adapter(result.adapter_dir, out, Provenance(
-            MODEL, base_sha256(base), dataset.sha256, result.best_step or result.steps, {}))
+            MODEL, base_sha256(base), dataset.sha256,
+            result.steps if result.best_step is None else result.best_step, {}))
         minutes = (time.perf_counter() - started) / 60
         probe = list(examples[0].input_ids[:256])
         check = verify_export(base, result.adapter_dir, out, probe)
@@ -133,7 +137,8 @@ def main() -> int:
             # Saved after every row: an hour's run that stops late still leaves its figures.
             RESULTS.mkdir(parents=True, exist_ok=True)
             (RESULTS / "train.json").write_text(json.dumps(
-                {"model": MODEL, "minutes_per_adapter": args.minutes, "rows": rows}, indent=2))
+                {"model": MODEL, "minutes_per_adapter": args.minutes,
+                 "learning_rate": args.learning_rate, "rows": rows}, indent=2))
     return 0
 
 

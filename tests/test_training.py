@@ -355,6 +355,7 @@ def test_training_keeps_the_adapter_of_the_lowest_validation_loss_and_stops_when
                    on_progress=lines.append)
     measured = {int(step): float(loss) for loss, step in re.findall(
         r"validation loss ([\d.]+) at step (\d+)", "\n".join(lines))}
+    assert 0 in measured  # the base's own loss: the mark training has to beat
     best_step = min(measured, key=measured.get)
     assert result.stopped_by == "validation"
     assert result.best_step == best_step and result.steps == best_step + config.patience < 40

@@ -70,12 +70,16 @@ def train_personal_adapter(repos: list[Path], out: Path, *, model: str | None = 
                    on_step=on_step)
     say(f"trained {result.steps} steps, {result.tokens:,} tokens in {result.seconds / 60:.1f} "
         f"min ({result.tokens_per_second:.0f} tokens/s), stopped by {result.stopped_by}")
-    if result.best_step is not None:
+    if result.best_step == 0:
+        say("training never lowered the loss on the files it did not train on: the adapter "
+            "written changes nothing (more code, or a lower learning rate, may help)")
+    elif result.best_step is not None:
         say(f"keeping the adapter of step {result.best_step}, where the loss on files not "
             f"trained on was lowest ({result.validation_loss:.3f})")
     provenance = Provenance(base_model=base.name.removesuffix(".gguf"),
                             base_sha256=base_sha256(base), dataset_sha256=dataset.sha256,
-                            steps=result.best_step or result.steps, scores={})
+                            steps=result.steps if result.best_step is None else result.best_step,
+                            scores={})
     export_adapter(result.adapter_dir, out, provenance)
     say(f"adapter written to {out}")
     if not evaluate or result.stopped_by == "interrupt" or not held_out:

@@ -206,6 +206,9 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
     for _ in range(step * config.grad_accum):  # the same example order as without a break
         next(stream)
 
+    if watch.examples and step == 0 and watch.best_step is None:
+        # Step 0 is the base itself (LoRA starts as a no-op): the mark training has to beat.
+        report(watch.evaluate(model, 0, device))
     start = time.perf_counter()
     deadline = None if config.max_minutes is None else start + config.max_minutes * 60
     stopped_by = "steps"
