@@ -103,8 +103,7 @@ def main() -> int:
         started = time.perf_counter()
         result = train(base, examples, work / f"{name}.run", config, validation=validation)
         export_adapter(result.adapter_dir, out, Provenance(
-            MODEL, base_sha256(base), dataset.sha256,
-            result.steps if result.best_step is None else result.best_step, {}))
+            MODEL, base_sha256(base), dataset.sha256, result.adapter_step, {}))
         minutes = (time.perf_counter() - started) / 60
         probe = list(examples[0].input_ids[:256])
         check = verify_export(base, result.adapter_dir, out, probe)
@@ -125,7 +124,7 @@ def main() -> int:
             rows.append({"adapter": name, "evaluated_on": target,
                          "train_tokens_per_second": round(result.tokens_per_second, 1),
                          "steps": result.steps, "tokens": result.tokens,
-                         "adapter_step": result.best_step,
+                         "adapter_step": result.adapter_step,
                          "validation_loss": result.validation_loss,
                          "train_minutes": round(minutes, 1),
                          "export_check": asdict(check),

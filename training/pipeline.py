@@ -78,8 +78,7 @@ def train_personal_adapter(repos: list[Path], out: Path, *, model: str | None = 
             f"trained on was lowest ({result.validation_loss:.3f})")
     provenance = Provenance(base_model=base.name.removesuffix(".gguf"),
                             base_sha256=base_sha256(base), dataset_sha256=dataset.sha256,
-                            steps=result.steps if result.best_step is None else result.best_step,
-                            scores={})
+                            steps=result.adapter_step, scores={})
     export_adapter(result.adapter_dir, out, provenance)
     say(f"adapter written to {out}")
     if not evaluate or result.stopped_by == "interrupt" or not held_out:

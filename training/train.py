@@ -67,6 +67,11 @@ class TrainResult:
     best_step: int | None = None
 
     @property
+    def adapter_step(self) -> int:
+        """The step the returned adapter is from."""
+        return self.steps if self.best_step is None else self.best_step
+
+    @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
@@ -291,11 +296,7 @@ class Validation:
         self.last_step = step
         if self.best_loss is None or loss < self.best_loss:
             self.best_loss, self.best_step, self.stale = loss, step, 0
-            scratch = self.best_dir.with_name(self.best_dir.name + ".partial")
-            shutil.rmtree(scratch, ignore_errors=True)
-            save_adapter(model, scratch)
-            shutil.rmtree(self.best_dir, ignore_errors=True)
-            scratch.rename(self.best_dir)
+            _write_folder(self.best_dir, lambda scratch: save_adapter(model, scratch))
             return f"validation loss {loss:.3f} at step {step}: the lowest so far, kept"
         self.stale += 1
         return (f"validation loss {loss:.3f} at step {step} (lowest {self.best_loss:.3f} at "
@@ -352,22 +353,30 @@ def save_adapter(model, folder: Path) -> None:
 
 def _save(model, optimizer, checkpoint: Path, step: int, tokens: int, seconds: float,
           losses: list[float], config: TrainConfig, watch: Validation) -> None:
-    """Write the checkpoint beside the old one, then swap: a crash never leaves half of one."""
+    """The adapter with the optimizer and loop state."""
     import torch
 
-    scratch = checkpoint.with_name(checkpoint.name + ".partial")
+    def write(scratch: Path) -> None:
+        save_adapter(model, scratch)
+        torch.save({"step": step, "tokens": tokens, "seconds": seconds, "losses": losses,
+                    "max_steps": config.max_steps, "optimizer": optimizer.state_dict(),
+                    "validation": watch.state()},
+                   scratch / STATE_FILE)
+        (scratch / "train_config.json").write_text(json.dumps(asdict(config), indent=1))
+
+    _write_folder(checkpoint, write)
+
+
+def _write_folder(folder: Path, write: Callable[[Path], None]) -> None:
+    """Write `folder` anew beside the old one, then swap: a crash never leaves half of one."""
+    scratch = folder.with_name(folder.name + ".partial")
     shutil.rmtree(scratch, ignore_errors=True)
-    save_adapter(model, scratch)
-    torch.save({"step": step, "tokens": tokens, "seconds": seconds, "losses": losses,
-                "max_steps": config.max_steps, "optimizer": optimizer.state_dict(),
-                "validation": watch.state()},
-               scratch / STATE_FILE)
-    (scratch / "train_config.json").write_text(json.dumps(asdict(config), indent=1))
-    old = checkpoint.with_name(checkpoint.name + ".old")
+    write(scratch)
+    old = folder.with_name(folder.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
-    if checkpoint.exists():
-        checkpoint.rename(old)
-    scratch.rename(checkpoint)
+    if folder.exists():
+        folder.rename(old)
+    scratch.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
 
 
