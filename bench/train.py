@@ -1,10 +1,13 @@
 """Does a personal adapter learn *its author's* style? Two contrasting code bases from PyPI.
 
-click (pallets: black, double quotes, type hints) and toolz (functional, single quotes, no
-hints) are downloaded as wheels (pure Python: the wheel is the source). A 0.5B adapter is
-trained on each for a fixed wall-time budget, then evaluated against the base on held-out
-files of the same author and of the other one (the cross-author check), plus the HumanEval
-guard set on its own author. Prints one table and writes bench/results/train.json.
+click (pallets: black, double quotes, type hints, Sphinx `:param:` docstrings) and pyasn1 (one
+author: camelCase, single quotes, no hints, numpy-style docstrings) are downloaded as wheels
+(pure Python: the wheel is the source). Neither writes like the base model does in an empty
+file (no hints, Google-style "Args:" sections), so a style gain can show on both; toolz, used
+before, is written much as the base writes, and left no room. A 0.5B adapter is trained on
+each for a fixed wall-time budget, then evaluated against the base on held-out files of the
+same author and of the other one (the cross-author check), plus the HumanEval guard set on its
+own author. Prints one table and writes bench/results/train.json.
 
 Run: .venv/bin/python bench/train.py [--minutes 30] [--eval-examples 24] [--guard 40]
      .venv/bin/python bench/train.py --speed-only 8   (training tokens/s alone, a few minutes)
@@ -22,7 +25,13 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from model import registry
-from training.evaluate import evaluate_adapter, guard_tasks, score_arm, style_features
+from training.evaluate import (
+    evaluate_adapter,
+    guard_tasks,
+    score_arm,
+    style_features,
+    style_prompts,
+)
 from training.examples import GgufTokenizer, build_examples
 from training.export import Provenance, export_adapter, verify_export
 from training.mine import mine
@@ -31,7 +40,7 @@ from training.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-CORPORA = {"click": "click==8.5.1", "toolz": "toolz==1.2.0"}
+CORPORA = {"click": "click==8.5.1", "pyasn1": "pyasn1==0.6.5"}
 MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 # Short budgets need a brisker learning rate than an overnight run; sequences stay ≥ 512.
 BENCH_CONFIG = TrainConfig(rank=16, alpha=32.0, learning_rate=5e-4, warmup_steps=2,
@@ -91,7 +100,9 @@ def main() -> int:
     for target, (target_dataset, _, held_out, _) in data.items():
         corpus = style_features("\n".join(source.text for source in target_dataset.train))
         tasks = guard_tasks(args.guard) if target in args.adapters else []
-        base_arms[target] = score_arm(base, None, held_out[:args.eval_examples], corpus, tasks)
+        prompts = style_prompts(target_dataset.held_out + target_dataset.validation)
+        base_arms[target] = score_arm(base, None, held_out[:args.eval_examples], corpus, tasks,
+                                      prompts)
         print(f"base on {target}: {base_arms[target][0]}", file=sys.stderr, flush=True)
 
     rows = []
@@ -114,13 +125,14 @@ def main() -> int:
         for target, (target_dataset, _, held_out, _) in data.items():
             corpus = "\n".join(source.text for source in target_dataset.train)
             own = target == name
-            base_scores, base_features = base_arms[target]
+            base_scores, base_style = base_arms[target]
             if not own:
                 base_scores = replace(base_scores, guard_exact_match=None)
             report = evaluate_adapter(base, out, held_out, corpus,
+                                      unseen=target_dataset.held_out + target_dataset.validation,
                                       examples=args.eval_examples,
                                       guard_sample=args.guard if own else 0,
-                                      base_arm=(base_scores, base_features))
+                                      base_arm=(base_scores, base_style))
             rows.append({"adapter": name, "evaluated_on": target,
                          "train_tokens_per_second": round(result.tokens_per_second, 1),
                          "steps": result.steps, "tokens": result.tokens,
@@ -171,7 +183,8 @@ def print_row(row: dict) -> None:
     print(f"adapter {row['adapter']:>5} on {row['evaluated_on']:>5}: perplexity "
           f"{before['perplexity']:.3f} -> {after['perplexity']:.3f} ({change:+.1f}% lower)  "
           f"FIM exact {before['fim_exact_match']:.1f} -> {after['fim_exact_match']:.1f}  "
-          f"style {before['style_agreement']:.1f} -> {after['style_agreement']:.1f}{guard}  "
+          f"style {before['style_agreement']:.1f} -> {after['style_agreement']:.1f} (in context "
+          f"{before['style_in_context']:.1f} -> {after['style_in_context']:.1f}){guard}  "
           f"train {row['train_tokens_per_second']:.1f} tokens/s", flush=True)
 
 

@@ -356,9 +356,10 @@ def test_training_keeps_the_adapter_of_the_lowest_validation_loss_and_stops_when
     measured = {int(step): float(loss) for loss, step in re.findall(
         r"validation loss ([\d.]+) at step (\d+)", "\n".join(lines))}
     assert 0 in measured  # the base's own loss: the mark training has to beat
-    best_step = min(measured, key=measured.get)
+    # The losses are printed to 3 decimals: the best step is one whose printed loss is least.
+    assert measured[result.best_step] == min(measured.values())
     assert result.stopped_by == "validation"
-    assert result.best_step == best_step and result.steps == best_step + config.patience < 40
+    assert result.steps == result.best_step + config.patience < 40
     assert result.adapter_dir.name == "best"
 
     model = lora_model(load_base(tiny_model, torch.float32, "cpu"), config)
@@ -367,7 +368,7 @@ def test_training_keeps_the_adapter_of_the_lowest_validation_loss_and_stops_when
     model.eval()
     with torch.no_grad():
         loss = sum(middle_loss(model, example, "cpu").item() for example in validation) / 3
-    assert loss == pytest.approx(result.validation_loss, rel=1e-3) == measured[best_step]
+    assert loss == pytest.approx(result.validation_loss, rel=1e-3) == measured[result.best_step]
 
 
 @pytest.mark.parametrize(("free_bytes", "expected"), [(0, "on"), (2**40, "off")])
@@ -574,22 +575,77 @@ def test_style_is_compared_on_the_features_both_arms_wrote(monkeypatch, tmp_path
     """The base wrote a string and the adapter did not: quotes cannot tell them apart, so
     both are scored on what both wrote (here the line length), and they tie."""
     from training import evaluate
-    from training.evaluate import Scores, style_features
+    from training.evaluate import Scores, StyleSample, style_features
 
     corpus = "def greet(name):\n    return 'hello ' + name\n"
     length = style_features(corpus)["line_length"]
     arms = {None: {"double_quotes": 1.0, "line_length": length},
             "adapter": {"line_length": length}}
 
-    def score_arm(base, adapter, chosen, corpus_features, tasks):
+    def score_arm(base, adapter, chosen, corpus_features, tasks, prompts):
         features = arms[None if adapter is None else "adapter"]
-        return Scores(2.0, 0.0, evaluate.style_agreement(features, corpus_features), None), \
-            features
+        agreement = evaluate.style_agreement(features, corpus_features)
+        return Scores(2.0, 0.0, agreement, None, agreement), StyleSample(features, features)
 
     monkeypatch.setattr(evaluate, "score_arm", score_arm)
     report = evaluate.evaluate_adapter(tmp_path / "base.gguf", Path("adapter"), [], corpus,
                                        guard_sample=0)
     assert report.base.style_agreement == report.adapted.style_agreement == 100.0
+    assert report.base.style_in_context == report.adapted.style_in_context == 100.0
+
+
+def test_new_function_style_is_what_the_model_wrote_in_an_empty_file():
+    """The model is shown only `def name(` and the file's path; the author's name for the
+    function is not its habit, and the next function it runs on into is not counted."""
+    from tests.fakes import ScriptedEngine
+    from training.evaluate import StylePrompt, generate_functions, style_features
+
+    engine = ScriptedEngine(["value,\n    other\n) -> str:\n    return 'a' + 'b' + 'c'\n\n"
+                             "def extraName():\n    return \"d\"\n"])
+    code = generate_functions(engine, [StylePrompt("repo", "pkg/mod.py", "def long_name(")])
+    features = style_features(code)
+    assert features["double_quotes"] == 0.0
+    assert "snake_case_names" not in features and "extraName" not in code
+    assert ") -> str:" in code
+    prompt = engine.detokenize(engine.prompts[0])
+    assert "pkg/mod.py" in prompt and prompt.endswith("def long_name(")
+
+
+def test_style_prompts_begin_the_functions_of_unseen_files(tmp_path):
+    from training.evaluate import style_prompts
+    from training.mine import SourceFile
+
+    text = ("import os\n\n@cache\ndef load_all(path):\n    return path\n\n"
+            "class Store:\n    async def fetch(self, key):\n        return key\n")
+    sources = [SourceFile("repo", "store.py", "python", text, 0.0),
+               SourceFile("repo", "app.js", "javascript", "function f() {}\n", 0.0)]
+    prompts = style_prompts(sources)
+    assert sorted(prompt.head for prompt in prompts) == ["async def fetch(", "def load_all("]
+    assert style_prompts(sources) == prompts
+    assert len(style_prompts(sources, limit=1)) == 1
+
+
+def test_a_habit_seen_too_seldom_is_not_compared():
+    from training.evaluate import style_features
+
+    assert "double_quotes" not in style_features("x = 'a'\ny = 'b'\n", min_evidence=3)
+    assert style_features("x = 'a'\ny = 'b'\nz = \"c\"\n", min_evidence=3)[
+        "double_quotes"] == pytest.approx(1 / 3)
+
+
+def test_docstring_format_is_one_habit_compared_by_its_distribution():
+    from training.evaluate import style_agreement, style_features
+
+    sphinx = 'def f(x):\n    """Add.\n\n    :param x: a number\n    """\n'
+    numpy = 'def f(x):\n    """Add.\n\n    Parameters\n    ----------\n    x : int\n    """\n'
+    google = 'def f(x):\n    """Add.\n\n    Args:\n        x: a number\n    """\n'
+    author = style_features(sphinx + numpy)
+    assert author["docstring_format:sphinx"] == author["docstring_format:numpy"] == 0.5
+    assert author["docstring_format:google"] == author["docstring_format:plain"] == 0.0
+    assert "double_quotes" not in author  # a docstring is not a string literal's quote habit
+    over = ["docstring_format:" + name for name in ("plain", "sphinx", "numpy", "google")]
+    assert style_agreement(style_features(sphinx), author, over) == 50.0
+    assert style_agreement(style_features(google), author, over) == 0.0
 
 
 def test_middle_loss_equals_the_full_sequence_loss_on_the_middle(tiny_model, examples):

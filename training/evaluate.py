@@ -3,6 +3,11 @@
 Held-out perplexity on the middles of held-out files, FIM exact match there, style agreement of
 the generated code with the user's corpus, and a guard set (HumanEval single-line infilling)
 that catches forgetting. Written as a markdown report with a PNG chart next to the adapter.
+
+Style is measured where the model has only its own habits to go on: each function of the files
+not trained on is begun (`def name(`) in an otherwise empty file, and what the model writes
+from there is compared with the corpus. Inside a file the base copies the quotes and hints it
+sees, so the completions' style (also reported, "in context") says little about the adapter.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from analyzers.syntax import functions
 from model.engine import GenerationParams, LlamaCppEngine
 from model.prompts import END_OF_TEXT, fim_prompt_tokens, fim_request_at
 from training.examples import IGNORE_INDEX, Example
+from training.mine import SourceFile
 
 GUARD_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / (
     "HumanEval-SingleLineInfilling.jsonl.gz")
@@ -31,14 +38,30 @@ GUARD_SEED = 20261124
 GUARD_MAX_LOSS_POINTS = 2.0
 EVAL_EXAMPLES = 24
 MAX_NEW_TOKENS = 96
+# Functions begun in an empty file for the style measure, and how much the model may write.
+STYLE_FUNCTIONS = 32
+STYLE_NEW_TOKENS = 160
+STYLE_SEED = 20261202
+# A habit seen fewer times than this in an arm's code is too thin to compare.
+STYLE_MIN_EVIDENCE = 3
 
 
 @dataclass(frozen=True)
 class Scores:
     perplexity: float
     fim_exact_match: float  # % of held-out middles reproduced exactly
-    style_agreement: float  # 0-100, see style_agreement()
+    style_agreement: float  # 0-100, see style_agreement(): functions begun in an empty file
     guard_exact_match: float | None  # % of guard tasks, None when the guard data is missing
+    style_in_context: float | None = None  # 0-100, the held-out completions' style
+
+
+@dataclass(frozen=True)
+class StyleSample:
+    """The style features of an arm's code: functions it wrote from `def name(` in an empty
+    file, and its completions inside the held-out files."""
+
+    new_file: dict[str, float]
+    in_context: dict[str, float]
 
 
 @dataclass
@@ -147,59 +170,144 @@ _IDENTIFIER_DEF = re.compile(r"^\s*(?:def\s+|class\s+)?([A-Za-z_][A-Za-z0-9_]*)\
                              re.MULTILINE)
 _STRING = re.compile(r"(?<![\"'])(\"[^\"\n]*\"|'[^'\n]*')")
 _DEF_PARAMS = re.compile(r"def\s+\w+\s*\(([^)]*)\)", re.DOTALL)
+_TRIPLE_QUOTED = re.compile(r"(\"\"\"|\'\'\')(.*?)\1", re.DOTALL)
+# How a docstring lays out its parameters and results; the first that matches decides.
+DOCSTRING_FORMATS = (
+    ("sphinx", re.compile(r"^\s*:(?:param|type|returns?|rtype|raises?)\b", re.MULTILINE)),
+    ("numpy", re.compile(r"^\s*[A-Z][a-z]+(?: [A-Z][a-z]+)?\s*\n\s*-{3,}\s*$", re.MULTILINE)),
+    ("google", re.compile(r"^\s*(?:Args|Arguments|Parameters|Returns|Raises|Yields|Examples?)"
+                          r":\s*$", re.MULTILINE)),
+)
+# A feature named "group:value" is one value of a categorical habit (the shares of a group sum
+# to 1), compared as one feature by total variation distance.
+CATEGORY = ":"
 
 
-def style_features(code: str) -> dict[str, float]:
-    """Objective habits as shares in [0, 1]; a feature with no evidence in `code` is absent."""
+def style_features(code: str, min_evidence: int = 1) -> dict[str, float]:
+    """Objective habits as shares in [0, 1]; a feature seen fewer than `min_evidence` times in
+    `code` is absent."""
     features: dict[str, float] = {}
+
+    def share(name: str, hits: int, seen: int) -> None:
+        if seen >= max(1, min_evidence):
+            features[name] = hits / seen
+
     names = [name for name in _IDENTIFIER_DEF.findall(code) if name not in ("def", "class")]
     multiword = [name for name in names if "_" in name.strip("_") or re.search(r"[a-z][A-Z]", name)]
-    if multiword:
-        features["snake_case_names"] = sum("_" in name.strip("_") for name in multiword) / len(
-            multiword)
-    strings = _STRING.findall(code)
-    if strings:
-        features["double_quotes"] = sum(text.startswith('"') for text in strings) / len(strings)
-    docstrings = code.count('"""') + code.count("'''")
-    if docstrings:
-        features["double_quote_docstrings"] = code.count('"""') / docstrings
+    share("snake_case_names", sum("_" in name.strip("_") for name in multiword), len(multiword))
+    strings = _STRING.findall(_TRIPLE_QUOTED.sub("", code))
+    share("double_quotes", sum(text.startswith('"') for text in strings), len(strings))
+    docstrings = _TRIPLE_QUOTED.findall(code)
+    share("double_quote_docstrings", sum(quote == '"""' for quote, _ in docstrings),
+          len(docstrings))
+    formats = [next((name for name, pattern in DOCSTRING_FORMATS if pattern.search(text)),
+                    "plain") for _, text in docstrings]
+    for name in ("plain", *(name for name, _ in DOCSTRING_FORMATS)):
+        share(f"docstring_format{CATEGORY}{name}", formats.count(name), len(formats))
     params = [part.strip() for group in _DEF_PARAMS.findall(code) for part in group.split(",")
               if part.strip() and part.strip() not in ("self", "cls", "*", "/")]
-    if params:
-        features["annotated_params"] = sum(":" in part for part in params) / len(params)
+    share("annotated_params", sum(":" in part for part in params), len(params))
     comprehensions = len(re.findall(r"[\[{(][^\]\n]*\bfor\b[^\]\n]*\bin\b", code))
     loops = len(re.findall(r"^\s*for\b", code, re.MULTILINE))
-    if comprehensions + loops:
-        features["comprehensions"] = comprehensions / (comprehensions + loops)
+    share("comprehensions", comprehensions, comprehensions + loops)
     lines = [line for line in code.splitlines() if line.strip()]
-    if lines:
+    if len(lines) >= max(1, min_evidence):
         # Mean line length as a share of 100 columns, so it compares like the others.
         features["line_length"] = min(1.0, statistics.mean(len(line) for line in lines) / 100)
     from_imports = len(re.findall(r"^\s*from\s+\S+\s+import\b", code, re.MULTILINE))
     plain_imports = len(re.findall(r"^\s*import\s+\S", code, re.MULTILINE))
-    if from_imports + plain_imports:
-        features["from_imports"] = from_imports / (from_imports + plain_imports)
+    share("from_imports", from_imports, from_imports + plain_imports)
     return features
+
+
+_FUNCTION_HEAD = re.compile(r"^(?:async\s+)?def\s+\w+\s*\(", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class StylePrompt:
+    """A function of a file the adapter did not train on, begun as the author began it."""
+
+    repo: str
+    path: str
+    head: str  # "def name(" (or "async def name(")
+
+
+def style_prompts(sources: Iterable[SourceFile], limit: int = STYLE_FUNCTIONS
+                  ) -> list[StylePrompt]:
+    """Up to `limit` Python functions of `sources`, the same ones for the same files."""
+    prompts = []
+    for source in sources:
+        if source.language != "python":
+            continue
+        for span in functions(source.text, "python"):
+            head = _FUNCTION_HEAD.search(span.text.lstrip())
+            if head is not None:
+                prompts.append(StylePrompt(source.repo, source.path, head.group(0)))
+    return random.Random(STYLE_SEED).sample(prompts, min(limit, len(prompts)))
+
+
+def first_function(head: str, generated: str) -> str:
+    """`head` and what the model wrote after it, up to where that function ends: once the
+    signature is closed, the first line indented less than the body's first line."""
+    kept: list[str] = []
+    depth, in_signature, body_indent = 0, True, None
+    for line in (head + generated).split("\n"):
+        code = line.split("#", 1)[0].strip()
+        indent = len(line) - len(line.lstrip())
+        if in_signature:
+            kept.append(line)
+            depth += sum(map(code.count, "([{")) - sum(map(code.count, ")]}"))
+            if depth <= 0 and code.endswith(":"):
+                in_signature = False
+            elif depth <= 0 and code:
+                break  # a one-line function, or a signature that never closes
+            continue
+        if line.strip():
+            if body_indent is None:
+                body_indent = indent
+            if indent == 0 or indent < body_indent:
+                break
+        kept.append(line)
+    return "\n".join(kept).rstrip() + "\n"
+
+
+def generate_functions(engine: LlamaCppEngine, prompts: list[StylePrompt]) -> str:
+    """The functions the model writes from each prompt's head in an empty file, greedy. The
+    function's own name is the author's, so it is left out of what is compared."""
+    written = []
+    for prompt in prompts:
+        request = fim_request_at(prompt.head, 0, len(prompt.head), repo_name=prompt.repo,
+                                 path=prompt.path)
+        result = engine.generate(fim_prompt_tokens(request, engine),
+                                 GenerationParams(max_tokens=STYLE_NEW_TOKENS))
+        written.append(first_function("def f(", result.text))
+    return "\n".join(written)
 
 
 def style_agreement(generated: dict[str, float], corpus: dict[str, float],
                     over: Iterable[str] | None = None) -> float:
-    """100 * (1 - mean |difference|) over the features `over` (default: those both have
-    evidence for)."""
+    """100 * (1 - mean difference) over the features `over` (default: those both have
+    evidence for): |a - b| for a share, the total variation distance for a categorical habit."""
     shared = [name for name in (generated if over is None else over)
               if name in generated and name in corpus]
     if not shared:
         return 0.0
-    return 100 * (1 - statistics.mean(abs(generated[name] - corpus[name]) for name in shared))
+    groups: dict[str, float] = {}
+    for name in shared:
+        group, categorical, _ = name.partition(CATEGORY)
+        difference = abs(generated[name] - corpus[name])
+        groups[group] = groups.get(group, 0.0) + (difference / 2 if categorical else difference)
+    return 100 * (1 - statistics.mean(groups.values()))
 
 
 # ---------------------------------------------------------------- the whole evaluation
 
 
 def score_arm(base_gguf: Path, adapter_gguf: Path | None, chosen: list[Example],
-              corpus: dict[str, float], tasks: list[dict]) -> tuple[Scores, dict[str, float]]:
-    """One arm (the base alone when `adapter_gguf` is None) on the given examples and tasks:
-    its scores and the style features of what it generated."""
+              corpus: dict[str, float], tasks: list[dict],
+              prompts: list[StylePrompt] = ()) -> tuple[Scores, StyleSample]:
+    """One arm (the base alone when `adapter_gguf` is None) on the given examples, style
+    prompts and guard tasks: its scores and the style features of what it wrote."""
     import llama_cpp
 
     llm = llama_cpp.Llama(model_path=str(base_gguf), n_ctx=2048, n_batch=512, logits_all=True,
@@ -212,31 +320,45 @@ def score_arm(base_gguf: Path, adapter_gguf: Path | None, chosen: list[Example],
     engine = LlamaCppEngine(base_gguf, context_tokens=2048)
     engine.set_adapter(adapter_gguf)
     pairs = generate_middles(engine, chosen)
-    features = style_features("\n".join(generated for generated, _ in pairs))
+    sample = StyleSample(
+        new_file=style_features(generate_functions(engine, list(prompts)), STYLE_MIN_EVIDENCE),
+        in_context=style_features("\n".join(generated for generated, _ in pairs),
+                                  STYLE_MIN_EVIDENCE))
     return Scores(perplexity=perplexity, fim_exact_match=exact_match(pairs),
-                  style_agreement=style_agreement(features, corpus),
-                  guard_exact_match=guard_exact_match(engine, tasks)), features
+                  style_agreement=style_agreement(sample.new_file, corpus),
+                  guard_exact_match=guard_exact_match(engine, tasks),
+                  style_in_context=style_agreement(sample.in_context, corpus)), sample
 
 
 def evaluate_adapter(base_gguf: Path, adapter_gguf: Path, held_out: list[Example],
-                     corpus_text: str, *, examples: int = EVAL_EXAMPLES,
-                     guard_sample: int = GUARD_SAMPLE,
-                     base_arm: tuple[Scores, dict[str, float]] | None = None) -> Report:
-    """Base and base+adapter on the same held-out examples and guard tasks. `base_arm` is the
-    base's result from score_arm on the same examples, when the caller already has it."""
+                     corpus_text: str, *, unseen: Iterable[SourceFile] = (),
+                     examples: int = EVAL_EXAMPLES, guard_sample: int = GUARD_SAMPLE,
+                     base_arm: tuple[Scores, StyleSample] | None = None) -> Report:
+    """Base and base+adapter on the same held-out examples, style prompts (functions of the
+    `unseen` files: not trained on) and guard tasks. `base_arm` is the base's result from
+    score_arm on the same examples and prompts, when the caller already has it."""
     chosen = held_out[:examples]
     corpus = style_features(corpus_text)
     tasks = guard_tasks(guard_sample)
-    base_scores, base_features = base_arm or score_arm(base_gguf, None, chosen, corpus, tasks)
-    adapted_scores, adapted_features = score_arm(base_gguf, adapter_gguf, chosen, corpus, tasks)
+    prompts = style_prompts(unseen)
+    base_scores, base_style = base_arm or score_arm(base_gguf, None, chosen, corpus, tasks,
+                                                    prompts)
+    adapted_scores, adapted_style = score_arm(base_gguf, adapter_gguf, chosen, corpus, tasks,
+                                              prompts)
     # Both arms are scored on the same features: those each arm's code showed. A feature only
     # one arm's code has evidence for would otherwise move that arm's score alone.
-    shared = sorted(corpus.keys() & base_features.keys() & adapted_features.keys())
-    base_scores = replace(base_scores,
-                          style_agreement=style_agreement(base_features, corpus, shared))
-    adapted_scores = replace(adapted_scores,
-                             style_agreement=style_agreement(adapted_features, corpus, shared))
-    return Report(base_scores, adapted_scores, corpus, base_features, adapted_features)
+    agreements = {}
+    for kind in ("new_file", "in_context"):
+        shared = sorted(corpus.keys() & getattr(base_style, kind).keys()
+                        & getattr(adapted_style, kind).keys())
+        agreements[kind] = [style_agreement(getattr(arm, kind), corpus, shared)
+                            for arm in (base_style, adapted_style)]
+    base_scores = replace(base_scores, style_agreement=agreements["new_file"][0],
+                          style_in_context=agreements["in_context"][0])
+    adapted_scores = replace(adapted_scores, style_agreement=agreements["new_file"][1],
+                             style_in_context=agreements["in_context"][1])
+    return Report(base_scores, adapted_scores, corpus, base_style.new_file,
+                  adapted_style.new_file)
 
 
 def write_report(report: Report, adapter_gguf: Path, facts: dict[str, str]) -> Path:
@@ -262,10 +384,15 @@ def write_report(report: Report, adapter_gguf: Path, facts: dict[str, str]) -> P
         "| measure | base | with adapter | change |", "|---|---|---|---|",
         row("held-out perplexity (middles)", base.perplexity, adapted.perplexity),
         row("held-out FIM exact match", base.fim_exact_match, adapted.fim_exact_match, " %"),
-        row("style agreement with your code", base.style_agreement, adapted.style_agreement),
+        row("style agreement with your code (new functions)", base.style_agreement,
+            adapted.style_agreement),
+        row("style agreement inside your files (completions)", base.style_in_context,
+            adapted.style_in_context),
         row("guard set exact match (HumanEval)", base.guard_exact_match,
             adapted.guard_exact_match, " %"),
-        "", f"Guard set: {verdict}.", "", "## Style features (share, 0-1)", "",
+        "", f"Guard set: {verdict}.", "", "## Style features of new functions (share, 0-1)", "",
+        "Each function of the files not trained on, begun as `def name(` in an empty file; "
+        "n/a where the code showed a habit too seldom to compare.", "",
         "| feature | your code | base | with adapter |", "|---|---|---|---|",
         *[f"| {name} | {value:.2f} | {report.style_features_base.get(name, float('nan')):.2f} "
           f"| {report.style_features_adapted.get(name, float('nan')):.2f} |"

@@ -86,8 +86,9 @@ def train_personal_adapter(repos: list[Path], out: Path, *, model: str | None = 
 
     say("evaluating base and adapter on held-out files and the guard set")
     corpus = "\n".join(source.text for source in dataset.train if source.language == "python")
-    report = evaluate_adapter(base, out, held_out, corpus, examples=eval_examples,
-                              guard_sample=guard_sample)
+    report = evaluate_adapter(base, out, held_out, corpus,
+                              unseen=dataset.held_out + dataset.validation,
+                              examples=eval_examples, guard_sample=guard_sample)
     export_adapter(result.adapter_dir, out, replace(
         provenance, scores=report.scores_for_metadata(), guard_passed=report.guard_passed))
     markdown = write_report(report, out, {
