@@ -648,6 +648,18 @@ def test_docstring_format_is_one_habit_compared_by_its_distribution():
     assert style_agreement(style_features(google), author, over) == 0.0
 
 
+def test_report_shows_both_style_measures_and_habits_an_arm_did_not_show(tmp_path):
+    from training.evaluate import Report, Scores, write_report
+
+    report = Report(Scores(3.0, 10.0, 60.0, 40.0, 85.0), Scores(2.5, 20.0, 82.0, 40.0, 88.0),
+                    {"annotated_params": 0.9, "comprehensions": 0.3},
+                    {"annotated_params": 0.1}, {"annotated_params": 0.8, "comprehensions": 0.4})
+    text = write_report(report, tmp_path / "personal.gguf", {}).read_text()
+    assert "| style agreement with your code (new functions) | 60.00 | 82.00 | +22.00 |" in text
+    assert "| style agreement inside your files (completions) | 85.00 | 88.00 | +3.00 |" in text
+    assert "| comprehensions | 0.30 | n/a | 0.40 |" in text
+
+
 def test_middle_loss_equals_the_full_sequence_loss_on_the_middle(tiny_model, examples):
     from training.train import load_base, middle_loss
 

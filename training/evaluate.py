@@ -394,13 +394,17 @@ def write_report(report: Report, adapter_gguf: Path, facts: dict[str, str]) -> P
         "Each function of the files not trained on, begun as `def name(` in an empty file; "
         "n/a where the code showed a habit too seldom to compare.", "",
         "| feature | your code | base | with adapter |", "|---|---|---|---|",
-        *[f"| {name} | {value:.2f} | {report.style_features_base.get(name, float('nan')):.2f} "
-          f"| {report.style_features_adapted.get(name, float('nan')):.2f} |"
+        *[f"| {name} | {value:.2f} | {_share(report.style_features_base, name)} "
+          f"| {_share(report.style_features_adapted, name)} |"
           for name, value in sorted(report.style_features_corpus.items())],
         "", f"![chart]({chart.name})", "",
     ]
     markdown.write_text("\n".join(lines))
     return markdown
+
+
+def _share(features: dict[str, float], name: str) -> str:
+    return f"{features[name]:.2f}" if name in features else "n/a"
 
 
 def _chart(report: Report, path: Path) -> None:
