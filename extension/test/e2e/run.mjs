@@ -67,6 +67,18 @@ async function waitFor(what, check, timeoutMs, intervalMs = 500) {
     }
 }
 
+/**
+ * One user setting, or undefined while settings.json is missing or half written: VS Code
+ * truncates the file before it writes it, so a read can land on an empty file.
+ */
+function userSetting(settingsFile, key) {
+    try {
+        return JSON.parse(readFileSync(settingsFile, 'utf8'))[key];
+    } catch {
+        return undefined;
+    }
+}
+
 /** The scenarios, in order; each gets the workbench and the sandbox and throws on failure. */
 const scenarios = [
     {
@@ -270,7 +282,7 @@ const scenarios = [
             const expected = join(sandbox.root, 'adapters', 'workspace-fake.gguf');
             await waitFor(
                 'the user settings to name the trained adapter',
-                () => JSON.parse(readFileSync(settingsFile, 'utf8'))['smallcoder.adapter'] === expected,
+                () => userSetting(settingsFile, 'smallcoder.adapter') === expected,
                 10_000,
             );
         },
@@ -310,7 +322,7 @@ const scenarios = [
             const settingsFile = join(sandbox.userDataDir, 'User', 'settings.json');
             await waitFor(
                 'the user settings to turn inline completions off',
-                () => JSON.parse(readFileSync(settingsFile, 'utf8'))['smallcoder.inlineCompletions.enabled'] === false,
+                () => userSetting(settingsFile, 'smallcoder.inlineCompletions.enabled') === false,
                 10_000,
             );
             await workbench.statusBarItem('SmallCoder').locator('.codicon-circle-slash').or(
