@@ -20,7 +20,7 @@ Speed. Index build for a package of ≥ 500 files (django), packing p50/p95 at 1
 with the model's tokenizer counting, and the index's memory (tracemalloc) and store size.
 
 Run: .venv/bin/python bench/context.py [--models NAME ...] [--limit N]
-     [--speed-only | --quality-only | --recall-only] [--resume]
+     [--speed-only | --quality-only | --recall-only] [--resume] [--arms ARM ...]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -73,6 +74,7 @@ SPEED_BUDGETS = (1024, 4096, 8192)
 MIN_LINE_CHARACTERS = 12
 MAX_LINE_CHARACTERS = 100
 SEED = 20261124
+ARMS = ("none", "ring", "packer")
 CONTEXT_CODE = ("analyzers/packer.py", "analyzers/index.py", "analyzers/queries.py",
                 "analyzers/completion_cut.py", "model/prompts.py", "server/completion.py",
                 "bench/context.py")
@@ -308,15 +310,17 @@ def case_sets(cases_per_package: int, limit: int | None
 
 
 def context_arms(case: Case, index: WorkspaceIndex, root: Path, text: str, budget_tokens: int,
-                 count_tokens) -> dict[str, tuple[ContextChunk, ...]]:
+                 count_tokens, arms: Sequence[str] = ARMS) -> dict[str, tuple[ContextChunk, ...]]:
     """The cross-file context of each arm for `text`, the file with the line hidden."""
     # The index sees the file as the editor has it: without the hidden line.
     index.update_document(str(root / case.path), text)
     try:
-        return {"none": (),
-                "ring": ring_buffer_chunks(case, root, text, budget_tokens, count_tokens),
-                "packer": packer_chunks(case, index, text, case.line, budget_tokens,
-                                        count_tokens)}
+        makers = {"none": lambda: (),
+                  "ring": lambda: ring_buffer_chunks(case, root, text, budget_tokens,
+                                                     count_tokens),
+                  "packer": lambda: packer_chunks(case, index, text, case.line, budget_tokens,
+                                                  count_tokens)}
+        return {arm: makers[arm]() for arm in arms}
     finally:
         index.close_document(str(root / case.path))
 
@@ -361,9 +365,12 @@ def run_recall(tokenizer_model: str, cases_per_package: int, limit: int | None,
 
 def run_quality(models: list[str], cases_per_package: int, limit: int | None,
                 prefix_lines: int, suffix_lines: int, threads: int | None,
-                context_tokens: int, resume: bool = False) -> list[Outcome]:
-    """Every case in every arm with each model. With `resume`, the cases a stopped run with the
-    same settings measured (its partial file) are kept and not generated again."""
+                context_tokens: int, resume: bool = False,
+                arms: Sequence[str] = ARMS) -> list[Outcome]:
+    """Every case in each of `arms` with each model. With `resume`, the cases a stopped run with
+    the same settings measured (its partial file) are kept and not generated again. An arm's
+    outcome does not depend on the other arms, so a run of one arm (a changed packer) compares
+    with another run's other arms on the same settings."""
     import functools
 
     from model.engine import LlamaCppEngine
@@ -380,7 +387,7 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
     code = hashlib.sha256(b"".join((ROOT / name).read_bytes() for name in CONTEXT_CODE))
     run = {"cases_per_package": cases_per_package, "limit": limit, "prefix_lines": prefix_lines,
            "suffix_lines": suffix_lines, "context_tokens": context_tokens,
-           "context_code": code.hexdigest()[:16]}
+           "context_code": code.hexdigest()[:16], "arms": list(arms)}
     outcomes = _resumed(run) if resume else []
     measured = {(o.model, o.case) for o in outcomes}
     settings = CompletionSettings(max_tokens=MAX_TOKENS, time_budget_ms=60_000, max_lines=1)
@@ -391,8 +398,9 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
             if (engine.name, case.name) in measured:
                 continue
             text, column = masked(index.text_of(case.path) or "", case.line)
-            arms = context_arms(case, index, root, text, context_tokens, engine.count_tokens)
-            for arm, chunks in arms.items():
+            contexts = context_arms(case, index, root, text, context_tokens,
+                                    engine.count_tokens, arms)
+            for arm, chunks in contexts.items():
                 started = time.perf_counter()
                 completion = complete_at(engine, text, case.line, column, path=case.path,
                                          repo_name=case.package, settings=settings,
@@ -514,6 +522,8 @@ def main() -> int:
                         "cores; 1 is much faster when other work shares the CPU)")
     parser.add_argument("--context-tokens", type=int, default=CONTEXT_TOKENS,
                         help="context budget of the ring and packer arms (editor: %(default)s)")
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
+                        help="the arms of the quality run (default: all)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the cases a stopped quality run with the same settings "
                         "measured (bench/results/context-partial.json)")
@@ -533,7 +543,7 @@ def main() -> int:
               f"context budget {args.context_tokens} tokens", flush=True)
         outcomes = run_quality(args.models, args.cases_per_package, args.limit,
                                args.prefix_lines, args.suffix_lines, args.threads,
-                               args.context_tokens, args.resume)
+                               args.context_tokens, args.resume, args.arms)
         _print_quality(outcomes)
         report["quality"] = [asdict(outcome) for outcome in outcomes]
     RESULTS.mkdir(parents=True, exist_ok=True)
