@@ -34,7 +34,7 @@ ENCLOSING_SCOPE_SCORE = 300.0  # the class around the target, as an outline
 MODULE_HEADER_SCORE = 250.0  # the target file's imports
 USED_DEFINITION_SCORE = 200.0  # the definition of a name the target uses
 RESOLVED_BONUS = 50.0  # … when jedi resolved the name rather than the index matching it by name
-IMPORTED_NAME_SCORE = 180.0  # signatures of what the target file imports, per workspace file
+IMPORTED_NAME_SCORE = 120.0  # signatures of what the target file imports, per workspace file
 CALLER_SCORE = 100.0  # a function that calls the target function
 RECENT_SCORE = 80.0  # the newest chunk of the ring buffer of recently edited/viewed code
 RECENT_DECAY = 0.85  # each older ring-buffer chunk is worth this much of the one after it
@@ -42,10 +42,6 @@ SIMILAR_SCORE = 60.0  # the definition most lexically similar (BM25) to the targ
 # For a cursor: the lines elsewhere most like the ones just typed (how the project writes what
 # comes next), scaled down like SIMILAR_SCORE. RepoCoder and CrossCodeEval retrieve the same way.
 SIMILAR_LINES_SCORE = 150.0
-# How much a used name's definitions are worth, by how the target uses it. Only what a file
-# imports can be defined in another file (in languages whose imports name things); a method or
-# field (`obj.name`) may be, though its name alone does not say where.
-ATTRIBUTE_WEIGHT = 0.5
 # A name defined in n places is a guess: each place's score is divided by n.
 # For a cursor, a name used n lines from it counts FLOOR + (1 - FLOOR) / (1 + n / LINES).
 NEARNESS_LINES = 8.0
@@ -63,10 +59,6 @@ TARGET_LINES_AFTER = 15
 MAX_NAMES = 40  # distinct names of the target whose definitions are looked up
 MAX_CALLERS = 6
 MAX_PLACES_PER_NAME = 4  # a name defined in more places than this is not looked up
-# Languages where every name from another file comes in through an import that names it (or
-# its module): there, a bare name the file does not import is its own (a local, a parameter)
-# or a builtin, and looking it up by name elsewhere finds only namesakes.
-NAMED_IMPORT_LANGUAGES = frozenset({"python", "javascript", "typescript", "tsx"})
 SIMILAR_CANDIDATES = 6
 QUERY_LINES = 8  # for a cursor: the lines before it that similar lines are matched with
 WINDOW_LINES = 8  # a run of similar lines: half that match them, half that follow
@@ -204,7 +196,7 @@ def _candidates(target: Target, index: WorkspaceIndex | None, recent: RecentChun
         found += resolve(target, start, end)
     if index is not None:
         found += _definitions_of(used, index, target, region, USED_DEFINITION_SCORE, "definition",
-                                 "uses", weights=_use_weights(target, language, start, end))
+                                 "uses", nearness=_nearness(target, language, start, end))
         if language is not None:
             found += _imported_api(_imported_names(target.text, language), index, target)
         if target.kind == "function" and language is not None:
@@ -286,51 +278,28 @@ def _imported_names(text: str, language: str) -> list[str]:
     return list(names)[:MAX_NAMES]
 
 
-def _use_weights(target: Target, language: str | None, start: int, end: int
-                 ) -> dict[str, float]:
-    """What each name the region uses is worth looking up, 0 to 1: by how it is used (imported
-    or defined in the file, a member, a local) and, for a cursor, by how near the cursor it is
-    used, 1 on the cursor's line falling to NEARNESS_FLOOR far away: the code next to the cursor
-    says most about the line being written. Other targets are one piece of code: all of it
-    counts alike."""
-    if language is None:
+def _nearness(target: Target, language: str | None, start: int, end: int) -> dict[str, float]:
+    """For a cursor: how near each name of the region is used to it, 1 on the cursor's line
+    falling to NEARNESS_FLOOR far away. The code next to the cursor says most about the line
+    being written. Other targets are one piece of code: all of it counts alike."""
+    if target.kind != "cursor" or language is None:
         return {}
-    lines = _lines(target.text)
-    imported = set(_imported_names(target.text, language))
-    own = {definition.name for definition in _definitions(target.text, language)}
-    # `from module import *` brings in names no import statement spells out.
-    own_names_are_local = language in NAMED_IMPORT_LANGUAGES and not (
-        language == "python" and any(re.search(r"\bimport\s+\*", statement)
-                                     for statement in _imports(target.text, language)))
-    weights: dict[str, float] = {}
+    nearest: dict[str, int] = {}
     for reference in _references(target.text, language):
-        if not start <= reference.line <= end:
-            continue
-        before = lines[reference.line][:reference.column].rstrip()
-        if before.endswith("."):
-            owner = IDENTIFIER.findall(before[:-1][-80:])
-            use = 1.0 if owner and owner[-1] in imported else ATTRIBUTE_WEIGHT
-        elif reference.name in imported or reference.name in own or not own_names_are_local:
-            use = 1.0
-        else:
-            use = 0.0
-        if target.kind == "cursor":
+        if start <= reference.line <= end:
             distance = abs(reference.line - target.line)
-            use *= NEARNESS_FLOOR + (1 - NEARNESS_FLOOR) / (1 + distance / NEARNESS_LINES)
-        weights[reference.name] = max(use, weights.get(reference.name, 0.0))
-    return weights
+            nearest[reference.name] = min(distance, nearest.get(reference.name, distance))
+    return {name: NEARNESS_FLOOR + (1 - NEARNESS_FLOOR) / (1 + distance / NEARNESS_LINES)
+            for name, distance in nearest.items()}
 
 
 def _definitions_of(names: Iterable[str], index: WorkspaceIndex, target: Target,
                     region: tuple[int, int], score: float, kind: str,
-                    verb: str, weights: dict[str, float] | None = None) -> list[Snippet]:
+                    verb: str, nearness: dict[str, float] | None = None) -> list[Snippet]:
     found = []
     target_path = index.relative(target.path) or target.path
     family = _family(language_for_path(target.path))
     for name in names:
-        weight = (weights or {}).get(name, 1.0)
-        if weight <= 0:
-            continue
         places = [place for place in index.definitions_named(name)
                   if _family(language_for_path(place.path)) == family
                   and not (place.path == target_path
@@ -338,6 +307,7 @@ def _definitions_of(names: Iterable[str], index: WorkspaceIndex, target: Target,
         if len(places) > MAX_PLACES_PER_NAME:
             continue  # a name defined everywhere (`run`, `name`) says nothing
         for place in places:
+            weight = (nearness or {}).get(name, 1.0)
             snippet = _indexed_snippet(index, place, kind, f"the target {verb} `{name}`",
                                        score * weight / len(places))
             if snippet is not None:

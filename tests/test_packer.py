@@ -156,21 +156,6 @@ def test_for_a_cursor_the_names_used_next_to_it_win_a_tight_budget(tmp_path):
     assert [s.path for s in result.snippets if s.kind == "definition"] == ["near.py"]
 
 
-def test_a_local_name_does_not_bring_a_namesake_from_another_file(tmp_path):
-    """`key` here is a parameter: another file's `def key` is a stranger, and showing it as what
-    the code uses would spend the budget on code the line being written cannot use (it may still
-    come as lines like these). The imported name's definition is shown."""
-    (tmp_path / "api.py").write_text('def key(text):\n    """Make a key."""\n    return text\n')
-    (tmp_path / "items.py").write_text("class Whitespace:\n    pass\n")
-    user = ("from items import Whitespace\n\n\ndef insert(key, item):\n"
-            "    if isinstance(item, Whitespace):\n        return key\n    \n")
-    result = pack(Target("user.py", user, 6, cross_file_only=True), 400, count_characters,
-                  index=WorkspaceIndex.open(tmp_path))
-    reasons = [s.reason for s in result.snippets]
-    assert any("`Whitespace`" in r for r in reasons)
-    assert not [r for r in reasons if "uses `key`" in r]
-
-
 def test_for_a_cursor_the_lines_elsewhere_most_like_those_just_typed_come_along(tmp_path):
     """How the project already writes what comes next: the lines in another file that share
     the names the user just typed, not the start of the function they sit in."""
