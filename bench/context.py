@@ -337,8 +337,8 @@ def run_recall(tokenizer_model: str, cases_per_package: int, limit: int | None,
     sets = case_sets(cases_per_package, limit)
     for case, index, root in sets:
         text, _column = masked(index.text_of(case.path) or "", case.line)
-        arms = context_arms(case, index, root, text, context_tokens, tokenizer.count_tokens)
-        del arms["none"]
+        arms = context_arms(case, index, root, text, context_tokens, tokenizer.count_tokens,
+                            arms=tuple(found))
         definition = re.compile(rf"^\s*(?:(?:async\s+)?def|class)\s+{re.escape(case.identifier)}"
                                 rf"\b|^\s*{re.escape(case.identifier)}\s*(?::[^=\n]*)?=",
                                 re.MULTILINE)
