@@ -20,8 +20,10 @@ from analyzers.index import IDENTIFIER, SymbolLocation, WorkspaceIndex, identifi
 from analyzers.python_names import resolve_region
 from analyzers.queries import (
     Definition,
+    ImportStatement,
     Reference,
     definitions,
+    import_statements,
     imports,
     language_for_path,
     references,
@@ -32,6 +34,9 @@ TARGET_SCORE = 1000.0  # the code being completed, explained or fixed
 FAILING_FRAME_SCORE = 500.0  # a function on a failing test's traceback
 ENCLOSING_SCOPE_SCORE = 300.0  # the class around the target, as an outline
 MODULE_HEADER_SCORE = 250.0  # the target file's imports
+# … for a cursor, the imports that its FIM window does not show: below the lines like those just
+# typed, which show the same names in use (at 512 tokens a 300-token header pushed them out).
+CURSOR_HEADER_SCORE = 100.0
 USED_DEFINITION_SCORE = 200.0  # the definition of a name the target uses
 RESOLVED_BONUS = 50.0  # … when jedi resolved the name rather than the index matching it by name
 IMPORTED_NAME_SCORE = 120.0  # signatures of what the target file imports, per workspace file
@@ -94,8 +99,10 @@ class Target:
     """What the context is for: a cursor, a function, or failing tests (their frames).
 
     `path` is relative to the workspace index's root (or absolute outside it); `line` is 0-based.
-    With `cross_file_only` (inline completion, whose FIM prefix and suffix already hold the file)
-    only snippets from other files are packed.
+    `shown` are the 0-based first and last lines of the file that the prompt holds already
+    (inline completion's FIM prefix and suffix): nothing that overlaps them is packed, and the
+    rest of the file is a candidate like any other file (its imports, the class around the
+    cursor, the lines like those just typed). A file's far end is as unseen as another file.
     """
 
     path: str
@@ -103,7 +110,7 @@ class Target:
     line: int
     kind: str = "cursor"  # "cursor" | "function" | "tests"
     frames: tuple[Frame, ...] = ()
-    cross_file_only: bool = False
+    shown: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -184,11 +191,11 @@ def _candidates(target: Target, index: WorkspaceIndex | None, recent: RecentChun
     region = _target_region(target, language)
     start, end = region
     lines = target.text.split("\n")
-    if not target.cross_file_only:
+    if target.shown is None:
         found.append(Snippet(target.path, start, end, "\n".join(lines[start:end + 1]), "target",
                              f"the {target.kind} target", TARGET_SCORE))
-    if language is not None and not target.cross_file_only:
-        found += _enclosing_and_header(target, language, lines)
+    if language is not None:
+        found += _enclosing_and_header(target, language)
     for frame in target.frames:
         found += _frame_snippets(frame, index, target)
     used = _used_names(target, language, start, end)
@@ -206,9 +213,17 @@ def _candidates(target: Target, index: WorkspaceIndex | None, recent: RecentChun
             found += _similar_lines(target, index, lines)
     if recent is not None:
         found += _recent(recent, target)
-    if target.cross_file_only:
-        found = [snippet for snippet in found if snippet.path != target.path]
+    if target.shown is not None:
+        found = [snippet for snippet in found if not _shown(snippet, target)]
     return found
+
+
+def _shown(snippet: Snippet, target: Target) -> bool:
+    """Whether the prompt holds (some of) the snippet already, as the target's own lines."""
+    if target.shown is None or snippet.path != target.path or snippet.kind == "header":
+        return False  # the header holds only the imports the prompt does not show
+    first, last = target.shown
+    return snippet.start_line <= last and first <= snippet.end_line
 
 
 def _target_region(target: Target, language: str | None) -> tuple[int, int]:
@@ -223,12 +238,19 @@ def _target_region(target: Target, language: str | None) -> tuple[int, int]:
     return max(0, line - TARGET_LINES_BEFORE), min(len(lines) - 1, line + TARGET_LINES_AFTER)
 
 
-def _enclosing_and_header(target: Target, language: str, lines: list[str]) -> list[Snippet]:
+def _enclosing_and_header(target: Target, language: str) -> list[Snippet]:
     found = []
-    header = _imports(target.text, language)
+    # The imports the prompt does not show already: far above the cursor, they say which
+    # names the file has at hand and where they come from.
+    header = [statement for statement in _import_statements(target.text, language)
+              if target.shown is None
+              or not target.shown[0] <= statement.start_line <= target.shown[1]]
     if header:
-        found.append(Snippet(target.path, 0, 0, "\n".join(header), "header",
-                             "the file's imports", MODULE_HEADER_SCORE))
+        found.append(Snippet(target.path, header[0].start_line, header[-1].end_line,
+                             "\n".join(statement.text for statement in header), "header",
+                             "the file's imports",
+                             CURSOR_HEADER_SCORE if target.kind == "cursor"
+                             else MODULE_HEADER_SCORE))
     classes = [d for d in _definitions(target.text, language)
                if d.kind == "class" and d.start_line <= target.line <= d.end_line]
     if classes:
@@ -380,8 +402,7 @@ def _callers(target: Target, language: str, index: WorkspaceIndex) -> list[Snipp
 
 def _similar(target: Target, index: WorkspaceIndex, region_lines: list[str]) -> list[Snippet]:
     terms = identifier_terms("\n".join(region_lines))
-    exclude = index.relative(target.path) or target.path
-    ranked = index.similar_definitions(terms, SIMILAR_CANDIDATES, exclude_path=exclude)
+    ranked = _similar_places(target, index, terms)
     if not ranked:
         return []
     best = ranked[0][0]
@@ -395,23 +416,44 @@ def _similar(target: Target, index: WorkspaceIndex, region_lines: list[str]) -> 
     return found
 
 
+def _similar_places(target: Target, index: WorkspaceIndex,
+                    terms: Counter[str]) -> list[tuple[float, SymbolLocation]]:
+    """The definitions most like `terms` (BM25), best first: in other files, and in the
+    target's own file too when the prompt shows only part of it (but not those it shows)."""
+    own = index.relative(target.path) or target.path
+    if target.shown is None:
+        return index.similar_definitions(terms, SIMILAR_CANDIDATES, exclude_path=own)
+    first, last = target.shown
+    ranked = index.similar_definitions(terms, 2 * SIMILAR_CANDIDATES)
+    return [(similarity, place) for similarity, place in ranked
+            if not (place.path == own and first <= place.definition.start_line
+                    and place.definition.end_line <= last)][:SIMILAR_CANDIDATES]
+
+
 def _similar_lines(target: Target, index: WorkspaceIndex, lines: list[str]) -> list[Snippet]:
     """In each definition most like the lines just before the cursor (BM25), the lines that
     share most of their names, and the lines after them: what the project wrote next there."""
     line = min(max(target.line, 0), len(lines) - 1)
     query = identifier_terms("\n".join(lines[max(0, line - QUERY_LINES):line + 1])).keys()
-    exclude = index.relative(target.path) or target.path
+    own = index.relative(target.path) or target.path
     windows = []
-    for _, place in index.similar_definitions(Counter(query), SIMILAR_CANDIDATES,
-                                              exclude_path=exclude):
+    for _, place in _similar_places(target, index, Counter(query)):
         text = index.text_of(place.path)
         if text is None:
             continue
         first, last = place.definition.start_line, place.definition.end_line
         names = [query & row for row in _line_names(text)[first:last + 1]]
         like = WINDOW_LINES // 2
+        offsets = range(0, max(1, len(names) - like + 1), WINDOW_STRIDE)
+        if place.path == own and target.shown is not None:
+            shown_first, shown_last = target.shown
+            offsets = [offset for offset in offsets
+                       if first + offset + WINDOW_LINES - 1 < shown_first
+                       or first + offset > shown_last]
+        if not offsets:
+            continue
         shared, start = max((len(set().union(*names[offset:offset + like])), -offset)
-                            for offset in range(0, max(1, len(names) - like + 1), WINDOW_STRIDE))
+                            for offset in offsets)
         start = first - start
         end = min(last, start + WINDOW_LINES - 1)
         windows.append((shared, Snippet(place.path, start, end, "\n".join(
@@ -523,6 +565,11 @@ def _references(text: str, language: str) -> list[Reference]:
 @functools.lru_cache(maxsize=64)
 def _imports(text: str, language: str) -> list[str]:
     return imports(text, language)
+
+
+@functools.lru_cache(maxsize=16)
+def _import_statements(text: str, language: str) -> list[ImportStatement]:
+    return import_statements(text, language)
 
 
 def _comment(language: str, text: str) -> str:

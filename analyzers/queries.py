@@ -178,6 +178,15 @@ class Definition:
 
 
 @dataclass(frozen=True)
+class ImportStatement:
+    """An import (include, `use`, `require`) statement and the lines it spans."""
+
+    start_line: int  # 0-based, inclusive
+    end_line: int
+    text: str
+
+
+@dataclass(frozen=True)
 class Reference:
     """An identifier as it is used (or defined) at a 0-based (line, column)."""
 
@@ -200,8 +209,13 @@ def definitions(text: str, language: str) -> list[Definition]:
 
 def imports(text: str, language: str) -> list[str]:
     """Source text of the file's import statements (includes, `use`, `require`) in order."""
+    return [statement.text for statement in import_statements(text, language)]
+
+
+def import_statements(text: str, language: str) -> list[ImportStatement]:
+    """`imports` with the lines each statement spans."""
     source = text.encode()
-    return imports_in(parse(text, language).root_node, source, language)
+    return _import_statements_in(parse(text, language).root_node, source, language)
 
 
 def references(text: str, language: str) -> list[Reference]:
@@ -219,10 +233,15 @@ def enclosing_scopes(text: str, language: str, line: int) -> list[Definition]:
 
 def imports_in(root: Node, source: bytes, language: str) -> list[str]:
     """`imports` of an already parsed tree."""
+    return [statement.text for statement in _import_statements_in(root, source, language)]
+
+
+def _import_statements_in(root: Node, source: bytes, language: str) -> list[ImportStatement]:
     nodes = QueryCursor(_query(language, IMPORT_QUERIES[language])).captures(root).get(
         "import", [])
     by_start = sorted({node.start_byte: node for node in nodes}.items())
-    return [_text(source, node).rstrip() for _, node in by_start]
+    return [ImportStatement(node.start_point.row, node.end_point.row, _text(source, node).rstrip())
+            for _, node in by_start]
 
 
 def definitions_in(root: Node, source: bytes, language: str) -> list[Definition]:

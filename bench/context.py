@@ -12,9 +12,9 @@ would test nothing cross-file. Cases are chosen by a
 hash of package, path and line, so the same packages always give the same set. Three arms, same
 generations settings, same budget of context tokens: no cross-file context (prefix/suffix only);
 a llama.vscode-style ring buffer of chunks seen recently (64-line chunks from the modules the
-file imports, as if the user had opened them); and the packer (`pack`, cursor target, cross-file
-only, as inline completion uses it). Exact match (first line, whitespace-trimmed) and edit
-similarity (difflib ratio, in percent).
+file imports, as if the user had opened them); and the packer (`pack`, cursor target, other
+files and the parts of this one outside the FIM window, as inline completion uses it). Exact
+match (first line, whitespace-trimmed) and edit similarity (difflib ratio, in percent).
 
 Speed. Index build for a package of ≥ 500 files (django), packing p50/p95 at 1k/4k/8k tokens
 with the model's tokenizer counting, and the index's memory (tracemalloc) and store size.
@@ -45,7 +45,7 @@ from analyzers.packer import RecentChunks, Target, pack
 from analyzers.queries import imports, references
 from analyzers.syntax import parse
 from model import registry
-from model.prompts import PREFIX_LINES, SUFFIX_LINES, ContextChunk
+from model.prompts import PREFIX_LINES, SUFFIX_LINES, ContextChunk, fim_window
 from model.prompts import fim_request_at as completion_fim_request_at
 from model.registry import smallcoder_home
 from server.completion import CompletionSettings, complete_at
@@ -282,8 +282,10 @@ def _package_relative(path: Path, package: str) -> str | None:
 
 
 def packer_chunks(case: Case, index: WorkspaceIndex, text: str, line: int, budget_tokens: int,
-                  count_tokens) -> tuple[ContextChunk, ...]:
-    result = pack(Target(case.path, text, line, kind="cursor", cross_file_only=True),
+                  count_tokens, window: tuple[int, int]) -> tuple[ContextChunk, ...]:
+    """As inline completion packs: `window` is what the FIM prompt holds of the file."""
+    shown = fim_window(text.count("\n") + 1, line, *window)
+    result = pack(Target(case.path, text, line, kind="cursor", shown=shown),
                   budget_tokens, count_tokens, index=index, recent=RecentChunks())
     return tuple(ContextChunk(s.path, s.text) for s in result.snippets)
 
@@ -310,8 +312,10 @@ def case_sets(cases_per_package: int, limit: int | None
 
 
 def context_arms(case: Case, index: WorkspaceIndex, root: Path, text: str, budget_tokens: int,
-                 count_tokens, arms: Sequence[str] = ARMS) -> dict[str, tuple[ContextChunk, ...]]:
-    """The cross-file context of each arm for `text`, the file with the line hidden."""
+                 count_tokens, window: tuple[int, int], arms: Sequence[str] = ARMS
+                 ) -> dict[str, tuple[ContextChunk, ...]]:
+    """The context of each arm for `text`, the file with the line hidden; `window` is the FIM
+    prompt's lines before and after the cursor."""
     # The index sees the file as the editor has it: without the hidden line.
     index.update_document(str(root / case.path), text)
     try:
@@ -319,14 +323,14 @@ def context_arms(case: Case, index: WorkspaceIndex, root: Path, text: str, budge
                   "ring": lambda: ring_buffer_chunks(case, root, text, budget_tokens,
                                                      count_tokens),
                   "packer": lambda: packer_chunks(case, index, text, case.line, budget_tokens,
-                                                  count_tokens)}
+                                                  count_tokens, window)}
         return {arm: makers[arm]() for arm in arms}
     finally:
         index.close_document(str(root / case.path))
 
 
 def run_recall(tokenizer_model: str, cases_per_package: int, limit: int | None,
-               context_tokens: int) -> dict[str, dict[str, float]]:
+               context_tokens: int, window: tuple[int, int]) -> dict[str, dict[str, float]]:
     """Without a model: how often each arm's context holds the hidden identifier's definition
     (the model can only copy what it is shown), how often it names it at all, how often it holds
     the hidden line itself, and how like the hidden line its likest line is (edit similarity)."""
@@ -338,7 +342,7 @@ def run_recall(tokenizer_model: str, cases_per_package: int, limit: int | None,
     for case, index, root in sets:
         text, _column = masked(index.text_of(case.path) or "", case.line)
         arms = context_arms(case, index, root, text, context_tokens, tokenizer.count_tokens,
-                            arms=tuple(found))
+                            window, arms=tuple(found))
         definition = re.compile(rf"^\s*(?:(?:async\s+)?def|class)\s+{re.escape(case.identifier)}"
                                 rf"\b|^\s*{re.escape(case.identifier)}\s*(?::[^=\n]*)?=",
                                 re.MULTILINE)
@@ -399,7 +403,7 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
                 continue
             text, column = masked(index.text_of(case.path) or "", case.line)
             contexts = context_arms(case, index, root, text, context_tokens,
-                                    engine.count_tokens, arms)
+                                    engine.count_tokens, (prefix_lines, suffix_lines), arms)
             for arm, chunks in contexts.items():
                 started = time.perf_counter()
                 completion = complete_at(engine, text, case.line, column, path=case.path,
@@ -485,8 +489,9 @@ def run_speed(tokenizer_model: str) -> dict:
     targets = []
     for entry in rng.sample(files, min(SPEED_TARGETS, len(files))):
         text = index.text_of(entry.path) or ""
-        targets.append(Target(entry.path, text, rng.randrange(text.count("\n") + 1),
-                              kind="cursor", cross_file_only=True))
+        line = rng.randrange(text.count("\n") + 1)
+        targets.append(Target(entry.path, text, line, kind="cursor",
+                              shown=fim_window(text.count("\n") + 1, line)))
     packing: dict[str, dict[str, float]] = {}
     for budget in SPEED_BUDGETS:
         times = []
@@ -535,7 +540,7 @@ def main() -> int:
     report: dict = {}
     if args.recall_only:
         report["recall"] = run_recall(args.models[0], args.cases_per_package, args.limit,
-                                      args.context_tokens)
+                                      args.context_tokens, (args.prefix_lines, args.suffix_lines))
     if not (args.quality_only or args.recall_only):
         report["speed"] = run_speed(args.models[0])
     if not (args.speed_only or args.recall_only):

@@ -86,15 +86,23 @@ def fim_request_at(
     if not 0 <= character <= len(current):
         raise ValueError(f"column {character + 1} is outside line {line + 1} "
                          f"({len(current)} characters)")
-    first = max(0, line - prefix_lines)
-    before = lines[first - first % PREFIX_STRIDE_LINES:line]
-    after = lines[line + 1:line + 1 + suffix_lines]
+    first, last = fim_window(len(lines), line, prefix_lines, suffix_lines)
+    before = lines[first:line]
+    after = lines[line + 1:last + 1]
     prefix = "".join(f"{row}\n" for row in before)
     suffix = "\n".join([current[character:], *after])
     typed = current[:character]
     line_prefix = typed.rstrip(" \t")
     return FimRequest(repo_name, path, prefix, suffix, line_prefix, typed[len(line_prefix):],
                       context)
+
+
+def fim_window(line_count: int, line: int, prefix_lines: int = PREFIX_LINES,
+               suffix_lines: int = SUFFIX_LINES) -> tuple[int, int]:
+    """The 0-based first and last lines of the file that the FIM prompt of a cursor on `line`
+    holds: what the context packer need not show again."""
+    first = max(0, line - prefix_lines)
+    return first - first % PREFIX_STRIDE_LINES, min(line_count - 1, line + suffix_lines)
 
 
 def fim_prompt_tokens(request: FimRequest, tokenizer: Tokenizer) -> list[int]:

@@ -22,7 +22,7 @@ from analyzers.index import WorkspaceIndex
 from analyzers.packer import RecentChunks, Snippet, Target, jedi_resolver, pack
 from analyzers.queries import definitions, language_for_path
 from model.engine import CancelToken, Engine
-from model.prompts import ContextChunk
+from model.prompts import ContextChunk, fim_window
 from model.registry import smallcoder_home
 from server.completion import Completion, CompletionSettings, complete_at
 
@@ -115,18 +115,22 @@ class WorkspaceContext:
 
     def completion_context(self, path: str, text: str, line: int, budget_tokens: int,
                            count_tokens: Callable[[str], int]) -> tuple[ContextChunk, ...]:
-        """Cross-file chunks for a completion at `line`, the same ones while the cursor stays
-        in one scope and nothing was saved (the prompt head must not move as the user types)."""
+        """Chunks for a completion at `line` from other files and from the parts of this one
+        that the FIM prompt does not hold, the same ones while the cursor stays in one scope
+        and nothing was saved (the prompt head must not move as the user types)."""
         if budget_tokens <= 0 or len(text) > SYNTAX_CHECK_MAX_CHARACTERS:
             return ()  # a data dump the size of a novel: no parsing on the hot path
         index = self.index_for(path)
         name = (index.relative(path) if index is not None else None) or Path(path).name
-        key = (path, _scope_start(text, path, line), budget_tokens, self._generation)
+        shown = fim_window(text.count("\n") + 1, line)
+        # The window's first line moves in strides; its last moves with the cursor, and a chunk
+        # it reaches while the scope stays the same is shown twice, which only costs tokens.
+        key = (path, _scope_start(text, path, line), shown[0], budget_tokens, self._generation)
         memo = self._memo
         if memo is not None and memo.key == key:
             return memo.chunks
         self._flush()
-        result = pack(Target(name, text, line, kind="cursor", cross_file_only=True),
+        result = pack(Target(name, text, line, kind="cursor", shown=shown),
                       budget_tokens, count_tokens, index=index, recent=self.recent)
         chunks = tuple(ContextChunk(s.path, s.text) for s in result.snippets)
         self._memo = _CompletionMemo(key, chunks)

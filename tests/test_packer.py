@@ -87,6 +87,9 @@ def workspace(tmp_path) -> Path:
     return root
 
 
+WHOLE_FILE = (0, 10_000)  # `Target.shown` when the prompt holds all of the file
+
+
 def describe_target(kind: str = "function", **changes) -> Target:
     return Target("pkg/report.py", REPORT, REPORT.splitlines().index("    circle = Circle("
                                                                       "to_metres(radius))"),
@@ -111,7 +114,7 @@ def test_a_function_target_brings_what_it_uses_calls_and_imports(workspace):
 
 def test_imported_names_come_as_signatures_per_file(workspace):
     far_below = "from pkg.units import to_feet, to_metres\n" + "\n" * 80 + "x = 1\n"
-    result = pack(Target("pkg/far.py", far_below, 81, cross_file_only=True), 4000,
+    result = pack(Target("pkg/far.py", far_below, 81, shown=WHOLE_FILE), 4000,
                   count_characters, index=WorkspaceIndex.open(workspace))
     [units] = [s for s in result.snippets if s.path == "pkg/units.py"]
     assert (units.kind, units.reason) == (
@@ -123,7 +126,7 @@ def test_imported_names_come_as_signatures_per_file(workspace):
 def test_an_imported_class_is_mapped_by_its_constructor_alone(workspace):
     """The map of imports stays small enough to fit beside the definitions the code uses."""
     user = "from pkg.shapes import Circle\n" + "\n" * 80 + "x = 1\n"
-    result = pack(Target("pkg/user.py", user, 81, cross_file_only=True), 4000,
+    result = pack(Target("pkg/user.py", user, 81, shown=WHOLE_FILE), 4000,
                   count_characters, index=WorkspaceIndex.open(workspace))
     [shapes] = [s for s in result.snippets if s.path == "pkg/shapes.py"]
     assert shapes.text == ("class Circle:\n"
@@ -137,7 +140,7 @@ def test_a_definition_too_long_for_the_budget_comes_as_its_head(tmp_path):
         f'def long_helper(value: int) -> int:\n    """Adds the steps."""\n{body}'
         f"    return value\n")
     user = "from long import long_helper\n\n\ndef use():\n    return long_helper(1)\n"
-    result = pack(Target("use.py", user, 4, cross_file_only=True), 200, count_characters,
+    result = pack(Target("use.py", user, 4, shown=WHOLE_FILE), 200, count_characters,
                   index=WorkspaceIndex.open(tmp_path))
     [head] = [s for s in result.snippets if s.kind == "definition"]
     assert head.text.startswith('def long_helper(value: int) -> int:\n    """Adds the steps."""')
@@ -151,7 +154,7 @@ def test_for_a_cursor_the_names_used_next_to_it_win_a_tight_budget(tmp_path):
             "def use():\n    a = far_helper()\n" + "    pass\n" * 20
             + "    b = near_helper_with_a_longer_name()\n    \n")
     cursor = user.count("\n") - 1
-    result = pack(Target("use.py", user, cursor, cross_file_only=True), 80, count_characters,
+    result = pack(Target("use.py", user, cursor, shown=WHOLE_FILE), 80, count_characters,
                   index=WorkspaceIndex.open(tmp_path))
     assert [s.path for s in result.snippets if s.kind == "definition"] == ["near.py"]
 
@@ -164,7 +167,7 @@ def test_for_a_cursor_the_lines_elsewhere_most_like_those_just_typed_come_along(
         f"def settle(ledger, invoice):\n{filler}    entry = ledger.open_entry(invoice)\n"
         "    entry.post(invoice.total, currency=invoice.currency)\n    return entry\n")
     user = "def refund(ledger, invoice):\n    entry = ledger.open_entry(invoice)\n    \n"
-    result = pack(Target("refund.py", user, 2, cross_file_only=True), 400, count_characters,
+    result = pack(Target("refund.py", user, 2, shown=WHOLE_FILE), 400, count_characters,
                   index=WorkspaceIndex.open(tmp_path))
     [similar] = [s for s in result.snippets if s.kind == "similar" and "like those" in s.reason]
     assert "entry.post(invoice.total, currency=invoice.currency)" in similar.text
@@ -252,11 +255,41 @@ def test_failing_test_frames_bring_the_functions_on_the_traceback(workspace):
     assert frames == {("pkg/report.py", 6), ("pkg/units.py", 3)}
 
 
-def test_cross_file_only_leaves_out_the_current_file(workspace):
-    target = describe_target("cursor", cross_file_only=True)
+def test_a_target_whose_file_the_prompt_shows_whole_gets_only_other_files(workspace):
+    target = describe_target("cursor", shown=WHOLE_FILE)
     result = pack(target, 4000, count_characters, index=WorkspaceIndex.open(workspace))
     assert result.snippets
     assert all(s.path != "pkg/report.py" for s in result.snippets)
+
+
+def test_a_long_file_brings_what_the_prompt_window_leaves_out_of_it(tmp_path):
+    """Far below its imports the cursor's own file is as unseen as another: the imports and the
+    lines like those just typed come along, and nothing the window already holds is repeated."""
+    filler = "".join(f"    unrelated_{n} = {n}\n" for n in range(40))
+    text = ("import json\nfrom ledger import open_entry\n\n\n"
+            "def settle(book, invoice):\n    entry = open_entry(book, invoice)\n"
+            "    entry.post(invoice.total, currency=invoice.currency)\n    return entry\n\n\n"
+            f"def audit(book):\n{filler}    return book\n\n\n"
+            "def refund(book, invoice):\n    entry = open_entry(book, invoice)\n    \n")
+    (tmp_path / "orders.py").write_text(text)
+    (tmp_path / "ledger.py").write_text("def open_entry(book, invoice):\n    return book\n")
+    cursor = text.count("\n") - 1
+    shown = (cursor - 10, cursor)
+    result = pack(Target("orders.py", text, cursor, shown=shown), 400, count_characters,
+                  index=WorkspaceIndex.open(tmp_path))
+    own = [s for s in result.snippets if s.path == "orders.py"]
+    assert {s.kind for s in own} == {"header", "similar"}
+    [header] = [s for s in own if s.kind == "header"]
+    assert header.text == "import json\nfrom ledger import open_entry"
+    assert any("entry.post(invoice.total, currency=invoice.currency)" in s.text for s in own)
+    assert all(s.end_line < shown[0] for s in own if s.kind != "header")
+
+
+def test_imports_the_prompt_window_holds_are_not_packed_again(tmp_path):
+    text = "import json\n\n\ndef dump(value):\n    return json.dumps(value)\n"
+    result = pack(Target("dump.py", text, 4, shown=(0, 4)), 400, count_characters,
+                  index=WorkspaceIndex.open(tmp_path))
+    assert [s for s in result.snippets if s.path == "dump.py"] == []
 
 
 def test_the_ring_buffer_keeps_the_newest_chunks_and_replaces_overlaps():
@@ -334,7 +367,7 @@ def test_counts_are_exact_in_the_real_prompt(workspace, real_engine):
     """The chunks cost in the FIM prompt exactly the tokens the packer counted for them."""
     from model.prompts import ContextChunk, fim_prompt_tokens, fim_request_at
 
-    result = pack(describe_target("cursor", cross_file_only=True), 600,
+    result = pack(describe_target("cursor", shown=WHOLE_FILE), 600,
                   real_engine.count_tokens, index=WorkspaceIndex.open(workspace))
     assert result.snippets
     chunks = tuple(ContextChunk(s.path, s.text) for s in result.snippets)
