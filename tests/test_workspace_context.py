@@ -66,6 +66,22 @@ def test_completion_context_respects_its_token_budget(workspace):
                     context_tokens=0).startswith("<|repo_name|>ws\n<|file_sep|>pkg/report.py")
 
 
+def test_a_file_longer_than_the_prompt_window_brings_its_far_imports_once(workspace):
+    """The FIM prefix holds the lines just above the cursor; the file's own imports, hundreds of
+    lines up, come ahead of it as a chunk, and nothing the prefix shows is repeated."""
+    context, root = workspace
+    filler = "".join(f"def helper_{n}():\n    return {n}\n\n\n" for n in range(120))
+    text = f"import json\nfrom pkg.units import to_metres\n\n\n{filler}def last(feet):\n    \n"
+    path = root / "pkg" / "long.py"
+    path.write_text(text)
+    cursor = text.count("\n") - 1
+    prompt = complete(context, ScriptedEngine(["x"]), path, text, cursor, 4)
+    chunks, window = prompt.split(f"{FILE_SEP}pkg/long.py\n<|fim_prefix|>")
+    assert f"{FILE_SEP}pkg/long.py\nimport json\nfrom pkg.units import to_metres\n" in chunks
+    assert "import json" not in window and "def helper_0()" not in window
+    assert "def helper_119()" in window and "def helper_119()" not in chunks
+
+
 def test_typing_in_one_function_keeps_the_prompt_head(workspace):
     context, root = workspace
     engine = ScriptedEngine(["x"])
