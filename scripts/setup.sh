@@ -13,12 +13,32 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 
-# Reinstall only when the declared dependencies changed: the second run takes a second.
-want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+# llama.cpp builds for this CPU (-march=native), which turns on its AMX kernels where the CPU
+# reports AMX; in a VM that reports AMX without enabling its registers (this kind of machine)
+# they crash the first decode with a general protection fault. Build without them.
+if [ "$(uname -m)" = x86_64 ]; then
+    LLAMA_CFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+else
+    LLAMA_CFLAGS=""
+fi
+LLAMA=$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)
+# The wheel is built once per version and flags, outside the checkout: pip's own wheel cache
+# would hand a fresh clone a wheel built with other flags.
+WHEELS=${SMALLCODER_HOME:-$HOME/.cache/smallcoder}/wheels/$(echo "$LLAMA $LLAMA_CFLAGS" | sha256sum | cut -c1-16)
+
+# Reinstall only when the declared dependencies or the build flags changed: the second run
+# takes a second.
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
-    echo "==> installing Python packages (llama-cpp-python compiles once, about 3 minutes)"
+    echo "==> installing Python packages (llama-cpp-python compiles once, about 5 minutes)"
     "$VENV/bin/pip" install --quiet --upgrade pip
-    "$VENV/bin/pip" install --quiet -e ".[dev,train]"
+    if ! ls "$WHEELS"/llama_cpp_python-*.whl > /dev/null 2>&1; then
+        CFLAGS="$LLAMA_CFLAGS" CXXFLAGS="$LLAMA_CFLAGS" "$VENV/bin/pip" wheel --quiet --no-deps \
+            --no-cache-dir --wheel-dir "$WHEELS.partial" "$LLAMA"
+        mv "$WHEELS.partial" "$WHEELS"
+    fi
+    "$VENV/bin/pip" install --quiet --force-reinstall --no-deps "$WHEELS"/llama_cpp_python-*.whl
+    "$VENV/bin/pip" install --quiet --find-links "$WHEELS" -e ".[dev,train]"
     echo "$want" > "$STAMP"
 fi
 
