@@ -350,7 +350,7 @@ def test_training_keeps_the_adapter_of_the_lowest_validation_loss_and_stops_when
 
     validation = examples[:3]
     lines = []
-    config = quick_config(learning_rate=5.0, max_steps=40, eval_every=1, patience=2)
+    config = quick_config(learning_rate=5.0, max_steps=40, eval_every=1, patience=1, threads=1)
     result = train(tiny_model, examples[3:], tmp_path / "run", config, validation=validation,
                    on_progress=lines.append)
     measured = {int(step): float(loss) for loss, step in re.findall(
