@@ -24,7 +24,6 @@ from analyzers.queries import (
     Reference,
     definitions,
     import_statements,
-    imports,
     language_for_path,
     references,
 )
@@ -563,13 +562,12 @@ def _references(text: str, language: str) -> list[Reference]:
 
 
 @functools.lru_cache(maxsize=64)
-def _imports(text: str, language: str) -> list[str]:
-    return imports(text, language)
-
-
-@functools.lru_cache(maxsize=16)
 def _import_statements(text: str, language: str) -> list[ImportStatement]:
     return import_statements(text, language)
+
+
+def _imports(text: str, language: str) -> list[str]:
+    return [statement.text for statement in _import_statements(text, language)]
 
 
 def _comment(language: str, text: str) -> str:
