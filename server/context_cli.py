@@ -13,6 +13,7 @@ from pathlib import Path
 from analyzers.index import WorkspaceIndex
 from analyzers.packer import MAX_BUDGET_TOKENS, Target, jedi_resolver, pack, render
 from model import registry
+from model.prompts import fim_window
 from model.registry import smallcoder_home
 from model.tokenizer import VocabularyTokenizer
 from server.completion import repo_name_for
@@ -36,8 +37,11 @@ def add_pack_command(commands: argparse._SubParsersAction) -> None:
     pack_command.add_argument("location", metavar="FILE:LINE", help="1-based line")
     pack_command.add_argument("--budget", type=int, default=2048,
                               help=f"token budget (at most {MAX_BUDGET_TOKENS})")
-    pack_command.add_argument("--target", choices=("cursor", "function"), default="function",
-                              help="pack for the cursor's surroundings or its enclosing function")
+    pack_command.add_argument("--target", choices=("completion", "cursor", "function"),
+                              default="function",
+                              help="pack as inline completion does at the line (what its FIM "
+                              "prompt shows is left out), for the cursor's surroundings, or for "
+                              "its enclosing function (explain, refactor)")
     pack_command.add_argument("--workspace", type=Path, help="workspace folder to index "
                               "(default: the file's git root, else the folder above its "
                               "Python package, else its folder)")
@@ -49,6 +53,14 @@ def add_pack_command(commands: argparse._SubParsersAction) -> None:
                               help="also print each snippet's text")
     pack_command.add_argument("--json", action="store_true", help="machine-readable output")
     pack_command.set_defaults(run=_run_pack)
+
+
+def _target(path: str, text: str, line: int, kind: str) -> Target:
+    """A completion packs for a cursor whose FIM prompt shows the lines around it already."""
+    if kind == "completion":
+        return Target(path, text, line, kind="cursor",
+                      shown=fim_window(text.count("\n") + 1, line))
+    return Target(path, text, line, kind=kind)
 
 
 def _run_pack(args: argparse.Namespace) -> int:
@@ -67,9 +79,10 @@ def _run_pack(args: argparse.Namespace) -> int:
     indexed_ms = (time.perf_counter() - started) * 1e3
     tokenizer = VocabularyTokenizer(registry.resolve_model(args.model))
     relative = index.relative(absolute) or absolute.name
-    resolve = None if args.no_jedi else jedi_resolver(root)
+    # Inline completion matches names with the index alone: jedi is too slow for every keystroke.
+    resolve = None if args.no_jedi or args.target == "completion" else jedi_resolver(root)
     started = time.perf_counter()
-    result = pack(Target(relative, text, line, kind=args.target), args.budget,
+    result = pack(_target(relative, text, line, args.target), args.budget,
                   tokenizer.count_tokens, index=index, resolve=resolve)
     packed_ms = (time.perf_counter() - started) * 1e3
     if args.json:

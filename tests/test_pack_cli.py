@@ -71,3 +71,14 @@ def test_pack_refuses_a_budget_beyond_8k(workspace, tmp_path):
                       home=tmp_path / "home")
     assert result.returncode == 1
     assert "give 0…8192 tokens" in result.stderr
+
+
+@pytest.mark.model
+def test_pack_for_completion_leaves_out_what_the_fim_prompt_shows(workspace, tmp_path):
+    result = run_pack(f"{workspace / 'pkg' / 'report.py'}:5", "--budget", "200", "--json",
+                      "--target", "completion", "--model", str(small_model_path()),
+                      home=tmp_path / "home")
+    assert result.returncode == 0, result.stderr
+    packed = json.loads(result.stdout)
+    assert [(s["path"], s["reason"]) for s in packed["snippets"]] == [
+        ("pkg/units.py", "the target uses `to_metres`")]
