@@ -16,8 +16,9 @@ file imports, as if the user had opened them); and the packer (`pack`, cursor ta
 files and the parts of this one outside the FIM window, as inline completion uses it). Exact
 match (first line, whitespace-trimmed) and edit similarity (difflib ratio, in percent).
 
-Speed. Index build for a package of ≥ 500 files (django), packing p50/p95 at 1k/4k/8k tokens
-with the model's tokenizer counting, and the index's memory (tracemalloc) and store size.
+Speed. Index build for packages of ≥ 500 and ≥ 1,000 files (django, sympy), packing p50/p95 at
+1k/4k/8k tokens with the model's tokenizer counting, and the index's memory (tracemalloc) and
+store size.
 
 Run: .venv/bin/python bench/context.py [--models NAME ...] [--limit N]
      [--speed-only | --quality-only | --recall-only] [--resume] [--arms ARM ...]
@@ -39,6 +40,7 @@ import tracemalloc
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analyzers.index import WorkspaceIndex, index_store_path
 from analyzers.packer import RecentChunks, Target, pack
@@ -49,6 +51,9 @@ from model.prompts import PREFIX_LINES, SUFFIX_LINES, ContextChunk, fim_window
 from model.prompts import fim_request_at as completion_fim_request_at
 from model.registry import smallcoder_home
 from server.completion import CompletionSettings, complete_at
+
+if TYPE_CHECKING:
+    from model.tokenizer import VocabularyTokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -63,7 +68,8 @@ QUALITY_PACKAGES = {
     "sqlparse": "0.6.1",     # Andi Albrecht
 }
 IMPORT_NAMES = {"attrs": "attr"}  # attrs' implementation lives in the `attr` package
-SPEED_PACKAGE = ("django", "5.2.19")  # the newest that supports Python 3.11
+# django: the newest that supports Python 3.11 (907 Python files); sympy: over 1,000 files.
+SPEED_PACKAGES = {"django": "5.2.19", "sympy": "1.14.0"}
 CASES_PER_PACKAGE = 40
 CONTEXT_TOKENS = 1024  # the completion default (smallcoder.inlineCompletions.contextTokens)
 MAX_TOKENS = 40
@@ -463,11 +469,17 @@ def _print_quality(outcomes: list[Outcome]) -> None:
 # ---------------------------------------------------------------- speed
 
 
-def run_speed(tokenizer_model: str) -> dict:
+def run_speed(tokenizer_model: str) -> list[dict]:
     from model.tokenizer import VocabularyTokenizer
 
-    package, version = SPEED_PACKAGE
-    root = install_packages({package: version}) / package
+    tokenizer = VocabularyTokenizer(registry.resolve_model(tokenizer_model))
+    target = install_packages(SPEED_PACKAGES)
+    return [speed_of(target / package, f"{package}=={version}", tokenizer)
+            for package, version in SPEED_PACKAGES.items()]
+
+
+def speed_of(root: Path, package: str, tokenizer: VocabularyTokenizer) -> dict:
+    """Index build, reopen and memory for the package at `root`, and packing times in it."""
     home = smallcoder_home() / "bench" / "context-home"
     store = index_store_path(root, home)
     store.unlink(missing_ok=True)
@@ -484,7 +496,6 @@ def run_speed(tokenizer_model: str) -> dict:
     memory_bytes = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     del measured
-    tokenizer = VocabularyTokenizer(registry.resolve_model(tokenizer_model))
     rng = random.Random(SEED)
     files = [entry for entry in index.files() if entry.language == "python"]
     targets = []
@@ -504,7 +515,7 @@ def run_speed(tokenizer_model: str) -> dict:
         times.sort()
         packing[str(budget)] = {"p50_ms": round(times[len(times) // 2], 1),
                                 "p95_ms": round(times[int(len(times) * 0.95)], 1)}
-    report = {"package": f"{package}=={version}", "files": len(index.files()),
+    report = {"package": package, "files": len(index.files()),
               "build_s": round(build_s, 2), "reopen_s": round(reopen_s, 2),
               "memory_mb": round(memory_bytes / 1e6, 1),
               "store_mb": round(store.stat().st_size / 1e6, 1),
