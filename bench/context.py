@@ -21,7 +21,7 @@ Speed. Index build for packages of ≥ 500 and ≥ 1,000 files (django, sympy), 
 store size.
 
 Run: .venv/bin/python bench/context.py [--models NAME ...] [--limit N]
-     [--speed-only | --quality-only | --recall-only] [--resume] [--arms ARM ...]
+     [--speed-only | --quality-only | --recall-only] [--resume [FILE]] [--arms ARM ...]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -81,9 +82,14 @@ MIN_LINE_CHARACTERS = 12
 MAX_LINE_CHARACTERS = 100
 SEED = 20261124
 ARMS = ("none", "ring", "packer")
-CONTEXT_CODE = ("analyzers/packer.py", "analyzers/index.py", "analyzers/queries.py",
-                "analyzers/completion_cut.py", "model/prompts.py", "server/completion.py",
-                "bench/context.py")
+# The code an arm's outcomes depend on: a measured outcome is resumed only while its arm's code
+# is unchanged, so a changed packer is measured again on its own arm, and the prefix/suffix-only
+# and ring arms (hours of the 1.5B on a slow CPU) are not.
+SHARED_CODE = ("bench/context.py", "analyzers/index.py", "analyzers/queries.py",
+               "analyzers/syntax.py", "analyzers/completion_cut.py", "model/prompts.py",
+               "model/engine.py", "server/completion.py")
+ARM_CODE = {"none": SHARED_CODE, "ring": SHARED_CODE,
+            "packer": (*SHARED_CODE, "analyzers/packer.py")}
 
 
 @dataclass(frozen=True)
@@ -376,12 +382,12 @@ def run_recall(tokenizer_model: str, cases_per_package: int, limit: int | None,
 
 def run_quality(models: list[str], cases_per_package: int, limit: int | None,
                 prefix_lines: int, suffix_lines: int, threads: int | None,
-                context_tokens: int, resume: bool = False,
-                arms: Sequence[str] = ARMS) -> list[Outcome]:
-    """Every case in each of `arms` with each model. With `resume`, the cases a stopped run with
-    the same settings measured (its partial file) are kept and not generated again. An arm's
-    outcome does not depend on the other arms, so a run of one arm (a changed packer) compares
-    with another run's other arms on the same settings."""
+                context_tokens: int, resume: Path | None = None,
+                arms: Sequence[str] = ARMS) -> tuple[dict, list[Outcome]]:
+    """Every case in each of `arms` with each model: the run's settings and its outcomes. With
+    `resume` (a partial or results file), what it measured with the same FIM window, context
+    budget and arm code is kept and not generated again. An arm's outcome does not depend on the
+    other arms, so a run of one arm (a changed packer) compares with another run's other arms."""
     import functools
 
     from model.engine import LlamaCppEngine
@@ -393,24 +399,23 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
         completion_fim_request_at, prefix_lines=prefix_lines, suffix_lines=suffix_lines)
 
     sets = case_sets(cases_per_package, limit)
-    # The code that makes the context is part of the settings: a partial measured with another
-    # packer or prompt format is not resumed.
-    code = hashlib.sha256(b"".join((ROOT / name).read_bytes() for name in CONTEXT_CODE))
     run = {"cases_per_package": cases_per_package, "limit": limit, "prefix_lines": prefix_lines,
            "suffix_lines": suffix_lines, "context_tokens": context_tokens,
-           "context_code": code.hexdigest()[:16], "arms": list(arms)}
-    outcomes = _resumed(run) if resume else []
-    measured = {(o.model, o.case) for o in outcomes}
+           "arm_code": arm_code(), "arms": list(arms)}
+    names = {case.name for case, _, _ in sets}
+    outcomes = [o for o in _resumed(resume, run) if o.case in names and o.arm in arms]
+    measured = {(o.model, o.case, o.arm) for o in outcomes}
     settings = CompletionSettings(max_tokens=MAX_TOKENS, time_budget_ms=60_000, max_lines=1)
     for name in models:
         engine = LlamaCppEngine(registry.resolve_model(name), context_tokens=8192,
                                 threads=threads)
         for number, (case, index, root) in enumerate(sets, start=1):
-            if (engine.name, case.name) in measured:
+            missing = [arm for arm in arms if (engine.name, case.name, arm) not in measured]
+            if not missing:
                 continue
             text, column = masked(index.text_of(case.path) or "", case.line)
             contexts = context_arms(case, index, root, text, context_tokens,
-                                    engine.count_tokens, (prefix_lines, suffix_lines), arms)
+                                    engine.count_tokens, (prefix_lines, suffix_lines), missing)
             for arm, chunks in contexts.items():
                 started = time.perf_counter()
                 completion = complete_at(engine, text, case.line, column, path=case.path,
@@ -432,24 +437,43 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
                 PARTIAL.write_text(json.dumps(
                     {"run": run, "quality": [asdict(o) for o in outcomes]}, indent=2))
         del engine
-    return outcomes
+    return run, outcomes
 
 
-def _resumed(run: dict) -> list[Outcome]:
-    """The outcomes of a stopped run with the same settings; none (and why) otherwise."""
+def arm_code() -> dict[str, str]:
+    """A hash of the code each arm's outcomes depend on."""
+    return {arm: hashlib.sha256(b"".join((ROOT / name).read_bytes() for name in files)
+                                ).hexdigest()[:16] for arm, files in ARM_CODE.items()}
+
+
+def _resumed(path: Path | None, run: dict) -> list[Outcome]:
+    """The outcomes in `path` that this run would measure alike: same FIM window, same context
+    budget (but for the arm without context), same code for their arm. Says what it keeps."""
+    if path is None:
+        return []
     try:
-        partial = json.loads(PARTIAL.read_text())
-    except (OSError, ValueError):
-        print(f"nothing to resume: no readable {PARTIAL}", flush=True)
+        earlier = json.loads(path.read_text())
+        earlier_run, rows = earlier["run"], earlier["quality"]
+        outcomes = [Outcome(**row) for row in rows]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        print(f"nothing to resume: {path} is not a readable run ({error})", flush=True)
         return []
-    if not isinstance(partial, dict) or partial.get("run") != run:
-        print(f"not resuming: {PARTIAL} was measured with other settings "
-              f"({partial.get('run') if isinstance(partial, dict) else 'unknown'})", flush=True)
+    window = ("prefix_lines", "suffix_lines")
+    if any(earlier_run.get(key) != run[key] for key in window):
+        print(f"not resuming: {path} has another FIM window", flush=True)
         return []
-    outcomes = [Outcome(**row) for row in partial["quality"]]
-    print(f"resuming: {len({(o.model, o.case) for o in outcomes})} cases already measured",
-          flush=True)
-    return outcomes
+    same_code = {arm for arm, code in run["arm_code"].items()
+                 if earlier_run.get("arm_code", {}).get(arm) == code}
+    if earlier_run.get("context_tokens") != run["context_tokens"]:
+        same_code &= {"none"}
+    kept = [o for o in outcomes if o.arm in same_code]
+    counts = Counter(o.arm for o in kept)
+    stale = sorted(set(run["arm_code"]) - same_code)
+    print(f"resuming from {path}: " + (", ".join(f"{arm} {n}" for arm, n in sorted(
+        counts.items())) or "nothing") + " outcomes kept" + (
+        f"; measured with other code or budget: {', '.join(stale)}" if stale else ""),
+        flush=True)
+    return kept
 
 
 def _print_quality(outcomes: list[Outcome]) -> None:
@@ -541,9 +565,9 @@ def main() -> int:
                         help="context budget of the ring and packer arms (editor: %(default)s)")
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
                         help="the arms of the quality run (default: all)")
-    parser.add_argument("--resume", action="store_true",
-                        help="keep the cases a stopped quality run with the same settings "
-                        "measured (bench/results/context-partial.json)")
+    parser.add_argument("--resume", nargs="?", type=Path, const=PARTIAL, metavar="FILE",
+                        help="keep what a stopped run (default: %(const)s) or a results "
+                        "file measured with the same window, budget and arm code")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--quality-only", action="store_true")
     parser.add_argument("--recall-only", action="store_true",
@@ -558,10 +582,11 @@ def main() -> int:
     if not (args.speed_only or args.recall_only):
         print(f"FIM window: {args.prefix_lines} lines before, {args.suffix_lines} after; "
               f"context budget {args.context_tokens} tokens", flush=True)
-        outcomes = run_quality(args.models, args.cases_per_package, args.limit,
-                               args.prefix_lines, args.suffix_lines, args.threads,
-                               args.context_tokens, args.resume, args.arms)
+        run, outcomes = run_quality(args.models, args.cases_per_package, args.limit,
+                                    args.prefix_lines, args.suffix_lines, args.threads,
+                                    args.context_tokens, args.resume, args.arms)
         _print_quality(outcomes)
+        report["run"] = run
         report["quality"] = [asdict(outcome) for outcome in outcomes]
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"context-{time.strftime('%Y%m%d-%H%M%S')}.json"
