@@ -14,7 +14,9 @@ generations settings, same budget of context tokens: no cross-file context (pref
 a llama.vscode-style ring buffer of chunks seen recently (64-line chunks from the modules the
 file imports, as if the user had opened them); and the packer (`pack`, cursor target, other
 files and the parts of this one outside the FIM window, as inline completion uses it). Exact
-match (first line, whitespace-trimmed) and edit similarity (difflib ratio, in percent).
+match (first line, whitespace-trimmed) and edit similarity (difflib ratio, in percent). On
+demand, a fourth arm, `reference`: the packer querying with the hidden line itself (an upper
+bound, as CrossCodeEval's retrieval with reference).
 
 Speed. Index build for packages of ≥ 500 and ≥ 1,000 files (django, sympy), packing p50/p95 at
 1k/4k/8k tokens with the model's tokenizer counting, and the index's memory (tracemalloc) and
@@ -43,6 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analyzers import packer
 from analyzers.index import WorkspaceIndex, index_store_path
 from analyzers.packer import RecentChunks, Target, pack
 from analyzers.queries import imports, references
@@ -82,6 +85,10 @@ MIN_LINE_CHARACTERS = 12
 MAX_LINE_CHARACTERS = 100
 SEED = 20261124
 ARMS = ("none", "ring", "packer")
+# Not a way the editor could work: the packer's query made with the hidden line itself, as
+# CrossCodeEval's "retrieval with reference". How far a perfect guess of what comes next would
+# take the packer's retrieval: the ceiling of this approach with this model, not a result.
+REFERENCE_ARM = "reference"
 # The code an arm's outcomes depend on: a measured outcome is resumed only while its arm's code
 # is unchanged, so a changed packer is measured again on its own arm, and the prefix/suffix-only
 # and ring arms (hours of the 1.5B on a slow CPU) are not.
@@ -89,7 +96,8 @@ SHARED_CODE = ("bench/context.py", "analyzers/index.py", "analyzers/queries.py",
                "analyzers/syntax.py", "analyzers/completion_cut.py", "model/prompts.py",
                "model/engine.py", "server/completion.py")
 ARM_CODE = {"none": SHARED_CODE, "ring": SHARED_CODE,
-            "packer": (*SHARED_CODE, "analyzers/packer.py")}
+            "packer": (*SHARED_CODE, "analyzers/packer.py"),
+            "reference": (*SHARED_CODE, "analyzers/packer.py")}
 
 
 @dataclass(frozen=True)
@@ -337,9 +345,27 @@ def context_arms(case: Case, index: WorkspaceIndex, root: Path, text: str, budge
                                                      count_tokens),
                   "packer": lambda: packer_chunks(case, index, text, case.line, budget_tokens,
                                                   count_tokens, window)}
-        return {arm: makers[arm]() for arm in arms}
+        contexts = {arm: makers[arm]() for arm in arms if arm != REFERENCE_ARM}
     finally:
         index.close_document(str(root / case.path))
+    if REFERENCE_ARM in arms:
+        contexts[REFERENCE_ARM] = reference_chunks(case, index, budget_tokens, count_tokens,
+                                                   window)
+    return contexts
+
+
+def reference_chunks(case: Case, index: WorkspaceIndex, budget_tokens: int, count_tokens,
+                     window: tuple[int, int]) -> tuple[ContextChunk, ...]:
+    """The packer told the hidden line: the file as it is on disk (the index is back on it), and
+    the lines like it are looked for with the hidden line alone as the query, instead of the
+    lines typed before it. Its names are nearest the cursor, so their definitions rank first."""
+    query_lines = packer.QUERY_LINES
+    packer.QUERY_LINES = 0
+    try:
+        return packer_chunks(case, index, index.text_of(case.path) or "", case.line,
+                             budget_tokens, count_tokens, window)
+    finally:
+        packer.QUERY_LINES = query_lines
 
 
 def run_recall(tokenizer_model: str, cases_per_package: int, limit: int | None,
@@ -563,8 +589,9 @@ def main() -> int:
                         "cores; 1 is much faster when other work shares the CPU)")
     parser.add_argument("--context-tokens", type=int, default=CONTEXT_TOKENS,
                         help="context budget of the ring and packer arms (editor: %(default)s)")
-    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
-                        help="the arms of the quality run (default: all)")
+    parser.add_argument("--arms", nargs="+", choices=(*ARMS, REFERENCE_ARM),
+                        default=list(ARMS), help="the arms of the quality run (default: "
+                        f"{' '.join(ARMS)}; {REFERENCE_ARM}: the packer told the hidden line)")
     parser.add_argument("--resume", nargs="?", type=Path, const=PARTIAL, metavar="FILE",
                         help="keep what a stopped run (default: %(const)s) or a results "
                         "file measured with the same window, budget and arm code")
