@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import hashlib
+import itertools
 import json
 import random
 import re
@@ -317,17 +318,18 @@ def case_sets(cases_per_package: int, limit: int | None
               ) -> list[tuple[Case, WorkspaceIndex, Path]]:
     """The cases, each with its package's index and folder: the same set every time."""
     target = install_packages(QUALITY_PACKAGES)
-    sets: list[tuple[Case, WorkspaceIndex, Path]] = []
+    per_package: list[list[tuple[Case, WorkspaceIndex, Path]]] = []
     for package in QUALITY_PACKAGES:
         root = target / IMPORT_NAMES.get(package, package)
         index = WorkspaceIndex(root)
         index.refresh()
-        sets += [(case, index, root) for case in build_cases(package, root, index,
-                                                             cases_per_package)]
-    # In hash order, the packages mixed: a run stopped early (the 1.5B takes hours on a slow
-    # CPU) has measured a sample of every package, not the first packages whole.
-    sets = sorted(sets, key=lambda item: hashlib.sha256(
-        f"{item[0].package}:{item[0].path}:{item[0].line}".encode()).hexdigest())[:limit]
+        per_package.append([(case, index, root) for case in build_cases(
+            package, root, index, cases_per_package)])
+    # One case of each package in turn: a run stopped early (the 1.5B takes hours on a slow CPU)
+    # has measured as many cases of every package, not the first packages whole. (Hash order
+    # would not do: a package with more candidate lines has smaller hashes among its chosen.)
+    sets = [item for turn in itertools.zip_longest(*per_package) for item in turn
+            if item is not None][:limit]
     print(f"{len(sets)} cases from {', '.join(QUALITY_PACKAGES)}", flush=True)
     return sets
 
@@ -580,7 +582,7 @@ def main() -> int:
     parser.add_argument("--models", nargs="+", default=["qwen2.5-coder-0.5b-instruct-q4_k_m",
                                                         "qwen2.5-coder-1.5b-instruct-q4_k_m"])
     parser.add_argument("--cases-per-package", type=int, default=CASES_PER_PACKAGE)
-    parser.add_argument("--limit", type=int, help="run only this many cases (hash order)")
+    parser.add_argument("--limit", type=int, help="run only this many cases (the packages in turn)")
     parser.add_argument("--prefix-lines", type=int, default=PREFIX_LINES,
                         help="lines before the cursor in the FIM prompt (editor: %(default)s)")
     parser.add_argument("--suffix-lines", type=int, default=SUFFIX_LINES,
