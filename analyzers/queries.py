@@ -11,6 +11,7 @@ import inspect
 import re
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import NamedTuple
 
 from tree_sitter import Node, Query, QueryCursor
 
@@ -128,6 +129,9 @@ IMPORT_QUERIES = {
     "c": "(preproc_include) @import",
     "cpp": "[(preproc_include) (using_declaration)] @import",
 }
+# How deep in the tree an import query's match can start, where its pattern is anchored there:
+# without a limit the query walks every node of the file.
+IMPORT_DEPTHS = {"python": 0, "go": 1, "java": 1}
 
 # Leaf node types that name something; those a grammar lacks are left out of its query.
 IDENTIFIER_NODE_TYPES = (
@@ -186,9 +190,9 @@ class ImportStatement:
     text: str
 
 
-@dataclass(frozen=True)
-class Reference:
-    """An identifier as it is used (or defined) at a 0-based (line, column)."""
+class Reference(NamedTuple):
+    """An identifier as it is used (or defined) at a 0-based (line, column); a tuple, since
+    a big file has tens of thousands."""
 
     name: str
     line: int
@@ -237,8 +241,10 @@ def imports_in(root: Node, source: bytes, language: str) -> list[str]:
 
 
 def _import_statements_in(root: Node, source: bytes, language: str) -> list[ImportStatement]:
-    nodes = QueryCursor(_query(language, IMPORT_QUERIES[language])).captures(root).get(
-        "import", [])
+    cursor = QueryCursor(_query(language, IMPORT_QUERIES[language]))
+    if language in IMPORT_DEPTHS:
+        cursor.set_max_start_depth(IMPORT_DEPTHS[language])
+    nodes = cursor.captures(root).get("import", [])
     by_start = sorted({node.start_byte: node for node in nodes}.items())
     return [ImportStatement(node.start_point.row, node.end_point.row, _text(source, node).rstrip())
             for _, node in by_start]
