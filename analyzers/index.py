@@ -8,8 +8,8 @@ binary and huge files are left out. Paths are relative to the root, with forward
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-import heapq
 import json
 import math
 import os
@@ -18,8 +18,10 @@ import subprocess
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from analyzers.queries import (
     Definition,
@@ -101,7 +103,8 @@ def analyze_file(path: str, text: str, language: str, stamp: tuple[int, int]) ->
     identifiers = references_in(root, source, language)
     for reference in identifiers:
         by_name[reference.name].append(reference.line)
-    terms = tuple(_terms_between(identifiers, d.start_line, d.end_line) for d in found)
+    lines = [reference.line for reference in identifiers]  # in source order, so sorted
+    terms = tuple(_terms_between(identifiers, lines, d.start_line, d.end_line) for d in found)
     return FileEntry(path, language, stamp, tuple(found), imports,
                      {name: tuple(lines) for name, lines in by_name.items()}, terms)
 
@@ -134,6 +137,7 @@ class WorkspaceIndex:
         self._files: dict[str, FileEntry] = {}
         self._open_texts: dict[str, str] = {}
         self._lock = threading.RLock()
+        # Built on first use, then kept current file by file: an edit must not cost a rebuild.
         self._symbols: dict[str, list[SymbolLocation]] | None = None
         self._bm25: _Bm25 | None = None
 
@@ -159,6 +163,9 @@ class WorkspaceIndex:
             removed = [path for path in self._files if path not in wanted]
             for path in removed:
                 del self._files[path]
+            # Many files may change here: building the lookups again once is cheaper than
+            # updating them file by file.
+            self._symbols = self._bm25 = None
         for path, stamp in sorted(wanted.items()):
             with self._lock:
                 entry = self._files.get(path)
@@ -170,7 +177,6 @@ class WorkspaceIndex:
                 continue
             self._put(analyze_file(path, text, language_for_path(path) or "", stamp))
             parsed += 1
-        self._changed()
         return IndexStats(len(self._files), parsed, reused, len(removed))
 
     def save(self) -> None:
@@ -214,7 +220,6 @@ class WorkspaceIndex:
                 return
             self._open_texts[relative] = text
         self._put(analyze_file(relative, text, language, (0, len(text.encode()))))
-        self._changed()
 
     def close_document(self, path: str) -> None:
         """The editor closed the file: from now on the disk's text counts."""
@@ -223,7 +228,7 @@ class WorkspaceIndex:
             return
         with self._lock:
             self._open_texts.pop(relative, None)
-            self._files.pop(relative, None)
+            self._drop(relative)
         self.file_changed(path)
 
     def file_changed(self, path: str) -> None:
@@ -247,14 +252,12 @@ class WorkspaceIndex:
         if text is not None:
             self._put(analyze_file(relative, text, language_for_path(relative) or "",
                                    (stat.st_mtime_ns, stat.st_size)))
-            self._changed()
 
     def remove(self, path: str) -> None:
         relative = self.relative(path)
         with self._lock:
-            if relative is not None and self._files.pop(relative, None) is not None:
+            if relative is not None and self._drop(relative):
                 self._open_texts.pop(relative, None)
-                self._changed()
 
     # ------------------------------------------------------------ queries
 
@@ -289,8 +292,8 @@ class WorkspaceIndex:
             if self._symbols is None:
                 symbols: dict[str, list[SymbolLocation]] = defaultdict(list)
                 for path in sorted(self._files):
-                    for definition in self._files[path].definitions:
-                        symbols[definition.name].append(SymbolLocation(path, definition))
+                    for location in _locations(self._files[path]):
+                        symbols[location.definition.name].append(location)
                 self._symbols = dict(symbols)
             return list(self._symbols.get(name, ()))
 
@@ -306,8 +309,7 @@ class WorkspaceIndex:
         with self._lock:
             if self._bm25 is None:
                 self._bm25 = _Bm25(self._files)
-            bm25 = self._bm25
-        return bm25.top(terms, limit, exclude_path)
+            return self._bm25.top(terms, limit, exclude_path)
 
     def memory_bytes(self) -> int:
         """A rough measure of the index's size: its persisted JSON length."""
@@ -318,12 +320,33 @@ class WorkspaceIndex:
 
     def _put(self, entry: FileEntry) -> None:
         with self._lock:
+            self._drop(entry.path)
             self._files[entry.path] = entry
+            locations = _locations(entry)
+            if self._symbols is not None:
+                for location in locations:
+                    places = self._symbols.setdefault(location.definition.name, [])
+                    # after the places in files before this one, and this file's earlier ones
+                    places.insert(bisect.bisect_right(places, entry.path,
+                                                      key=lambda place: place.path), location)
+            if self._bm25 is not None:
+                self._bm25.add(entry, locations)
 
-    def _changed(self) -> None:
-        with self._lock:
-            self._symbols = None
-            self._bm25 = None
+    def _drop(self, path: str) -> bool:
+        """Forget a file's entry (the caller holds the lock); False when there was none."""
+        entry = self._files.pop(path, None)
+        if entry is None:
+            return False
+        if self._symbols is not None:
+            for name in {definition.name for definition in entry.definitions}:
+                kept = [place for place in self._symbols[name] if place.path != path]
+                if kept:
+                    self._symbols[name] = kept
+                else:
+                    del self._symbols[name]
+        if self._bm25 is not None:
+            self._bm25.remove(path)
+        return True
 
     def _read(self, path: str) -> str | None:
         try:
@@ -357,46 +380,129 @@ class WorkspaceIndex:
 
 
 class _Bm25:
-    """BM25 over the definitions of every file; one document per definition."""
+    """BM25 over the definitions of every file, one document per definition, updated file by
+    file. Documents are numbered in path order (within a file, in source order), which breaks
+    ties between equal scores; a term's postings are numpy arrays of (file, document within the
+    file, frequency), so a query scores a common term's thousands of documents at once."""
 
     def __init__(self, files: dict[str, FileEntry]) -> None:
-        self.documents: list[SymbolLocation] = []
-        lengths: list[int] = []
-        # term -> [(document, how often the term occurs in it)]
-        self.postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        self.ranges: dict[str, range] = {}  # each file's documents, which are consecutive
+        self._file_ids: dict[str, int] = {}
+        self._documents: dict[int, tuple[SymbolLocation, ...]] = {}
+        self._lengths: dict[int, np.ndarray] = {}
+        self._terms: dict[int, list[str]] = {}  # each file's distinct terms, to remove it
+        self._next_id = 0
+        self._total_length = 0
+        self._postings: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._numbering: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # Built at once: every posting in flat arrays, sorted by term, sliced per term.
+        terms: dict[str, int] = {}
+        columns: list[list[int]] = [[], [], [], []]  # term, file, document in file, frequency
         for path in sorted(files):
-            entry = files[path]
-            self.ranges[path] = range(len(self.documents),
-                                      len(self.documents) + len(entry.definitions))
-            for definition, terms in zip(entry.definitions, entry.definition_terms, strict=True):
-                number = len(self.documents)
-                self.documents.append(SymbolLocation(path, definition))
-                lengths.append(sum(terms.values()))
-                for term, frequency in terms.items():
-                    self.postings[term].append((number, frequency))
-        average = sum(lengths) / len(lengths) if lengths else 1.0
-        # The length normalization of each document, worked out once rather than per query.
-        self.norms = [BM25_K1 * (1 - BM25_B + BM25_B * length / average) for length in lengths]
+            file_id = self._register(files[path], _locations(files[path]))
+            for local, counts in enumerate(files[path].definition_terms):
+                for term, frequency in counts.items():
+                    columns[0].append(terms.setdefault(term, len(terms)))
+                    columns[1].append(file_id)
+                    columns[2].append(local)
+                    columns[3].append(frequency)
+        term_ids, file_ids, locals_, frequencies = (np.array(c, dtype=np.int64) for c in columns)
+        order = np.argsort(term_ids, kind="stable")
+        bounds = np.searchsorted(term_ids[order], np.arange(len(terms) + 1))
+        file_ids, locals_ = file_ids[order], locals_[order]
+        frequencies = frequencies[order].astype(np.float64)
+        for term, number in terms.items():
+            part = slice(bounds[number], bounds[number + 1])
+            self._postings[term] = (file_ids[part], locals_[part], frequencies[part])
+
+    def add(self, entry: FileEntry, locations: tuple[SymbolLocation, ...]) -> None:
+        file_id = self._register(entry, locations)
+        found: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for local, counts in enumerate(entry.definition_terms):
+            for term, frequency in counts.items():
+                found[term].append((local, frequency))
+        for term, pairs in found.items():
+            added = (np.full(len(pairs), file_id, dtype=np.int64),
+                     np.array([local for local, _ in pairs], dtype=np.int64),
+                     np.array([frequency for _, frequency in pairs], dtype=np.float64))
+            if term in self._postings:
+                added = tuple(np.concatenate(both)
+                              for both in zip(self._postings[term], added, strict=True))
+            self._postings[term] = added
+
+    def remove(self, path: str) -> None:
+        file_id = self._file_ids.pop(path, None)
+        if file_id is None:
+            return
+        del self._documents[file_id]
+        self._total_length -= int(self._lengths.pop(file_id).sum())
+        for term in self._terms.pop(file_id):
+            files, locals_, frequencies = self._postings[term]
+            kept = files != file_id
+            if kept.any():
+                self._postings[term] = (files[kept], locals_[kept], frequencies[kept])
+            else:
+                del self._postings[term]
+        self._numbering = None
 
     def top(self, query: Counter[str], limit: int,
             exclude_path: str | None) -> list[tuple[float, SymbolLocation]]:
-        scores: dict[int, float] = defaultdict(float)
-        count = len(self.documents)
+        offsets, owners, norms = self._numbered()
+        count = len(norms)
         # The rarest terms decide the ranking; common ones (`self`, `None`) only cost time.
-        known = sorted((term for term in query if term in self.postings),
-                       key=lambda term: (len(self.postings[term]), term))
-        norms = self.norms
+        known = sorted((term for term in query if term in self._postings),
+                       key=lambda term: (len(self._postings[term][0]), term))
+        numbers, gains = [], []
         for term in known[:BM25_QUERY_TERMS]:
-            postings = self.postings[term]
-            weight = math.log(1 + (count - len(postings) + 0.5) / (len(postings) + 0.5)) * (
+            files, locals_, frequencies = self._postings[term]
+            weight = math.log(1 + (count - len(files) + 0.5) / (len(files) + 0.5)) * (
                 BM25_K1 + 1)
-            for number, frequency in postings:
-                scores[number] += weight * frequency / (frequency + norms[number])
-        for number in self.ranges.get(exclude_path or "", ()):
-            scores.pop(number, None)
-        ranked = heapq.nlargest(limit, scores.items(), key=lambda item: (item[1], -item[0]))
-        return [(score, self.documents[number]) for number, score in ranked]
+            documents = offsets[files] + locals_
+            numbers.append(documents)
+            gains.append(weight * frequencies / (frequencies + norms[documents]))
+        if not numbers:
+            return []
+        scores = np.bincount(np.concatenate(numbers), weights=np.concatenate(gains),
+                             minlength=count)
+        excluded = self._file_ids.get(exclude_path or "")
+        if excluded is not None:
+            start = offsets[excluded]
+            scores[start:start + len(self._lengths[excluded])] = 0.0
+        candidates = np.flatnonzero(scores > 0)
+        # best first; among equal scores, the earlier document
+        ranked = candidates[np.argsort(-scores[candidates], kind="stable")[:limit]]
+        return [(float(scores[number]),
+                 self._documents[int(owners[number])][int(number - offsets[owners[number]])])
+                for number in ranked.tolist()]
+
+    def _register(self, entry: FileEntry, locations: tuple[SymbolLocation, ...]) -> int:
+        file_id = self._next_id
+        self._next_id += 1
+        self._file_ids[entry.path] = file_id
+        self._documents[file_id] = locations
+        lengths = np.array([sum(terms.values()) for terms in entry.definition_terms],
+                           dtype=np.int64)
+        self._lengths[file_id] = lengths
+        self._total_length += int(lengths.sum())
+        self._terms[file_id] = list({term for terms in entry.definition_terms for term in terms})
+        self._numbering = None
+        return file_id
+
+    def _numbered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each file's first document number (indexed by file id), and each document's file id
+        and length normalization, in document order; worked out again only after a change."""
+        if self._numbering is None:
+            ordered = np.array([self._file_ids[path] for path in sorted(self._file_ids)],
+                               dtype=np.int64)
+            sizes = np.array([len(self._lengths[file_id]) for file_id in ordered.tolist()],
+                             dtype=np.int64)
+            offsets = np.zeros(self._next_id, dtype=np.int64)
+            offsets[ordered] = np.cumsum(sizes) - sizes
+            lengths = np.concatenate([np.zeros(0, dtype=np.int64)] + [
+                self._lengths[file_id] for file_id in ordered.tolist()])
+            average = self._total_length / len(lengths) if len(lengths) else 1.0
+            norms = BM25_K1 * (1 - BM25_B + BM25_B * lengths / average)
+            self._numbering = (offsets, np.repeat(ordered, sizes), norms)
+        return self._numbering
 
 
 def identifier_terms(text: str) -> Counter[str]:
@@ -404,10 +510,16 @@ def identifier_terms(text: str) -> Counter[str]:
     return Counter(IDENTIFIER.findall(text))
 
 
-def _terms_between(identifiers: list[Reference], start_line: int, end_line: int) -> dict[str, int]:
-    counts: Counter[str] = Counter(reference.name for reference in identifiers
-                                   if start_line <= reference.line <= end_line)
-    return dict(counts)
+def _terms_between(identifiers: list[Reference], lines: list[int], start_line: int,
+                   end_line: int) -> dict[str, int]:
+    """The identifiers on lines `start_line`..`end_line`; `lines` are theirs, in order."""
+    first = bisect.bisect_left(lines, start_line)
+    last = bisect.bisect_right(lines, end_line)
+    return dict(Counter(reference.name for reference in identifiers[first:last]))
+
+
+def _locations(entry: FileEntry) -> tuple[SymbolLocation, ...]:
+    return tuple(SymbolLocation(entry.path, definition) for definition in entry.definitions)
 
 
 def _head(path: Path, size: int = 8192) -> bytes:
@@ -442,9 +554,11 @@ def _walk(root: Path) -> list[str]:
 
 
 def _entry_to_json(entry: FileEntry) -> dict:
-    raw = asdict(entry)
-    raw["definitions"] = [asdict(definition) for definition in entry.definitions]
-    return raw
+    # field by field: dataclasses.asdict deep-copies every reference list, which is slow
+    return {"path": entry.path, "language": entry.language, "stamp": entry.stamp,
+            "definitions": [vars(definition) for definition in entry.definitions],
+            "imports": entry.imports, "references": entry.references,
+            "definition_terms": entry.definition_terms}
 
 
 def _entry_from_json(raw: dict) -> FileEntry:

@@ -103,6 +103,35 @@ def test_deleted_files_leave_the_index(tmp_path):
     assert index.references_to("Circle") == [("pkg/report.py", (2, 6))]
 
 
+def test_after_edits_symbols_and_similarity_answer_as_a_fresh_index_would(tmp_path):
+    root = make_workspace(tmp_path / "ws")
+    (root / "pkg" / "area.py").write_text(
+        "def area_of(circle):\n    return circle.area() * circle.radius\n")
+    index = WorkspaceIndex.open(root)
+    queries = [identifier_terms(text) for text in (
+        "circle.area() * circle.radius", "math.pi * self.radius ** 2", "json.dumps(Circle)")]
+    index.definitions_named("Circle")  # the lookups are built here, then kept current
+    index.similar_definitions(queries[0], 5)
+    shapes, area = str(root / "pkg" / "shapes.py"), str(root / "pkg" / "area.py")
+    index.update_document(shapes, SHAPES.replace("class Circle", "class Disc").replace(
+        "return math.pi", "return 2 * math.pi * self.radius + math.pi"))
+    index.update_document(shapes, SHAPES + "\n\nclass Circle:\n    radius = 1\n")
+    (root / "pkg" / "area.py").unlink()
+    index.file_changed(area)
+    (root / "pkg" / "square.py").write_text("class Square:\n    def area(self):\n"
+                                              "        return self.side * self.side\n")
+    index.file_changed(str(root / "pkg" / "square.py"))
+    fresh = WorkspaceIndex.open(root)
+    fresh.update_document(shapes, index.text_of("pkg/shapes.py"))
+    for name in ("Circle", "Disc", "area_of", "area", "Square", "describe"):
+        assert index.definitions_named(name) == fresh.definitions_named(name), name
+    assert [place.path for place in index.definitions_named("Circle")] == ["pkg/shapes.py"] * 2
+    for query in queries:
+        assert index.similar_definitions(query, 5) == fresh.similar_definitions(query, 5)
+        assert index.similar_definitions(query, 5, exclude_path="pkg/shapes.py") == \
+            fresh.similar_definitions(query, 5, exclude_path="pkg/shapes.py")
+
+
 def test_a_restart_reparses_only_the_files_that_changed(tmp_path):
     root, home = make_workspace(tmp_path / "ws"), tmp_path / "home"
     WorkspaceIndex.open(root, home)
