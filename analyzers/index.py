@@ -391,7 +391,6 @@ class _Bm25:
         self._lengths: dict[int, np.ndarray] = {}
         self._terms: dict[int, list[str]] = {}  # each file's distinct terms, to remove it
         self._next_id = 0
-        self._total_length = 0
         self._postings: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._numbering: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # Built at once: every posting in flat arrays, sorted by term, sliced per term.
@@ -433,8 +432,7 @@ class _Bm25:
         file_id = self._file_ids.pop(path, None)
         if file_id is None:
             return
-        del self._documents[file_id]
-        self._total_length -= int(self._lengths.pop(file_id).sum())
+        del self._documents[file_id], self._lengths[file_id]
         for term in self._terms.pop(file_id):
             files, locals_, frequencies = self._postings[term]
             kept = files != file_id
@@ -479,10 +477,8 @@ class _Bm25:
         self._next_id += 1
         self._file_ids[entry.path] = file_id
         self._documents[file_id] = locations
-        lengths = np.array([sum(terms.values()) for terms in entry.definition_terms],
-                           dtype=np.int64)
-        self._lengths[file_id] = lengths
-        self._total_length += int(lengths.sum())
+        self._lengths[file_id] = np.array(
+            [sum(terms.values()) for terms in entry.definition_terms], dtype=np.int64)
         self._terms[file_id] = list({term for terms in entry.definition_terms for term in terms})
         self._numbering = None
         return file_id
@@ -499,7 +495,7 @@ class _Bm25:
             offsets[ordered] = np.cumsum(sizes) - sizes
             lengths = np.concatenate([np.zeros(0, dtype=np.int64)] + [
                 self._lengths[file_id] for file_id in ordered.tolist()])
-            average = self._total_length / len(lengths) if len(lengths) else 1.0
+            average = int(lengths.sum()) / len(lengths) if len(lengths) else 1.0
             norms = BM25_K1 * (1 - BM25_B + BM25_B * lengths / average)
             self._numbering = (offsets, np.repeat(ordered, sizes), norms)
         return self._numbering
