@@ -14,7 +14,7 @@ import re
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from analyzers.index import IDENTIFIER, SymbolLocation, WorkspaceIndex, identifier_terms
 from analyzers.python_names import resolve_region
@@ -27,6 +27,7 @@ from analyzers.queries import (
     language_for_path,
     references,
 )
+from analyzers.syntax import parse
 
 # ---------------------------------------------------------------- scores: higher is chosen first
 TARGET_SCORE = 1000.0  # the code being completed, explained or fixed
@@ -39,6 +40,10 @@ CURSOR_HEADER_SCORE = 100.0
 USED_DEFINITION_SCORE = 200.0  # the definition of a name the target uses
 RESOLVED_BONUS = 50.0  # … when jedi resolved the name rather than the index matching it by name
 IMPORTED_NAME_SCORE = 120.0  # signatures of what the target file imports, per workspace file
+# The names a workspace module offers, for a Python file that imports it whole (`from pkg import
+# sql`, then `sql.Function`), scaled by how near the cursor the module's name is used: used on
+# the cursor's line, what the line goes on to name is most likely among them.
+MODULE_MAP_SCORE = 400.0
 CALLER_SCORE = 100.0  # a function that calls the target function
 RECENT_SCORE = 80.0  # the newest chunk of the ring buffer of recently edited/viewed code
 RECENT_DECAY = 0.85  # each older ring-buffer chunk is worth this much of the one after it
@@ -62,6 +67,7 @@ TARGET_LINES_BEFORE = 40  # a cursor target outside any function: the lines arou
 TARGET_LINES_AFTER = 15
 MAX_NAMES = 40  # distinct names of the target whose definitions are looked up
 MAX_CALLERS = 6
+MODULE_MAP_NAMES = 32  # names per module map: those the file uses first, then the public rest
 MAX_PLACES_PER_NAME = 4  # a name defined in more places than this is not looked up
 SIMILAR_CANDIDATES = 6
 QUERY_LINES = 8  # for a cursor: the lines before it that similar lines are matched with
@@ -205,6 +211,8 @@ def _candidates(target: Target, index: WorkspaceIndex | None, recent: RecentChun
                                  "uses", nearness=_nearness(target, language, start, end))
         if language is not None:
             found += _imported_api(_imported_names(target.text, language), index, target)
+        if language == "python":
+            found += _module_maps(target, index, _nearness(target, language, start, end))
         if target.kind == "function" and language is not None:
             found += _callers(target, language, index)
         found += _similar(target, index, lines[start:end + 1])
@@ -363,6 +371,95 @@ def _imported_api(names: Iterable[str], index: WorkspaceIndex, target: Target) -
                              f"signatures of {', '.join(f'`{n}`' for n in sorted(named))}, "
                              f"which the target imports", IMPORTED_NAME_SCORE, outline=True))
     return found
+
+
+def _module_maps(target: Target, index: WorkspaceIndex,
+                 nearness: dict[str, float]) -> list[Snippet]:
+    """For each workspace module the target imports whole, one line per top-level definition:
+    the names it offers (`sql.Function`), those the file uses from it first. The model cannot
+    guess which of a module's names exist; a line each tells it for a few tokens."""
+    found = []
+    for alias, path in _imported_modules(target, index).items():
+        entry, text = index.entry(path), index.text_of(path)
+        if entry is None or text is None:
+            continue
+        top, end = [], -1
+        for definition in sorted(entry.definitions, key=lambda d: d.start_line):
+            if definition.start_line > end:
+                top.append(definition)
+                end = definition.end_line
+        used = Counter(re.findall(rf"\b{re.escape(alias)}\.({IDENTIFIER.pattern})", target.text))
+        chosen = sorted((d for d in top if d.name in used or not d.name.startswith("_")),
+                        key=lambda d: (-used[d.name], d.start_line))[:MODULE_MAP_NAMES]
+        if not chosen:
+            continue
+        body = "\n".join(f"{_header(d, 'python')} ..."
+                          for d in sorted(chosen, key=lambda d: d.start_line))
+        weight = nearness.get(alias.split(".")[0], NEARNESS_FLOOR) if nearness else 1.0
+        found.append(Snippet(path, chosen[0].start_line, max(d.end_line for d in chosen), body,
+                             "imported", f"the names of module `{alias}`, which the target "
+                             f"imports", MODULE_MAP_SCORE * weight, outline=True))
+    return found
+
+
+def _imported_modules(target: Target, index: WorkspaceIndex) -> dict[str, str]:
+    """The name each workspace module is imported whole as, and its path in the index:
+    `from . import utils`, `from pkg import fields as f`, `import pkg.sql as s`."""
+    own = PurePosixPath(index.relative(target.path) or target.path)
+    modules: dict[str, str] = {}
+    for alias, level, parts in _module_imports(target.text):
+        path = _module_path(own, parts, level, index)
+        if path is not None:
+            modules[alias] = path
+    return modules
+
+
+@functools.lru_cache(maxsize=16)
+def _module_imports(text: str) -> tuple[tuple[str, int, tuple[str, ...]], ...]:
+    """(name in the file, leading dots, dotted parts) of each name a Python file imports that
+    may be a module: `from .. import sql as s` gives ("s", 2, ["sql"])."""
+    found = []
+    for statement in _import_statements(text, "python"):
+        node = parse(statement.text, "python").root_node.children[0]
+        source, level, parts = node.child_by_field_name("module_name"), 0, []
+        if node.type == "import_from_statement" and source is not None:
+            dotted = source.text.decode()
+            level = len(dotted) - len(dotted.lstrip("."))
+            parts = [part for part in dotted.lstrip(".").split(".") if part]
+        elif node.type != "import_statement":
+            continue
+        for name in node.children_by_field_name("name"):
+            dotted, alias = _import_name(name)
+            found.append((alias, level, (*parts, *dotted.split("."))))
+    return tuple(found)
+
+
+def _import_name(node) -> tuple[str, str]:
+    """`a.b` → ("a.b", "a.b"); `a.b as c` → ("a.b", "c")."""
+    if node.type == "aliased_import":
+        name, alias = node.child_by_field_name("name"), node.child_by_field_name("alias")
+        return name.text.decode(), alias.text.decode()
+    return node.text.decode(), node.text.decode()
+
+
+def _module_path(own: PurePosixPath, parts: Sequence[str], level: int,
+                 index: WorkspaceIndex) -> str | None:
+    """The indexed file of module `parts`: relative to the importing file for `level` dots,
+    else the longest tail of the dotted name found in a folder above it (the workspace need not
+    start at the package's parent)."""
+    if level:
+        folders = [own.parents[level - 1]] if level <= len(own.parents) else []
+        tails = [parts]
+    else:
+        folders = list(own.parents)
+        tails = [parts[start:] for start in range(len(parts))]
+    for tail in tails:
+        for folder in folders:
+            for candidate in (folder.joinpath(*tail).with_suffix(".py"),
+                              folder.joinpath(*tail, "__init__.py")):
+                if index.entry(candidate.as_posix()) is not None:
+                    return candidate.as_posix()
+    return None
 
 
 def _family(language: str | None) -> str | None:

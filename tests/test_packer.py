@@ -133,6 +133,54 @@ def test_an_imported_class_is_mapped_by_its_constructor_alone(workspace):
                            "    def __init__(self, radius: float) -> None: ...")
 
 
+TOKENS = """class Token:
+    pass
+
+
+class Function(Token):
+    pass
+
+
+def _private_helper():
+    pass
+
+
+def group_tokens(tokens, start, end):
+    pass
+
+
+class Case(Token):
+    pass
+"""
+
+
+@pytest.mark.parametrize("statement, alias", [("from pkg import sql", "sql"),
+                                              ("from .. import sql as s", "s"),
+                                              ("import pkg.sql as s", "s")])
+def test_a_module_imported_whole_brings_the_names_it_offers(tmp_path, statement, alias):
+    """`sql.` at the cursor: the model can only write `sql.Case` if it is told `Case` exists.
+    The names the file uses come first; private ones it does not use stay out."""
+    (tmp_path / "pkg" / "engine").mkdir(parents=True)
+    (tmp_path / "pkg" / "sql.py").write_text(TOKENS)
+    user = (f"{statement}\n\n\ndef group(tlist):\n    kinds = ({alias}.Function,)\n"
+            f"    return {alias}.\n")
+    result = pack(Target("pkg/engine/grouping.py", user, 5, shown=WHOLE_FILE), 4000,
+                  count_characters, index=WorkspaceIndex.open(tmp_path))
+    [names] = [s for s in result.snippets if s.reason.startswith("the names of module")]
+    assert (names.kind, names.path) == ("imported", "pkg/sql.py")
+    assert names.text.split("\n") == ["class Token: ...", "class Function(Token): ...",
+                                       "def group_tokens(tokens, start, end): ...",
+                                       "class Case(Token): ..."]
+
+
+def test_only_modules_of_the_workspace_are_mapped(tmp_path):
+    (tmp_path / "sql.py").write_text(TOKENS)
+    user = "import os\nfrom json import decoder\nfrom sql import Case\n\nx = os.\n"
+    result = pack(Target("user.py", user, 4, shown=WHOLE_FILE), 4000, count_characters,
+                  index=WorkspaceIndex.open(tmp_path))
+    assert not [s for s in result.snippets if s.reason.startswith("the names of module")]
+
+
 def test_a_definition_too_long_for_the_budget_comes_as_its_head(tmp_path):
     """Its signature and docstring are what a caller needs; dropping it showed nothing."""
     body = "".join(f"    step_{n} = {n}\n" for n in range(30))
