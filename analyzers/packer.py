@@ -207,12 +207,13 @@ def _candidates(target: Target, index: WorkspaceIndex | None, recent: RecentChun
     if resolve is not None:
         found += resolve(target, start, end)
     if index is not None:
+        nearness = _nearness(target, language, start, end)
         found += _definitions_of(used, index, target, region, USED_DEFINITION_SCORE, "definition",
-                                 "uses", nearness=_nearness(target, language, start, end))
+                                 "uses", nearness=nearness)
         if language is not None:
             found += _imported_api(_imported_names(target.text, language), index, target)
         if language == "python":
-            found += _module_maps(target, index, _nearness(target, language, start, end))
+            found += _module_maps(target, index, nearness)
         if target.kind == "function" and language is not None:
             found += _callers(target, language, index)
         found += _similar(target, index, lines[start:end + 1])
@@ -417,7 +418,7 @@ def _imported_modules(target: Target, index: WorkspaceIndex) -> dict[str, str]:
 @functools.lru_cache(maxsize=16)
 def _module_imports(text: str) -> tuple[tuple[str, int, tuple[str, ...]], ...]:
     """(name in the file, leading dots, dotted parts) of each name a Python file imports that
-    may be a module: `from .. import sql as s` gives ("s", 2, ["sql"])."""
+    may be a module: `from .. import sql as s` gives ("s", 2, ("sql",))."""
     found = []
     for statement in _import_statements(text, "python"):
         node = parse(statement.text, "python").root_node.children[0]
