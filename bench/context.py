@@ -23,7 +23,7 @@ Speed. Index build for packages of ≥ 500 and ≥ 1,000 files (django, sympy), 
 and the index's memory (tracemalloc) and store size.
 
 Run: .venv/bin/python bench/context.py [--models NAME ...] [--limit N]
-     [--speed-only | --quality-only | --recall-only] [--resume [FILE]] [--arms ARM ...]
+     [--speed-only | --quality-only | --recall-only] [--resume [FILE ...]] [--arms ARM ...]
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -52,12 +51,20 @@ from analyzers.packer import RecentChunks, Target, pack
 from analyzers.queries import imports, references
 from analyzers.syntax import parse
 from model import registry
-from model.prompts import PREFIX_LINES, SUFFIX_LINES, ContextChunk, fim_window
+from model.prompts import (
+    PREFIX_LINES,
+    SUFFIX_LINES,
+    ContextChunk,
+    fim_prompt_tokens,
+    fim_window,
+)
 from model.prompts import fim_request_at as completion_fim_request_at
 from model.registry import smallcoder_home
 from server.completion import CompletionSettings, complete_at
 
 if TYPE_CHECKING:
+    from analyzers.completion_cut import CompletionPlan
+    from model.engine import Engine
     from model.tokenizer import VocabularyTokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,15 +100,11 @@ ARMS = ("none", "ring", "packer")
 # CrossCodeEval's "retrieval with reference". How far a perfect guess of what comes next would
 # take the packer's retrieval: the ceiling of this approach with this model, not a result.
 REFERENCE_ARM = "reference"
-# The code an arm's outcomes depend on: a measured outcome is resumed only while its arm's code
-# is unchanged, so a changed packer is measured again on its own arm, and the prefix/suffix-only
-# and ring arms (hours of the 1.5B on a slow CPU) are not.
-SHARED_CODE = ("bench/context.py", "analyzers/index.py", "analyzers/queries.py",
-               "analyzers/syntax.py", "analyzers/completion_cut.py", "model/prompts.py",
-               "model/engine.py", "server/completion.py")
-ARM_CODE = {"none": SHARED_CODE, "ring": SHARED_CODE,
-            "packer": (*SHARED_CODE, "analyzers/packer.py"),
-            "reference": (*SHARED_CODE, "analyzers/packer.py")}
+# What makes an outcome besides its prompt: the settings, and the code that turns a generation
+# into the text the editor inserts. An outcome is resumed only while its model, prompt tokens,
+# settings and this code are the same, so a changed packer (or anything else) is measured again
+# on just the cases whose prompt it changed, not on the hours of every arm of the 1.5B.
+GENERATION_CODE = ("analyzers/completion_cut.py", "model/engine.py", "server/completion.py")
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,7 @@ class Outcome:
     expected: str
     got: str  # what the editor would insert (first line), for reading the misses
     raw: str  # what the model wrote
+    prompt: str = ""  # prompt_key(): the outcome is resumed only while it is the same
 
 
 def packages_dir() -> Path:
@@ -413,12 +417,12 @@ def run_recall(tokenizer_model: str, cases_per_package: int, limit: int | None,
 
 def run_quality(models: list[str], cases_per_package: int, limit: int | None,
                 prefix_lines: int, suffix_lines: int, threads: int | None,
-                context_tokens: int, resume: Path | None = None,
+                context_tokens: int, resume: Sequence[Path] = (),
                 arms: Sequence[str] = ARMS) -> tuple[dict, list[Outcome]]:
-    """Every case in each of `arms` with each model: the run's settings and its outcomes. With
-    `resume` (a partial or results file), what it measured with the same FIM window, context
-    budget and arm code is kept and not generated again. An arm's outcome does not depend on the
-    other arms, so a run of one arm (a changed packer) compares with another run's other arms."""
+    """Every case in each of `arms` with each model: the run's settings and its outcomes. An
+    outcome in the `resume` files (partial or results files, later ones first) whose prompt key
+    is the one this run makes is kept and not generated again: every prompt is built (packing
+    takes about a second a case), only the changed ones meet the model."""
     import functools
 
     from model.engine import LlamaCppEngine
@@ -431,80 +435,84 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
 
     sets = case_sets(cases_per_package, limit)
     run = {"cases_per_package": cases_per_package, "limit": limit, "prefix_lines": prefix_lines,
-           "suffix_lines": suffix_lines, "context_tokens": context_tokens,
-           "arm_code": arm_code(), "arms": list(arms)}
-    names = {case.name for case, _, _ in sets}
-    outcomes = [o for o in _resumed(resume, run) if o.case in names and o.arm in arms]
-    measured = {(o.model, o.case, o.arm) for o in outcomes}
+           "suffix_lines": suffix_lines, "context_tokens": context_tokens, "arms": list(arms)}
+    earlier = _resumed(resume)
+    outcomes: list[Outcome] = []
     settings = CompletionSettings(max_tokens=MAX_TOKENS, time_budget_ms=60_000, max_lines=1)
+    kept = 0
     for name in models:
         engine = LlamaCppEngine(registry.resolve_model(name), context_tokens=8192,
                                 threads=threads)
         for number, (case, index, root) in enumerate(sets, start=1):
-            missing = [arm for arm in arms if (engine.name, case.name, arm) not in measured]
-            if not missing:
-                continue
             text, column = masked(index.text_of(case.path) or "", case.line)
             contexts = context_arms(case, index, root, text, context_tokens,
-                                    engine.count_tokens, (prefix_lines, suffix_lines), missing)
+                                    engine.count_tokens, (prefix_lines, suffix_lines), arms)
             for arm, chunks in contexts.items():
+                key = prompt_key(engine, completion.plan_completion(
+                    text, case.line, column, path=case.path, repo_name=case.package,
+                    settings=settings, context=chunks), settings)
+                if (resumed := earlier.get((engine.name, arm, case.name, key))) is not None:
+                    outcomes.append(resumed)
+                    kept += 1
+                    continue
                 started = time.perf_counter()
-                completion = complete_at(engine, text, case.line, column, path=case.path,
-                                         repo_name=case.package, settings=settings,
-                                         context=chunks)
-                got = completion.text.split("\n", 1)[0].strip()
+                generated = complete_at(engine, text, case.line, column, path=case.path,
+                                        repo_name=case.package, settings=settings,
+                                        context=chunks)
+                got = generated.text.split("\n", 1)[0].strip()
                 outcomes.append(Outcome(
                     engine.name, arm, case.name,
                     got == case.expected,
                     100 * difflib.SequenceMatcher(None, got, case.expected).ratio(),
                     sum(engine.count_tokens(f"{c.path}\n{c.text}\n") + 1 for c in chunks),
                     (time.perf_counter() - started) * 1e3, case.expected, got,
-                    completion.generation.text))
+                    generated.generation.text, key))
             if number % 5 == 0:
-                print(f"  {engine.name}: {number}/{len(sets)} cases", flush=True)
+                print(f"  {engine.name}: {number}/{len(sets)} cases "
+                      f"({kept} outcomes resumed)", flush=True)
                 _print_quality(outcomes)
                 # A long run that is stopped keeps what it measured.
                 RESULTS.mkdir(parents=True, exist_ok=True)
                 PARTIAL.write_text(json.dumps(
                     {"run": run, "quality": [asdict(o) for o in outcomes]}, indent=2))
         del engine
+    print(f"{kept} of {len(outcomes)} outcomes resumed, the rest generated", flush=True)
     return run, outcomes
 
 
-def arm_code() -> dict[str, str]:
-    """A hash of the code each arm's outcomes depend on."""
-    return {arm: hashlib.sha256(b"".join((ROOT / name).read_bytes() for name in files)
-                                ).hexdigest()[:16] for arm, files in ARM_CODE.items()}
+def prompt_key(engine: Engine, plan: CompletionPlan, settings: CompletionSettings) -> str:
+    """What an outcome depends on: the model, the prompt's tokens, the generation settings and
+    the code that turns a generation into the inserted text (GENERATION_CODE)."""
+    digest = hashlib.sha256(json.dumps([engine.name, asdict(settings)]).encode())
+    for name in GENERATION_CODE:
+        digest.update((ROOT / name).read_bytes())
+    digest.update(json.dumps(fim_prompt_tokens(plan.request, engine)).encode())
+    return digest.hexdigest()[:16]
 
 
-def _resumed(path: Path | None, run: dict) -> list[Outcome]:
-    """The outcomes in `path` that this run would measure alike: same FIM window, same context
-    budget (but for the arm without context), same code for their arm. Says what it keeps."""
-    if path is None:
-        return []
-    try:
-        earlier = json.loads(path.read_text())
-        earlier_run, rows = earlier["run"], earlier["quality"]
-        outcomes = [Outcome(**row) for row in rows]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        print(f"nothing to resume: {path} is not a readable run ({error})", flush=True)
-        return []
-    window = ("prefix_lines", "suffix_lines")
-    if any(earlier_run.get(key) != run[key] for key in window):
-        print(f"not resuming: {path} has another FIM window", flush=True)
-        return []
-    same_code = {arm for arm, code in run["arm_code"].items()
-                 if earlier_run.get("arm_code", {}).get(arm) == code}
-    if earlier_run.get("context_tokens") != run["context_tokens"]:
-        same_code &= {"none"}
-    kept = [o for o in outcomes if o.arm in same_code]
-    counts = Counter(o.arm for o in kept)
-    stale = sorted(set(run["arm_code"]) - same_code)
-    print(f"resuming from {path}: " + (", ".join(f"{arm} {n}" for arm, n in sorted(
-        counts.items())) or "nothing") + " outcomes kept" + (
-        f"; measured with other code or budget: {', '.join(stale)}" if stale else ""),
-        flush=True)
+def _resumed(paths: Sequence[Path]) -> dict[tuple[str, str, str, str], Outcome]:
+    """The outcomes in `paths` by (model, arm, case, prompt key); the first file wins.
+    Outcomes without a key (older runs) are not kept. Says what it read."""
+    kept: dict[tuple[str, str, str, str], Outcome] = {}
+    for path in paths:
+        try:
+            rows = json.loads(path.read_text())["quality"]
+            outcomes = [Outcome(**row) for row in rows]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            print(f"not resuming from {path}: not a readable run ({error})", flush=True)
+            continue
+        keyed = [o for o in outcomes if o.prompt]
+        for outcome in keyed:
+            kept.setdefault((outcome.model, outcome.arm, outcome.case, outcome.prompt), outcome)
+        print(f"resuming from {path}: {len(keyed)} of {len(outcomes)} outcomes have a prompt "
+              "key; each is kept while this run makes the same prompt", flush=True)
     return kept
+
+
+def _resume_files(resume: list[Path] | None) -> list[Path]:
+    if resume is None:
+        return []
+    return resume or [PARTIAL]
 
 
 def _print_quality(outcomes: list[Outcome]) -> None:
@@ -611,9 +619,9 @@ def main() -> int:
     parser.add_argument("--arms", nargs="+", choices=(*ARMS, REFERENCE_ARM),
                         default=list(ARMS), help="the arms of the quality run (default: "
                         f"{' '.join(ARMS)}; {REFERENCE_ARM}: the packer told the hidden line)")
-    parser.add_argument("--resume", nargs="?", type=Path, const=PARTIAL, metavar="FILE",
-                        help="keep what a stopped run (default: %(const)s) or a results "
-                        "file measured with the same window, budget and arm code")
+    parser.add_argument("--resume", nargs="*", type=Path, metavar="FILE",
+                        help="keep the outcomes of these results files (default: a stopped "
+                        f"run's {PARTIAL.name}) whose prompt this run makes again")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--quality-only", action="store_true")
     parser.add_argument("--recall-only", action="store_true",
@@ -630,7 +638,8 @@ def main() -> int:
               f"context budget {args.context_tokens} tokens", flush=True)
         run, outcomes = run_quality(args.models, args.cases_per_package, args.limit,
                                     args.prefix_lines, args.suffix_lines, args.threads,
-                                    args.context_tokens, args.resume, args.arms)
+                                    args.context_tokens,
+                                    _resume_files(args.resume), args.arms)
         _print_quality(outcomes)
         report["run"] = run
         report["quality"] = [asdict(outcome) for outcome in outcomes]
