@@ -51,6 +51,9 @@ class WorkspaceContext:
         self.home = home
         self.recent = RecentChunks()
         self._indexes: dict[Path, WorkspaceIndex] = {}
+        # Folders asked for, indexed or not yet: a file's name in prompts must not change
+        # when its folder's index is ready (that would move the prompt head, and the KV cache).
+        self._roots: set[Path] = set()
         self._pending: dict[str, str] = {}  # path → newest text not yet in the index
         self._generation = 0  # bumped whenever the index changes in a way completion must see
         self._memo: _CompletionMemo | None = None
@@ -60,8 +63,14 @@ class WorkspaceContext:
 
     # ------------------------------------------------------------ folders and documents
 
+    def add_folder(self, root: Path) -> None:
+        """A workspace folder that is being indexed: its files are named relative to it."""
+        with self._lock:
+            self._roots.add(root.resolve())
+
     def open_folder(self, root: Path) -> WorkspaceIndex:
         """Index a workspace folder (blocking: call it from a worker thread)."""
+        self.add_folder(root)
         index = WorkspaceIndex.open(root, self.home if self.home is not None else
                                     smallcoder_home())
         with self._lock:
@@ -72,14 +81,13 @@ class WorkspaceContext:
     def close_folder(self, root: Path) -> None:
         with self._lock:
             self._indexes.pop(root.resolve(), None)
+            self._roots.discard(root.resolve())
 
     def document_changed(self, path: str, text: str, line: int | None = None) -> None:
         """didOpen / didChange: remember the text (and the edited lines for the ring buffer)."""
         with self._lock:
             self._pending[path] = text
-        index = self.index_for(path)
-        name = index.relative(path) if index is not None else None
-        self.recent.note(name or Path(path).name, text, 0 if line is None else line)
+        self.recent.note(self.prompt_path(path), text, 0 if line is None else line)
 
     def document_saved(self, path: str, text: str | None) -> None:
         if text is not None:
@@ -121,7 +129,7 @@ class WorkspaceContext:
         if budget_tokens <= 0 or len(text) > SYNTAX_CHECK_MAX_CHARACTERS:
             return ()  # a data dump the size of a novel: no parsing on the hot path
         index = self.index_for(path)
-        name = (index.relative(path) if index is not None else None) or Path(path).name
+        name = (index.relative(path) if index is not None else None) or self.prompt_path(path)
         shown = fim_window(text.count("\n") + 1, line)
         # The window's first line moves in strides; its last moves with the cursor, and a chunk
         # it reaches while the scope stays the same is shown twice, which only costs tokens.
@@ -142,16 +150,24 @@ class WorkspaceContext:
         """Callees, types and callers of the function at `line` (jedi for Python)."""
         self._flush()
         index = self.index_for(path)
-        name = (index.relative(path) if index is not None else None) or Path(path).name
+        name = (index.relative(path) if index is not None else None) or self.prompt_path(path)
         resolve = jedi_resolver(index.root) if index is not None else None
         result = pack(Target(name, text, line, kind="function"), budget_tokens, count_tokens,
                       index=index, recent=None, resolve=resolve)
         return tuple(s for s in result.snippets if s.kind not in ACTION_SKIPS)
 
     def prompt_path(self, path: str) -> str:
-        """How the current file is named in the prompt: relative to its workspace folder."""
-        index = self.index_for(path)
-        return (index.relative(path) if index is not None else None) or Path(path).name
+        """How a file is named in prompts: relative to the innermost workspace folder that
+        holds it (indexed yet or not), else by its bare name."""
+        candidate = Path(path)
+        if not candidate.is_absolute():
+            return candidate.as_posix()
+        candidate = candidate.resolve()
+        with self._lock:
+            roots = [root for root in self._roots if candidate.is_relative_to(root)]
+        if not roots:
+            return candidate.name
+        return candidate.relative_to(max(roots, key=lambda root: len(root.parts))).as_posix()
 
     def _flush(self) -> None:
         with self._lock:
@@ -206,6 +222,8 @@ def register(server: SmallCoderServer) -> None:
         roots = [Path(path_of(folder.uri)) for folder in ls.workspace.folders.values()]
         if not roots and ls.workspace.root_path:
             roots = [Path(ls.workspace.root_path)]
+        for root in roots:
+            context.add_folder(root)
         context.indexing = [asyncio.ensure_future(_index_folder(ls, root)) for root in roots]
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
@@ -244,6 +262,7 @@ def register(server: SmallCoderServer) -> None:
         for folder in params.event.removed:
             ls.context.close_folder(Path(path_of(folder.uri)))
         for folder in params.event.added:
+            ls.context.add_folder(Path(path_of(folder.uri)))
             await _index_folder(ls, Path(path_of(folder.uri)))
 
 

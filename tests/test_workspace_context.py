@@ -94,6 +94,22 @@ def test_typing_in_one_function_keeps_the_prompt_head(workspace):
     assert second[:head] == first[:head]
 
 
+def test_a_file_keeps_its_prompt_name_while_its_folder_is_still_being_indexed(tmp_path):
+    """The first keystrokes after start-up come before the index is ready: naming the file
+    differently then would move the prompt head and throw the KV cache away once it is."""
+    root = tmp_path / "ws"
+    (root / "pkg").mkdir(parents=True)
+    path = root / "pkg" / "report.py"
+    path.write_text(REPORT)
+    context = WorkspaceContext(home=tmp_path / "home")
+    context.add_folder(root)
+    before = complete(context, ScriptedEngine(["x"]), path, REPORT, 5, 4, context_tokens=0)
+    context.open_folder(root)
+    after = complete(context, ScriptedEngine(["x"]), path, REPORT, 5, 4, context_tokens=0)
+    assert before.startswith(f"<|repo_name|>ws\n{FILE_SEP}pkg/report.py\n")
+    assert before == after
+
+
 def test_an_edit_in_another_file_reaches_the_next_completion_after_save(workspace):
     context, root = workspace
     units = root / "pkg" / "units.py"
