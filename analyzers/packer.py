@@ -294,8 +294,8 @@ def _used_names(target: Target, language: str | None, start: int, end: int) -> l
     defined_here = {d.name for d in _definitions(target.text, language)
                     if start <= d.start_line <= end}
     names: dict[str, None] = {}
-    for reference in _references(target.text, language):
-        if start <= reference.line <= end and reference.name not in defined_here:
+    for reference in _references(target.text, language, start, end):
+        if reference.name not in defined_here:
             names.setdefault(reference.name)
     return list(names)[:MAX_NAMES]
 
@@ -315,10 +315,9 @@ def _nearness(target: Target, language: str | None, start: int, end: int) -> dic
     if target.kind != "cursor" or language is None:
         return {}
     nearest: dict[str, int] = {}
-    for reference in _references(target.text, language):
-        if start <= reference.line <= end:
-            distance = abs(reference.line - target.line)
-            nearest[reference.name] = min(distance, nearest.get(reference.name, distance))
+    for reference in _references(target.text, language, start, end):
+        distance = abs(reference.line - target.line)
+        nearest[reference.name] = min(distance, nearest.get(reference.name, distance))
     return {name: NEARNESS_FLOOR + (1 - NEARNESS_FLOOR) / (1 + distance / NEARNESS_LINES)
             for name, distance in nearest.items()}
 
@@ -406,7 +405,7 @@ def _module_maps(target: Target, index: WorkspaceIndex,
 def _imported_modules(target: Target, index: WorkspaceIndex) -> dict[str, str]:
     """The name each workspace module is imported whole as, and its path in the index:
     `from . import utils`, `from pkg import fields as f`, `import pkg.sql as s`."""
-    own = PurePosixPath(index.relative(target.path) or target.path)
+    own = PurePosixPath(index.relative(target.path) or target.path).as_posix()
     modules: dict[str, str] = {}
     for alias, level, parts in _module_imports(target.text):
         path = _module_path(own, parts, level, index)
@@ -443,23 +442,28 @@ def _import_name(node) -> tuple[str, str]:
     return node.text.decode(), node.text.decode()
 
 
-def _module_path(own: PurePosixPath, parts: Sequence[str], level: int,
+def _module_path(own: str, parts: Sequence[str], level: int,
                  index: WorkspaceIndex) -> str | None:
-    """The indexed file of module `parts`: relative to the importing file for `level` dots,
-    else the longest tail of the dotted name found in a folder above it (the workspace need not
-    start at the package's parent)."""
+    """The indexed file of module `parts`: relative to the importing file `own` (posix, relative
+    to the index's root) for `level` dots, else the longest tail of the dotted name found in a
+    folder above it (the workspace need not start at the package's parent). Plain string work:
+    a big test file imports hundreds of names, and this runs on every keystroke."""
+    if own.startswith("/"):
+        return None  # a file outside the workspace: no module it names is indexed
+    folders = own.split("/")[:-1]
     if level:
-        folders = [own.parents[level - 1]] if level <= len(own.parents) else []
+        bases = ["/".join(folders[:len(folders) + 1 - level])] if level <= len(folders) + 1 else []
         tails = [parts]
     else:
-        folders = list(own.parents)
+        bases = ["/".join(folders[:count]) for count in range(len(folders), -1, -1)]
         tails = [parts[start:] for start in range(len(parts))]
     for tail in tails:
-        for folder in folders:
-            for candidate in (folder.joinpath(*tail).with_suffix(".py"),
-                              folder.joinpath(*tail, "__init__.py")):
-                if index.entry(candidate.as_posix()) is not None:
-                    return candidate.as_posix()
+        module = "/".join(tail)
+        for base in bases:
+            stem = f"{base}/{module}" if base else module
+            for candidate in (f"{stem}.py", f"{stem}/__init__.py"):
+                if index.entry(candidate) is not None:
+                    return candidate
     return None
 
 
@@ -539,7 +543,7 @@ def _similar_lines(target: Target, index: WorkspaceIndex, lines: list[str]) -> l
         if text is None:
             continue
         first, last = place.definition.start_line, place.definition.end_line
-        names = [query & row for row in _line_names(text)[first:last + 1]]
+        names = [query & row for row in _line_names(text, first, last)]
         like = WINDOW_LINES // 2
         offsets = range(0, max(1, len(names) - like + 1), WINDOW_STRIDE)
         if place.path == own and target.shown is not None:
@@ -562,10 +566,11 @@ def _similar_lines(target: Target, index: WorkspaceIndex, lines: list[str]) -> l
 
 
 @functools.lru_cache(maxsize=COUNT_CACHE_ENTRIES // 16)
-def _line_names(text: str) -> tuple[frozenset[str], ...]:
-    """The identifiers of each line: the files the similar lines come from recur pack after
-    pack, and scanning them line by line is most of what finding those lines costs."""
-    return tuple(frozenset(IDENTIFIER.findall(row)) for row in _lines(text))
+def _line_names(text: str, first: int, last: int) -> tuple[frozenset[str], ...]:
+    """The identifiers of each of the lines `first`…`last`: the definitions the similar lines
+    come from recur pack after pack, and scanning them is most of what finding those lines
+    costs (only their lines: a big module's every line took tens of milliseconds)."""
+    return tuple(frozenset(IDENTIFIER.findall(row)) for row in _lines(text)[first:last + 1])
 
 
 def _recent(recent: RecentChunks, target: Target) -> list[Snippet]:
@@ -623,9 +628,7 @@ def _outline(definition: Definition, text: str, language: str,
     inner = [d for d in (known if known is not None else _definitions(text, language))
              if definition.start_line < d.start_line <= definition.end_line
              and d.kind != "class"]
-    direct = [d for d in inner if not any(o.start_line < d.start_line <= o.end_line
-                                          for o in inner if o is not d)
-              and (members is None or d.name in members)]
+    direct = [d for d in _outermost(inner) if members is None or d.name in members]
     for member in direct:
         member_line = lines[member.start_line]
         member_indent = member_line[:len(member_line) - len(member_line.lstrip())]
@@ -633,6 +636,23 @@ def _outline(definition: Definition, text: str, language: str,
     if not direct:
         parts.append(f"{indent}    {elided}")
     return "\n".join(parts)
+
+
+def _outermost(nested: Sequence[Definition]) -> list[Definition]:
+    """Those of `nested` (in source order) that start on no line another one spans after its
+    first: a class's methods, not the functions inside them. One pass: a class of hundreds of
+    methods is outlined on every keystroke that shows it."""
+    found: list[Definition] = []
+    reach = -1  # the last line spanned by a definition that starts on an earlier line
+    line_reach = -1  # … by those that start on the current line
+    current = None
+    for definition in nested:
+        if definition.start_line != current:
+            reach, line_reach, current = max(reach, line_reach), -1, definition.start_line
+        if definition.start_line > reach:
+            found.append(definition)
+        line_reach = max(line_reach, definition.end_line)
+    return found
 
 
 def _header(definition: Definition, language: str) -> str:
@@ -655,8 +675,9 @@ def _lines(text: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=16)
-def _references(text: str, language: str) -> list[Reference]:
-    return references(text, language)
+def _references(text: str, language: str, first_line: int, last_line: int) -> list[Reference]:
+    """The identifiers on lines first…last (0-based, inclusive)."""
+    return references(text, language, (first_line, last_line))
 
 
 @functools.lru_cache(maxsize=64)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import NamedTuple
 
-from tree_sitter import Node, Query, QueryCursor
+from tree_sitter import Node, Query, QueryCursor, Tree
 
 from analyzers.syntax import _language, parse
 
@@ -206,9 +206,7 @@ def language_for_path(path: str) -> str | None:
 
 def definitions(text: str, language: str) -> list[Definition]:
     """Every definition in source order, outer before inner."""
-    source = text.encode()
-    root = parse(text, language).root_node
-    return definitions_in(root, source, language)
+    return definitions_in(*_parsed(text, language), language)
 
 
 def imports(text: str, language: str) -> list[str]:
@@ -218,15 +216,26 @@ def imports(text: str, language: str) -> list[str]:
 
 def import_statements(text: str, language: str) -> list[ImportStatement]:
     """`imports` with the lines each statement spans."""
-    source = text.encode()
-    return _import_statements_in(parse(text, language).root_node, source, language)
+    return _import_statements_in(*_parsed(text, language), language)
 
 
-def references(text: str, language: str) -> list[Reference]:
-    """Every identifier in the file, in source order (definitions' own names included)."""
-    source = text.encode()
-    root = parse(text, language).root_node
-    return references_in(root, source, language)
+def references(text: str, language: str,
+               lines: tuple[int, int] | None = None) -> list[Reference]:
+    """Every identifier in the file, or on its 0-based `lines` first…last, in source order
+    (definitions' own names included)."""
+    return references_in(*_parsed(text, language), language, lines)
+
+
+# Packing asks for the definitions, imports and identifiers of the same text one after another;
+# a big file takes tens of milliseconds to parse, so it is parsed once for all three.
+def _parsed(text: str, language: str) -> tuple[Node, bytes]:
+    tree, source = _tree(text, language)
+    return tree.root_node, source
+
+
+@functools.lru_cache(maxsize=4)
+def _tree(text: str, language: str) -> tuple[Tree, bytes]:
+    return parse(text, language), text.encode()
 
 
 def enclosing_scopes(text: str, language: str, line: int) -> list[Definition]:
@@ -277,13 +286,18 @@ def definitions_in(root: Node, source: bytes, language: str) -> list[Definition]
     return sorted(found.values(), key=lambda d: (d.start_byte, -d.end_byte))
 
 
-def references_in(root: Node, source: bytes, language: str) -> list[Reference]:
+def references_in(root: Node, source: bytes, language: str,
+                  lines: tuple[int, int] | None = None) -> list[Reference]:
     """`references` of an already parsed tree."""
     cursor = QueryCursor(_query(language, _identifier_query(language)))
+    if lines is not None:
+        # A big module has tens of thousands of identifiers; a region, a few hundred.
+        cursor.set_point_range((lines[0], 0), (lines[1] + 1, 0))
     nodes = cursor.captures(root).get("identifier", [])
     nodes.sort(key=lambda node: node.start_byte)
+    first, last = lines if lines is not None else (0, float("inf"))
     return [Reference(_text(source, node), node.start_point.row, node.start_point.column)
-            for node in nodes]
+            for node in nodes if first <= node.start_point.row <= last]
 
 
 @functools.cache

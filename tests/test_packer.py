@@ -372,6 +372,19 @@ def test_a_huge_definition_is_shown_as_an_outline(tmp_path):
                                              "    def method_0(self, value): ..."]
 
 
+def test_an_outline_lists_a_class_s_methods_not_the_functions_inside_them(tmp_path):
+    methods = "".join(f"    def method_{n}(self, value):\n        def inner_{n}():\n"
+                      f"            return {n}\n        return inner_{n}() + value\n\n"
+                      for n in range(20))
+    (tmp_path / "big.py").write_text(f"class Big:\n{methods}")
+    user = "from big import Big\n\n\ndef use():\n    return Big()\n"
+    result = pack(Target("use.py", user, 4, kind="function"), 8000, count_characters,
+                  index=WorkspaceIndex.open(tmp_path))
+    [outline] = [s for s in result.snippets if s.path == "big.py"]
+    assert outline.text.splitlines() == ["class Big:", *(
+        f"    def method_{n}(self, value): ..." for n in range(20))]
+
+
 def test_a_python_outline_is_valid_python_the_model_can_read_as_a_stub(tmp_path):
     import ast
 

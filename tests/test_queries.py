@@ -160,6 +160,19 @@ def test_references_find_used_identifiers(language, text, name):
     assert line.encode()[found[0].column:].startswith(name.encode())
 
 
+@pytest.mark.parametrize(("language", "text"), [
+    ("python", PYTHON), ("go", GO), ("rust", RUST), ("java", JAVA), ("c", C), ("cpp", CPP),
+    ("typescript", TYPESCRIPT), ("javascript", JAVASCRIPT),
+])
+def test_references_on_some_lines_are_the_files_references_on_those_lines(language, text):
+    """The packer asks for the few lines around the cursor, not a big file's every name."""
+    everywhere = references(text, language)
+    last_line = text.count("\n")
+    for first, last in [(0, 0), (2, 5), (last_line // 2, last_line), (last_line, last_line)]:
+        expected = [r for r in everywhere if first <= r.line <= last]
+        assert references(text, language, (first, last)) == expected
+
+
 def test_enclosing_scopes_run_outermost_first():
     line = PYTHON.splitlines().index("        return self.side * self.side")
     assert [d.qualified_name for d in enclosing_scopes(PYTHON, "python", line)] == [
