@@ -29,9 +29,9 @@ from analyzers.queries import (
     definitions_in,
     imports_in,
     language_for_path,
+    parsed,
     references_in,
 )
-from analyzers.syntax import parse
 
 INDEX_FORMAT_VERSION = 1
 MAX_FILE_BYTES = 1_000_000
@@ -95,8 +95,7 @@ def index_store_path(root: Path, home: Path) -> Path:
 
 def analyze_file(path: str, text: str, language: str, stamp: tuple[int, int]) -> FileEntry:
     """Parse one file into its index entry; broken regions only lose what they break."""
-    source = text.encode()
-    root = parse(text, language).root_node
+    root, source = parsed(text, language)
     found = definitions_in(root, source, language)
     imports = tuple(imports_in(root, source, language))
     by_name: dict[str, list[int]] = defaultdict(list)

@@ -206,7 +206,7 @@ def language_for_path(path: str) -> str | None:
 
 def definitions(text: str, language: str) -> list[Definition]:
     """Every definition in source order, outer before inner."""
-    return definitions_in(*_parsed(text, language), language)
+    return definitions_in(*parsed(text, language), language)
 
 
 def imports(text: str, language: str) -> list[str]:
@@ -216,19 +216,22 @@ def imports(text: str, language: str) -> list[str]:
 
 def import_statements(text: str, language: str) -> list[ImportStatement]:
     """`imports` with the lines each statement spans."""
-    return _import_statements_in(*_parsed(text, language), language)
+    return _import_statements_in(*parsed(text, language), language)
 
 
 def references(text: str, language: str,
                lines: tuple[int, int] | None = None) -> list[Reference]:
     """Every identifier in the file, or on its 0-based `lines` first…last, in source order
     (definitions' own names included)."""
-    return references_in(*_parsed(text, language), language, lines)
+    return references_in(*parsed(text, language), language, lines)
 
 
-# Packing asks for the definitions, imports and identifiers of the same text one after another;
-# a big file takes tens of milliseconds to parse, so it is parsed once for all three.
-def _parsed(text: str, language: str) -> tuple[Node, bytes]:
+def parsed(text: str, language: str) -> tuple[Node, bytes]:
+    """The syntax tree's root and the UTF-8 source of `text`, for the `…_in` functions.
+
+    A keystroke's completion asks for the same text's scope, index entry, definitions, imports
+    and identifiers one after another, and a big file takes tens of milliseconds to parse: the
+    last few texts' trees are kept."""
     tree, source = _tree(text, language)
     return tree.root_node, source
 
