@@ -152,7 +152,16 @@ class WorkspaceIndex:
             index._load()
         index.refresh()
         index.save()
+        index.prepare_lookups()
         return index
+
+    def prepare_lookups(self) -> None:
+        """Build the lookups by name and by similarity now, on the caller's (worker) thread:
+        built on first use they made the first completion in a 1,500-file package wait 2 s."""
+        with self._lock:
+            self._symbol_table()
+            if self._bm25 is None:
+                self._bm25 = _Bm25(self._files)
 
     def refresh(self) -> IndexStats:
         """Bring the index up to date with the files on disk (open documents keep their text)."""
@@ -288,13 +297,7 @@ class WorkspaceIndex:
     def definitions_named(self, name: str) -> list[SymbolLocation]:
         """Where `name` is defined in the workspace, in path order."""
         with self._lock:
-            if self._symbols is None:
-                symbols: dict[str, list[SymbolLocation]] = defaultdict(list)
-                for path in sorted(self._files):
-                    for location in _locations(self._files[path]):
-                        symbols[location.definition.name].append(location)
-                self._symbols = dict(symbols)
-            return list(self._symbols.get(name, ()))
+            return list(self._symbol_table().get(name, ()))
 
     def references_to(self, name: str) -> list[tuple[str, tuple[int, ...]]]:
         """Files that mention `name`, with the lines where they do, in path order."""
@@ -316,6 +319,16 @@ class WorkspaceIndex:
             return sum(len(json.dumps(_entry_to_json(entry))) for entry in self._files.values())
 
     # ------------------------------------------------------------ internals
+
+    def _symbol_table(self) -> dict[str, list[SymbolLocation]]:
+        """Every definition's places by name (the caller holds the lock)."""
+        if self._symbols is None:
+            symbols: dict[str, list[SymbolLocation]] = defaultdict(list)
+            for path in sorted(self._files):
+                for location in _locations(self._files[path]):
+                    symbols[location.definition.name].append(location)
+            self._symbols = dict(symbols)
+        return self._symbols
 
     def _put(self, entry: FileEntry) -> None:
         with self._lock:

@@ -567,6 +567,10 @@ def speed_of(root: Path, package: str, tokenizer: VocabularyTokenizer) -> dict:
         line = rng.randrange(text.count("\n") + 1)
         targets.append(Target(entry.path, text, line, kind="cursor",
                               shown=fim_window(text.count("\n") + 1, line)))
+    # The first completion after the folder is indexed: nothing may be left to build then.
+    started = time.perf_counter()
+    pack(targets[0], SPEED_BUDGETS[0], tokenizer.count_tokens, index=index)
+    first_pack_ms = (time.perf_counter() - started) * 1e3
     packing: dict[str, dict[str, float]] = {}
     for budget in SPEED_BUDGETS:
         times = []
@@ -590,6 +594,7 @@ def speed_of(root: Path, package: str, tokenizer: VocabularyTokenizer) -> dict:
               "build_s": round(build_s, 2), "reopen_s": round(reopen_s, 2),
               "memory_mb": round(memory_bytes / 1e6, 1),
               "store_mb": round(store.stat().st_size / 1e6, 1),
+              "first_pack_ms": round(first_pack_ms, 1),
               "tokenizer": tokenizer.name, "packing": packing,
               "targets": len(targets)}
     print(json.dumps(report, indent=2), flush=True)

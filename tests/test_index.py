@@ -110,8 +110,8 @@ def test_after_edits_symbols_and_similarity_answer_as_a_fresh_index_would(tmp_pa
     index = WorkspaceIndex.open(root)
     queries = [identifier_terms(text) for text in (
         "circle.area() * circle.radius", "math.pi * self.radius ** 2", "json.dumps(Circle)")]
-    index.definitions_named("Circle")  # the lookups are built here, then kept current
-    index.similar_definitions(queries[0], 5)
+    # open() builds the lookups (the first completion must not wait for them): from here on
+    # they are kept current edit by edit
     shapes, area = str(root / "pkg" / "shapes.py"), str(root / "pkg" / "area.py")
     index.update_document(shapes, SHAPES.replace("class Circle", "class Disc").replace(
         "return math.pi", "return 2 * math.pi * self.radius + math.pi"))
@@ -121,7 +121,8 @@ def test_after_edits_symbols_and_similarity_answer_as_a_fresh_index_would(tmp_pa
     (root / "pkg" / "square.py").write_text("class Square:\n    def area(self):\n"
                                               "        return self.side * self.side\n")
     index.file_changed(str(root / "pkg" / "square.py"))
-    fresh = WorkspaceIndex.open(root)
+    fresh = WorkspaceIndex(root)  # its lookups are built from its files on first use
+    fresh.refresh()
     fresh.update_document(shapes, index.text_of("pkg/shapes.py"))
     for name in ("Circle", "Disc", "area_of", "area", "Square", "describe"):
         assert index.definitions_named(name) == fresh.definitions_named(name), name
