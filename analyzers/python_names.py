@@ -38,7 +38,7 @@ def resolve_region(text: str, path: Path, project_root: Path, start_line: int, e
     in the order the names first appear; names defined inside the region itself are left out."""
     wanted, seen = [], set()
     for reference in references(text, "python", (start_line, end_line)):
-        if start_line <= reference.line <= end_line and reference.name not in seen:
+        if reference.name not in seen:
             seen.add(reference.name)
             wanted.append(reference)
     import jedi  # imported on first use: it takes a moment, and completion never needs it
