@@ -10,7 +10,7 @@ import codecs
 import ctypes
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -18,6 +18,7 @@ from typing import Protocol
 import psutil
 
 from model.errors import ModelError
+from model.lookup import DRAFT_TOKENS, draft
 from model.prompts import FIM_TOKENS, fim_stop_tokens
 
 DEFAULT_CONTEXT_TOKENS = 8192
@@ -376,8 +377,12 @@ class LlamaCppEngine:
         finish: FinishReason = "length"
         llm = self._llm
         llm.set_seed(params.seed)
-        for token in llm.generate(prompt, temp=params.temperature, top_k=params.top_k,
-                                  top_p=params.top_p, min_p=0.0, repeat_penalty=1.0):
+        if params.temperature <= 0:
+            tokens = self._greedy_with_lookup(prompt, params.max_tokens)
+        else:
+            tokens = llm.generate(prompt, temp=params.temperature, top_k=params.top_k,
+                                  top_p=params.top_p, min_p=0.0, repeat_penalty=1.0)
+        for token in tokens:
             if token in self._stop_ids:
                 finish = "eos"
                 break
@@ -396,6 +401,67 @@ class LlamaCppEngine:
             yield_turn()
         text = stream.finish(decoder.decode(b"", final=True) if finish != "stop" else "")
         return self._result(text, finish, prompt, evaluated, generated, start, prompt_done)
+
+    def _greedy_with_lookup(self, prompt: list[int], max_tokens: int) -> Iterator[int]:
+        """The greedy continuation of an evaluated `prompt`, a token at a time. Each batch
+        evaluates the next token together with a prompt-lookup guess of the ones after it
+        (model/lookup.py) and keeps the guessed tokens the model chose itself, so what comes
+        out is the model's own greedy choice at every position, guessed or not. The KV cache
+        and `input_ids` end up as llama-cpp-python keeps them, so the next prompt reuses them.
+        """
+        import llama_cpp
+
+        llm = self._llm
+        memory = llama_cpp.llama_get_memory(llm.ctx)
+        history = list(prompt)
+        token = self._choices(1)[0]  # after the prompt's last token
+        batch = llama_cpp.llama_batch_init(1 + DRAFT_TOKENS, 0, 1)
+        counters = self.counters.extra
+        try:
+            for _ in range(max_tokens):
+                yield token
+                past = llm.n_tokens
+                room = min(max_tokens - (len(history) - len(prompt)) - 1,
+                           self.context_tokens - past - 1)
+                guess = draft([*history, token], min(DRAFT_TOKENS, room)) if room > 0 else []
+                step = [token, *guess]
+                llama_cpp.llama_memory_seq_rm(memory, -1, past, -1)
+                batch.n_tokens = len(step)
+                for i, value in enumerate(step):
+                    batch.token[i] = value
+                    batch.pos[i] = past + i
+                    batch.n_seq_id[i] = 1
+                    batch.seq_id[i][0] = 0
+                    batch.logits[i] = True
+                if llama_cpp.llama_decode(llm.ctx, batch) != 0:
+                    raise ModelError(f"llama.cpp could not evaluate token {past} of the context")
+                chosen = self._choices(len(step))
+                kept = 0
+                while kept < len(guess) and chosen[kept] == guess[kept]:
+                    kept += 1
+                accepted = step[:1 + kept]
+                llm.input_ids[past:past + len(accepted)] = accepted
+                llm.n_tokens = past + len(accepted)
+                history += accepted
+                counters["lookup_guessed"] = counters.get("lookup_guessed", 0) + len(guess)
+                counters["lookup_kept"] = counters.get("lookup_kept", 0) + kept
+                yield from guess[:kept]
+                token = chosen[kept]
+        finally:
+            # What was guessed wrong, or evaluated past a stop, leaves the cache.
+            llama_cpp.llama_memory_seq_rm(memory, -1, llm.n_tokens, -1)
+            llama_cpp.llama_batch_free(batch)
+
+    def _choices(self, rows: int) -> list[int]:
+        """The most likely next token after each of the last `rows` tokens evaluated."""
+        import llama_cpp
+        import numpy as np
+
+        llm = self._llm
+        vocabulary = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(llm.model))
+        return [int(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, row - rows),
+                                          shape=(vocabulary,)).argmax())
+                for row in range(rows)]
 
     def _evaluate_prompt(self, prompt, cancel, yield_turn) -> tuple[int, FinishReason | None]:
         """Evaluate what the KV cache does not already hold, a slice at a time.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import threading
+from itertools import islice
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,27 @@ def test_a_one_character_edit_reuses_the_prompt_head(real_engine):
     assert cold.evaluated_prompt_tokens > len(first) - 20
     assert warm.evaluated_prompt_tokens <= 5
     assert warm.reused_prompt_tokens >= len(second) - 5
+
+
+def test_greedy_output_is_llama_cpp_s_own_with_prompt_lookup_guesses_kept(real_engine):
+    # Rewriting code repeats it: most of the answer is guessed from the prompt, and what comes out
+    # must still be exactly what llama-cpp-python's own greedy sampling gives, cold and warm.
+    source = _big_file()[:1200]
+    prompt = _chat(real_engine, f"Add type hints to this code:\n```python\n{source}```")
+    params = GenerationParams(max_tokens=96)
+    llm = real_engine.llama
+    llm.reset()
+    own = list(islice(llm.generate(prompt, temp=0.0, top_k=40, top_p=0.95, min_p=0.0,
+                                   repeat_penalty=1.0), 96))
+    real_engine.clear_cache()
+    extra = real_engine.counters.extra
+    kept_before = extra.get("lookup_kept", 0)
+    cold = real_engine.generate(prompt, params)
+    assert extra["lookup_kept"] - kept_before > 20
+    warm = real_engine.generate(prompt, params)
+    assert warm.evaluated_prompt_tokens == 1
+    assert cold.finish_reason == warm.finish_reason == "length"
+    assert cold.text == warm.text == llm.detokenize(own).decode()
 
 
 def test_completing_fibonacci_gives_python_that_parses(real_engine):
