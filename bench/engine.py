@@ -1,5 +1,7 @@
 """Engine speed on this machine: prompt and generation tokens/s, overhead against raw
-llama-cpp-python on identical prompts, and warm vs cold latency of a one-character edit.
+llama-cpp-python on identical prompts, warm vs cold latency of a one-character edit, and what
+prompt lookup (model/lookup.py) saves when the answer repeats the prompt: a rewrite of code
+against raw llama-cpp-python's greedy decoding of the same tokens, and the share of guesses kept.
 
 Run: .venv/bin/python bench/engine.py [--models NAME ...] [--repeats N]
 """
@@ -12,6 +14,7 @@ import statistics
 import sys
 import textwrap as textwrap_module
 import time
+from itertools import islice
 from pathlib import Path
 
 from model import registry
@@ -20,6 +23,7 @@ from model.prompts import fim_prompt_tokens, fim_request_at
 
 FILE_TOKENS = 1500
 GENERATED_TOKENS = 64
+REWRITE_TOKENS = 128
 EDIT_GENERATED_TOKENS = 16
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -93,6 +97,26 @@ def bench_model(name: str, repeats: int) -> dict:
         warm_ms.append(elapsed)
         warm_evaluated.append(warm.evaluated_prompt_tokens)
 
+    rewrite = engine.chat_prompt([{"role": "user", "content":
+                                   f"Add type hints to this code:\n```python\n{text}```"}])
+    rewrite_ms, raw_rewrite_ms, kept_shares = [], [], []
+    extra = engine.counters.extra
+    for _ in range(repeats):
+        # Both ways the prompt is in the cache but its last token, which each evaluates again.
+        engine.clear_cache()
+        engine.generate(rewrite, GenerationParams(max_tokens=1))
+        kept = extra.get("lookup_kept", 0)
+        elapsed, rewritten = timed(lambda: engine.generate(
+            rewrite, GenerationParams(max_tokens=REWRITE_TOKENS)))
+        rewrite_ms.append(elapsed)
+        kept_shares.append((extra.get("lookup_kept", 0) - kept)
+                           / max(1, rewritten.generated_tokens))
+        llm.reset()
+        llm.eval(rewrite)
+        elapsed, _raw = timed(lambda n=rewritten.generated_tokens: list(islice(llm.generate(
+            rewrite, temp=0.0, top_k=40, top_p=0.95, min_p=0.0, repeat_penalty=1.0), n)))
+        raw_rewrite_ms.append(elapsed)
+
     median = statistics.median
     # The fastest of the repeats is the least disturbed by other work on the machine.
     return {
@@ -108,6 +132,11 @@ def bench_model(name: str, repeats: int) -> dict:
         "warm_evaluated_prompt_tokens": int(median(warm_evaluated)),
         "cold_over_warm": round(min(cold_ms) / min(warm_ms), 1),
         "raw_text_matches": raw["choices"][0]["text"] == result.text,
+        "rewrite_tokens": rewritten.generated_tokens,
+        "rewrite_ms": round(min(rewrite_ms), 1),
+        "raw_rewrite_ms": round(min(raw_rewrite_ms), 1),
+        "rewrite_speedup": round(min(raw_rewrite_ms) / min(rewrite_ms), 2),
+        "rewrite_tokens_from_lookup": round(median(kept_shares), 3),
     }
 
 
@@ -122,12 +151,13 @@ def main() -> int:
         return 1
     rows = [bench_model(name, args.repeats) for name in names]
     header = (f"{'model':<38} {'prompt t/s':>10} {'gen t/s':>8} {'overhead':>9} "
-              f"{'cold ms':>8} {'warm ms':>8} {'cold/warm':>9}")
+              f"{'cold ms':>8} {'warm ms':>8} {'cold/warm':>9} {'rewrite x':>9} {'looked up':>9}")
     print(header)
     for row in rows:
         print(f"{row['model']:<38} {row['prompt_tokens_per_s']:>10} "
               f"{row['generated_tokens_per_s']:>8} {row['overhead_ratio']:>9} "
-              f"{row['cold_edit_ms']:>8} {row['warm_edit_ms']:>8} {row['cold_over_warm']:>9}")
+              f"{row['cold_edit_ms']:>8} {row['warm_edit_ms']:>8} {row['cold_over_warm']:>9} "
+              f"{row['rewrite_speedup']:>9} {row['rewrite_tokens_from_lookup']:>9}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"engine-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(rows, indent=2))
