@@ -413,17 +413,17 @@ class LlamaCppEngine:
 
         llm = self._llm
         memory = llama_cpp.llama_get_memory(llm.ctx)
-        history = list(prompt)
         token = self._choices(1)[0]  # after the prompt's last token
+        history = [*prompt, token]  # ends with the token to evaluate next
         batch = llama_cpp.llama_batch_init(1 + DRAFT_TOKENS, 0, 1)
         counters = self.counters.extra
         try:
             for _ in range(max_tokens):
                 yield token
                 past = llm.n_tokens
-                room = min(max_tokens - (len(history) - len(prompt)) - 1,
+                room = min(max_tokens - (len(history) - len(prompt)),
                            self.context_tokens - past - 1)
-                guess = draft([*history, token], min(DRAFT_TOKENS, room)) if room > 0 else []
+                guess = draft(history, min(DRAFT_TOKENS, room)) if room > 0 else []
                 step = [token, *guess]
                 llama_cpp.llama_memory_seq_rm(memory, -1, past, -1)
                 batch.n_tokens = len(step)
@@ -442,11 +442,11 @@ class LlamaCppEngine:
                 accepted = step[:1 + kept]
                 llm.input_ids[past:past + len(accepted)] = accepted
                 llm.n_tokens = past + len(accepted)
-                history += accepted
+                token = chosen[kept]
+                history += [*guess[:kept], token]
                 counters["lookup_guessed"] = counters.get("lookup_guessed", 0) + len(guess)
                 counters["lookup_kept"] = counters.get("lookup_kept", 0) + kept
                 yield from guess[:kept]
-                token = chosen[kept]
         finally:
             # What was guessed wrong, or evaluated past a stop, leaves the cache.
             llama_cpp.llama_memory_seq_rm(memory, -1, llm.n_tokens, -1)
@@ -458,9 +458,8 @@ class LlamaCppEngine:
         import numpy as np
 
         llm = self._llm
-        vocabulary = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(llm.model))
         return [int(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, row - rows),
-                                          shape=(vocabulary,)).argmax())
+                                          shape=(llm.n_vocab(),)).argmax())
                 for row in range(rows)]
 
     def _evaluate_prompt(self, prompt, cancel, yield_turn) -> tuple[int, FinishReason | None]:
