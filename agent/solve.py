@@ -36,8 +36,9 @@ from agent.runner import (
     run_tests,
 )
 from agent.sandbox import FileChange, Sandbox, unified_diff
+from model import chat
 from model.engine import CancelToken, Engine, GenerationParams
-from model.registry import smallcoder_home
+from model.home import smallcoder_home
 
 DEFAULT_ROUNDS = 6
 DEFAULT_WALL_TIME_S = 300.0
@@ -259,14 +260,12 @@ def ask_for_proposal(engine: Engine, prompt: str, context: FailureContext, *,
                      yield_turn: Callable[[], None] | None = None) -> str:
     """One answer to `prompt`, its start written for the model (see `reply_start`)."""
     start = reply_start(context, candidate)
-    tokens = engine.chat_prompt([{"role": "system", "content": SYSTEM_PROMPT},
-                                 {"role": "user", "content": prompt}]) + engine.tokenize(start)
     params = GenerationParams(
         max_tokens=reply_budget_tokens(context, engine.count_tokens, max_tokens),
         time_budget_ms=time_budget_ms,
         temperature=0.0 if greedy else SAMPLING_TEMPERATURE, seed=seed)
-    result = engine.generate(tokens, params, cancel=cancel, stop_rule=closing_fence,
-                             yield_turn=yield_turn)
+    result = chat.ask(engine, SYSTEM_PROMPT, prompt, params, reply_start=start, cancel=cancel,
+                      stop_rule=closing_fence, yield_turn=yield_turn)
     return full_reply(start, result.text)
 
 

@@ -59,8 +59,8 @@ from model.prompts import (
     fim_window,
 )
 from model.prompts import fim_request_at as completion_fim_request_at
-from model.registry import smallcoder_home
-from server.completion import CompletionSettings, complete_at
+from model.home import smallcoder_home
+from assist.completion import CompletionSettings, complete_at
 
 if TYPE_CHECKING:
     from analyzers.completion_cut import CompletionPlan
@@ -426,7 +426,7 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
     import functools
 
     from model.engine import LlamaCppEngine
-    from server import completion
+    from assist import completion
 
     # A shorter window than the editor's makes each prompt cheaper on a busy CPU; every arm
     # gets the same window, and the packer still reads the whole file.

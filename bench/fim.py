@@ -26,7 +26,7 @@ from pathlib import Path
 from model import registry
 from model.engine import GenerationParams, LlamaCppEngine
 from model.prompts import fim_prompt_tokens
-from server.completion import CompletionSettings, plan_completion
+from assist.completion import CompletionSettings, plan_completion
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"

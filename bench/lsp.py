@@ -96,7 +96,7 @@ async def session(model: str, lines: int, source: Path, workspace: Path,
     def status_changed(params) -> None:
         return None
 
-    await client.start_io(sys.executable, "-m", "server.cli", "serve", cwd=str(ROOT))
+    await client.start_io(sys.executable, "-m", "cli", "serve", cwd=str(ROOT))
     await client.initialize_async(types.InitializeParams(
         capabilities=types.ClientCapabilities(),
         initialization_options={"model": model, "logLevel": "debug",

@@ -25,6 +25,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from model import registry
+from model.home import smallcoder_home
 from training.evaluate import (
     evaluate_adapter,
     guard_tasks,
@@ -50,7 +51,7 @@ SEQUENCE_TOKENS = 512
 
 def corpus_dir(name: str, requirement: str) -> Path:
     """The package's source, from its wheel, unpacked once under $SMALLCODER_HOME."""
-    folder = registry.smallcoder_home() / "bench-corpora" / name
+    folder = smallcoder_home() / "bench-corpora" / name
     if folder.is_dir():
         return folder
     wheels = folder.with_name(name + ".wheels")
@@ -82,7 +83,7 @@ def main() -> int:
 
     base = registry.resolve_model(MODEL)
     tokenizer = GgufTokenizer(base)
-    work = registry.smallcoder_home() / "bench-train"
+    work = smallcoder_home() / "bench-train"
     data = {}
     for name, requirement in CORPORA.items():
         dataset = mine([corpus_dir(name, requirement)])

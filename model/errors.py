@@ -6,7 +6,3 @@ Each says what happened and what to do about it.
 
 class ModelError(Exception):
     """A model file is missing, unusable, or could not be fetched."""
-
-
-class GenerationCancelled(Exception):
-    """Raised where a caller asked to stop and there is no partial result to return."""

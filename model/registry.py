@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from model.errors import ModelError
+from model.home import smallcoder_home
 
 HASH_BLOCK_BYTES = 8 * 1024 * 1024
 # A partial pull left by a killed process is removed by the next pull once it is this old.
@@ -70,12 +71,6 @@ REGISTRY: dict[str, ModelSpec] = {
     )
 }
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
-
-
-def smallcoder_home() -> Path:
-    """The cache directory for models, adapters and indexes ($SMALLCODER_HOME)."""
-    configured = os.environ.get("SMALLCODER_HOME")
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "smallcoder"
 
 
 def models_dir() -> Path:

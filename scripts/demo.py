@@ -56,7 +56,7 @@ class Editor:
             return None
 
     async def start(self) -> None:
-        await self.client.start_io(sys.executable, "-m", "server.cli", "serve", cwd=str(ROOT))
+        await self.client.start_io(sys.executable, "-m", "cli", "serve", cwd=str(ROOT))
         model = os.environ.get("SMALLCODER_MODEL", "qwen2.5-coder-1.5b-instruct-q4_k_m")
         await self.client.initialize_async(types.InitializeParams(
             capabilities=types.ClientCapabilities(

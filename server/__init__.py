@@ -1,4 +1,2 @@
-"""SmallCoder's front doors: the language server and the command line.
-
-Both turn requests into calls on model/, analyzers/, agent/ and training/.
-"""
+"""The language server and nothing else: LSP requests in, calls on assist/, agent/ and
+training/ out, answers back as lsprotocol types. The command line lives in cli/."""

@@ -1,211 +1,142 @@
-"""Explain and refactor a function: prompts, reply parsing and validation.
+"""Code actions and the explain / refactor requests: LSP in, assist/actions out.
 
-Shared by the code actions, the custom requests and (later) the command line. The function is
-found with tree-sitter; its file's imports and the related code the packer chose (callees,
-types, callers) go along as context.
+The refactor's edit is computed on `codeAction/resolve`, so offering the action costs nothing;
+both run on the long-job engine, cancellable, and yield to completions between tokens.
 """
 
 from __future__ import annotations
 
-import re
+import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any
 
-from analyzers.rewrite import dedented, extract_code_blocks, indent_like
-from analyzers.syntax import (
-    FunctionSpan,
-    enclosing_function,
-    find_function,
-    has_syntax_errors,
-    imports,
-    replace_span,
-)
-from model.engine import CancelToken, Engine, GenerationParams
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
+from pygls.workspace import TextDocument
 
-EXPLAIN_MAX_TOKENS = 400
-REFACTOR_MAX_TOKENS = 1024
-REFACTOR_ATTEMPTS = 3
-RETRY_TEMPERATURE = 0.7
-DEFAULT_REFACTOR_GOAL = "make it clearer and simpler without changing what it does"
-SYSTEM_PROMPT = "You are SmallCoder, a precise and concise coding assistant."
-# An instruction with one of these words may change the function's signature.
-SIGNATURE_WORDS = re.compile(r"\b(rename|signature|parameter|argument|arg|return type|typ)",
-                             re.IGNORECASE)
-LANGUAGE_NAMES = {"python": "Python", "javascript": "JavaScript", "typescript": "TypeScript",
-                  "tsx": "TypeScript (TSX)"}
+from analyzers.syntax import enclosing_function
+from assist import actions
+from assist.workspace import related_for
+from model.engine import CancelToken
+from server.app import SmallCoderServer
+from server.model_host import ModelUnavailable
+from server.protocol import cursor, language_of, path_of, span_range, text_position
+
+REFACTOR_TITLE = "Refactor this function"
+EXPLAIN_TITLE = "Explain this function"
+EXPLAIN_COMMAND = "smallcoder.explainFunction"
 
 
-class ActionError(Exception):
-    """The action cannot be done here; the message tells the user why and what to do."""
+def register(server: SmallCoderServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(
+        code_action_kinds=[types.CodeActionKind.RefactorRewrite], resolve_provider=True))
+    def code_actions(ls: SmallCoderServer, params: types.CodeActionParams
+                     ) -> list[types.CodeAction] | None:
+        """Offered only inside a function; the refactor's edit is computed on resolve."""
+        document = ls.document(params.text_document.uri)
+        language = language_of(document)
+        line, character = cursor(document, params.range.start)
+        if language is None or enclosing_function(document.source, language, line,
+                                                  character) is None:
+            return None
+        offered = _offered_actions(document, params.range.start)
+        if params.context.only:
+            offered = [action for action in offered if any(
+                str(action.kind).startswith(str(kind)) for kind in params.context.only)]
+        return offered or None
+
+    @server.feature(types.CODE_ACTION_RESOLVE)
+    async def resolve_code_action(ls: SmallCoderServer, action: types.CodeAction
+                                  ) -> types.CodeAction:
+        """Rewrites the function; the edit replaces exactly that function's range."""
+        if action.title != REFACTOR_TITLE or not isinstance(action.data, dict):
+            return action
+        uri, position = text_position({"textDocument": {"uri": action.data.get("uri")},
+                                       "position": action.data.get("position")})
+        action.edit, _name = await _refactor(ls, uri, position, "")
+        return action
+
+    @server.feature("smallcoder/refactor")
+    async def refactor_request(ls: SmallCoderServer, params: Any) -> dict:
+        uri, position = text_position(params)
+        instruction = getattr(params, "instruction", None) or ""
+        if not isinstance(instruction, str):
+            raise JsonRpcInvalidParams("params.instruction must be a string")
+        edit, name = await _refactor(ls, uri, position, instruction)
+        return {"edit": ls.protocol._converter.unstructure(edit), "functionName": name}
+
+    @server.feature("smallcoder/explain")
+    async def explain_request(ls: SmallCoderServer, params: Any) -> dict:
+        uri, position = text_position(params)
+        document = ls.document(uri)
+        language = _language_or_error(document)
+        line, character = cursor(document, position)
+        explanation = await _long_action(
+            ls, f"explaining the function at line {line + 1}",
+            lambda run: actions.explain(run, document.source, language, line, character,
+                                        related=related_for(ls.context, path_of(uri),
+                                                            document.source, line, run.engine)))
+        return {"markdown": explanation.markdown, "functionName": explanation.function_name}
 
 
-@dataclass(frozen=True)
-class Explanation:
-    function_name: str
-    markdown: str
+def _offered_actions(document: TextDocument, start: types.Position) -> list[types.CodeAction]:
+    where = {"line": start.line, "character": start.character}
+    return [
+        types.CodeAction(title=REFACTOR_TITLE, kind=types.CodeActionKind.RefactorRewrite,
+                         data={"uri": document.uri, "position": where,
+                               "version": document.version}),
+        types.CodeAction(title=EXPLAIN_TITLE, kind=types.CodeActionKind.Empty,
+                         command=types.Command(title=EXPLAIN_TITLE, command=EXPLAIN_COMMAND,
+                                               arguments=[document.uri, where])),
+    ]
 
 
-@dataclass(frozen=True)
-class Refactoring:
-    span: FunctionSpan
-    new_function: str
-    new_document: str
+def _language_or_error(document: TextDocument) -> str:
+    language = language_of(document)
+    if language is None:
+        raise JsonRpcInvalidParams(f"SmallCoder cannot parse {document.uri}: it handles "
+                                   f"Python, JavaScript and TypeScript")
+    return language
 
 
-@dataclass(frozen=True)
-class Run:
-    """How a long action runs: on which engine, with which cancel token and yield hook."""
-
-    engine: Engine
-    cancel: CancelToken | None = None
-    yield_turn: Callable[[], None] | None = None
-
-    def ask(self, user: str, max_tokens: int, temperature: float = 0.0, seed: int = 0) -> str:
-        prompt = self.engine.chat_prompt([{"role": "system", "content": SYSTEM_PROMPT},
-                                          {"role": "user", "content": user}])
-        params = GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
-        result = self.engine.generate(prompt, params, cancel=self.cancel,
-                                      yield_turn=self.yield_turn)
-        if result.finish_reason == "cancelled":
-            raise ActionError("cancelled")
-        return result.text
-
-
-def function_at(text: str, language: str, line: int, character: int) -> FunctionSpan:
-    span = enclosing_function(text, language, line, character)
-    if span is None:
-        raise ActionError("there is no function at the cursor: put it inside one")
-    return span
+async def _refactor(ls: SmallCoderServer, uri: str, position: types.Position,
+                    instruction: str) -> tuple[types.WorkspaceEdit, str]:
+    document = ls.document(uri)
+    language = _language_or_error(document)
+    line, character = cursor(document, position)
+    source, version_at_start = document.source, document.version
+    result = await _long_action(
+        ls, f"refactoring the function at line {line + 1}",
+        lambda run: actions.refactor(run, source, language, line, character, instruction,
+                                     related=related_for(ls.context, path_of(uri), source,
+                                                         line, run.engine)))
+    if document.version != version_at_start:
+        raise JsonRpcInvalidParams("the document changed while the refactor ran: try again")
+    edit = types.TextEdit(range=span_range(document, result.span), new_text=result.new_function)
+    workspace_edit = types.WorkspaceEdit(document_changes=[types.TextDocumentEdit(
+        text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri,
+                                                                    version=document.version),
+        edits=[edit])])
+    return workspace_edit, result.span.qualified_name
 
 
-def _context(text: str, language: str, span: FunctionSpan, related: str = "") -> str:
-    fence = language if language != "tsx" else "tsx"
-    header = "\n".join(imports(text, language))
-    parts = []
-    if related:
-        parts.append(f"Related code from the workspace (what the function uses, and its "
-                     f"callers):\n\n{related}\n")
-    if header:
-        parts.append(f"The file's imports:\n```{fence}\n{header}\n```\n")
-    parts.append(f"The function:\n```{fence}\n{dedented(span)}\n```")
-    return "\n".join(parts)
+async def _long_action(ls: SmallCoderServer, description: str,
+                       work: Callable[[actions.Run], Any]) -> Any:
+    """Run an explain/refactor on the long-job context; cancellable, yields to completions."""
+    token = CancelToken()
 
+    def run_on_model() -> Any:
+        with ls.host.long_job(description) as engine:
+            return work(actions.Run(engine, token, ls.host.gate.wait_turn))
 
-def explain(run: Run, text: str, language: str, line: int, character: int,
-            related: str = "") -> Explanation:
-    """`related`: code the packer chose for the function (callees, types, callers), Markdown."""
-    span = function_at(text, language, line, character)
-    name = LANGUAGE_NAMES.get(language, language)
-    reply = run.ask(
-        f"Explain this {name} function to a developer who is reading it: what it is for, its "
-        f"inputs and result, side effects, and any edge case or bug you notice. Answer in "
-        f"Markdown, in under 200 words.\n\n{_context(text, language, span, related)}",
-        EXPLAIN_MAX_TOKENS,
-    )
-    if not reply.strip():
-        raise ActionError("the model gave no explanation; try again")
-    return Explanation(span.qualified_name, f"### `{span.qualified_name}`\n\n{reply.strip()}\n")
-
-
-def refactor(run: Run, text: str, language: str, line: int, character: int,
-             instruction: str = "", related: str = "") -> Refactoring:
-    """Rewrite the function at the cursor; the result parses and keeps the signature."""
-    span = function_at(text, language, line, character)
-    goal = instruction.strip() or DEFAULT_REFACTOR_GOAL
-    may_change_signature = bool(SIGNATURE_WORDS.search(instruction))
-    name = LANGUAGE_NAMES.get(language, language)
-    keep = "" if may_change_signature else f" Keep the name `{span.name}` and its parameters."
-    # Small models follow the instruction best when it comes last, after the code.
-    request = (f"{_context(text, language, span, related)}\n\nRewrite this {name} function: {goal}."
-               f"{keep} Reply with only the rewritten function, in one ```{language} block.")
-    problem = ""
-    for attempt in range(REFACTOR_ATTEMPTS):
-        feedback = f"\n\nYour previous answer was rejected: {problem}" if problem else ""
-        # Greedy decoding would repeat a rejected answer: later attempts sample.
-        reply = run.ask(request + feedback, REFACTOR_MAX_TOKENS,
-                        temperature=0.0 if attempt == 0 else RETRY_TEMPERATURE, seed=attempt)
-        try:
-            return _validated(text, language, span, reply, may_change_signature)
-        except ActionError as error:
-            problem = str(error)
-    raise ActionError(f"the model's rewrite was not usable: {problem}")
-
-
-def _validated(text: str, language: str, span: FunctionSpan, reply: str,
-               may_change_signature: bool) -> Refactoring:
-    candidate = _function_in_reply(reply, language, span, may_change_signature)
-    if not may_change_signature and _names(candidate.signature) != _names(span.signature):
-        # Spelling a type differently (List for list) is harmless: the original header is put
-        # back. Renamed parameters are not: the body would refer to names that do not exist.
-        raise ActionError(f"the signature changed from `{span.signature.strip()}` to "
-                          f"`{candidate.signature.strip()}`: keep the parameter names")
-    rewritten = candidate.text if may_change_signature else _with_header_of(span, candidate)
-    new_function = indent_like(span, rewritten)
-    new_document = replace_span(text, span, new_function)
-    if has_syntax_errors(new_document, language) and not has_syntax_errors(text, language):
-        raise ActionError("the rewritten file does not parse")
-    if new_function.strip() == span.text.strip():
-        raise ActionError("the function already reads well: the model suggested no change")
-    return Refactoring(span, new_function, new_document)
-
-
-def _function_in_reply(reply: str, language: str, span: FunctionSpan,
-                       may_change_signature: bool) -> FunctionSpan:
-    """The rewritten function: by name in any code block of the reply (small models often
-    put the imports in a block of their own), else the first function when renaming is asked."""
-    blocks = extract_code_blocks(reply)
-    for code in blocks:
-        found = find_function(code, language, span.qualified_name) or find_function(
-            code, language, span.name)
-        if found is not None:
-            return found
-    if may_change_signature:
-        for code in blocks:
-            if top_level := _top_level_functions(code, language):
-                return top_level[0]
-    if not any(code.strip() for code in blocks):
-        raise ActionError("the reply held no code")
-    raise ActionError(f"the reply has no function named {span.name}")
-
-
-def _with_header_of(span: FunctionSpan, candidate: FunctionSpan) -> str:
-    """The candidate's body under the original's exact header (decorators, signature),
-    both taken at column 0 so that a method and a top-level reply fit together."""
-    original = dedented(span).split("\n")
-    line, column = _body_start(span)
-    header = [*original[:line], original[line][:column]]
-    rewritten = dedented(candidate).split("\n")
-    line, column = _body_start(candidate)
-    body = [rewritten[line][column:], *rewritten[line + 1:]]
-    return "\n".join([*header[:-1], header[-1] + body[0], *body[1:]])
-
-
-def _body_start(span: FunctionSpan) -> tuple[int, int]:
-    """Where the body starts, as (line, column) in the function's dedented text.
-
-    A body on the lines after the signature starts at the next line's column 0, so that a
-    comment above its first statement (outside tree-sitter's block node) stays with it.
-    """
-    header = span.text.encode()[: span.body_start_byte - span.start_byte].decode()
-    signature_at = span.text.find(span.signature)
-    if signature_at >= 0:
-        newline = span.text.find("\n", signature_at + len(span.signature))
-        if 0 <= newline < len(header):
-            return span.text.count("\n", 0, newline) + 1, 0
-    line = header.count("\n")
-    column = len(header) - header.rfind("\n") - 1
-    if line > 0:
-        first = dedented(span).split("\n", 1)[0]
-        column -= span.start_point[1] - (len(first) - len(first.lstrip()))
-    return line, column
-
-
-def _top_level_functions(code: str, language: str) -> list[FunctionSpan]:
-    from analyzers.syntax import functions
-
-    return [function for function in functions(code, language)
-            if "." not in function.qualified_name]
-
-
-def _names(signature: str) -> set[str]:
-    return {name.lower() for name in re.findall(r"[A-Za-z_$][\w$]*", signature)}
+    try:
+        return await asyncio.to_thread(run_on_model)
+    except asyncio.CancelledError:
+        token.cancel()
+        raise
+    except ModelUnavailable as error:
+        raise JsonRpcInvalidParams(f"the model is not ready: {error}") from error
+    except actions.ActionError as error:
+        if token.cancelled:
+            raise JsonRpcRequestCancelled("cancelled") from error
+        raise JsonRpcInvalidParams(str(error)) from error

@@ -1,84 +1,46 @@
-"""Inline completion: from a document and a cursor to the text an editor shows as ghost text.
+"""`textDocument/inlineCompletion`: ghost text at the cursor, latest request wins.
 
-Shared by `smallcoder complete` and the language server; pure apart from the engine call.
+The work is assist/completion's; this module turns the request into a call and the answer
+into lsprotocol types.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from pathlib import Path
+from lsprotocol import types
 
-from analyzers.completion_cut import (
-    MAX_COMPLETION_LINES,
-    CompletionPlan,
-    plan_for_request,
-)
-from analyzers.syntax import language_for_path
-from model.engine import CancelToken, Engine, GenerationParams, GenerationResult
-from model.prompts import ContextChunk, fim_prompt_tokens, fim_request_at
-
-DEFAULT_MAX_TOKENS = 48
-DEFAULT_TIME_BUDGET_MS = 1500.0
+from assist.completion import CompletionSettings, complete_in_workspace
+from server.app import SmallCoderServer
+from server.model_host import ModelUnavailable
+from server.protocol import cursor, path_of
 
 
-@dataclass(frozen=True)
-class CompletionSettings:
-    max_tokens: int = DEFAULT_MAX_TOKENS
-    time_budget_ms: float | None = DEFAULT_TIME_BUDGET_MS
-    max_lines: int = MAX_COMPLETION_LINES
+def register(server: SmallCoderServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(ls: SmallCoderServer, params: types.InlineCompletionParams
+                                ) -> types.InlineCompletionList | None:
+        """Latest wins: a newer request for the same document stops the older one at once,
+        and a superseded answer is never shown."""
+        if not ls.settings.inline_enabled:
+            return None
+        document = ls.document(params.text_document.uri)
+        try:
+            engine = ls.host.interactive_engine
+        except ModelUnavailable:
+            return None
+        line, character = cursor(document, params.position)
+        path = path_of(document.uri)
+        settings = CompletionSettings(max_tokens=ls.settings.inline_max_tokens,
+                                      time_budget_ms=ls.settings.inline_time_budget_ms)
+        with ls.latest_request(document.uri) as token:
+            completion = await ls.run_interactive(
+                f"{document.uri}:{line + 1}:{character + 1}",
+                lambda: complete_in_workspace(
+                    ls.context, engine, document.source, line, character, path=path,
+                    repo_name=ls.context.repo_name(path), settings=settings,
+                    context_tokens=ls.settings.inline_context_tokens, cancel=token), token)
+        if completion is None or token.cancelled or not completion.text:
+            return None
+        return types.InlineCompletionList(items=[types.InlineCompletionItem(
+            insert_text=completion.text,
+            range=types.Range(start=params.position, end=params.position))])
 
-
-@dataclass(frozen=True)
-class Completion:
-    """What to insert at the cursor (may be empty: show nothing) and how it was made."""
-
-    text: str
-    generation: GenerationResult
-    latency_ms: float
-
-
-def plan_completion(text: str, line: int, character: int, *, path: str, repo_name: str,
-                    settings: CompletionSettings = CompletionSettings(),
-                    context: tuple[ContextChunk, ...] = ()) -> CompletionPlan:
-    request = fim_request_at(text, line, character, repo_name=repo_name, path=path,
-                             context=context)
-    return plan_for_request(request, document=text, offset=_offset(text, line, character),
-                            language=language_for_path(path), max_lines=settings.max_lines)
-
-
-def complete_at(
-    engine: Engine,
-    text: str,
-    line: int,
-    character: int,
-    *,
-    path: str,
-    repo_name: str,
-    settings: CompletionSettings = CompletionSettings(),
-    context: tuple[ContextChunk, ...] = (),
-    cancel: CancelToken | None = None,
-) -> Completion:
-    """Complete `text` at the 0-based (line, character) cursor."""
-    start = time.perf_counter()
-    plan = plan_completion(text, line, character, path=path, repo_name=repo_name,
-                           settings=settings, context=context)
-    params = GenerationParams(max_tokens=settings.max_tokens,
-                              time_budget_ms=settings.time_budget_ms)
-    result = engine.generate(fim_prompt_tokens(plan.request, engine), params, cancel=cancel,
-                             stop_rule=plan.stop_rule)
-    insert = plan.finish(result.text, complete=result.finish_reason in ("stop", "eos"))
-    return Completion(insert, result, (time.perf_counter() - start) * 1e3)
-
-
-def _offset(text: str, line: int, character: int) -> int:
-    lines = text.split("\n")
-    return sum(len(row) + 1 for row in lines[:line]) + character
-
-
-def repo_name_for(path: Path) -> str:
-    """The name shown to the model as `<|repo_name|>`: the enclosing git root, else the folder."""
-    for folder in [path.parent, *path.parent.parents]:
-        if (folder / ".git").exists():
-            return folder.name
-    return path.parent.name

@@ -6,12 +6,9 @@ the server only reports on it, from the event loop or from a worker thread.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from lsprotocol import types
 
-if TYPE_CHECKING:
-    from server.lsp import SmallCoderServer
+from server.app import SmallCoderServer
 
 
 class ClientProgress:

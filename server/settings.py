@@ -10,8 +10,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from model.registry import DEFAULT_MODEL
-from server.completion import DEFAULT_MAX_TOKENS, DEFAULT_TIME_BUDGET_MS
-from server.workspace_index import DEFAULT_COMPLETION_CONTEXT_TOKENS
+from assist.completion import DEFAULT_MAX_TOKENS, DEFAULT_TIME_BUDGET_MS
+from assist.workspace import DEFAULT_COMPLETION_CONTEXT_TOKENS
 
 LOG_LEVELS = ("error", "warning", "info", "debug")
 

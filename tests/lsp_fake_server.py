@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.lsp import serve
+from server.serve import serve
 from tests.fakes import ScriptedEngine
 
 FIM_REPLY = "    return total / len(values)\n\nprint('unrelated')\n"

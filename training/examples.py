@@ -18,7 +18,6 @@ from model.prompts import END_OF_TEXT, FimRequest, Tokenizer, fim_prompt_tokens,
 from training.mine import SourceFile
 
 MAX_SEQUENCE_TOKENS = 1024
-MIN_SEQUENCE_TOKENS = 512
 MAX_MIDDLE_TOKENS = 256
 MIN_MIDDLE_CHARS = 8
 # Examples grow with a file's length, so a long file is covered as densely as a short one: a
@@ -52,11 +51,6 @@ class Example:
     # How the editor would cut and clean a completion here: the evaluation judges what the
     # user would be shown, not the model's raw text (which runs on past the middle).
     plan: CompletionPlan | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def target_tokens(self) -> int:
-        return sum(label != IGNORE_INDEX for label in self.labels)
-
 
 def fim_parts(text: str, cut: Cut, *, repo_name: str, path: str,
               prefix_lines: int, suffix_lines: int) -> tuple[FimRequest, str]:

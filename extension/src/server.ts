@@ -1,5 +1,5 @@
 /**
- * Starts, restarts and stops SmallCoder's language server (`python -m server.cli serve` on
+ * Starts, restarts and stops SmallCoder's language server (`python -m cli serve` on
  * stdio) through vscode-languageclient, and feeds its status to the status bar.
  */
 import * as fs from 'fs/promises';
@@ -20,7 +20,7 @@ import { NO_PARAMS, ServerStatus, statusChangedNotification, statusRequest } fro
 import { readSettings, SECTION } from './settings';
 import { StatusBar } from './statusBar';
 
-const SERVER_ARGS = ['-m', 'server.cli', 'serve'];
+const SERVER_ARGS = ['-m', 'cli', 'serve'];
 
 export class ServerController implements vscode.Disposable {
     private client: LanguageClient | undefined;
@@ -75,7 +75,7 @@ export class ServerController implements vscode.Disposable {
             this.reportStartFailure(error);
             return;
         }
-        // The server runs from the extension's own storage folder, not the workspace: `-m server.cli`
+        // The server runs from the extension's own storage folder, not the workspace: `-m cli`
         // puts the working directory first on sys.path, and a workspace may have a `server` package.
         const cwd = this.context.globalStorageUri.fsPath;
         await fs.mkdir(cwd, { recursive: true });

@@ -95,7 +95,7 @@ const scenarios = [
                 },
                 usesManagedPython ? SERVER_READY_TIMEOUT_MS : 30_000,
             );
-            assert(logText.includes('-m server.cli serve'), 'the log does not show `python -m server.cli serve`');
+            assert(logText.includes('-m cli serve'), 'the log does not show `python -m cli serve`');
         },
     },
     {

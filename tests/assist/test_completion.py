@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.completion import CompletionSettings, complete_at
+from assist.completion import CompletionSettings, complete_at
 from tests.fakes import ScriptedEngine
 
 FUNCTION_START = "def total(items):\n    \n\nprint(total([1, 2]))\n"

@@ -18,7 +18,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from server.lsp_train import INTERRUPT_GRACE_SECONDS
+from server.train import INTERRUPT_GRACE_SECONDS
 from tests.conftest import REPO_ROOT
 from tests.test_lsp import start, wait_for_state
 from tests.test_lsp_solve import plain
@@ -154,7 +154,7 @@ async def test_a_failed_training_answers_with_the_trainers_error(client, tmp_pat
 
 
 def test_an_adapter_that_lost_on_the_guard_set_comes_back_saying_so():
-    from server.lsp_train import result_for_client
+    from server.train import result_for_client
 
     result = result_for_client({"adapter": "/a.gguf", "report": "/a.report.md", "steps": 400,
                                 "tokens_per_second": 60.0, "stopped_by": "time",
@@ -164,11 +164,11 @@ def test_an_adapter_that_lost_on_the_guard_set_comes_back_saying_so():
 
 
 def test_a_python_without_the_training_packages_is_told_what_to_install(monkeypatch):
-    import server.cli_train
+    import training.preflight
 
-    real_find_spec = server.cli_train.find_spec
+    real_find_spec = training.preflight.find_spec
     monkeypatch.setattr(server.cli_train, "find_spec",
                         lambda name: None if name == "peft" else real_find_spec(name))
-    problem = server.cli_train.training_packages_problem()
+    problem = training.preflight.training_packages_problem()
     assert problem is not None and "optional packages peft," in problem
     assert f"`{sys.executable} -m pip install peft==" in problem

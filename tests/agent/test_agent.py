@@ -460,7 +460,7 @@ def test_examples_fail_on_apply_discount_in_a_scratch_copy():
 
 
 def smallcoder(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True,
                           text=True, cwd=REPO_ROOT, timeout=300, check=False)
 
 

@@ -17,7 +17,7 @@ from model.engine import (
 )
 from model.errors import ModelError
 from model.prompts import fim_prompt_tokens, fim_request_at
-from server.completion import complete_at
+from assist.completion import complete_at
 from tests.conftest import small_model_path
 
 pytestmark = pytest.mark.model

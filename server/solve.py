@@ -18,9 +18,10 @@ from agent.runner import TestCommandError
 from agent.sandbox import FileChange, SandboxError
 from agent.solve import Budget, SolveResult, solve
 from model.engine import CancelToken
-from server.lsp import SmallCoderServer, optional_field, path_of
+from server.app import SmallCoderServer
 from server.model_host import ModelUnavailable
 from server.progress import ClientProgress
+from server.protocol import optional_field, path_or_uri, whole_text_range
 
 SOLVE_METHOD = "smallcoder/solve"
 PROGRESS_TITLE = "SmallCoder: solving with the agent"
@@ -85,14 +86,6 @@ def workspace_edit(ls: SmallCoderServer, workspace: Path,
     return types.WorkspaceEdit(document_changes=document_changes)
 
 
-def whole_text_range(text: str) -> types.Range:
-    """The range of all of `text`, its last column in UTF-16 units as LSP counts them."""
-    last_line = text.split("\n")[-1]
-    end = types.Position(line=text.count("\n"),
-                         character=len(last_line.encode("utf-16-le")) // 2)
-    return types.Range(start=types.Position(line=0, character=0), end=end)
-
-
 def _workspace(ls: SmallCoderServer, params: Any) -> Path:
     given = optional_field(params, "workspaceFolder", str)
     if given is None:
@@ -100,7 +93,7 @@ def _workspace(ls: SmallCoderServer, params: Any) -> Path:
         if not folders:
             raise JsonRpcInvalidParams("no workspace folder: pass params.workspaceFolder")
         given = folders[0].uri
-    path = Path(path_of(given) if given.startswith("file:") else given)
+    path = Path(path_or_uri(given))
     if not path.is_dir():
         raise JsonRpcInvalidParams(f"workspace folder {path} does not exist")
     return path

@@ -1,6 +1,6 @@
 """`smallcoder pack`: the packer's choice for a file and line, printed with the reasons.
 
-Kept apart from server/cli.py so that the command line stays a list of thin front doors.
+The same packer the language server runs, on a file from disk.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 
 from analyzers.index import WorkspaceIndex
+from assist.workspace import repo_name_for
+from cli.common import UserError, parse_location, read_source
 from analyzers.packer import MAX_BUDGET_TOKENS, Target, jedi_resolver, pack, render
 from model import registry
 from model.prompts import fim_window
-from model.registry import smallcoder_home
+from model.home import smallcoder_home
 from model.tokenizer import VocabularyTokenizer
-from server.completion import repo_name_for
 
 
 def workspace_of(path: Path) -> Path:
@@ -64,8 +65,6 @@ def _target(path: str, text: str, line: int, kind: str) -> Target:
 
 
 def _run_pack(args: argparse.Namespace) -> int:
-    from server.cli import UserError, parse_location, read_source
-
     path, line, _ = parse_location(args.location, with_column=False)
     text = read_source(path)
     if not 0 <= args.budget <= MAX_BUDGET_TOKENS:

@@ -473,7 +473,7 @@ NOTES = "notes about the order\nline two"
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(
-    server_command=[sys.executable, "-m", "server.cli", "serve"],
+    server_command=[sys.executable, "-m", "cli", "serve"],
     server_env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}))
 async def tiny_client(lsp_client: LanguageClient, tiny_model):
     await start(lsp_client, {"model": str(tiny_model), "inlineCompletions": {
@@ -540,7 +540,7 @@ async def test_server_does_not_enable_an_adapter_that_lost_on_the_guard_set(
 
 def test_train_command_writes_an_adapter_with_provenance(repo, tiny_model, tmp_path, capsys):
     from model.adapters import read_adapter_info
-    from server.cli import main
+    from cli.main import main
 
     out = tmp_path / "personal.gguf"
     code = main(["train", "--repo", str(repo), "--out", str(out), "--model", str(tiny_model),

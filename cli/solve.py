@@ -10,12 +10,12 @@ import json
 import sys
 from pathlib import Path
 
+from cli.common import EXIT_FAILURE, UserError
 from agent.runner import TestCommand, TestCommandError, find_program
 from agent.sandbox import FileChange, SandboxError
 from agent.solve import DEFAULT_ROUNDS, DEFAULT_WALL_TIME_S, Budget, solve
 from model import registry
 
-EXIT_FAILURE = 1
 
 
 def add_solve_command(commands: argparse._SubParsersAction) -> None:
@@ -42,8 +42,6 @@ def add_solve_command(commands: argparse._SubParsersAction) -> None:
 
 def run_solve(args: argparse.Namespace) -> int:
     from model.engine import LlamaCppEngine
-    from server.cli import UserError
-
     if args.max_rounds < 1:
         raise UserError("--max-rounds must be at least 1")
     if not args.workspace.is_dir():
@@ -76,8 +74,6 @@ def run_solve(args: argparse.Namespace) -> int:
 
 def apply_changes(workspace: Path, changes: tuple[FileChange, ...]) -> list[str]:
     """Write the new texts; a file edited meanwhile is refused before anything is written."""
-    from server.cli import UserError
-
     for change in changes:
         if (workspace / change.path).read_text(encoding="utf-8") != change.old_text:
             raise UserError(f"{change.path} changed while the agent ran: nothing was applied; "

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-SMALLCODER = [sys.executable, "-m", "server.cli"]
+SMALLCODER = [sys.executable, "-m", "cli"]
 
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT):

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from model.prompts import FILE_SEP
-from server import actions
-from server.completion import CompletionSettings
-from server.workspace_index import WorkspaceContext, complete_in_workspace, related_for
+from assist import actions
+from assist.completion import CompletionSettings
+from assist.completion import complete_in_workspace
+from assist.workspace import WorkspaceContext, related_for
 from tests.fakes import ScriptedEngine
 
 UNITS = '''def to_metres(feet: float) -> float:

@@ -1,9 +1,9 @@
-"""`smallcoder/train`: the personal adapter, trained by `smallcoder train` in a child process.
+"""`smallcoder/train`: the personal adapter, trained by `python -m training` in a child process.
 
 A child, not a thread: training holds gigabytes and the CPU for an hour, and Cancel must stop it
 at once. It runs with this interpreter in its own process group, so Cancel reaches all of it;
 its checkpoint stays in ADAPTER.gguf.work/ and the next request for the same repositories
-resumes there. Its `--progress-json` lines become $/progress reports on the client's token.
+resumes there. Its events (training/events.py) become $/progress reports on the client's token.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import os
 import re
 import signal
@@ -23,10 +22,12 @@ from typing import Any
 
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 
-from model.registry import smallcoder_home
-from server.cli_train import repository_problem, training_packages_problem
-from server.lsp import SmallCoderServer, optional_field, path_of
+from model.home import smallcoder_home
+from server.app import SmallCoderServer
 from server.progress import ClientProgress
+from server.protocol import optional_field, path_or_uri
+from training.events import parse_event
+from training.preflight import repository_problem, training_packages_problem
 
 TRAIN_METHOD = "smallcoder/train"
 PROGRESS_TITLE = "SmallCoder: training a personal adapter"
@@ -57,9 +58,9 @@ class TrainingJob:
     max_steps: int | None
 
     def command(self) -> list[str]:
-        """`smallcoder train` with the server's own interpreter, which has SmallCoder installed."""
-        command = [sys.executable, "-m", "server.cli", "train", "--out", str(self.out),
-                   "--model", self.model, "--progress-json"]
+        """`python -m training` with the server's own interpreter, which has SmallCoder."""
+        command = [sys.executable, "-m", "training", "--out", str(self.out),
+                   "--model", self.model]
         for repo in self.repos:
             command += ["--repo", str(repo)]
         if self.max_minutes is not None:
@@ -102,8 +103,7 @@ def job_from_params(params: Any, model: str) -> TrainingJob:
     if not given or not all(isinstance(repo, str) for repo in given):
         raise JsonRpcInvalidParams("no repositories to learn from: pass params.repositories, "
                                    "a list of folder URIs or paths")
-    repos = tuple(sorted({Path(path_of(repo) if repo.startswith("file:") else repo).resolve()
-                          for repo in given}))
+    repos = tuple(sorted({Path(path_or_uri(repo)).resolve() for repo in given}))
     for repo in repos:
         if (problem := repository_problem(repo)) is not None:
             raise JsonRpcInvalidParams(problem)
@@ -189,15 +189,6 @@ async def read_tail(stream: asyncio.StreamReader) -> str:
     return tail.decode(errors="replace")
 
 
-def parse_event(line: bytes) -> dict | None:
-    """A --progress-json event, or None for anything else a library printed to stdout."""
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) and isinstance(event.get("event"), str) else None
-
-
 def progress_of(event: dict) -> tuple[str, int | None]:
     """A progress message and percentage (training steps only) for one event."""
     if event["event"] == "step":
@@ -225,7 +216,7 @@ def failure_message(exit_code: int, stderr_tail: str, result: dict | None) -> st
         if line.startswith(USER_ERROR_PREFIX):
             return line.removeprefix(USER_ERROR_PREFIX)
     shown = "\n".join(lines[-STDERR_TAIL_LINES:]) or "(nothing on stderr)"
-    return f"training failed (`smallcoder train` exited with {exit_code}):\n{shown}"
+    return f"training failed (the training process exited with {exit_code}):\n{shown}"
 
 
 def result_for_client(summary: dict) -> dict:

@@ -21,7 +21,7 @@ INVENTORY_URI = (EXAMPLES / "inventory.py").as_uri()
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(
-    server_command=[sys.executable, "-m", "server.cli", "serve"],
+    server_command=[sys.executable, "-m", "cli", "serve"],
     server_env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}))
 async def client(lsp_client: LanguageClient):
     await start(lsp_client, {"model": os.environ["SMALLCODER_MODEL"]})

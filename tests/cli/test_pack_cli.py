@@ -27,7 +27,7 @@ UNITS = '''def to_metres(feet: float) -> float:
 
 
 def run_pack(*args: str, home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "server.cli", "pack", *args], cwd=REPO_ROOT,
+    return subprocess.run([sys.executable, "-m", "cli", "pack", *args], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=120, check=False,
                           env={**os.environ, "SMALLCODER_HOME": str(home)})
 

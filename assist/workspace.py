@@ -1,8 +1,8 @@
-"""The language server's workspace context: one index per workspace folder, the ring buffer of
-recently edited and viewed code, and the packed context that completion and actions ask for.
+"""The workspace context: one index per workspace folder, the ring buffer of recently edited
+and viewed code, and the packed context that completion and actions ask for.
 
-Handlers call in with document events (cheap: the text is only remembered); parsing happens in
-worker threads when a feature needs the context, or on save.
+The server calls in with document events (cheap: the text is only remembered); parsing happens
+in worker threads when a feature needs the context, or on save.
 """
 
 from __future__ import annotations
@@ -13,21 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from lsprotocol import types
 
 from analyzers.completion_cut import SYNTAX_CHECK_MAX_CHARACTERS
 from analyzers.index import WorkspaceIndex
 from analyzers.packer import RecentChunks, Snippet, Target, jedi_resolver, pack
 from analyzers.queries import definitions, language_for_path
-from model.engine import CancelToken, Engine
+from model.engine import Engine
 from model.prompts import ContextChunk, fim_window
-from model.registry import smallcoder_home
-from server.completion import Completion, CompletionSettings, complete_at
-
-if TYPE_CHECKING:
-    from server.lsp import SmallCoderServer
+from model.home import smallcoder_home
 
 # Cross-file context for inline completion; a setting (smallcoder.inlineCompletions.contextTokens).
 DEFAULT_COMPLETION_CONTEXT_TOKENS = 1024
@@ -169,6 +162,16 @@ class WorkspaceContext:
             return candidate.name
         return candidate.relative_to(max(roots, key=lambda root: len(root.parts))).as_posix()
 
+    def repo_name(self, path: str) -> str:
+        """The `<|repo_name|>` of a file: its innermost workspace folder's name, else its git
+        root's or folder's (`repo_name_for`)."""
+        candidate = Path(path).resolve()
+        with self._lock:
+            roots = [root for root in self._roots if candidate.is_relative_to(root)]
+        if roots:
+            return max(roots, key=lambda root: len(root.parts)).name
+        return repo_name_for(candidate)
+
     def _flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
@@ -178,14 +181,12 @@ class WorkspaceContext:
                 index.update_document(path, text)
 
 
-def complete_in_workspace(workspace: WorkspaceContext, engine: Engine, text: str, line: int,
-                          character: int, *, path: str, repo_name: str,
-                          settings: CompletionSettings, context_tokens: int,
-                          cancel: CancelToken | None = None) -> Completion:
-    """`complete_at` with the workspace's cross-file chunks ahead of the FIM prefix."""
-    chunks = workspace.completion_context(path, text, line, context_tokens, engine.count_tokens)
-    return complete_at(engine, text, line, character, path=workspace.prompt_path(path),
-                       repo_name=repo_name, settings=settings, context=chunks, cancel=cancel)
+def repo_name_for(path: Path) -> str:
+    """The name shown to the model as `<|repo_name|>`: the enclosing git root, else the folder."""
+    for folder in [path.parent, *path.parent.parents]:
+        if (folder / ".git").exists():
+            return folder.name
+    return path.parent.name
 
 
 def related_code(snippets: tuple[Snippet, ...]) -> str:
@@ -208,70 +209,3 @@ def related_for(workspace: WorkspaceContext, path: str, text: str, line: int,
                 engine: Engine) -> str:
     """The related code an explain or refactor prompt shows (Markdown; "" when none)."""
     return related_code(workspace.action_context(path, text, line, engine.count_tokens))
-
-
-def register(server: SmallCoderServer) -> None:
-    """Document and workspace events feed the context; folders are indexed on first use."""
-    from server.lsp import path_of  # this module is registered by server.lsp itself
-
-    def ensure_indexed(ls: SmallCoderServer) -> None:
-        context: WorkspaceContext = ls.context
-        if context.folders_requested:
-            return
-        context.folders_requested = True
-        roots = [Path(path_of(folder.uri)) for folder in ls.workspace.folders.values()]
-        if not roots and ls.workspace.root_path:
-            roots = [Path(ls.workspace.root_path)]
-        for root in roots:
-            context.add_folder(root)
-        context.indexing = [asyncio.ensure_future(_index_folder(ls, root)) for root in roots]
-
-    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
-    def did_open(ls: SmallCoderServer, params: types.DidOpenTextDocumentParams) -> None:
-        """Opening a file counts as viewing it: its first lines enter the ring buffer."""
-        ensure_indexed(ls)
-        ls.context.document_changed(path_of(params.text_document.uri), params.text_document.text)
-
-    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(ls: SmallCoderServer, params: types.DidChangeTextDocumentParams) -> None:
-        uri = params.text_document.uri
-        edited = [change.range.start.line for change in params.content_changes
-                  if isinstance(change, types.TextDocumentContentChangePartial)]
-        ls.context.document_changed(path_of(uri), ls.workspace.get_text_document(uri).source,
-                                    edited[-1] if edited else None)
-
-    @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
-    async def did_save(ls: SmallCoderServer, params: types.DidSaveTextDocumentParams) -> None:
-        uri = params.text_document.uri
-        text = ls.workspace.get_text_document(uri).source
-        await asyncio.to_thread(ls.context.document_saved, path_of(uri), text)
-
-    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
-    def did_close(ls: SmallCoderServer, params: types.DidCloseTextDocumentParams) -> None:
-        ls.context.document_closed(path_of(params.text_document.uri))
-
-    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
-    async def watched_files_changed(ls: SmallCoderServer,
-                                    params: types.DidChangeWatchedFilesParams) -> None:
-        paths = [path_of(change.uri) for change in params.changes]
-        await asyncio.to_thread(ls.context.files_changed, paths)
-
-    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
-    async def folders_changed(ls: SmallCoderServer,
-                              params: types.DidChangeWorkspaceFoldersParams) -> None:
-        for folder in params.event.removed:
-            ls.context.close_folder(Path(path_of(folder.uri)))
-        for folder in params.event.added:
-            ls.context.add_folder(Path(path_of(folder.uri)))
-            await _index_folder(ls, Path(path_of(folder.uri)))
-
-
-async def _index_folder(ls: SmallCoderServer, root: Path) -> None:
-    started = time.perf_counter()
-    try:
-        index = await asyncio.to_thread(ls.context.open_folder, root)
-    except OSError as error:
-        ls.log("warning", f"cannot index {root}: {error}; completions go without its context")
-        return
-    ls.log("info", f"indexed {len(index.files())} files of {root} in "
-                   f"{(time.perf_counter() - started) * 1e3:.0f} ms")

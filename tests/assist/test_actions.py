@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.actions import ActionError, Run, explain, refactor
+from assist.actions import ActionError, Run, explain, refactor
 from tests.fakes import ScriptedEngine
 
 METHOD = ("import math\n\n\nclass Shape:\n    def area(self, radius: list[float]) -> float:\n"

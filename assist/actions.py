@@ -1,0 +1,210 @@
+"""Explain and refactor a function: prompts, reply parsing and validation.
+
+Shared by the code actions and the custom requests. The function is
+found with tree-sitter; its file's imports and the related code the packer chose (callees,
+types, callers) go along as context.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from analyzers.rewrite import dedented, extract_code_blocks, indent_like
+from analyzers.syntax import (
+    FunctionSpan,
+    enclosing_function,
+    find_function,
+    has_syntax_errors,
+    imports,
+    replace_span,
+)
+from model import chat
+from model.engine import CancelToken, Engine, GenerationParams
+
+EXPLAIN_MAX_TOKENS = 400
+REFACTOR_MAX_TOKENS = 1024
+REFACTOR_ATTEMPTS = 3
+RETRY_TEMPERATURE = 0.7
+DEFAULT_REFACTOR_GOAL = "make it clearer and simpler without changing what it does"
+SYSTEM_PROMPT = "You are SmallCoder, a precise and concise coding assistant."
+# An instruction with one of these words may change the function's signature.
+SIGNATURE_WORDS = re.compile(r"\b(rename|signature|parameter|argument|arg|return type|typ)",
+                             re.IGNORECASE)
+LANGUAGE_NAMES = {"python": "Python", "javascript": "JavaScript", "typescript": "TypeScript",
+                  "tsx": "TypeScript (TSX)"}
+
+
+class ActionError(Exception):
+    """The action cannot be done here; the message tells the user why and what to do."""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    function_name: str
+    markdown: str
+
+
+@dataclass(frozen=True)
+class Refactoring:
+    span: FunctionSpan
+    new_function: str
+    new_document: str
+
+
+@dataclass(frozen=True)
+class Run:
+    """How a long action runs: on which engine, with which cancel token and yield hook."""
+
+    engine: Engine
+    cancel: CancelToken | None = None
+    yield_turn: Callable[[], None] | None = None
+
+    def ask(self, user: str, max_tokens: int, temperature: float = 0.0, seed: int = 0) -> str:
+        params = GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
+        result = chat.ask(self.engine, SYSTEM_PROMPT, user, params, cancel=self.cancel,
+                          yield_turn=self.yield_turn)
+        if result.finish_reason == "cancelled":
+            raise ActionError("cancelled")
+        return result.text
+
+
+def function_at(text: str, language: str, line: int, character: int) -> FunctionSpan:
+    span = enclosing_function(text, language, line, character)
+    if span is None:
+        raise ActionError("there is no function at the cursor: put it inside one")
+    return span
+
+
+def _context(text: str, language: str, span: FunctionSpan, related: str = "") -> str:
+    fence = language if language != "tsx" else "tsx"
+    header = "\n".join(imports(text, language))
+    parts = []
+    if related:
+        parts.append(f"Related code from the workspace (what the function uses, and its "
+                     f"callers):\n\n{related}\n")
+    if header:
+        parts.append(f"The file's imports:\n```{fence}\n{header}\n```\n")
+    parts.append(f"The function:\n```{fence}\n{dedented(span)}\n```")
+    return "\n".join(parts)
+
+
+def explain(run: Run, text: str, language: str, line: int, character: int,
+            related: str = "") -> Explanation:
+    """`related`: code the packer chose for the function (callees, types, callers), Markdown."""
+    span = function_at(text, language, line, character)
+    name = LANGUAGE_NAMES.get(language, language)
+    reply = run.ask(
+        f"Explain this {name} function to a developer who is reading it: what it is for, its "
+        f"inputs and result, side effects, and any edge case or bug you notice. Answer in "
+        f"Markdown, in under 200 words.\n\n{_context(text, language, span, related)}",
+        EXPLAIN_MAX_TOKENS,
+    )
+    if not reply.strip():
+        raise ActionError("the model gave no explanation; try again")
+    return Explanation(span.qualified_name, f"### `{span.qualified_name}`\n\n{reply.strip()}\n")
+
+
+def refactor(run: Run, text: str, language: str, line: int, character: int,
+             instruction: str = "", related: str = "") -> Refactoring:
+    """Rewrite the function at the cursor; the result parses and keeps the signature."""
+    span = function_at(text, language, line, character)
+    goal = instruction.strip() or DEFAULT_REFACTOR_GOAL
+    may_change_signature = bool(SIGNATURE_WORDS.search(instruction))
+    name = LANGUAGE_NAMES.get(language, language)
+    keep = "" if may_change_signature else f" Keep the name `{span.name}` and its parameters."
+    # Small models follow the instruction best when it comes last, after the code.
+    request = (f"{_context(text, language, span, related)}\n\nRewrite this {name} function: {goal}."
+               f"{keep} Reply with only the rewritten function, in one ```{language} block.")
+    problem = ""
+    for attempt in range(REFACTOR_ATTEMPTS):
+        feedback = f"\n\nYour previous answer was rejected: {problem}" if problem else ""
+        # Greedy decoding would repeat a rejected answer: later attempts sample.
+        reply = run.ask(request + feedback, REFACTOR_MAX_TOKENS,
+                        temperature=0.0 if attempt == 0 else RETRY_TEMPERATURE, seed=attempt)
+        try:
+            return _validated(text, language, span, reply, may_change_signature)
+        except ActionError as error:
+            problem = str(error)
+    raise ActionError(f"the model's rewrite was not usable: {problem}")
+
+
+def _validated(text: str, language: str, span: FunctionSpan, reply: str,
+               may_change_signature: bool) -> Refactoring:
+    candidate = _function_in_reply(reply, language, span, may_change_signature)
+    if not may_change_signature and _names(candidate.signature) != _names(span.signature):
+        # Spelling a type differently (List for list) is harmless: the original header is put
+        # back. Renamed parameters are not: the body would refer to names that do not exist.
+        raise ActionError(f"the signature changed from `{span.signature.strip()}` to "
+                          f"`{candidate.signature.strip()}`: keep the parameter names")
+    rewritten = candidate.text if may_change_signature else _with_header_of(span, candidate)
+    new_function = indent_like(span, rewritten)
+    new_document = replace_span(text, span, new_function)
+    if has_syntax_errors(new_document, language) and not has_syntax_errors(text, language):
+        raise ActionError("the rewritten file does not parse")
+    if new_function.strip() == span.text.strip():
+        raise ActionError("the function already reads well: the model suggested no change")
+    return Refactoring(span, new_function, new_document)
+
+
+def _function_in_reply(reply: str, language: str, span: FunctionSpan,
+                       may_change_signature: bool) -> FunctionSpan:
+    """The rewritten function: by name in any code block of the reply (small models often
+    put the imports in a block of their own), else the first function when renaming is asked."""
+    blocks = extract_code_blocks(reply)
+    for code in blocks:
+        found = find_function(code, language, span.qualified_name) or find_function(
+            code, language, span.name)
+        if found is not None:
+            return found
+    if may_change_signature:
+        for code in blocks:
+            if top_level := _top_level_functions(code, language):
+                return top_level[0]
+    if not any(code.strip() for code in blocks):
+        raise ActionError("the reply held no code")
+    raise ActionError(f"the reply has no function named {span.name}")
+
+
+def _with_header_of(span: FunctionSpan, candidate: FunctionSpan) -> str:
+    """The candidate's body under the original's exact header (decorators, signature),
+    both taken at column 0 so that a method and a top-level reply fit together."""
+    original = dedented(span).split("\n")
+    line, column = _body_start(span)
+    header = [*original[:line], original[line][:column]]
+    rewritten = dedented(candidate).split("\n")
+    line, column = _body_start(candidate)
+    body = [rewritten[line][column:], *rewritten[line + 1:]]
+    return "\n".join([*header[:-1], header[-1] + body[0], *body[1:]])
+
+
+def _body_start(span: FunctionSpan) -> tuple[int, int]:
+    """Where the body starts, as (line, column) in the function's dedented text.
+
+    A body on the lines after the signature starts at the next line's column 0, so that a
+    comment above its first statement (outside tree-sitter's block node) stays with it.
+    """
+    header = span.text.encode()[: span.body_start_byte - span.start_byte].decode()
+    signature_at = span.text.find(span.signature)
+    if signature_at >= 0:
+        newline = span.text.find("\n", signature_at + len(span.signature))
+        if 0 <= newline < len(header):
+            return span.text.count("\n", 0, newline) + 1, 0
+    line = header.count("\n")
+    column = len(header) - header.rfind("\n") - 1
+    if line > 0:
+        first = dedented(span).split("\n", 1)[0]
+        column -= span.start_point[1] - (len(first) - len(first.lstrip()))
+    return line, column
+
+
+def _top_level_functions(code: str, language: str) -> list[FunctionSpan]:
+    from analyzers.syntax import functions
+
+    return [function for function in functions(code, language)
+            if "." not in function.qualified_name]
+
+
+def _names(signature: str) -> set[str]:
+    return {name.lower() for name in re.findall(r"[A-Za-z_$][\w$]*", signature)}

@@ -1,0 +1,205 @@
+"""The language server object: settings, the model's lifecycle, logging and status.
+
+Features register their handlers on it (server/serve.py puts them together). Blocking work runs
+in `asyncio.to_thread` (never pygls' thread pool, which also reads stdin).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.workspace import TextDocument
+
+from assist.completion import Completion
+from assist.workspace import WorkspaceContext
+from model import registry
+from model.engine import CancelToken
+from model.errors import ModelError
+from server.model_host import EngineFactory, ModelHost, ModelState, ModelUnavailable, Status
+from server.settings import LOG_LEVELS, Settings, settings_from_client
+
+STATUS_CHANGED = "smallcoder/statusChanged"
+MESSAGE_TYPES = {"error": types.MessageType.Error, "warning": types.MessageType.Warning,
+                 "info": types.MessageType.Info, "debug": types.MessageType.Log}
+
+
+class SmallCoderProtocol(LanguageServerProtocol):
+    """Answers a request whose params do not fit the protocol with an error, not silence,
+    and accepts requests without params."""
+
+    def structure_message(self, data: dict[str, Any]):
+        if isinstance(data, dict) and "method" in data and "params" not in data:
+            # vscode-jsonrpc leaves `params` out of parameterless requests; pygls requires it.
+            data = {**data, "params": None}
+        try:
+            return super().structure_message(data)
+        except JsonRpcInvalidParams:
+            if isinstance(data, dict) and "id" in data and "method" in data:
+                self._send_response(data["id"], error=JsonRpcInvalidParams(
+                    f"the params of {data['method']} do not match the protocol"
+                ).to_response_error())
+            raise
+
+
+class SmallCoderServer(LanguageServer):
+    def __init__(self, engine_factory: EngineFactory | None = None) -> None:
+        super().__init__("smallcoder", version("smallcoder"), protocol_cls=SmallCoderProtocol)
+        self.settings = Settings()
+        factory = {} if engine_factory is None else {"engine_factory": engine_factory}
+        self.host = ModelHost(self._status_changed, **factory)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.inline_requests: dict[str, CancelToken] = {}
+        self.context = WorkspaceContext()
+        self.loading: asyncio.Task | None = None
+        self.switching: asyncio.Future | None = None
+
+    # ------------------------------------------------------------ logging and status
+
+    def log(self, level: str, message: str) -> None:
+        """Send a log line to the client's output when the level setting lets it through."""
+        if LOG_LEVELS.index(level) > LOG_LEVELS.index(self.settings.log_level):
+            return
+        self._from_any_thread(lambda: self.window_log_message(
+            types.LogMessageParams(type=MESSAGE_TYPES[level], message=message)))
+
+    def _status_changed(self, status: Status) -> None:
+        self._from_any_thread(lambda: self.protocol.notify(STATUS_CHANGED, status.to_json()))
+
+    def _from_any_thread(self, send: Callable[[], None]) -> None:
+        if self.loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            send()
+        else:
+            self.loop.call_soon_threadsafe(send)
+
+    # ------------------------------------------------------------ model lifecycle
+
+    def start_loading(self) -> None:
+        if self.loading is not None and not self.loading.done():
+            self.loading.cancel()
+        self.loading = asyncio.ensure_future(self.load_model())
+
+    async def load_model(self) -> None:
+        """Load the configured model with progress; offer the download when it is missing."""
+        settings = self.settings
+        await self._with_progress(
+            f"SmallCoder: loading {settings.model}",
+            asyncio.to_thread(self.host.load, settings.model, settings.vram_budget_mb,
+                              settings.adapter, settings.adapter_scale),
+        )
+        status = self.host.status
+        if status.state == ModelState.READY:
+            self.log("info", status.message)
+        elif status.state == ModelState.MISSING:
+            self.log("warning", status.message)
+            await self.offer_download(settings.model)
+        else:
+            self.log("error", status.message)
+            self.window_show_message(types.ShowMessageParams(
+                type=types.MessageType.Error, message=f"SmallCoder: {status.message}"))
+
+    async def offer_download(self, name: str) -> None:
+        spec = registry.REGISTRY[name]
+        choice = await self.window_show_message_request_async(types.ShowMessageRequestParams(
+            type=types.MessageType.Warning,
+            message=f"SmallCoder: the model {name} ({spec.size_bytes / 1e9:.2f} GB) is not "
+                    f"downloaded.",
+            actions=[types.MessageActionItem(title="Download")],
+        ))
+        if choice is not None and choice.title == "Download":
+            await self.download_model(name)
+
+    async def download_model(self, name: str) -> Path:
+        spec = registry.lookup(name)
+        path = await self._with_progress(
+            f"SmallCoder: downloading {name}",
+            asyncio.to_thread(registry.pull, spec, progress=False))
+        self.log("info", f"{name} downloaded and verified at {path}")
+        await self.load_model()
+        return path
+
+    async def _with_progress(self, title: str, work: Awaitable[Any]) -> Any:
+        token = f"smallcoder-{id(work)}"
+        supported = bool(self.client_capabilities.window
+                         and self.client_capabilities.window.work_done_progress)
+        if supported:
+            try:
+                await self.work_done_progress.create_async(token)
+                self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title))
+            except Exception as error:  # a client may refuse progress; the work goes on
+                self.log("debug", f"progress refused: {error}")
+                supported = False
+        try:
+            return await work
+        finally:
+            if supported:
+                self.work_done_progress.end(token, types.WorkDoneProgressEnd())
+
+    def apply_settings(self, options: Any, *, reload: bool = True) -> None:
+        before = self.settings
+        self.settings, warnings = settings_from_client(options, before)
+        for warning in warnings:
+            self.log("warning", warning)
+        if not reload:
+            return
+        if self.settings.engine_key() != before.engine_key():
+            self.log("info", f"model setting changed to {self.settings.model}: reloading")
+            self.start_loading()
+        elif (self.settings.adapter, self.settings.adapter_scale) != (before.adapter,
+                                                                       before.adapter_scale):
+            self.log("info", f"adapter setting changed to {self.settings.adapter or 'none'}")
+            self.switching = asyncio.ensure_future(asyncio.to_thread(
+                self.host.set_adapter, self.settings.adapter, self.settings.adapter_scale))
+
+    # ------------------------------------------------------------ interactive requests
+
+    @contextmanager
+    def latest_request(self, uri: str) -> Iterator[CancelToken]:
+        """A cancel token for a request on `uri` that stops the older request on it."""
+        token = CancelToken()
+        if (older := self.inline_requests.get(uri)) is not None:
+            older.cancel()
+        self.inline_requests[uri] = token
+        try:
+            yield token
+        finally:
+            if self.inline_requests.get(uri) is token:
+                del self.inline_requests[uri]
+
+    async def run_interactive(self, where: str, work: Callable[[], Completion],
+                              token: CancelToken) -> Completion | None:
+        """Run a completion in a worker ahead of long jobs; None when it cannot be made."""
+        try:
+            with self.host.gate.interactive():
+                completion = await asyncio.to_thread(work)
+        except asyncio.CancelledError:
+            token.cancel()
+            raise
+        except (ValueError, ModelError) as error:
+            self.log("debug", f"no completion at {where}: {error}")
+            return None
+        self.host.note_speed(completion.generation.tokens_per_second)
+        self.log("debug", completion.log_line())
+        return completion
+
+    # ------------------------------------------------------------ documents
+
+    def document(self, uri: str) -> TextDocument:
+        """An open document; unknown URIs are an error the client can act on."""
+        if uri not in self.workspace.text_documents:
+            raise JsonRpcInvalidParams(f"{uri} is not open in the editor")
+        return self.workspace.get_text_document(uri)

@@ -1,0 +1,83 @@
+"""Document and workspace events: they feed the workspace context (assist/workspace.py).
+
+Opening, editing and saving only remember the text; folders are indexed in a worker thread on
+the first open, and files changed on disk are read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from lsprotocol import types
+
+from assist.workspace import WorkspaceContext
+from server.app import SmallCoderServer
+from server.protocol import path_of
+
+
+def register(server: SmallCoderServer) -> None:
+    """Document and workspace events feed the context; folders are indexed on first use."""
+
+    def ensure_indexed(ls: SmallCoderServer) -> None:
+        context: WorkspaceContext = ls.context
+        if context.folders_requested:
+            return
+        context.folders_requested = True
+        roots = [Path(path_of(folder.uri)) for folder in ls.workspace.folders.values()]
+        if not roots and ls.workspace.root_path:
+            roots = [Path(ls.workspace.root_path)]
+        for root in roots:
+            context.add_folder(root)
+        context.indexing = [asyncio.ensure_future(_index_folder(ls, root)) for root in roots]
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: SmallCoderServer, params: types.DidOpenTextDocumentParams) -> None:
+        """Opening a file counts as viewing it: its first lines enter the ring buffer."""
+        ensure_indexed(ls)
+        ls.context.document_changed(path_of(params.text_document.uri), params.text_document.text)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: SmallCoderServer, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        edited = [change.range.start.line for change in params.content_changes
+                  if isinstance(change, types.TextDocumentContentChangePartial)]
+        ls.context.document_changed(path_of(uri), ls.workspace.get_text_document(uri).source,
+                                    edited[-1] if edited else None)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
+    async def did_save(ls: SmallCoderServer, params: types.DidSaveTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        text = ls.workspace.get_text_document(uri).source
+        await asyncio.to_thread(ls.context.document_saved, path_of(uri), text)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: SmallCoderServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.context.document_closed(path_of(params.text_document.uri))
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    async def watched_files_changed(ls: SmallCoderServer,
+                                    params: types.DidChangeWatchedFilesParams) -> None:
+        paths = [path_of(change.uri) for change in params.changes]
+        await asyncio.to_thread(ls.context.files_changed, paths)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    async def folders_changed(ls: SmallCoderServer,
+                              params: types.DidChangeWorkspaceFoldersParams) -> None:
+        for folder in params.event.removed:
+            ls.context.close_folder(Path(path_of(folder.uri)))
+        for folder in params.event.added:
+            ls.context.add_folder(Path(path_of(folder.uri)))
+            await _index_folder(ls, Path(path_of(folder.uri)))
+
+
+async def _index_folder(ls: SmallCoderServer, root: Path) -> None:
+    started = time.perf_counter()
+    try:
+        index = await asyncio.to_thread(ls.context.open_folder, root)
+    except OSError as error:
+        ls.log("warning", f"cannot index {root}: {error}; completions go without its context")
+        return
+    ls.log("info", f"indexed {len(index.files())} files of {root} in "
+                   f"{(time.perf_counter() - started) * 1e3:.0f} ms")

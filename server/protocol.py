@@ -1,0 +1,87 @@
+"""Conversions between LSP and SmallCoder's own terms: URIs, positions, ranges and params.
+
+A percent-encoded `file:` URI is decoded here, once; every feature module asks this one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.workspace import TextDocument
+
+from analyzers.syntax import FunctionSpan, language_for_id, language_for_path
+
+
+def path_of(uri: str) -> str:
+    """The file system path of a `file:` URI (percent-decoded), else the URI's path."""
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme == "file" else parsed.path or uri
+
+
+def path_or_uri(given: str) -> str:
+    """A path given either as a `file:` URI or as a plain path."""
+    return path_of(given) if given.startswith("file:") else given
+
+
+def language_of(document: TextDocument) -> str | None:
+    return language_for_id(document.language_id or "") or language_for_path(document.uri)
+
+
+def cursor(document: TextDocument, position: types.Position) -> tuple[int, int]:
+    """A client position as (line, character) in Python string units."""
+    converted = document.position_codec.position_from_client_units(document.lines, position)
+    return converted.line, converted.character
+
+
+def span_range(document: TextDocument, span: FunctionSpan) -> types.Range:
+    """A function's span as an LSP range in the client's units."""
+    source = document.source.encode()
+    start = _position_of_byte(source, span.start_byte)
+    end = _position_of_byte(source, span.end_byte)
+    return document.position_codec.range_to_client_units(document.lines,
+                                                         types.Range(start=start, end=end))
+
+
+def _position_of_byte(source: bytes, offset: int) -> types.Position:
+    line = source.count(b"\n", 0, offset)
+    line_start = source.rfind(b"\n", 0, offset) + 1
+    return types.Position(line=line, character=len(source[line_start:offset].decode()))
+
+
+def whole_text_range(text: str) -> types.Range:
+    """The range of all of `text`, its last column in UTF-16 units as LSP counts them."""
+    last_line = text.split("\n")[-1]
+    end = types.Position(line=text.count("\n"),
+                         character=len(last_line.encode("utf-16-le")) // 2)
+    return types.Range(start=types.Position(line=0, character=0), end=end)
+
+
+def field(params: Any, name: str, kind: type | tuple[type, ...]) -> Any:
+    """A field of a custom request's params, or an InvalidParams error saying what is wrong."""
+    value = params.get(name) if isinstance(params, dict) else getattr(params, name, None)
+    if not isinstance(value, kind):
+        raise JsonRpcInvalidParams(f"params.{name} is missing or not a {kind}")
+    return value
+
+
+def optional_field(params: Any, name: str, kind: type | tuple[type, ...]) -> Any:
+    """A field of a custom request's params that may be left out (None), or an InvalidParams
+    error when it has the wrong type (a bool is not a number here, though Python says so)."""
+    value = params.get(name) if isinstance(params, dict) else getattr(params, name, None)
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        raise JsonRpcInvalidParams(f"params.{name} must be a {kind}")
+    return value
+
+
+def text_position(params: Any) -> tuple[str, types.Position]:
+    """The `textDocument.uri` and `position` of a custom request, checked."""
+    document = field(params, "textDocument", (dict, tuple))
+    uri = field(document, "uri", str)
+    position = field(params, "position", (dict, tuple))
+    line, character = field(position, "line", int), field(position, "character", int)
+    if line < 0 or character < 0:
+        raise JsonRpcInvalidParams("params.position must not be negative")
+    return uri, types.Position(line=line, character=character)
