@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,8 @@ from analyzers.index import WorkspaceIndex
 from analyzers.packer import RecentChunks, Snippet, Target, jedi_resolver, pack
 from analyzers.queries import definitions, language_for_path
 from model.engine import Engine
-from model.prompts import ContextChunk, fim_window
 from model.home import smallcoder_home
+from model.prompts import ContextChunk, fim_window
 
 # Cross-file context for inline completion; a setting (smallcoder.inlineCompletions.contextTokens).
 DEFAULT_COMPLETION_CONTEXT_TOKENS = 1024

@@ -50,7 +50,9 @@ from analyzers.index import WorkspaceIndex, index_store_path
 from analyzers.packer import RecentChunks, Target, pack
 from analyzers.queries import imports, references
 from analyzers.syntax import parse
+from assist.completion import CompletionSettings, complete_at
 from model import registry
+from model.home import smallcoder_home
 from model.prompts import (
     PREFIX_LINES,
     SUFFIX_LINES,
@@ -59,8 +61,6 @@ from model.prompts import (
     fim_window,
 )
 from model.prompts import fim_request_at as completion_fim_request_at
-from model.home import smallcoder_home
-from assist.completion import CompletionSettings, complete_at
 
 if TYPE_CHECKING:
     from analyzers.completion_cut import CompletionPlan
@@ -425,8 +425,8 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
     takes about a second a case), only the changed ones meet the model."""
     import functools
 
-    from model.engine import LlamaCppEngine
     from assist import completion
+    from model.engine import LlamaCppEngine
 
     # A shorter window than the editor's makes each prompt cheaper on a busy CPU; every arm
     # gets the same window, and the packer still reads the whole file.

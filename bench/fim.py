@@ -23,10 +23,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from assist.completion import CompletionSettings, plan_completion
 from model import registry
 from model.engine import GenerationParams, LlamaCppEngine
 from model.prompts import fim_prompt_tokens
-from assist.completion import CompletionSettings, plan_completion
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"

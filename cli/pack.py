@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 from analyzers.index import WorkspaceIndex
+from analyzers.packer import MAX_BUDGET_TOKENS, Target, jedi_resolver, pack, render
 from assist.workspace import repo_name_for
 from cli.common import UserError, parse_location, read_source
-from analyzers.packer import MAX_BUDGET_TOKENS, Target, jedi_resolver, pack, render
 from model import registry
-from model.prompts import fim_window
 from model.home import smallcoder_home
+from model.prompts import fim_window
 from model.tokenizer import VocabularyTokenizer
 
 

@@ -10,12 +10,11 @@ import json
 import sys
 from pathlib import Path
 
-from cli.common import EXIT_FAILURE, UserError
 from agent.runner import TestCommand, TestCommandError, find_program
 from agent.sandbox import FileChange, SandboxError
 from agent.solve import DEFAULT_ROUNDS, DEFAULT_WALL_TIME_S, Budget, solve
+from cli.common import EXIT_FAILURE, UserError
 from model import registry
-
 
 
 def add_solve_command(commands: argparse._SubParsersAction) -> None:

@@ -24,7 +24,7 @@ from assist.workspace import WorkspaceContext
 from model import registry
 from model.engine import CancelToken
 from model.errors import ModelError
-from server.model_host import EngineFactory, ModelHost, ModelState, ModelUnavailable, Status
+from server.model_host import EngineFactory, ModelHost, ModelState, Status
 from server.settings import LOG_LEVELS, Settings, settings_from_client
 
 STATUS_CHANGED = "smallcoder/statusChanged"

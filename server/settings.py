@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from model.registry import DEFAULT_MODEL
 from assist.completion import DEFAULT_MAX_TOKENS, DEFAULT_TIME_BUDGET_MS
 from assist.workspace import DEFAULT_COMPLETION_CONTEXT_TOKENS
+from model.registry import DEFAULT_MODEL
 
 LOG_LEVELS = ("error", "warning", "info", "debug")
 

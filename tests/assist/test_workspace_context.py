@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from model.prompts import FILE_SEP
 from assist import actions
-from assist.completion import CompletionSettings
-from assist.completion import complete_in_workspace
+from assist.completion import CompletionSettings, complete_in_workspace
 from assist.workspace import WorkspaceContext, related_for
+from model.prompts import FILE_SEP
 from tests.fakes import ScriptedEngine
 
 UNITS = '''def to_metres(feet: float) -> float:

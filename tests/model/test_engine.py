@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from assist.completion import complete_at
 from model.engine import (
     CancelToken,
     GenerationParams,
@@ -17,7 +18,6 @@ from model.engine import (
 )
 from model.errors import ModelError
 from model.prompts import fim_prompt_tokens, fim_request_at
-from assist.completion import complete_at
 from tests.conftest import small_model_path
 
 pytestmark = pytest.mark.model

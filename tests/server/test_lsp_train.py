@@ -167,7 +167,7 @@ def test_a_python_without_the_training_packages_is_told_what_to_install(monkeypa
     import training.preflight
 
     real_find_spec = training.preflight.find_spec
-    monkeypatch.setattr(server.cli_train, "find_spec",
+    monkeypatch.setattr(training.preflight, "find_spec",
                         lambda name: None if name == "peft" else real_find_spec(name))
     problem = training.preflight.training_packages_problem()
     assert problem is not None and "optional packages peft," in problem

@@ -539,8 +539,8 @@ async def test_server_does_not_enable_an_adapter_that_lost_on_the_guard_set(
 
 
 def test_train_command_writes_an_adapter_with_provenance(repo, tiny_model, tmp_path, capsys):
-    from model.adapters import read_adapter_info
     from cli.main import main
+    from model.adapters import read_adapter_info
 
     out = tmp_path / "personal.gguf"
     code = main(["train", "--repo", str(repo), "--out", str(out), "--model", str(tiny_model),
