@@ -83,3 +83,21 @@ def test_explain_sends_the_function_and_imports_and_titles_the_answer():
     assert "def area(self, radius: list[float]) -> float:" in prompt
     assert result.function_name == "Shape.area"
     assert result.markdown == "### `Shape.area`\n\nIt computes the area of a circle.\n"
+
+
+def test_explain_streams_markdown_that_always_begins_the_answer():
+    engine = ScriptedEngine([("\n", " It", " computes", " the area", ".", "\n\n", "Done", ".\n")])
+    shown: list[str] = []
+    result = explain(Run(engine, on_text=lambda piece: shown.append(
+        (shown[-1] if shown else "") + piece)), METHOD, "python", 5, 4)
+    assert shown[0] == "### `Shape.area`\n\nIt"
+    assert all(result.markdown.startswith(markdown) for markdown in shown)
+    assert shown[-1] == result.markdown.rstrip()
+
+
+def test_refactor_streams_every_reply_it_asks_for():
+    renamed = "```python\ndef area(self, r: list[float]) -> float:\n    return 3.14 * r[0]\n```"
+    fixed = "```python\ndef area(self, radius: list[float]) -> float:\n    return radius[0]\n```"
+    pieces: list[str] = []
+    refactor(Run(ScriptedEngine([renamed, fixed]), on_text=pieces.append), METHOD, "python", 5, 8)
+    assert "".join(pieces) == renamed + fixed

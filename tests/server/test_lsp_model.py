@@ -12,7 +12,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from tests.conftest import REPO_ROOT
-from tests.test_lsp import apply, open_document, start, wait_for_state
+from tests.server.test_lsp import apply, open_document, start, wait_for_state
 
 pytestmark = pytest.mark.model
 EXAMPLES = REPO_ROOT / "examples"

@@ -16,7 +16,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from tests.conftest import REPO_ROOT
-from tests.test_lsp import fake_model, inline_params, open_document, start, wait_for_state
+from tests.server.test_lsp import fake_model, inline_params, open_document, start, wait_for_state
 
 SERVER = [sys.executable, str(REPO_ROOT / "tests" / "lsp_fake_server.py")]
 PYTEST = f"{sys.executable} -m pytest -q"

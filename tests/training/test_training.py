@@ -23,7 +23,7 @@ from model import registry
 from model.prompts import END_OF_TEXT, fim_prompt_tokens
 from tests.conftest import REPO_ROOT
 from tests.fakes import ScriptedEngine
-from tests.test_lsp import inline_params, open_document, start, wait_for_state
+from tests.server.test_lsp import inline_params, open_document, start, wait_for_state
 from tests.tiny_qwen import write_tiny_qwen_gguf
 from training.examples import (
     IGNORE_INDEX,
