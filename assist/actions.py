@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from analyzers.rewrite import dedented, extract_code_blocks, indent_like
 from analyzers.syntax import (
@@ -55,16 +55,18 @@ class Refactoring:
 
 @dataclass(frozen=True)
 class Run:
-    """How a long action runs: on which engine, with which cancel token and yield hook."""
+    """How a long action runs: on which engine, with which cancel token and yield hook, and
+    who watches the text as the model writes it (`on_text` gets each piece, about a token)."""
 
     engine: Engine
     cancel: CancelToken | None = None
     yield_turn: Callable[[], None] | None = None
+    on_text: Callable[[str], None] | None = None
 
     def ask(self, user: str, max_tokens: int, temperature: float = 0.0, seed: int = 0) -> str:
         params = GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
         result = chat.ask(self.engine, SYSTEM_PROMPT, user, params, cancel=self.cancel,
-                          yield_turn=self.yield_turn)
+                          yield_turn=self.yield_turn, on_text=self.on_text)
         if result.finish_reason == "cancelled":
             raise ActionError("cancelled")
         return result.text
@@ -92,10 +94,16 @@ def _context(text: str, language: str, span: FunctionSpan, related: str = "") ->
 
 def explain(run: Run, text: str, language: str, line: int, character: int,
             related: str = "") -> Explanation:
-    """`related`: code the packer chose for the function (callees, types, callers), Markdown."""
+    """`related`: code the packer chose for the function (callees, types, callers), Markdown.
+
+    While the model writes, `run.on_text` gets the explanation's Markdown piece by piece:
+    joined, the pieces are always the start of the Markdown returned, so a reader can be
+    shown them as they come.
+    """
     span = function_at(text, language, line, character)
+    header = f"### `{span.qualified_name}`\n\n"
     name = LANGUAGE_NAMES.get(language, language)
-    reply = run.ask(
+    reply = replace(run, on_text=_markdown_pieces(header, run.on_text)).ask(
         f"Explain this {name} function to a developer who is reading it: what it is for, its "
         f"inputs and result, side effects, and any edge case or bug you notice. Answer in "
         f"Markdown, in under 200 words.\n\n{_context(text, language, span, related)}",
@@ -103,7 +111,29 @@ def explain(run: Run, text: str, language: str, line: int, character: int,
     )
     if not reply.strip():
         raise ActionError("the model gave no explanation; try again")
-    return Explanation(span.qualified_name, f"### `{span.qualified_name}`\n\n{reply.strip()}\n")
+    return Explanation(span.qualified_name, f"{header}{reply.strip()}\n")
+
+
+def _markdown_pieces(header: str, on_text: Callable[[str], None] | None
+                     ) -> Callable[[str], None] | None:
+    """Turns the reply's pieces into pieces of the explanation `explain` returns: the header
+    comes with the first words, and blank space at either end of the reply is held back, as
+    the returned Markdown strips it."""
+    if on_text is None:
+        return None
+    reply, sent = "", 0
+
+    def on_reply_piece(piece: str) -> None:
+        nonlocal reply, sent
+        reply += piece
+        if not (body := reply.strip()):
+            return
+        markdown = header + body
+        if len(markdown) > sent:
+            on_text(markdown[sent:])
+            sent = len(markdown)
+
+    return on_reply_piece
 
 
 def refactor(run: Run, text: str, language: str, line: int, character: int,

@@ -1,12 +1,15 @@
 """Code actions and the explain / refactor requests: LSP in, assist/actions out.
 
 The refactor's edit is computed on `codeAction/resolve`, so offering the action costs nothing;
-both run on the long-job engine, cancellable, and yield to completions between tokens.
+both run on the long-job engine, cancellable, and yield to completions between tokens. While
+the model writes, the requests report on the client's `partialResultToken`: the explanation so
+far, or how many tokens the refactor has generated.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +28,8 @@ from server.protocol import cursor, language_of, path_of, span_range, text_posit
 REFACTOR_TITLE = "Refactor this function"
 EXPLAIN_TITLE = "Explain this function"
 EXPLAIN_COMMAND = "smallcoder.explainFunction"
+# Partial results go out at most this often: the client re-renders on each one.
+PARTIAL_RESULT_INTERVAL_S = 0.1
 
 
 def register(server: SmallCoderServer) -> None:
@@ -58,25 +63,75 @@ def register(server: SmallCoderServer) -> None:
 
     @server.feature("smallcoder/refactor")
     async def refactor_request(ls: SmallCoderServer, params: Any) -> dict:
+        """Partial results: {"functionName", "generatedTokens"} while the model writes."""
         uri, position = text_position(params)
         instruction = getattr(params, "instruction", None) or ""
         if not isinstance(instruction, str):
             raise JsonRpcInvalidParams("params.instruction must be a string")
-        edit, name = await _refactor(ls, uri, position, instruction)
+        edit, name = await _refactor(ls, uri, position, instruction,
+                                     partial_result_token(params))
         return {"edit": ls.protocol._converter.unstructure(edit), "functionName": name}
 
     @server.feature("smallcoder/explain")
     async def explain_request(ls: SmallCoderServer, params: Any) -> dict:
+        """Partial results: {"functionName", "markdown"}, the explanation so far, each one the
+        start of the final answer's markdown."""
         uri, position = text_position(params)
         document = ls.document(uri)
         language = _language_or_error(document)
         line, character = cursor(document, position)
+        name = _function_name(document, language, line, character)
+        partial = PartialResults(ls, partial_result_token(params),
+                                 lambda text, _pieces: {"functionName": name, "markdown": text})
         explanation = await _long_action(
-            ls, f"explaining the function at line {line + 1}",
+            ls, f"explaining {name}",
             lambda run: actions.explain(run, document.source, language, line, character,
                                         related=related_for(ls.context, path_of(uri),
-                                                            document.source, line, run.engine)))
+                                                            document.source, line, run.engine)),
+            on_text=partial.on_text)
         return {"markdown": explanation.markdown, "functionName": explanation.function_name}
+
+
+class PartialResults:
+    """Streams what a long action has written so far to the client as `$/progress` on the
+    request's `partialResultToken`, at most every PARTIAL_RESULT_INTERVAL_S; silent without
+    a token. `on_text` is called on the worker thread that runs the model."""
+
+    def __init__(self, ls: SmallCoderServer, token: str | int | None,
+                 value_of: Callable[[str, int], dict]) -> None:
+        """`value_of(text so far, pieces so far)` is the partial result sent."""
+        self.ls, self.token, self.value_of = ls, token, value_of
+        self.text, self.pieces = "", 0
+        self.sent_at = float("-inf")
+
+    def on_text(self, piece: str) -> None:
+        self.text += piece
+        self.pieces += 1
+        now = time.monotonic()
+        if self.token is None or now - self.sent_at < PARTIAL_RESULT_INTERVAL_S:
+            return
+        self.sent_at = now
+        params = types.ProgressParams(token=self.token, value=self.value_of(self.text,
+                                                                            self.pieces))
+        # Sent from the event loop: the response, scheduled there after the worker
+        # returns, can never overtake a partial result.
+        self.ls._from_any_thread(lambda: self.ls.progress(params))
+
+
+def partial_result_token(params: Any) -> str | int | None:
+    token = getattr(params, "partialResultToken", None)
+    if token is not None and not isinstance(token, str | int):
+        raise JsonRpcInvalidParams("params.partialResultToken must be a string or a number")
+    return token
+
+
+def _function_name(document: TextDocument, language: str, line: int, character: int) -> str:
+    """Found before the model starts: the partial results carry the name, and a cursor
+    outside any function is refused without loading the long-job context."""
+    try:
+        return actions.function_at(document.source, language, line, character).qualified_name
+    except actions.ActionError as error:
+        raise JsonRpcInvalidParams(str(error)) from error
 
 
 def _offered_actions(document: TextDocument, start: types.Position) -> list[types.CodeAction]:
@@ -100,16 +155,22 @@ def _language_or_error(document: TextDocument) -> str:
 
 
 async def _refactor(ls: SmallCoderServer, uri: str, position: types.Position,
-                    instruction: str) -> tuple[types.WorkspaceEdit, str]:
+                    instruction: str, partial_token: str | int | None = None
+                    ) -> tuple[types.WorkspaceEdit, str]:
     document = ls.document(uri)
     language = _language_or_error(document)
     line, character = cursor(document, position)
     source, version_at_start = document.source, document.version
+    name = _function_name(document, language, line, character)
+    # The engine streams a piece per token (a character split over two tokens comes once).
+    partial = PartialResults(ls, partial_token, lambda _text, pieces: {
+        "functionName": name, "generatedTokens": pieces})
     result = await _long_action(
-        ls, f"refactoring the function at line {line + 1}",
+        ls, f"refactoring {name}",
         lambda run: actions.refactor(run, source, language, line, character, instruction,
                                      related=related_for(ls.context, path_of(uri), source,
-                                                         line, run.engine)))
+                                                         line, run.engine)),
+        on_text=partial.on_text)
     if document.version != version_at_start:
         raise JsonRpcInvalidParams("the document changed while the refactor ran: try again")
     edit = types.TextEdit(range=span_range(document, result.span), new_text=result.new_function)
@@ -121,13 +182,14 @@ async def _refactor(ls: SmallCoderServer, uri: str, position: types.Position,
 
 
 async def _long_action(ls: SmallCoderServer, description: str,
-                       work: Callable[[actions.Run], Any]) -> Any:
+                       work: Callable[[actions.Run], Any],
+                       on_text: Callable[[str], None] | None = None) -> Any:
     """Run an explain/refactor on the long-job context; cancellable, yields to completions."""
     token = CancelToken()
 
     def run_on_model() -> Any:
         with ls.host.long_job(description) as engine:
-            return work(actions.Run(engine, token, ls.host.gate.wait_turn))
+            return work(actions.Run(engine, token, ls.host.gate.wait_turn, on_text))
 
     try:
         return await asyncio.to_thread(run_on_model)
