@@ -14,15 +14,10 @@ from pathlib import Path, PurePosixPath
 
 from agent.failures import Failure, failure_text
 from agent.sandbox import SKIPPED_FOLDERS
+from analyzers.definitions import imports
+from analyzers.functions import FunctionSpan, enclosing_function, find_function, functions
 from analyzers.rewrite import dedented
-from analyzers.syntax import (
-    FunctionSpan,
-    enclosing_function,
-    find_function,
-    functions,
-    imports,
-    language_for_path,
-)
+from analyzers.syntax import language_for_path
 
 CONTEXT_BUDGET_TOKENS = 8192
 MAX_FAILURES_SHOWN = 5

@@ -14,15 +14,9 @@ from dataclasses import dataclass
 
 from agent.context import FailureContext, ShownFunction, render_function
 from agent.failures import failure_text
+from analyzers.functions import FunctionSpan, find_function, functions, replace_span
 from analyzers.rewrite import CODE_BLOCK, dedented, extract_code_blocks, indent_like
-from analyzers.syntax import (
-    FunctionSpan,
-    find_function,
-    functions,
-    has_syntax_errors,
-    language_for_path,
-    replace_span,
-)
+from analyzers.syntax import has_syntax_errors, language_for_path
 
 BARE_FENCE = re.compile(r"\n```[ \t]*\n")
 OPENING_FENCE = re.compile(r"(?:^|\n)```[\w+-]+[ \t]*\n")

@@ -23,15 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analyzers.queries import (
-    Definition,
-    Reference,
-    definitions_in,
-    imports_in,
-    language_for_path,
-    parsed,
-    references_in,
-)
+from analyzers.definitions import Definition, Reference, definitions_in, imports_in, references_in
+from analyzers.syntax import language_for_path, parsed
 
 INDEX_FORMAT_VERSION = 1
 MAX_FILE_BYTES = 1_000_000

@@ -16,18 +16,17 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from analyzers.index import IDENTIFIER, SymbolLocation, WorkspaceIndex, identifier_terms
-from analyzers.python_names import resolve_region
-from analyzers.queries import (
+from analyzers.definitions import (
     Definition,
     ImportStatement,
     Reference,
     definitions,
     import_statements,
-    language_for_path,
     references,
 )
-from analyzers.syntax import parse
+from analyzers.index import IDENTIFIER, SymbolLocation, WorkspaceIndex, identifier_terms
+from analyzers.python_names import resolve_region
+from analyzers.syntax import language_for_path, parse
 
 # ---------------------------------------------------------------- scores: higher is chosen first
 TARGET_SCORE = 1000.0  # the code being completed, explained or fixed

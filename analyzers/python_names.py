@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from analyzers.queries import references
+from analyzers.definitions import references
 
 # Names resolved per call; each costs jedi a goto, a few milliseconds once its cache is warm.
 MAX_NAMES_PER_REGION = 40

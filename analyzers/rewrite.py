@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import textwrap
 
-from analyzers.syntax import FunctionSpan
+from analyzers.functions import FunctionSpan
 
 CODE_BLOCK = re.compile(r"```[\w+-]*[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 

@@ -11,15 +11,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from analyzers.definitions import imports
+from analyzers.functions import FunctionSpan, enclosing_function, find_function, replace_span
 from analyzers.rewrite import dedented, extract_code_blocks, indent_like
-from analyzers.syntax import (
-    FunctionSpan,
-    enclosing_function,
-    find_function,
-    has_syntax_errors,
-    imports,
-    replace_span,
-)
+from analyzers.syntax import has_syntax_errors
 from model import chat
 from model.engine import CancelToken, Engine, GenerationParams
 
@@ -230,7 +225,7 @@ def _body_start(span: FunctionSpan) -> tuple[int, int]:
 
 
 def _top_level_functions(code: str, language: str) -> list[FunctionSpan]:
-    from analyzers.syntax import functions
+    from analyzers.functions import functions
 
     return [function for function in functions(code, language)
             if "." not in function.qualified_name]

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analyzers.completion_cut import SYNTAX_CHECK_MAX_CHARACTERS
+from analyzers.definitions import definitions
 from analyzers.index import WorkspaceIndex
 from analyzers.packer import RecentChunks, Snippet, Target, jedi_resolver, pack
-from analyzers.queries import definitions, language_for_path
+from analyzers.syntax import language_for_path
 from model.engine import Engine
 from model.home import smallcoder_home
 from model.prompts import ContextChunk, fim_window

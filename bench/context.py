@@ -46,9 +46,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analyzers import packer
+from analyzers.definitions import imports, references
 from analyzers.index import WorkspaceIndex, index_store_path
 from analyzers.packer import RecentChunks, Target, pack
-from analyzers.queries import imports, references
 from analyzers.syntax import parse
 from assist.completion import CompletionSettings, complete_at
 from model import registry

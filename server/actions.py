@@ -17,7 +17,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
 from pygls.workspace import TextDocument
 
-from analyzers.syntax import enclosing_function
+from analyzers.functions import enclosing_function
 from assist import actions
 from assist.workspace import related_for
 from model.engine import CancelToken

@@ -12,7 +12,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.workspace import TextDocument
 
-from analyzers.syntax import FunctionSpan, language_for_id, language_for_path
+from analyzers.functions import FunctionSpan
+from analyzers.syntax import language_for_id, language_for_path
 
 
 def path_of(uri: str) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analyzers.syntax import functions
+from analyzers.functions import functions
 from model.engine import GenerationParams, LlamaCppEngine
 from model.prompts import END_OF_TEXT, fim_prompt_tokens, fim_request_at
 from training.examples import IGNORE_INDEX, Example

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from analyzers.completion_cut import CompletionPlan, plan_for_request
-from analyzers.syntax import functions, parse
+from analyzers.functions import functions
+from analyzers.syntax import parse
 from model.prompts import END_OF_TEXT, FimRequest, Tokenizer, fim_prompt_tokens, fim_request_at
 from training.mine import SourceFile
 

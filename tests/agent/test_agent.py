@@ -20,7 +20,7 @@ from agent.proposals import ProposalError, parse_proposal
 from agent.runner import Limits, TestCommand, TestCommandError, run_tests
 from agent.sandbox import Sandbox
 from agent.solve import Budget, solve
-from analyzers.syntax import functions
+from analyzers.functions import functions
 from model.engine import CancelToken
 from tests.conftest import REPO_ROOT, small_model_path
 from tests.fakes import ScriptedEngine

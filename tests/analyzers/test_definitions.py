@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from analyzers.queries import definitions, enclosing_scopes, imports, language_for_path, references
+from analyzers.definitions import definitions, enclosing_scopes, imports, references
+from analyzers.syntax import language_for_path
 
 PYTHON = '''import os
 from shapes.base import Base

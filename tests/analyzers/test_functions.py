@@ -1,11 +1,25 @@
-"""Specification of analyzers.syntax: functions, imports and syntax errors via tree-sitter."""
+"""Specification of analyzers.functions and the front end it parses with (analyzers.syntax):
+functions, imports and syntax errors via tree-sitter."""
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from analyzers import syntax
+from analyzers.definitions import imports
+from analyzers.functions import (
+    FunctionSpan,
+    enclosing_function,
+    find_function,
+    functions,
+    replace_span,
+)
+from analyzers.syntax import (
+    has_syntax_errors,
+    language_for_id,
+    language_for_path,
+    parse,
+)
 
 PYTHON_MODULE = '''import os
 from pathlib import Path
@@ -108,7 +122,7 @@ def line_of(text: str, needle: str) -> int:
     return next(number for number, line in enumerate(text.splitlines()) if needle in line)
 
 
-def names(spans: list[syntax.FunctionSpan]) -> list[str]:
+def names(spans: list[FunctionSpan]) -> list[str]:
     return [span.qualified_name for span in spans]
 
 
@@ -125,15 +139,23 @@ def names(spans: list[syntax.FunctionSpan]) -> list[str]:
         ("web/index.mts", "typescript"),
         ("web/index.cts", "typescript"),
         ("web/App.tsx", "tsx"),
+        ("cmd/main.go", "go"),
+        ("src/main.rs", "rust"),
+        ("src/Main.java", "java"),
+        ("src/main.c", "c"),
+        ("include/main.h", "c"),
+        ("src/main.cpp", "cpp"),
+        ("src/main.cc", "cpp"),
+        ("include/main.hpp", "cpp"),
     ],
 )
 def test_language_for_path_maps_extension(path: str, language: str) -> None:
-    assert syntax.language_for_path(path) == language
+    assert language_for_path(path) == language
 
 
 def test_language_for_path_returns_none_for_unknown_extension() -> None:
-    assert syntax.language_for_path("main.rs") is None
-    assert syntax.language_for_path("Makefile") is None
+    assert language_for_path("notes.txt") is None
+    assert language_for_path("Makefile") is None
 
 
 @pytest.mark.parametrize(
@@ -144,23 +166,28 @@ def test_language_for_path_returns_none_for_unknown_extension() -> None:
         ("javascriptreact", "javascript"),
         ("typescript", "typescript"),
         ("typescriptreact", "tsx"),
+        ("go", "go"),
+        ("rust", "rust"),
+        ("java", "java"),
+        ("c", "c"),
+        ("cpp", "cpp"),
     ],
 )
 def test_language_for_id_maps_vscode_language_id(language_id: str, language: str) -> None:
-    assert syntax.language_for_id(language_id) == language
+    assert language_for_id(language_id) == language
 
 
 def test_language_for_id_returns_none_for_unknown_id() -> None:
-    assert syntax.language_for_id("rust") is None
+    assert language_for_id("markdown") is None
 
 
 def test_parse_returns_tree_of_the_language() -> None:
-    assert syntax.parse(PYTHON_MODULE, "python").root_node.type == "module"
-    assert syntax.parse(TSX_MODULE, "tsx").root_node.type == "program"
+    assert parse(PYTHON_MODULE, "python").root_node.type == "module"
+    assert parse(TSX_MODULE, "tsx").root_node.type == "program"
 
 
 @pytest.mark.parametrize(
-    "analysis", [syntax.parse, syntax.has_syntax_errors, syntax.functions, syntax.imports]
+    "analysis", [parse, has_syntax_errors, functions, imports]
 )
 def test_analysis_rejects_unknown_language_naming_the_supported_ones(
     analysis: Callable[[str, str], object],
@@ -179,31 +206,31 @@ def test_analysis_rejects_unknown_language_naming_the_supported_ones(
     ],
 )
 def test_has_syntax_errors_is_false_for_valid_code(text: str, language: str) -> None:
-    assert not syntax.has_syntax_errors(text, language)
+    assert not has_syntax_errors(text, language)
 
 
 def test_has_syntax_errors_is_true_for_error_node() -> None:
-    assert syntax.has_syntax_errors("let x = (1 + 2", "javascript")
+    assert has_syntax_errors("let x = (1 + 2", "javascript")
 
 
 def test_has_syntax_errors_is_true_for_missing_node() -> None:
     text = "def f(:\n    pass\n"
-    assert "MISSING" in str(syntax.parse(text, "python").root_node)
-    assert syntax.has_syntax_errors(text, "python")
+    assert "MISSING" in str(parse(text, "python").root_node)
+    assert has_syntax_errors(text, "python")
 
 
 def test_has_syntax_errors_sees_jsx_as_error_in_plain_typescript() -> None:
-    assert syntax.has_syntax_errors(TSX_MODULE, "typescript")
+    assert has_syntax_errors(TSX_MODULE, "typescript")
 
 
 def test_functions_lists_python_functions_methods_and_nested_in_order() -> None:
-    spans = syntax.functions(PYTHON_MODULE, "python")
+    spans = functions(PYTHON_MODULE, "python")
     assert names(spans) == ["load", "cached", "cached.helper", "Store.__init__", "Store.size"]
     assert [span.kind for span in spans] == ["function", "function", "function", "method", "method"]
 
 
 def test_python_span_includes_decorators() -> None:
-    cached = syntax.find_function(PYTHON_MODULE, "python", "cached")
+    cached = find_function(PYTHON_MODULE, "python", "cached")
     assert cached is not None
     assert cached.text.startswith("@cache\n@other.decorator(1)\ndef cached(")
     assert cached.start_point == (line_of(PYTHON_MODULE, "@cache"), 0)
@@ -212,24 +239,24 @@ def test_python_span_includes_decorators() -> None:
 
 def test_python_signature_spans_multiline_header_without_trailing_comment() -> None:
     text = "async def fetch(url,\n                timeout=10):  # network\n    return url\n"
-    (span,) = syntax.functions(text, "python")
+    (span,) = functions(text, "python")
     assert span.signature == "async def fetch(url,\n                timeout=10):"
     assert text.encode()[span.body_start_byte :].startswith(b"return url")
 
 
 def test_python_docstring_is_cleaned_of_quotes_and_indentation() -> None:
-    load = syntax.find_function(PYTHON_MODULE, "python", "load")
+    load = find_function(PYTHON_MODULE, "python", "load")
     assert load is not None
     assert load.docstring == "Read a file.\n\nReturns its text."
 
 
 def test_python_string_after_first_statement_is_not_a_docstring() -> None:
-    (span,) = syntax.functions('def f():\n    x = 1\n    "not a docstring"\n', "python")
+    (span,) = functions('def f():\n    x = 1\n    "not a docstring"\n', "python")
     assert span.docstring is None
 
 
 def test_functions_lists_javascript_declarations_generators_arrows_and_methods() -> None:
-    spans = syntax.functions(JAVASCRIPT_MODULE, "javascript")
+    spans = functions(JAVASCRIPT_MODULE, "javascript")
     assert [(span.qualified_name, span.kind) for span in spans] == [
         ("add", "function"),
         ("count", "generator"),
@@ -242,48 +269,48 @@ def test_functions_lists_javascript_declarations_generators_arrows_and_methods()
 
 
 def test_javascript_arrow_span_covers_whole_declaration() -> None:
-    double = syntax.find_function(JAVASCRIPT_MODULE, "javascript", "double")
+    double = find_function(JAVASCRIPT_MODULE, "javascript", "double")
     assert double is not None
     assert double.text == "const double = (x) => {\n  return x * 2;\n};"
     assert double.signature == "const double = (x) =>"
 
 
 def test_javascript_exported_arrow_span_includes_export() -> None:
-    triple = syntax.find_function(JAVASCRIPT_MODULE, "javascript", "triple")
+    triple = find_function(JAVASCRIPT_MODULE, "javascript", "triple")
     assert triple is not None
     assert triple.text == "export const triple = (x) => x * 3;"
 
 
 def test_javascript_jsdoc_is_the_docstring() -> None:
-    add = syntax.find_function(JAVASCRIPT_MODULE, "javascript", "add")
+    add = find_function(JAVASCRIPT_MODULE, "javascript", "add")
     assert add is not None
     assert add.docstring == "Sum two numbers."
     assert add.signature == "function add(a, b)"
 
 
 def test_functions_lists_typescript_functions_methods_and_arrows() -> None:
-    spans = syntax.functions(TYPESCRIPT_MODULE, "typescript")
+    spans = functions(TYPESCRIPT_MODULE, "typescript")
     assert names(spans) == ["price", "Basket.add", "Basket.constructor", "discount"]
 
 
 def test_typescript_signature_keeps_types() -> None:
-    price = syntax.find_function(TYPESCRIPT_MODULE, "typescript", "price")
+    price = find_function(TYPESCRIPT_MODULE, "typescript", "price")
     assert price is not None
     assert price.signature == "function price(item: Item, quantity: number): number"
-    discount = syntax.find_function(TYPESCRIPT_MODULE, "typescript", "discount")
+    discount = find_function(TYPESCRIPT_MODULE, "typescript", "discount")
     assert discount is not None
     assert discount.signature == "const discount = (total: number, rate = 0.1): number =>"
 
 
 def test_typescript_method_span_includes_decorator() -> None:
-    add = syntax.find_function(TYPESCRIPT_MODULE, "typescript", "Basket.add")
+    add = find_function(TYPESCRIPT_MODULE, "typescript", "Basket.add")
     assert add is not None
     assert add.text.startswith("@logged()\n  add(item: Item): void {")
     assert add.signature == "add(item: Item): void"
 
 
 def test_functions_lists_tsx_components() -> None:
-    spans = syntax.functions(TSX_MODULE, "tsx")
+    spans = functions(TSX_MODULE, "tsx")
     assert [(span.name, span.kind) for span in spans] == [
         ("Greeting", "arrow"),
         ("App", "function"),
@@ -292,26 +319,26 @@ def test_functions_lists_tsx_components() -> None:
 
 def test_span_points_are_rows_and_utf8_byte_columns() -> None:
     text = 'const label = "héllo"; function f() { return 1; }\n'
-    (span,) = syntax.functions(text, "javascript")
+    (span,) = functions(text, "javascript")
     assert span.start_point == (0, len('const label = "héllo"; '.encode()))
     assert span.start_byte == span.start_point[1]
 
 
 def test_enclosing_function_finds_method_in_class() -> None:
     line = line_of(PYTHON_MODULE, "self.root = root")
-    span = syntax.enclosing_function(PYTHON_MODULE, "python", line, 8)
+    span = enclosing_function(PYTHON_MODULE, "python", line, 8)
     assert span is not None
     assert span.qualified_name == "Store.__init__"
 
 
 def test_enclosing_function_counts_the_def_line() -> None:
-    span = syntax.enclosing_function(PYTHON_MODULE, "python", line_of(PYTHON_MODULE, "def load"), 0)
+    span = enclosing_function(PYTHON_MODULE, "python", line_of(PYTHON_MODULE, "def load"), 0)
     assert span is not None
     assert span.name == "load"
 
 
 def test_enclosing_function_counts_the_decorator_line() -> None:
-    span = syntax.enclosing_function(PYTHON_MODULE, "python", line_of(PYTHON_MODULE, "@cache"), 2)
+    span = enclosing_function(PYTHON_MODULE, "python", line_of(PYTHON_MODULE, "@cache"), 2)
     assert span is not None
     assert span.name == "cached"
 
@@ -319,21 +346,21 @@ def test_enclosing_function_counts_the_decorator_line() -> None:
 def test_enclosing_function_counts_the_end_of_the_last_line() -> None:
     line = line_of(PYTHON_MODULE, "return Path(path)")
     end_column = len(PYTHON_MODULE.splitlines()[line])
-    span = syntax.enclosing_function(PYTHON_MODULE, "python", line, end_column)
+    span = enclosing_function(PYTHON_MODULE, "python", line, end_column)
     assert span is not None
     assert span.name == "load"
 
 
 def test_enclosing_function_returns_innermost_nested_function() -> None:
     line = line_of(PYTHON_MODULE, "return x * 2")
-    span = syntax.enclosing_function(PYTHON_MODULE, "python", line, 10)
+    span = enclosing_function(PYTHON_MODULE, "python", line, 10)
     assert span is not None
     assert span.qualified_name == "cached.helper"
 
 
 def test_enclosing_function_returns_outer_function_outside_the_nested_one() -> None:
     line = line_of(PYTHON_MODULE, "return helper(a) + b")
-    span = syntax.enclosing_function(PYTHON_MODULE, "python", line, 10)
+    span = enclosing_function(PYTHON_MODULE, "python", line, 10)
     assert span is not None
     assert span.qualified_name == "cached"
 
@@ -341,30 +368,30 @@ def test_enclosing_function_returns_outer_function_outside_the_nested_one() -> N
 def test_enclosing_function_returns_none_between_functions() -> None:
     blank_line = line_of(PYTHON_MODULE, "@cache") - 1
     assert PYTHON_MODULE.splitlines()[blank_line] == ""
-    assert syntax.enclosing_function(PYTHON_MODULE, "python", blank_line, 0) is None
+    assert enclosing_function(PYTHON_MODULE, "python", blank_line, 0) is None
 
 
 def test_enclosing_function_returns_none_past_the_last_line() -> None:
-    assert syntax.enclosing_function(PYTHON_MODULE, "python", 1000, 0) is None
+    assert enclosing_function(PYTHON_MODULE, "python", 1000, 0) is None
 
 
 def test_enclosing_function_finds_javascript_method_not_inner_callback() -> None:
     line = line_of(JAVASCRIPT_MODULE, "this.items.reduce")
-    span = syntax.enclosing_function(JAVASCRIPT_MODULE, "javascript", line, 40)
+    span = enclosing_function(JAVASCRIPT_MODULE, "javascript", line, 40)
     assert span is not None
     assert span.qualified_name == "Cart.total"
 
 
 def test_enclosing_function_finds_typescript_arrow() -> None:
     line = line_of(TYPESCRIPT_MODULE, "export const discount")
-    span = syntax.enclosing_function(TYPESCRIPT_MODULE, "typescript", line, 70)
+    span = enclosing_function(TYPESCRIPT_MODULE, "typescript", line, 70)
     assert span is not None
     assert span.name == "discount"
 
 
 def test_enclosing_function_counts_characters_not_bytes_after_non_ascii_lines() -> None:
     text = 'def first():\n    return "日本語の文字列です日本語"\n\n\ndef second():\n    return 2\n'
-    span = syntax.enclosing_function(text, "python", line_of(text, "def second"), 0)
+    span = enclosing_function(text, "python", line_of(text, "def second"), 0)
     assert span is not None
     assert span.name == "second"
 
@@ -372,15 +399,15 @@ def test_enclosing_function_counts_characters_not_bytes_after_non_ascii_lines() 
 def test_enclosing_function_counts_characters_not_bytes_before_cursor_on_same_line() -> None:
     text = 'const label = "ééééééééé😀"; function f() { return 1; }\n'
     column = text.index("function")
-    span = syntax.enclosing_function(text, "javascript", 0, column)
+    span = enclosing_function(text, "javascript", 0, column)
     assert span is not None
     assert span.name == "f"
-    assert syntax.enclosing_function(text, "javascript", 0, column - 2) is None
+    assert enclosing_function(text, "javascript", 0, column - 2) is None
 
 
 def test_enclosing_function_rejects_negative_position() -> None:
     with pytest.raises(ValueError, match="0-based"):
-        syntax.enclosing_function(PYTHON_MODULE, "python", -1, 0)
+        enclosing_function(PYTHON_MODULE, "python", -1, 0)
 
 
 def test_broken_python_still_yields_functions_that_parse() -> None:
@@ -389,9 +416,9 @@ def test_broken_python_still_yields_functions_that_parse() -> None:
         "def editing(b):\n    total = b +\n\n\n"
         "def last(c):\n    return c\n"
     )
-    assert syntax.has_syntax_errors(text, "python")
-    assert names(syntax.functions(text, "python")) == ["first", "editing", "last"]
-    span = syntax.enclosing_function(text, "python", line_of(text, "return c"), 4)
+    assert has_syntax_errors(text, "python")
+    assert names(functions(text, "python")) == ["first", "editing", "last"]
+    span = enclosing_function(text, "python", line_of(text, "return c"), 4)
     assert span is not None
     assert span.name == "last"
 
@@ -402,36 +429,36 @@ def test_broken_javascript_still_yields_functions_that_parse() -> None:
         "function editing(x) {\n  if (x) {\n    return\n}\n"
         "const last = (x) => x * 2;\n"
     )
-    assert syntax.has_syntax_errors(text, "javascript")
-    assert names(syntax.functions(text, "javascript")) == ["first", "last"]
+    assert has_syntax_errors(text, "javascript")
+    assert names(functions(text, "javascript")) == ["first", "last"]
 
 
 def test_find_function_accepts_qualified_class_method() -> None:
-    span = syntax.find_function(PYTHON_MODULE, "python", "Store.size")
+    span = find_function(PYTHON_MODULE, "python", "Store.size")
     assert span is not None
     assert span.signature == "def size(self) -> int:"
 
 
 def test_find_function_prefers_top_level_name_over_nested_one() -> None:
     text = "def outer():\n    def run():\n        pass\n\n\ndef run():\n    pass\n"
-    span = syntax.find_function(text, "python", "run")
+    span = find_function(text, "python", "run")
     assert span is not None
     assert span.qualified_name == "run"
 
 
 def test_find_function_finds_nested_function_by_plain_name() -> None:
-    span = syntax.find_function(PYTHON_MODULE, "python", "helper")
+    span = find_function(PYTHON_MODULE, "python", "helper")
     assert span is not None
     assert span.qualified_name == "cached.helper"
 
 
 def test_find_function_returns_none_for_unknown_name() -> None:
-    assert syntax.find_function(PYTHON_MODULE, "python", "missing") is None
+    assert find_function(PYTHON_MODULE, "python", "missing") is None
 
 
 def test_python_imports_are_top_level_only() -> None:
     text = "import os\nfrom a.b import (c,\n    d)\n\ndef f():\n    import json\n"
-    assert syntax.imports(text, "python") == ["import os", "from a.b import (c,\n    d)"]
+    assert imports(text, "python") == ["import os", "from a.b import (c,\n    d)"]
 
 
 def test_javascript_imports_include_top_level_require() -> None:
@@ -439,47 +466,47 @@ def test_javascript_imports_include_top_level_require() -> None:
         'import x from "x";\nconst y = require("y");\nconst z = load("z");\n'
         'function f() { const w = require("w"); }\n'
     )
-    assert syntax.imports(text, "javascript") == ['import x from "x";', 'const y = require("y");']
+    assert imports(text, "javascript") == ['import x from "x";', 'const y = require("y");']
 
 
 def test_typescript_imports_include_import_equals_require() -> None:
-    assert syntax.imports(TYPESCRIPT_MODULE, "typescript") == [
+    assert imports(TYPESCRIPT_MODULE, "typescript") == [
         'import type { Item } from "./item";',
         'import fs = require("fs");',
     ]
 
 
 def test_replace_span_round_trips_unchanged_text() -> None:
-    span = syntax.find_function(PYTHON_MODULE, "python", "Store.size")
+    span = find_function(PYTHON_MODULE, "python", "Store.size")
     assert span is not None
-    assert syntax.replace_span(PYTHON_MODULE, span, span.text) == PYTHON_MODULE
+    assert replace_span(PYTHON_MODULE, span, span.text) == PYTHON_MODULE
 
 
 def test_replace_span_replaces_function_after_non_ascii_text() -> None:
     text = '# Größe: 😀\ndef area(w, h):\n    return w * h\n\n\ndef other():\n    return "ü"\n'
-    span = syntax.find_function(text, "python", "area")
+    span = find_function(text, "python", "area")
     assert span is not None
-    new_text = syntax.replace_span(text, span, 'def area(w, h):\n    """Fläche."""\n    return w*h')
+    new_text = replace_span(text, span, 'def area(w, h):\n    """Fläche."""\n    return w*h')
     assert new_text == (
         '# Größe: 😀\ndef area(w, h):\n    """Fläche."""\n    return w*h\n\n\n'
         'def other():\n    return "ü"\n'
     )
-    replaced = syntax.find_function(new_text, "python", "area")
+    replaced = find_function(new_text, "python", "area")
     assert replaced is not None
     assert replaced.docstring == "Fläche."
 
 
 def test_replace_span_refuses_span_from_other_text() -> None:
-    span = syntax.find_function(PYTHON_MODULE, "python", "load")
+    span = find_function(PYTHON_MODULE, "python", "load")
     assert span is not None
     with pytest.raises(ValueError, match="find it again"):
-        syntax.replace_span("x = 1\n" + PYTHON_MODULE, span, "def load(): pass")
+        replace_span("x = 1\n" + PYTHON_MODULE, span, "def load(): pass")
 
 
 def test_parsers_serve_several_threads_at_once() -> None:
     def count(language_and_text: tuple[str, str]) -> int:
         language, text = language_and_text
-        return len(syntax.functions(text, language))
+        return len(functions(text, language))
 
     work = [("python", PYTHON_MODULE), ("javascript", JAVASCRIPT_MODULE)] * 20
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -490,7 +517,7 @@ def test_huge_python_file_parses_and_finds_the_function_at_the_end() -> None:
     unit = 'def function_{i}(a, b="é"):\n    """Doc {i}."""\n    return a + {i}\n\n\n'
     text = "".join(unit.format(i=i) for i in range(80_000))
     assert len(text.encode()) > 5_000_000
-    assert not syntax.has_syntax_errors(text, "python")
-    span = syntax.enclosing_function(text, "python", line_of(text, "return a + 79999"), 4)
+    assert not has_syntax_errors(text, "python")
+    span = enclosing_function(text, "python", line_of(text, "return a + 79999"), 4)
     assert span is not None
     assert span.name == "function_79999"

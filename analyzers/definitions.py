@@ -1,7 +1,6 @@
-"""Tree-sitter queries over every language we parse: definitions, imports, identifier references
-and the enclosing scopes of a position. The workspace index and the context packer build on these.
-
-Rows and columns are 0-based; columns are counted in UTF-8 bytes, as tree-sitter counts them.
+"""Definitions, imports, identifier references and the enclosing scopes of a position, in every
+language we parse (queries in `analyzers/queries/`). The workspace index and the packer build on
+these. Rows and columns are 0-based; columns count UTF-8 bytes, as tree-sitter counts them.
 """
 
 from __future__ import annotations
@@ -10,125 +9,12 @@ import functools
 import inspect
 import re
 from dataclasses import dataclass
-from pathlib import PurePath
 from typing import NamedTuple
 
-from tree_sitter import Node, Query, QueryCursor, Tree
+from tree_sitter import Node, QueryCursor
 
-from analyzers.syntax import _language, parse
+from analyzers.syntax import compiled_query, node_text, parsed, query, tree_sitter_language
 
-# Each pattern captures a definition as @function, @method or @class and its name as @name.
-# A @function nested in a class body is reported as a method.
-_PYTHON_DEFINITIONS = """
-(function_definition name: (identifier) @name) @function
-(class_definition name: (identifier) @name) @class
-"""
-
-_JS_DEFINITIONS = """
-(function_declaration name: (identifier) @name) @function
-(generator_function_declaration name: (identifier) @name) @function
-(method_definition name: (_) @name) @method
-(class_declaration name: (_) @name) @class
-(variable_declarator name: (identifier) @name
-  value: [(arrow_function) (function_expression) (generator_function)]) @function
-"""
-
-_TS_DEFINITIONS = _JS_DEFINITIONS + """
-(abstract_class_declaration name: (_) @name) @class
-(interface_declaration name: (_) @name) @class
-(type_alias_declaration name: (_) @name) @class
-(enum_declaration name: (_) @name) @class
-"""
-
-_GO_DEFINITIONS = """
-(function_declaration name: (identifier) @name) @function
-(method_declaration name: (field_identifier) @name) @method
-(type_spec name: (type_identifier) @name) @class
-"""
-
-_RUST_DEFINITIONS = """
-(function_item name: (identifier) @name) @function
-(function_signature_item name: (identifier) @name) @function
-(struct_item name: (type_identifier) @name) @class
-(enum_item name: (type_identifier) @name) @class
-(union_item name: (type_identifier) @name) @class
-(trait_item name: (type_identifier) @name) @class
-(type_item name: (type_identifier) @name) @class
-(impl_item type: (_) @name) @class
-"""
-
-_JAVA_DEFINITIONS = """
-(method_declaration name: (identifier) @name) @method
-(constructor_declaration name: (identifier) @name) @method
-(class_declaration name: (identifier) @name) @class
-(interface_declaration name: (identifier) @name) @class
-(enum_declaration name: (identifier) @name) @class
-(record_declaration name: (identifier) @name) @class
-"""
-
-_C_FUNCTION_NAME = """[
-  (function_declarator declarator: (_) @name)
-  (pointer_declarator declarator: (function_declarator declarator: (_) @name))
-  (pointer_declarator declarator: (pointer_declarator
-    declarator: (function_declarator declarator: (_) @name)))
-]"""
-
-_C_DEFINITIONS = f"""
-(function_definition declarator: {_C_FUNCTION_NAME}) @function
-(struct_specifier name: (type_identifier) @name body: (_)) @class
-(union_specifier name: (type_identifier) @name body: (_)) @class
-(enum_specifier name: (type_identifier) @name body: (_)) @class
-(type_definition declarator: (type_identifier) @name) @class
-"""
-
-_CPP_FUNCTION_NAME = """[
-  (function_declarator declarator: (_) @name)
-  (pointer_declarator declarator: (function_declarator declarator: (_) @name))
-  (reference_declarator (function_declarator declarator: (_) @name))
-]"""
-
-_CPP_DEFINITIONS = f"""
-(function_definition declarator: {_CPP_FUNCTION_NAME}) @function
-(class_specifier name: (_) @name body: (_)) @class
-(struct_specifier name: (_) @name body: (_)) @class
-(union_specifier name: (_) @name body: (_)) @class
-(enum_specifier name: (_) @name body: (_)) @class
-(type_definition declarator: (type_identifier) @name) @class
-(alias_declaration name: (type_identifier) @name) @class
-"""
-
-DEFINITION_QUERIES = {
-    "python": _PYTHON_DEFINITIONS,
-    "javascript": _JS_DEFINITIONS,
-    "typescript": _TS_DEFINITIONS,
-    "tsx": _TS_DEFINITIONS,
-    "go": _GO_DEFINITIONS,
-    "rust": _RUST_DEFINITIONS,
-    "java": _JAVA_DEFINITIONS,
-    "c": _C_DEFINITIONS,
-    "cpp": _CPP_DEFINITIONS,
-}
-
-_JS_IMPORTS = """
-(program (import_statement) @import)
-(program (lexical_declaration (variable_declarator
-  value: (call_expression function: (identifier) @require (#eq? @require "require")))) @import)
-(program (variable_declaration (variable_declarator
-  value: (call_expression function: (identifier) @require (#eq? @require "require")))) @import)
-"""
-
-IMPORT_QUERIES = {
-    "python": "(module [(import_statement) (import_from_statement) (future_import_statement)]"
-              " @import)",
-    "javascript": _JS_IMPORTS,
-    "typescript": _JS_IMPORTS,
-    "tsx": _JS_IMPORTS,
-    "go": "(import_declaration) @import",
-    "rust": "[(use_declaration) (extern_crate_declaration)] @import",
-    "java": "[(package_declaration) (import_declaration)] @import",
-    "c": "(preproc_include) @import",
-    "cpp": "[(preproc_include) (using_declaration)] @import",
-}
 # How deep in the tree an import query's match can start, where its pattern is anchored there:
 # without a limit the query walks every node of the file.
 IMPORT_DEPTHS = {"python": 0, "go": 1, "java": 1}
@@ -153,17 +39,6 @@ _CLASS_BODY_TYPES = frozenset({
     "struct_specifier", "interface_declaration", "interface_body", "enum_body",
 })
 SIGNATURE_MAX_CHARACTERS = 300
-
-LANGUAGE_BY_EXTENSION = {
-    ".py": "python", ".pyi": "python",
-    ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascript",
-    ".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx",
-    ".go": "go",
-    ".rs": "rust",
-    ".java": "java",
-    ".c": "c", ".h": "c",
-    ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp",
-}
 
 
 @dataclass(frozen=True)
@@ -199,11 +74,6 @@ class Reference(NamedTuple):
     column: int
 
 
-def language_for_path(path: str) -> str | None:
-    """The language of a file by its extension, for every grammar we ship; None otherwise."""
-    return LANGUAGE_BY_EXTENSION.get(PurePath(path).suffix.lower())
-
-
 def definitions(text: str, language: str) -> list[Definition]:
     """Every definition in source order, outer before inner."""
     return definitions_in(*parsed(text, language), language)
@@ -226,21 +96,6 @@ def references(text: str, language: str,
     return references_in(*parsed(text, language), language, lines)
 
 
-def parsed(text: str, language: str) -> tuple[Node, bytes]:
-    """The syntax tree's root and the UTF-8 source of `text`, for the `…_in` functions.
-
-    A keystroke's completion asks for the same text's scope, index entry, definitions, imports
-    and identifiers one after another, and a big file takes tens of milliseconds to parse: the
-    last few texts' trees are kept."""
-    tree, source = _tree(text, language)
-    return tree.root_node, source
-
-
-@functools.lru_cache(maxsize=4)
-def _tree(text: str, language: str) -> tuple[Tree, bytes]:
-    return parse(text, language), text.encode()
-
-
 def enclosing_scopes(text: str, language: str, line: int) -> list[Definition]:
     """The definitions whose lines contain the 0-based `line`, outermost first."""
     return [definition for definition in definitions(text, language)
@@ -253,25 +108,25 @@ def imports_in(root: Node, source: bytes, language: str) -> list[str]:
 
 
 def _import_statements_in(root: Node, source: bytes, language: str) -> list[ImportStatement]:
-    cursor = QueryCursor(_query(language, IMPORT_QUERIES[language]))
+    cursor = QueryCursor(query(language, "imports"))
     if language in IMPORT_DEPTHS:
         cursor.set_max_start_depth(IMPORT_DEPTHS[language])
     nodes = cursor.captures(root).get("import", [])
     by_start = sorted({node.start_byte: node for node in nodes}.items())
-    return [ImportStatement(node.start_point.row, node.end_point.row, _text(source, node).rstrip())
-            for _, node in by_start]
+    return [ImportStatement(node.start_point.row, node.end_point.row,
+                            node_text(source, node).rstrip()) for _, node in by_start]
 
 
 def definitions_in(root: Node, source: bytes, language: str) -> list[Definition]:
     """`definitions` of an already parsed tree."""
-    cursor = QueryCursor(_query(language, DEFINITION_QUERIES[language]))
+    cursor = QueryCursor(query(language, "definitions"))
     found: dict[int, Definition] = {}
     for _, captures in cursor.matches(root):
         kind = next(kind for kind in ("function", "method", "class") if kind in captures)
         node = captures[kind][0]
         if node.start_byte in found and found[node.start_byte].end_byte >= node.end_byte:
             continue  # one definition matched by two patterns
-        name = _text(source, captures["name"][0])
+        name = node_text(source, captures["name"][0])
         if kind == "function" and ("::" in name or _inside_class(node)):
             kind = "method"
         outer = _with_wrappers(node)
@@ -292,27 +147,22 @@ def definitions_in(root: Node, source: bytes, language: str) -> list[Definition]
 def references_in(root: Node, source: bytes, language: str,
                   lines: tuple[int, int] | None = None) -> list[Reference]:
     """`references` of an already parsed tree."""
-    cursor = QueryCursor(_query(language, _identifier_query(language)))
+    cursor = QueryCursor(compiled_query(language, _identifier_query(language)))
     if lines is not None:
         # A big module has tens of thousands of identifiers; a region, a few hundred.
         cursor.set_point_range((lines[0], 0), (lines[1] + 1, 0))
     nodes = cursor.captures(root).get("identifier", [])
     nodes.sort(key=lambda node: node.start_byte)
     first, last = lines if lines is not None else (0, float("inf"))
-    return [Reference(_text(source, node), node.start_point.row, node.start_point.column)
+    return [Reference(node_text(source, node), node.start_point.row, node.start_point.column)
             for node in nodes if first <= node.start_point.row <= last]
 
 
 @functools.cache
 def _identifier_query(language: str) -> str:
-    grammar = _language(language)
+    grammar = tree_sitter_language(language)
     kinds = [kind for kind in IDENTIFIER_NODE_TYPES if grammar.id_for_node_kind(kind, True)]
     return "[" + " ".join(f"({kind})" for kind in kinds) + "] @identifier"
-
-
-@functools.cache
-def _query(language: str, source: str) -> Query:
-    return Query(_language(language), source)
 
 
 def _with_wrappers(node: Node) -> Node:
@@ -349,7 +199,7 @@ def _scope_names(node: Node, source: bytes) -> list[str]:
         elif ancestor.type.endswith(("_definition", "_declaration", "_specifier", "_item")):
             name = ancestor.child_by_field_name("name")
         if name is not None:
-            names.append(_text(source, name))
+            names.append(node_text(source, name))
         ancestor = ancestor.parent
     return names[::-1]
 
@@ -377,18 +227,18 @@ def _docstring(node: Node, outer: Node, source: bytes, language: str) -> str | N
             string = first.named_children[0] if first.named_children else None
             if string is not None and string.type == "string":
                 inner = [child for child in string.children if child.type == "string_content"]
-                return inspect.cleandoc("".join(_text(source, part) for part in inner))
+                return inspect.cleandoc("".join(node_text(source, part) for part in inner))
         return None
-    return _comment_before(outer, source)
+    return comment_before(outer, source)
 
 
-def _comment_before(node: Node, source: bytes) -> str | None:
+def comment_before(node: Node, source: bytes) -> str | None:
     """The comment block right above a definition (`/** … */`, `///`, `//`), cleaned."""
     lines: list[str] = []
     sibling, row = node.prev_named_sibling, node.start_point.row
     while sibling is not None and sibling.type in _COMMENT_TYPES and \
             sibling.end_point.row >= row - 1:
-        lines[:0] = _text(source, sibling).splitlines()
+        lines[:0] = node_text(source, sibling).splitlines()
         row = sibling.start_point.row
         sibling = sibling.prev_named_sibling
     if not lines:
@@ -396,7 +246,3 @@ def _comment_before(node: Node, source: bytes) -> str | None:
     cleaned = [re.sub(r"^\s*(/\*\*?|\*/|\*|///?|//!)\s?", "", line).rstrip() for line in lines]
     text = "\n".join(line.removesuffix("*/").rstrip() for line in cleaned).strip()
     return text or None
-
-
-def _text(source: bytes, node: Node) -> str:
-    return source[node.start_byte:node.end_byte].decode(errors="replace")

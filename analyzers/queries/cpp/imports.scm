@@ -1,0 +1,1 @@
+[(preproc_include) (using_declaration)] @import

@@ -1,0 +1,1 @@
+[(package_declaration) (import_declaration)] @import

@@ -1,0 +1,1 @@
+[(use_declaration) (extern_crate_declaration)] @import
