@@ -521,3 +521,16 @@ def test_huge_python_file_parses_and_finds_the_function_at_the_end() -> None:
     span = enclosing_function(text, "python", line_of(text, "return a + 79999"), 4)
     assert span is not None
     assert span.name == "function_79999"
+
+
+def test_rust_functions_in_an_impl_are_methods_of_its_type() -> None:
+    text = "impl Store {\n    /// Its size.\n    pub fn size(&self) -> usize { 1 }\n}\n"
+    (span,) = functions(text, "rust")
+    assert (span.qualified_name, span.kind) == ("Store.size", "method")
+    assert span.signature == "pub fn size(&self) -> usize"
+    assert span.docstring == "Its size."
+
+
+def test_cpp_method_defined_outside_its_class_is_named_by_its_last_part() -> None:
+    (span,) = functions("int Store::size() {\n    return 1;\n}\n", "cpp")
+    assert (span.name, span.kind, span.signature) == ("size", "method", "int Store::size()")
