@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from analyzers.bm25 import IDENTIFIER, identifier_terms
 from analyzers.definitions import (
     Definition,
     ImportStatement,
@@ -24,7 +25,7 @@ from analyzers.definitions import (
     import_statements,
     references,
 )
-from analyzers.index import IDENTIFIER, SymbolLocation, WorkspaceIndex, identifier_terms
+from analyzers.index import SymbolLocation, WorkspaceIndex
 from analyzers.python_names import resolve_region
 from analyzers.syntax import language_for_path, parse
 

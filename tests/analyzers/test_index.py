@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from analyzers.index import WorkspaceIndex, identifier_terms, index_store_path
+from analyzers.bm25 import identifier_terms
+from analyzers.index import WorkspaceIndex, index_store_path
 from analyzers.python_names import resolve_region
 
 SHAPES = '''import math
