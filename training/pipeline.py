@@ -13,9 +13,9 @@ from pathlib import Path
 
 from model import registry
 from training.evaluate import EVAL_EXAMPLES, GUARD_SAMPLE, evaluate_adapter, write_report
-from training.examples import GgufTokenizer, build_examples
+from training.examples import Example, GgufTokenizer, build_examples
 from training.export import Provenance, export_adapter
-from training.mine import mine
+from training.mine import Dataset, mine
 from training.train import StepProgress, TrainConfig, TrainResult, train
 
 EVAL_SEED = 1
@@ -55,27 +55,14 @@ def train_personal_adapter(repos: list[Path], out: Path, *, model: str | None = 
     say(f"mining {', '.join(str(repo) for repo in repos)}")
     dataset = mine(repos)
     say(dataset.stats.summary())
-    tokenizer = GgufTokenizer(base)
-    examples = build_examples(dataset.train, tokenizer, seed=config.seed)
-    held_out = build_examples(dataset.held_out, tokenizer, seed=EVAL_SEED)
-    validation = build_examples(dataset.validation, tokenizer, seed=EVAL_SEED)
-    if not examples:
-        raise ValueError("the repositories gave no training examples: point --repo at "
-                         "folders with Python, JavaScript or TypeScript sources")
+    examples, held_out, validation = _examples_of(dataset, base, config.seed)
     say(f"{len(examples)} training examples, {len(held_out)} held-out examples")
     if max_minutes is not None:
         config = replace(config, max_minutes=max_minutes)
     work = out.with_name(out.name + ".work")
     result = train(base, examples, work, config, validation=validation, on_progress=say,
                    on_step=on_step)
-    say(f"trained {result.steps} steps, {result.tokens:,} tokens in {result.seconds / 60:.1f} "
-        f"min ({result.tokens_per_second:.0f} tokens/s), stopped by {result.stopped_by}")
-    if result.best_step == 0:
-        say("training never lowered the loss on the files it did not train on: the adapter "
-            "written changes nothing (more code, or a lower learning rate, may help)")
-    elif result.best_step is not None:
-        say(f"keeping the adapter of step {result.best_step}, where the loss on files not "
-            f"trained on was lowest ({result.validation_loss:.3f})")
+    _say_how_training_went(result, say)
     provenance = Provenance(base_model=base.name.removesuffix(".gguf"),
                             base_sha256=base_sha256(base), dataset_sha256=dataset.sha256,
                             steps=result.adapter_step, scores={})
@@ -101,3 +88,28 @@ def train_personal_adapter(repos: list[Path], out: Path, *, model: str | None = 
                  f"held out ({dataset.stats.split_by})"})
     say(f"report written to {markdown}")
     return PipelineResult(out, markdown, result, report.guard_passed)
+
+
+def _examples_of(dataset: Dataset, base: Path, seed: int
+                 ) -> tuple[list[Example], list[Example], list[Example]]:
+    """The training examples (cut with `seed`), then the held-out and validation ones (cut with
+    EVAL_SEED, whatever the training seed)."""
+    tokenizer = GgufTokenizer(base)
+    examples = build_examples(dataset.train, tokenizer, seed=seed)
+    held_out = build_examples(dataset.held_out, tokenizer, seed=EVAL_SEED)
+    validation = build_examples(dataset.validation, tokenizer, seed=EVAL_SEED)
+    if not examples:
+        raise ValueError("the repositories gave no training examples: point --repo at "
+                         "folders with Python, JavaScript or TypeScript sources")
+    return examples, held_out, validation
+
+
+def _say_how_training_went(result: TrainResult, say: Callable[[str], None]) -> None:
+    say(f"trained {result.steps} steps, {result.tokens:,} tokens in {result.seconds / 60:.1f} "
+        f"min ({result.tokens_per_second:.0f} tokens/s), stopped by {result.stopped_by}")
+    if result.best_step == 0:
+        say("training never lowered the loss on the files it did not train on: the adapter "
+            "written changes nothing (more code, or a lower learning rate, may help)")
+    elif result.best_step is not None:
+        say(f"keeping the adapter of step {result.best_step}, where the loss on files not "
+            f"trained on was lowest ({result.validation_loss:.3f})")

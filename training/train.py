@@ -12,8 +12,8 @@ import math
 import shutil
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from training.examples import IGNORE_INDEX, Example, iterate_forever
@@ -76,6 +76,27 @@ class TrainResult:
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class LoopState:
+    """How far training has come, earlier runs included: what a checkpoint keeps beside the
+    adapter and the optimizer."""
+
+    step: int = 0
+    tokens: int = 0
+    seconds: float = 0.0  # at the last finished step
+    losses: list[float] = field(default_factory=list)  # one per step
+
+    @property
+    def last_loss(self) -> float | None:
+        return self.losses[-1] if self.losses else None
+
+    def add_step(self, loss: float, tokens: int, seconds: float) -> None:
+        self.step += 1
+        self.tokens += tokens
+        self.losses.append(loss)
+        self.seconds = seconds
 
 
 @dataclass(frozen=True)
@@ -180,99 +201,139 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
     if not examples:
         raise ValueError("no training examples: the repositories gave no usable source files")
     report = on_progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    show = on_step or (lambda progress: report(progress.bar()))
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, optimizer = _model_and_optimizer(gguf_path, examples, config, device, report)
+    checkpoint = out_dir / CHECKPOINT_DIR
+    watch = Validation(list(validation or [])[:config.validation_examples], out_dir / BEST_DIR)
+    state, config = _start_or_resume(model, optimizer, checkpoint, watch, config, report)
+    stream = _examples_from_step(examples, config, state.step)
+    if watch.examples and state.step == 0 and watch.best_step is None:
+        # Step 0 is the base itself (LoRA starts as a no-op): the mark training has to beat.
+        report(watch.evaluate(model, 0, device))
+
+    start, seconds_before, first_step = time.perf_counter(), state.seconds, state.step
+    deadline = None if config.max_minutes is None else start + config.max_minutes * 60
+    stopped_by = "steps"
+    model.train()
+    try:
+        while state.step < config.max_steps:
+            if (reason := _reason_to_stop(watch, config, deadline)) is not None:
+                stopped_by = reason
+                break
+            loss, tokens = _optimizer_step(model, optimizer, stream, state.step, config, device)
+            state.add_step(loss, tokens, seconds_before + time.perf_counter() - start)
+            if deadline is not None and state.step - first_step == STEPS_TO_TIME:
+                config = fit_schedule_to_deadline(config, state.step, STEPS_TO_TIME, start,
+                                                  deadline)
+            show(step_progress(state.step, config, loss, state.tokens, state.seconds, deadline))
+            if _evaluate_and_checkpoint(model, optimizer, checkpoint, state, config, watch,
+                                        device, report):
+                stopped_by = "validation"
+                break
+    except KeyboardInterrupt:
+        stopped_by = "interrupt"
+        report("interrupted: saving a checkpoint at the last finished step")
+    if (watch.examples and stopped_by in ("steps", "time") and state.step
+            and watch.last_step != state.step):
+        report(watch.evaluate(model, state.step, device))
+    state.seconds = seconds_before + time.perf_counter() - start
+    _save(model, optimizer, checkpoint, state, config, watch)
+    adapter = watch.best_dir if watch.best_step is not None else checkpoint
+    return TrainResult(adapter, state.step, state.tokens, state.seconds, state.last_loss,
+                       stopped_by, watch.best_loss, watch.best_step)
+
+
+def _model_and_optimizer(gguf_path: Path, examples: list[Example], config: TrainConfig,
+                         device: str, report: Callable[[str], None]):
+    """The LoRA model on the base, and AdamW over the adapter's weights alone."""
+    import torch
+
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     dtype = pick_dtype(config.dtype, device)
     model = lora_model(load_base(gguf_path, dtype, device), config)
-    checkpointing = config.gradient_checkpointing
-    if checkpointing is None:
-        needed = activation_bytes(model.config, max(len(e.input_ids) for e in examples), dtype)
-        free = available_memory()
-        checkpointing = device != "cpu" or needed * ACTIVATION_HEADROOM > free
-        report(f"gradient checkpointing {'on' if checkpointing else 'off'}: activations need "
-               f"about {needed / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free on the {device}")
-    if checkpointing:
+    if _gradient_checkpointing(model, examples, config, dtype, device, report):
         model.activation_checkpointing_enable(
             activation_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
+    return model, optimizer
 
-    checkpoint = out_dir / CHECKPOINT_DIR
-    watch = Validation(list(validation or [])[:config.validation_examples], out_dir / BEST_DIR)
-    step, tokens, seconds_before, losses = 0, 0, 0.0, []
-    if (checkpoint / STATE_FILE).is_file():
-        step, tokens, seconds_before, losses, planned = _resume(model, optimizer, checkpoint,
-                                                                watch)
-        config = replace(config, max_steps=planned)
-        report(f"resuming from step {step} ({tokens:,} tokens trained)")
+
+def _gradient_checkpointing(model, examples: list[Example], config: TrainConfig, dtype,
+                            device: str, report: Callable[[str], None]) -> bool:
+    """Whether to recompute activations in the backward pass: as configured, else on a GPU or
+    when free memory cannot hold the longest example's ACTIVATION_HEADROOM times (said why)."""
+    if config.gradient_checkpointing is not None:
+        return config.gradient_checkpointing
+    needed = activation_bytes(model.config, max(len(e.input_ids) for e in examples), dtype)
+    free = available_memory()
+    checkpointing = device != "cpu" or needed * ACTIVATION_HEADROOM > free
+    report(f"gradient checkpointing {'on' if checkpointing else 'off'}: activations need "
+           f"about {needed / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free on the {device}")
+    return checkpointing
+
+
+def _examples_from_step(examples: list[Example], config: TrainConfig,
+                        step: int) -> Iterator[Example]:
+    """The endless stream of training examples from where `step` steps left it: the same
+    example order as without a break."""
     stream = iterate_forever(examples, config.seed)
-    for _ in range(step * config.grad_accum):  # the same example order as without a break
+    for _ in range(step * config.grad_accum):
         next(stream)
+    return stream
 
-    if watch.examples and step == 0 and watch.best_step is None:
-        # Step 0 is the base itself (LoRA starts as a no-op): the mark training has to beat.
-        report(watch.evaluate(model, 0, device))
-    start = time.perf_counter()
-    deadline = None if config.max_minutes is None else start + config.max_minutes * 60
-    stopped_by = "steps"
-    steps_this_run = 0
-    model.train()
-    try:
-        while step < config.max_steps:
-            if watch.examples and watch.stale >= config.patience:
-                stopped_by = "validation"  # a resumed run that had already stopped so
-                break
-            if deadline is not None and time.perf_counter() >= deadline:
-                stopped_by = "time"
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, config)
-            step_loss, step_tokens = 0.0, 0
-            for _ in range(config.grad_accum):
-                example = next(stream)
-                loss = middle_loss(model, example, device) / config.grad_accum
-                loss.backward()
-                step_loss += loss.item()
-                step_tokens += len(example.input_ids)
-            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            tokens += step_tokens
-            losses.append(step_loss)
-            elapsed = seconds_before + time.perf_counter() - start
-            steps_this_run += 1
-            if deadline is not None and steps_this_run == STEPS_TO_TIME:
-                config = fit_schedule_to_deadline(config, step, steps_this_run, start, deadline)
-            progress = step_progress(step, config, step_loss, tokens, elapsed, deadline)
-            if on_step is None:
-                report(progress.bar())
-            else:
-                on_step(progress)
-            if watch.examples and step % config.eval_every == 0:
-                report(watch.evaluate(model, step, device))
-                if watch.stale >= config.patience:
-                    stopped_by = "validation"
-            if step % config.checkpoint_every == 0 or stopped_by == "validation":
-                _save(model, optimizer, checkpoint, step, tokens, elapsed, losses, config, watch)
-            if stopped_by == "validation":
-                report(f"stopping: validation loss has not fallen for {config.patience} "
-                       f"evaluations; keeping the adapter of step {watch.best_step}")
-                break
-    except KeyboardInterrupt:
-        stopped_by = "interrupt"
-        report("interrupted: saving a checkpoint at the last finished step")
-    if watch.examples and stopped_by in ("steps", "time") and step and watch.last_step != step:
-        report(watch.evaluate(model, step, device))
-    elapsed = seconds_before + time.perf_counter() - start
-    _save(model, optimizer, checkpoint, step, tokens, elapsed, losses, config, watch)
-    adapter = watch.best_dir if watch.best_step is not None else checkpoint
-    return TrainResult(adapter, step, tokens, elapsed, losses[-1] if losses else None,
-                       stopped_by, watch.best_loss, watch.best_step)
+
+def _reason_to_stop(watch: Validation, config: TrainConfig, deadline: float | None) -> str | None:
+    """Why not to take another step, before taking it; None to go on."""
+    if watch.examples and watch.stale >= config.patience:
+        return "validation"  # a resumed run that had already stopped so
+    if deadline is not None and time.perf_counter() >= deadline:
+        return "time"
+    return None
+
+
+def _optimizer_step(model, optimizer, stream: Iterator[Example], step: int, config: TrainConfig,
+                    device: str) -> tuple[float, int]:
+    """One optimizer step over `grad_accum` examples at the learning rate of `step`; returns
+    its loss and the tokens it trained on."""
+    import torch
+
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(step, config)
+    step_loss, step_tokens = 0.0, 0
+    for _ in range(config.grad_accum):
+        example = next(stream)
+        loss = middle_loss(model, example, device) / config.grad_accum
+        loss.backward()
+        step_loss += loss.item()
+        step_tokens += len(example.input_ids)
+    trainable = [parameter for group in optimizer.param_groups for parameter in group["params"]]
+    torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return step_loss, step_tokens
+
+
+def _evaluate_and_checkpoint(model, optimizer, checkpoint: Path, state: LoopState,
+                             config: TrainConfig, watch: Validation, device: str,
+                             report: Callable[[str], None]) -> bool:
+    """After a step: the validation loss every `eval_every` steps, and a checkpoint every
+    `checkpoint_every` and when validation stops training. True when it does."""
+    stop = False
+    if watch.examples and state.step % config.eval_every == 0:
+        report(watch.evaluate(model, state.step, device))
+        stop = watch.stale >= config.patience
+    if state.step % config.checkpoint_every == 0 or stop:
+        _save(model, optimizer, checkpoint, state, config, watch)
+    if stop:
+        report(f"stopping: validation loss has not fallen for {config.patience} "
+               f"evaluations; keeping the adapter of step {watch.best_step}")
+    return stop
 
 
 class Validation:
@@ -353,16 +414,16 @@ def save_adapter(model, folder: Path) -> None:
     model.save_pretrained(str(folder), save_embedding_layers=False)
 
 
-def _save(model, optimizer, checkpoint: Path, step: int, tokens: int, seconds: float,
-          losses: list[float], config: TrainConfig, watch: Validation) -> None:
+def _save(model, optimizer, checkpoint: Path, state: LoopState, config: TrainConfig,
+          watch: Validation) -> None:
     """The adapter with the optimizer and loop state."""
     import torch
 
     def write(scratch: Path) -> None:
         save_adapter(model, scratch)
-        torch.save({"step": step, "tokens": tokens, "seconds": seconds, "losses": losses,
-                    "max_steps": config.max_steps, "optimizer": optimizer.state_dict(),
-                    "validation": watch.state()},
+        torch.save({"step": state.step, "tokens": state.tokens, "seconds": state.seconds,
+                    "losses": state.losses, "max_steps": config.max_steps,
+                    "optimizer": optimizer.state_dict(), "validation": watch.state()},
                    scratch / STATE_FILE)
         (scratch / "train_config.json").write_text(json.dumps(asdict(config), indent=1))
 
@@ -382,15 +443,21 @@ def _write_folder(folder: Path, write: Callable[[Path], None]) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _resume(model, optimizer, checkpoint: Path, watch: Validation
-            ) -> tuple[int, int, float, list[float], int]:
+def _start_or_resume(model, optimizer, checkpoint: Path, watch: Validation,
+                     config: TrainConfig, report: Callable[[str], None]
+                     ) -> tuple[LoopState, TrainConfig]:
+    """The loop state and schedule of the checkpoint, loaded into the model, optimizer and
+    validation; a fresh start without one."""
     import torch
     from peft.utils import set_peft_model_state_dict
     from safetensors.torch import load_file
 
+    if not (checkpoint / STATE_FILE).is_file():
+        return LoopState(), config
     set_peft_model_state_dict(model, load_file(str(checkpoint / "adapter_model.safetensors")))
     state = torch.load(checkpoint / STATE_FILE, weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     watch.restore(state.get("validation", {}))
-    return (state["step"], state["tokens"], state["seconds"], state["losses"],
-            state["max_steps"])
+    report(f"resuming from step {state['step']} ({state['tokens']:,} tokens trained)")
+    return (LoopState(state["step"], state["tokens"], state["seconds"], state["losses"]),
+            replace(config, max_steps=state["max_steps"]))
