@@ -1,33 +1,41 @@
 """The context packer: what the model sees besides the code at hand, within a token budget.
 
-Read top to bottom: candidates are collected (`_candidates`), scored with the constants below,
-chosen best first until the budget is full (`_fill`, exact counts with the model's tokenizer),
-and finally ordered so that what changes least comes first and the KV cache keeps its head.
-The packer never runs the model: it only receives a function that counts tokens.
+Read top to bottom: candidates are collected (`_candidates`: from the target's file, the
+workspace index, `python_names` for Python's imports and jedi, `similar` for BM25), scored with
+the constants below, chosen best first until the budget is full (`_fill`, exact counts with the
+model's tokenizer), and finally ordered so that what changes least comes first and the KV cache
+keeps its head. How a definition is shown, whole or as an outline, is `snippets`. The packer
+never runs the model: it only receives a function that counts tokens.
 """
 
 from __future__ import annotations
 
 import bisect
 import functools
-import re
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from analyzers.bm25 import IDENTIFIER, identifier_terms
-from analyzers.definitions import (
-    Definition,
-    ImportStatement,
-    Reference,
-    definitions,
-    import_statements,
-    references,
+from analyzers.bm25 import identifier_terms
+from analyzers.definitions import Definition
+from analyzers.index import WorkspaceIndex
+from analyzers.python_names import module_maps, used_definitions
+from analyzers.similar import similar_places, similar_windows
+from analyzers.snippets import (
+    Frame,
+    RecentChunks,
+    Snippet,
+    Target,
+    cached_definitions,
+    cached_import_statements,
+    cached_references,
+    definition_snippet,
+    indexed_snippet,
+    outline,
+    render,
 )
-from analyzers.index import SymbolLocation, WorkspaceIndex
-from analyzers.python_names import resolve_region
-from analyzers.syntax import language_for_path, parse
+from analyzers.syntax import language_family, language_for_path
 
 # ---------------------------------------------------------------- scores: higher is chosen first
 TARGET_SCORE = 1000.0  # the code being completed, explained or fixed
@@ -62,7 +70,6 @@ CHARACTERS_PER_TOKEN = 3.5  # for that estimate only; the budget is kept with ex
 # ---------------------------------------------------------------- sizes
 MAX_BUDGET_TOKENS = 8192
 SEPARATOR_TOKENS = 1  # the `<|file_sep|>` special token in front of each chunk
-MAX_FULL_DEFINITION_LINES = 40  # a longer definition is shown as an outline
 TARGET_LINES_BEFORE = 40  # a cursor target outside any function: the lines around it
 TARGET_LINES_AFTER = 15
 MAX_NAMES = 40  # distinct names of the target whose definitions are looked up
@@ -71,12 +78,8 @@ MODULE_MAP_NAMES = 32  # names per module map: those the file uses first, then t
 MAX_PLACES_PER_NAME = 4  # a name defined in more places than this is not looked up
 SIMILAR_CANDIDATES = 6
 QUERY_LINES = 8  # for a cursor: the lines before it that similar lines are matched with
-WINDOW_LINES = 8  # a run of similar lines: half that match them, half that follow
-WINDOW_STRIDE = 2
 # An imported class is shown by how it is made: the map of a file's imports stays small.
 IMPORTED_MEMBERS = frozenset({"__init__", "__new__", "constructor", "new"})
-RECENT_CHUNKS = 16  # size of the ring buffer
-RECENT_CHUNK_LINES = 16  # lines around the cursor kept per ring-buffer chunk
 MIN_USEFUL_TOKENS = 24  # a budget remainder below this is not worth a snippet
 CUT_SHARE = 0.5  # a snippet too long for what is left is cut to at most this share of it
 # Counting tokens is the slowest part of packing, and consecutive packs share most snippets.
@@ -92,82 +95,11 @@ CountTokens = Callable[[str], int]
 
 
 @dataclass(frozen=True)
-class Frame:
-    """One frame of a failing test's traceback: a file and a 0-based line."""
-
-    path: str
-    line: int
-
-
-@dataclass(frozen=True)
-class Target:
-    """What the context is for: a cursor, a function, or failing tests (their frames).
-
-    `path` is relative to the workspace index's root (or absolute outside it); `line` is 0-based.
-    `shown` are the 0-based first and last lines of the file that the prompt holds already
-    (inline completion's FIM prefix and suffix): nothing that overlaps them is packed, and the
-    rest of the file is a candidate like any other file (its imports, the class around the
-    cursor, the lines like those just typed). A file's far end is as unseen as another file.
-    """
-
-    path: str
-    text: str
-    line: int
-    kind: str = "cursor"  # "cursor" | "function" | "tests"
-    frames: tuple[Frame, ...] = ()
-    shown: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True)
-class Snippet:
-    """A piece of code for the prompt, why it was chosen, and its exact cost in tokens."""
-
-    path: str
-    start_line: int  # 0-based, inclusive
-    end_line: int
-    text: str
-    kind: str  # one of STABILITY_ORDER
-    reason: str
-    score: float
-    tokens: int = 0
-    outline: bool = False  # signatures only: goes along with full snippets of its lines
-
-
-@dataclass(frozen=True)
 class Pack:
     snippets: tuple[Snippet, ...]
     budget_tokens: int
     used_tokens: int
     candidates: int
-
-
-class RecentChunks:
-    """A ring buffer of recently edited and viewed chunks, as llama.vscode keeps."""
-
-    def __init__(self, size: int = RECENT_CHUNKS) -> None:
-        self._chunks: deque[Snippet] = deque(maxlen=size)
-
-    def note(self, path: str, text: str, line: int) -> None:
-        """Remember the lines around `line` of `path`; a chunk overlapping it is replaced."""
-        lines = text.split("\n")
-        start = max(0, min(line, len(lines) - 1) - RECENT_CHUNK_LINES // 2)
-        end = min(len(lines) - 1, start + RECENT_CHUNK_LINES - 1)
-        chunk_text = "\n".join(lines[start:end + 1])
-        if not chunk_text.strip():
-            return
-        for old in list(self._chunks):
-            if old.path == path and old.start_line <= end and start <= old.end_line:
-                self._chunks.remove(old)
-        self._chunks.append(Snippet(path, start, end, chunk_text, "recent", "", 0.0))
-
-    def chunks(self) -> list[Snippet]:
-        """Oldest first."""
-        return list(self._chunks)
-
-
-def render(snippet: Snippet) -> str:
-    """The snippet as it goes into the prompt after `<|file_sep|>` (Qwen's repo-level format)."""
-    return f"{snippet.path}\n{snippet.text}\n"
 
 
 def pack(target: Target, budget_tokens: int, count_tokens: CountTokens, *,
@@ -239,7 +171,7 @@ def _target_region(target: Target, language: str | None) -> tuple[int, int]:
     lines = target.text.split("\n")
     line = min(max(target.line, 0), len(lines) - 1)
     if language is not None and target.kind != "cursor":
-        functions = [d for d in _definitions(target.text, language)
+        functions = [d for d in cached_definitions(target.text, language)
                      if d.kind != "class" and d.start_line <= line <= d.end_line]
         if functions:
             return functions[-1].start_line, functions[-1].end_line
@@ -250,7 +182,7 @@ def _enclosing_and_header(target: Target, language: str) -> list[Snippet]:
     found = []
     # The imports the prompt does not show already: far above the cursor, they say which
     # names the file has at hand and where they come from.
-    header = [statement for statement in _import_statements(target.text, language)
+    header = [statement for statement in cached_import_statements(target.text, language)
               if target.shown is None
               or not target.shown[0] <= statement.start_line <= target.shown[1]]
     if header:
@@ -259,12 +191,12 @@ def _enclosing_and_header(target: Target, language: str) -> list[Snippet]:
                              "the file's imports",
                              CURSOR_HEADER_SCORE if target.kind == "cursor"
                              else MODULE_HEADER_SCORE))
-    classes = [d for d in _definitions(target.text, language)
+    classes = [d for d in cached_definitions(target.text, language)
                if d.kind == "class" and d.start_line <= target.line <= d.end_line]
     if classes:
         enclosing = classes[-1]
         found.append(Snippet(target.path, enclosing.start_line, enclosing.end_line,
-                             _outline(enclosing, target.text, language), "scope",
+                             outline(enclosing, target.text, language), "scope",
                              f"encloses the target: {enclosing.qualified_name}",
                              ENCLOSING_SCOPE_SCORE, outline=True))
     return found
@@ -276,12 +208,12 @@ def _frame_snippets(frame: Frame, index: WorkspaceIndex | None, target: Target) 
     language = language_for_path(frame.path)
     if text is None or language is None:
         return []
-    functions = [d for d in _definitions(text, language)
+    functions = [d for d in cached_definitions(text, language)
                  if d.kind != "class" and d.start_line <= frame.line <= d.end_line]
     if not functions:
         return []
     function = functions[-1]
-    return [_definition_snippet(frame.path, function, text, language, "frame",
+    return [definition_snippet(frame.path, function, text, language, "frame",
                                 f"on the failing traceback (line {frame.line + 1})",
                                 FAILING_FRAME_SCORE)]
 
@@ -291,10 +223,10 @@ def _used_names(target: Target, language: str | None, start: int, end: int) -> l
     if language is None:
         terms = identifier_terms("\n".join(target.text.split("\n")[start:end + 1]))
         return list(terms)[:MAX_NAMES]
-    defined_here = {d.name for d in _definitions(target.text, language)
+    defined_here = {d.name for d in cached_definitions(target.text, language)
                     if start <= d.start_line <= end}
     names: dict[str, None] = {}
-    for reference in _references(target.text, language, start, end):
+    for reference in cached_references(target.text, language, start, end):
         if reference.name not in defined_here:
             names.setdefault(reference.name)
     return list(names)[:MAX_NAMES]
@@ -302,8 +234,8 @@ def _used_names(target: Target, language: str | None, start: int, end: int) -> l
 
 def _imported_names(text: str, language: str) -> list[str]:
     names: dict[str, None] = {}
-    for statement in _imports(text, language):
-        for name in identifier_terms(statement):
+    for statement in cached_import_statements(text, language):
+        for name in identifier_terms(statement.text):
             names.setdefault(name)
     return list(names)[:MAX_NAMES]
 
@@ -315,7 +247,7 @@ def _nearness(target: Target, language: str | None, start: int, end: int) -> dic
     if target.kind != "cursor" or language is None:
         return {}
     nearest: dict[str, int] = {}
-    for reference in _references(target.text, language, start, end):
+    for reference in cached_references(target.text, language, start, end):
         distance = abs(reference.line - target.line)
         nearest[reference.name] = min(distance, nearest.get(reference.name, distance))
     return {name: NEARNESS_FLOOR + (1 - NEARNESS_FLOOR) / (1 + distance / NEARNESS_LINES)
@@ -327,17 +259,17 @@ def _definitions_of(names: Iterable[str], index: WorkspaceIndex, target: Target,
                     verb: str, nearness: dict[str, float] | None = None) -> list[Snippet]:
     found = []
     target_path = index.relative(target.path) or target.path
-    family = _family(language_for_path(target.path))
+    family = language_family(language_for_path(target.path))
     for name in names:
         places = [place for place in index.definitions_named(name)
-                  if _family(language_for_path(place.path)) == family
+                  if language_family(language_for_path(place.path)) == family
                   and not (place.path == target_path
                            and region[0] <= place.definition.start_line <= region[1])]
         if len(places) > MAX_PLACES_PER_NAME:
             continue  # a name defined everywhere (`run`, `name`) says nothing
         for place in places:
             weight = (nearness or {}).get(name, 1.0)
-            snippet = _indexed_snippet(index, place, kind, f"the target {verb} `{name}`",
+            snippet = indexed_snippet(index, place, kind, f"the target {verb} `{name}`",
                                        score * weight / len(places))
             if snippet is not None:
                 found.append(snippet)
@@ -349,12 +281,12 @@ def _imported_api(names: Iterable[str], index: WorkspaceIndex, target: Target) -
     (and class outlines) of the names imported from it. Like aider's map, it buys many
     definitions for few tokens; full bodies come from the names the target actually uses."""
     target_path = index.relative(target.path) or target.path
-    family = _family(language_for_path(target.path))
+    family = language_family(language_for_path(target.path))
     by_path: dict[str, dict[str, Definition]] = {}
     for name in names:
         places = [place for place in index.definitions_named(name)
                   if place.path != target_path
-                  and _family(language_for_path(place.path)) == family]
+                  and language_family(language_for_path(place.path)) == family]
         if len(places) > MAX_PLACES_PER_NAME:
             continue
         for place in places:
@@ -365,7 +297,7 @@ def _imported_api(names: Iterable[str], index: WorkspaceIndex, target: Target) -
         if entry is None or text is None:
             continue
         chosen = sorted(named.values(), key=lambda d: d.start_line)
-        body = "\n".join(_outline(d, text, entry.language, entry.definitions,
+        body = "\n".join(outline(d, text, entry.language, entry.definitions,
                                   members=IMPORTED_MEMBERS) for d in chosen)
         found.append(Snippet(path, chosen[0].start_line, chosen[-1].end_line, body, "imported",
                              f"signatures of {', '.join(f'`{n}`' for n in sorted(named))}, "
@@ -375,106 +307,18 @@ def _imported_api(names: Iterable[str], index: WorkspaceIndex, target: Target) -
 
 def _module_maps(target: Target, index: WorkspaceIndex,
                  nearness: dict[str, float]) -> list[Snippet]:
-    """For each workspace module the target imports whole, one line per top-level definition:
-    the names it offers (`sql.Function`), those the file uses from it first. The model cannot
-    guess which of a module's names exist; a line each tells it for a few tokens."""
+    """For each workspace module the target imports whole, the names it offers (`sql.Function`),
+    scored by how near the cursor the module's name is used."""
+    own = PurePosixPath(index.relative(target.path) or target.path).as_posix()
     found = []
-    for alias, path in _imported_modules(target, index).items():
-        entry, text = index.entry(path), index.text_of(path)
-        if entry is None or text is None:
-            continue
-        top, end = [], -1
-        for definition in sorted(entry.definitions, key=lambda d: d.start_line):
-            if definition.start_line > end:
-                top.append(definition)
-                end = definition.end_line
-        used = Counter(re.findall(rf"\b{re.escape(alias)}\.({IDENTIFIER.pattern})", target.text))
-        chosen = sorted((d for d in top if d.name in used or not d.name.startswith("_")),
-                        key=lambda d: (-used[d.name], d.start_line))[:MODULE_MAP_NAMES]
-        if not chosen:
-            continue
-        body = "\n".join(f"{_header(d, 'python')} ..."
-                          for d in sorted(chosen, key=lambda d: d.start_line))
+    for alias, snippet in module_maps(target.text, own, index, MODULE_MAP_NAMES):
         weight = nearness.get(alias.split(".")[0], NEARNESS_FLOOR) if nearness else 1.0
-        found.append(Snippet(path, chosen[0].start_line, max(d.end_line for d in chosen), body,
-                             "imported", f"the names of module `{alias}`, which the target "
-                             f"imports", MODULE_MAP_SCORE * weight, outline=True))
+        found.append(replace(snippet, score=MODULE_MAP_SCORE * weight))
     return found
 
 
-def _imported_modules(target: Target, index: WorkspaceIndex) -> dict[str, str]:
-    """The name each workspace module is imported whole as, and its path in the index:
-    `from . import utils`, `from pkg import fields as f`, `import pkg.sql as s`."""
-    own = PurePosixPath(index.relative(target.path) or target.path).as_posix()
-    modules: dict[str, str] = {}
-    for alias, level, parts in _module_imports(target.text):
-        path = _module_path(own, parts, level, index)
-        if path is not None:
-            modules[alias] = path
-    return modules
-
-
-@functools.lru_cache(maxsize=16)
-def _module_imports(text: str) -> tuple[tuple[str, int, tuple[str, ...]], ...]:
-    """(name in the file, leading dots, dotted parts) of each name a Python file imports that
-    may be a module: `from .. import sql as s` gives ("s", 2, ("sql",))."""
-    found = []
-    for statement in _import_statements(text, "python"):
-        node = parse(statement.text, "python").root_node.children[0]
-        source, level, parts = node.child_by_field_name("module_name"), 0, []
-        if node.type == "import_from_statement" and source is not None:
-            dotted = source.text.decode()
-            level = len(dotted) - len(dotted.lstrip("."))
-            parts = [part for part in dotted.lstrip(".").split(".") if part]
-        elif node.type != "import_statement":
-            continue
-        for name in node.children_by_field_name("name"):
-            dotted, alias = _import_name(name)
-            found.append((alias, level, (*parts, *dotted.split("."))))
-    return tuple(found)
-
-
-def _import_name(node) -> tuple[str, str]:
-    """`a.b` → ("a.b", "a.b"); `a.b as c` → ("a.b", "c")."""
-    if node.type == "aliased_import":
-        name, alias = node.child_by_field_name("name"), node.child_by_field_name("alias")
-        return name.text.decode(), alias.text.decode()
-    return node.text.decode(), node.text.decode()
-
-
-def _module_path(own: str, parts: Sequence[str], level: int,
-                 index: WorkspaceIndex) -> str | None:
-    """The indexed file of module `parts`: relative to the importing file `own` (posix, relative
-    to the index's root) for `level` dots, else the longest tail of the dotted name found in a
-    folder above it (the workspace need not start at the package's parent). Plain string work:
-    a big test file imports hundreds of names, and this runs on every keystroke."""
-    if own.startswith("/"):
-        return None  # a file outside the workspace: no module it names is indexed
-    folders = own.split("/")[:-1]
-    if level:
-        bases = ["/".join(folders[:len(folders) + 1 - level])] if level <= len(folders) + 1 else []
-        tails = [parts]
-    else:
-        bases = ["/".join(folders[:count]) for count in range(len(folders), -1, -1)]
-        tails = [parts[start:] for start in range(len(parts))]
-    for tail in tails:
-        module = "/".join(tail)
-        for base in bases:
-            stem = f"{base}/{module}" if base else module
-            for candidate in (f"{stem}.py", f"{stem}/__init__.py"):
-                if index.entry(candidate) is not None:
-                    return candidate
-    return None
-
-
-def _family(language: str | None) -> str | None:
-    """Languages whose files use each other's names: JS with TS, C with C++."""
-    return {"typescript": "javascript", "tsx": "javascript", "cpp": "c"}.get(language or "",
-                                                                               language)
-
-
 def _callers(target: Target, language: str, index: WorkspaceIndex) -> list[Snippet]:
-    functions = [d for d in _definitions(target.text, language)
+    functions = [d for d in cached_definitions(target.text, language)
                  if d.kind != "class" and d.start_line <= target.line <= d.end_line]
     if not functions:
         return []
@@ -492,7 +336,7 @@ def _callers(target: Target, language: str, index: WorkspaceIndex) -> list[Snipp
                        if d.kind != "class" and d.start_line <= line <= d.end_line
                        and not (path == target_path and d.start_line == callee.start_line)]
             if holders:
-                found.append(_definition_snippet(
+                found.append(definition_snippet(
                     path, holders[-1], text, entry.language, "caller",
                     f"calls `{callee.name}` (line {line + 1})", CALLER_SCORE,
                     entry.definitions))
@@ -503,13 +347,13 @@ def _callers(target: Target, language: str, index: WorkspaceIndex) -> list[Snipp
 
 def _similar(target: Target, index: WorkspaceIndex, region_lines: list[str]) -> list[Snippet]:
     terms = identifier_terms("\n".join(region_lines))
-    ranked = _similar_places(target, index, terms)
+    ranked = similar_places(target, index, terms, SIMILAR_CANDIDATES)
     if not ranked:
         return []
     best = ranked[0][0]
     found = []
     for similarity, place in ranked:
-        snippet = _indexed_snippet(index, place, "similar",
+        snippet = indexed_snippet(index, place, "similar",
                                    f"lexically similar to the target (BM25 {similarity:.1f})",
                                    SIMILAR_SCORE * similarity / best)
         if snippet is not None:
@@ -517,60 +361,16 @@ def _similar(target: Target, index: WorkspaceIndex, region_lines: list[str]) -> 
     return found
 
 
-def _similar_places(target: Target, index: WorkspaceIndex,
-                    terms: Counter[str]) -> list[tuple[float, SymbolLocation]]:
-    """The definitions most like `terms` (BM25), best first: in other files, and in the
-    target's own file too when the prompt shows only part of it (but not those it shows)."""
-    own = index.relative(target.path) or target.path
-    if target.shown is None:
-        return index.similar_definitions(terms, SIMILAR_CANDIDATES, exclude_path=own)
-    first, last = target.shown
-    ranked = index.similar_definitions(terms, 2 * SIMILAR_CANDIDATES)
-    return [(similarity, place) for similarity, place in ranked
-            if not (place.path == own and first <= place.definition.start_line
-                    and place.definition.end_line <= last)][:SIMILAR_CANDIDATES]
-
-
 def _similar_lines(target: Target, index: WorkspaceIndex, lines: list[str]) -> list[Snippet]:
     """In each definition most like the lines just before the cursor (BM25), the lines that
     share most of their names, and the lines after them: what the project wrote next there."""
     line = min(max(target.line, 0), len(lines) - 1)
     query = identifier_terms("\n".join(lines[max(0, line - QUERY_LINES):line + 1])).keys()
-    own = index.relative(target.path) or target.path
-    windows = []
-    for _, place in _similar_places(target, index, Counter(query)):
-        text = index.text_of(place.path)
-        if text is None:
-            continue
-        first, last = place.definition.start_line, place.definition.end_line
-        names = [query & row for row in _line_names(text, first, last)]
-        like = WINDOW_LINES // 2
-        offsets = range(0, max(1, len(names) - like + 1), WINDOW_STRIDE)
-        if place.path == own and target.shown is not None:
-            shown_first, shown_last = target.shown
-            offsets = [offset for offset in offsets
-                       if first + offset + WINDOW_LINES - 1 < shown_first
-                       or first + offset > shown_last]
-        if not offsets:
-            continue
-        shared, start = max((len(set().union(*names[offset:offset + like])), -offset)
-                            for offset in offsets)
-        start = first - start
-        end = min(last, start + WINDOW_LINES - 1)
-        windows.append((shared, Snippet(place.path, start, end, "\n".join(
-            _lines(text)[start:end + 1]), "similar", f"lines like those before the cursor "
-            f"({shared} names in common) and what follows them", 0.0)))
+    places = similar_places(target, index, Counter(query), SIMILAR_CANDIDATES)
+    windows = similar_windows(target, index, query, places)
     best = max((shared for shared, _ in windows), default=0)
     return [replace(snippet, score=SIMILAR_LINES_SCORE * shared / best)
             for shared, snippet in windows if shared]
-
-
-@functools.lru_cache(maxsize=COUNT_CACHE_ENTRIES // 16)
-def _line_names(text: str, first: int, last: int) -> tuple[frozenset[str], ...]:
-    """The identifiers of each of the lines `first`…`last`: the definitions the similar lines
-    come from recur pack after pack, and scanning them is most of what finding those lines
-    costs (only their lines: a big module's every line took tens of milliseconds)."""
-    return tuple(frozenset(IDENTIFIER.findall(row)) for row in _lines(text)[first:last + 1])
 
 
 def _recent(recent: RecentChunks, target: Target) -> list[Snippet]:
@@ -582,118 +382,6 @@ def _recent(recent: RecentChunks, target: Target) -> list[Snippet]:
         found.append(replace(chunk, reason="recently edited or viewed",
                              score=RECENT_SCORE * RECENT_DECAY ** age))
     return found
-
-
-# ---------------------------------------------------------------- snippet text
-
-
-def _indexed_snippet(index: WorkspaceIndex, place: SymbolLocation, kind: str, reason: str,
-                     score: float) -> Snippet | None:
-    entry, text = index.entry(place.path), index.text_of(place.path)
-    if entry is None or text is None:
-        return None
-    return _definition_snippet(place.path, place.definition, text, entry.language, kind, reason,
-                               score, entry.definitions)
-
-
-def _definition_snippet(path: str, definition: Definition, text: str, language: str | None,
-                        kind: str, reason: str, score: float,
-                        known: Sequence[Definition] | None = None) -> Snippet:
-    """The definition's text, or its outline when long; `known` are the file's definitions
-    when the index already has them (saves parsing the file again)."""
-    lines = _lines(text)[definition.start_line:definition.end_line + 1]
-    if len(lines) > MAX_FULL_DEFINITION_LINES and language is not None:
-        return Snippet(path, definition.start_line, definition.end_line,
-                       _outline(definition, text, language, known), kind, reason + " (outline)",
-                       score, outline=True)
-    return Snippet(path, definition.start_line, definition.end_line, "\n".join(lines), kind,
-                   reason, score)
-
-
-def _outline(definition: Definition, text: str, language: str,
-             known: Sequence[Definition] | None = None,
-             members: frozenset[str] | None = None) -> str:
-    """A long definition in brief: its header and docstring, and its members' signatures. With
-    `members`, a map entry: the header and only the members named there, no docstring."""
-    lines = _lines(text)
-    first = lines[definition.start_line]
-    indent = first[:len(first) - len(first.lstrip())]
-    # Python's outline is a valid stub (`...` bodies), as in a .pyi file the model has seen many
-    # of; other languages mark an elided body with `…`.
-    elided = "..." if language == "python" else "…"
-    parts = [f"{indent}{_header(definition, language)}"]
-    if definition.docstring and members is None:
-        summary = definition.docstring.strip().split("\n\n")[0]
-        parts.append(f"{indent}    {_comment(language, summary)}")
-    inner = [d for d in (known if known is not None else _definitions(text, language))
-             if definition.start_line < d.start_line <= definition.end_line
-             and d.kind != "class"]
-    direct = [d for d in _outermost(inner) if members is None or d.name in members]
-    for member in direct:
-        member_line = lines[member.start_line]
-        member_indent = member_line[:len(member_line) - len(member_line.lstrip())]
-        parts.append(f"{member_indent}{_header(member, language)} {elided}")
-    if not direct:
-        parts.append(f"{indent}    {elided}")
-    return "\n".join(parts)
-
-
-def _outermost(nested: Sequence[Definition]) -> list[Definition]:
-    """Those of `nested` (in source order) that start on no line another one spans after its
-    first: a class's methods, not the functions inside them. One pass: a class of hundreds of
-    methods is outlined on every keystroke that shows it."""
-    found: list[Definition] = []
-    reach = -1  # the last line spanned by a definition that starts on an earlier line
-    line_reach = -1  # … by those that start on the current line
-    current = None
-    for definition in nested:
-        if definition.start_line != current:
-            reach, line_reach, current = max(reach, line_reach), -1, definition.start_line
-        if definition.start_line > reach:
-            found.append(definition)
-        line_reach = max(line_reach, definition.end_line)
-    return found
-
-
-def _header(definition: Definition, language: str) -> str:
-    """The signature on one line as a person would write it: `def f(a, b):`, not the folded
-    `def f( a, b, ):` of a signature that spanned several lines."""
-    header = re.sub(r"([(\[])\s+", r"\1", definition.signature)
-    header = re.sub(r",?\s+([)\]])", r"\1", header)
-    return header + (":" if language == "python" else "")
-
-
-# Packing parses the same few files again and again (target, outlines): parse each text once.
-@functools.lru_cache(maxsize=64)
-def _definitions(text: str, language: str) -> list[Definition]:
-    return definitions(text, language)
-
-
-@functools.lru_cache(maxsize=64)
-def _lines(text: str) -> list[str]:
-    return text.split("\n")
-
-
-@functools.lru_cache(maxsize=16)
-def _references(text: str, language: str, first_line: int, last_line: int) -> list[Reference]:
-    """The identifiers on lines first…last (0-based, inclusive)."""
-    return references(text, language, (first_line, last_line))
-
-
-@functools.lru_cache(maxsize=64)
-def _import_statements(text: str, language: str) -> list[ImportStatement]:
-    return import_statements(text, language)
-
-
-def _imports(text: str, language: str) -> list[str]:
-    return [statement.text for statement in _import_statements(text, language)]
-
-
-def _comment(language: str, text: str) -> str:
-    one_line = " ".join(text.split())
-    if language != "python":
-        return f"/** {one_line} */"
-    return f'"""{one_line} """' if one_line.endswith('"') else f'"""{one_line}"""'
 
 
 # ---------------------------------------------------------------- choosing within the budget
@@ -798,41 +486,9 @@ def jedi_resolver(project_root: Path) -> Callable[[Target, int, int], list[Snipp
     def resolve(target: Target, start: int, end: int) -> list[Snippet]:
         if language_for_path(target.path) != "python":
             return []
-        path = Path(target.path)
-        absolute = path if path.is_absolute() else project_root / path
-        found = []
-        for name in resolve_region(target.text, absolute, project_root, start, end):
-            if name.module_path.suffix == ".pyi" and "typeshed" in name.module_path.parts:
-                continue  # builtins and the standard library: the model knows them
-            text = _read(name.module_path)
-            if text is None:
-                continue
-            defined = [d for d in _definitions(text, "python")
-                       if d.start_line == name.start_line]
-            installed = {"site-packages", "dist-packages"} & set(name.module_path.parts)
-            shown = (name.module_path.resolve().relative_to(project_root.resolve()).as_posix()
-                     if name.in_workspace and not installed
-                     else _package_path(name.module_path))
-            reason = f"the target uses `{name.name}` (jedi)"
-            if defined:
-                found.append(_definition_snippet(shown, defined[0], text, "python", "definition",
-                                                 reason, USED_DEFINITION_SCORE + RESOLVED_BONUS))
-        return found
+        return [definition_snippet(used.path, used.definition, used.text, "python", "definition",
+                                   f"the target uses `{used.name}` (jedi)",
+                                   USED_DEFINITION_SCORE + RESOLVED_BONUS)
+                for used in used_definitions(target.text, target.path, project_root, start, end)]
 
     return resolve
-
-
-def _package_path(module_path: Path) -> str:
-    """An installed module named from its top-level package: `json/__init__.py`."""
-    parts = Path(module_path).parts
-    for marker in ("site-packages", "dist-packages"):
-        if marker in parts:
-            return "/".join(parts[parts.index(marker) + 1:])
-    return "/".join(parts[-2:])
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None

@@ -30,30 +30,40 @@ INHERITS = "; inherits:"
 
 @dataclass(frozen=True)
 class Grammar:
-    """A language we parse: its tree-sitter grammar, the files and editor documents in it, and
-    the folder of `analyzers/queries` that holds its queries."""
+    """A language we parse: its tree-sitter grammar and the files and editor documents in it."""
 
     name: str
     grammar: Callable[[], object]
     extensions: tuple[str, ...]
     vscode_ids: tuple[str, ...]
-    queries: str
+    # The folder of analyzers/queries that holds its queries, when not its name.
+    queries_of: str | None = None
+    # Languages of one family use each other's names (JavaScript and TypeScript, C and C++).
+    family_of: str | None = None
+
+    @property
+    def queries(self) -> str:
+        return self.queries_of or self.name
+
+    @property
+    def family(self) -> str:
+        return self.family_of or self.name
 
 
 LANGUAGES = (
-    Grammar("python", tree_sitter_python.language, (".py", ".pyi"), ("python",), "python"),
+    Grammar("python", tree_sitter_python.language, (".py", ".pyi"), ("python",)),
     Grammar("javascript", tree_sitter_javascript.language, (".js", ".mjs", ".cjs", ".jsx"),
-            ("javascript", "javascriptreact"), "javascript"),
+            ("javascript", "javascriptreact")),
     Grammar("typescript", tree_sitter_typescript.language_typescript, (".ts", ".mts", ".cts"),
-            ("typescript",), "typescript"),
+            ("typescript",), family_of="javascript"),
     Grammar("tsx", tree_sitter_typescript.language_tsx, (".tsx",), ("typescriptreact",),
-            "typescript"),
-    Grammar("go", tree_sitter_go.language, (".go",), ("go",), "go"),
-    Grammar("rust", tree_sitter_rust.language, (".rs",), ("rust",), "rust"),
-    Grammar("java", tree_sitter_java.language, (".java",), ("java",), "java"),
-    Grammar("c", tree_sitter_c.language, (".c", ".h"), ("c",), "c"),
-    Grammar("cpp", tree_sitter_cpp.language,
-            (".cc", ".cpp", ".cxx", ".hpp", ".hh", ".hxx"), ("cpp",), "cpp"),
+            queries_of="typescript", family_of="javascript"),
+    Grammar("go", tree_sitter_go.language, (".go",), ("go",)),
+    Grammar("rust", tree_sitter_rust.language, (".rs",), ("rust",)),
+    Grammar("java", tree_sitter_java.language, (".java",), ("java",)),
+    Grammar("c", tree_sitter_c.language, (".c", ".h"), ("c",)),
+    Grammar("cpp", tree_sitter_cpp.language, (".cc", ".cpp", ".cxx", ".hpp", ".hh", ".hxx"),
+            ("cpp",), family_of="c"),
 )
 
 _BY_NAME = {language.name: language for language in LANGUAGES}
@@ -71,6 +81,12 @@ def language_for_path(path: str) -> str | None:
 def language_for_id(language_id: str) -> str | None:
     """The language for a VS Code languageId, or None when we have no grammar for it."""
     return _BY_VSCODE_ID.get(language_id)
+
+
+def language_family(language: str | None) -> str | None:
+    """The family of a language (its own name for a language we do not know)."""
+    known = _BY_NAME.get(language or "")
+    return known.family if known is not None else language
 
 
 def parse(text: str, language: str) -> Tree:
