@@ -14,7 +14,14 @@ from analyzers.definitions import definitions
 from analyzers.functions import enclosing_function, functions
 from analyzers.index import WorkspaceIndex
 from analyzers.packer import Target, pack
-from analyzers.syntax import LANGUAGES, has_syntax_errors, language_for_path
+from analyzers.syntax import (
+    LANGUAGES,
+    Grammar,
+    has_syntax_errors,
+    language_for_id,
+    language_for_path,
+    query,
+)
 from model.prompts import fim_request_at
 
 CURSOR = "<cursor>"
@@ -108,6 +115,14 @@ def test_the_table_covers_every_language() -> None:
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_the_extension_names_the_language(case: Case) -> None:
     assert language_for_path(f"src/lib{case.extension}") == case.language
+
+
+@pytest.mark.parametrize("language", LANGUAGES, ids=[language.name for language in LANGUAGES])
+def test_every_language_has_its_queries_and_editor_ids(language: Grammar) -> None:
+    for name in ("definitions", "functions", "imports"):
+        assert query(language.name, name).pattern_count > 0
+    assert all(language_for_id(language_id) == language.name
+               for language_id in language.vscode_ids)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
