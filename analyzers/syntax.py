@@ -111,18 +111,18 @@ def parsed(text: str, language: str) -> tuple[Node, bytes]:
 
 def query(language: str, name: str) -> Query:
     """The compiled query `analyzers/queries/<language's folder>/<name>.scm`."""
-    return compiled_query(language, query_source(_grammar(language).queries, name))
+    return compiled_query(language, _query_source(_grammar(language).queries, name))
 
 
 @functools.cache
-def query_source(folder: str, name: str) -> str:
+def _query_source(folder: str, name: str) -> str:
     """The text of a query file, after the files it inherits from."""
     text = (QUERY_FOLDER / folder / f"{name}.scm").read_text(encoding="utf-8")
     first_line = text.split("\n", 1)[0]
     if not first_line.startswith(INHERITS):
         return text
     parents = first_line.removeprefix(INHERITS).split(",")
-    return "".join(query_source(parent.strip(), name) for parent in parents) + text
+    return "".join(_query_source(parent.strip(), name) for parent in parents) + text
 
 
 @functools.cache
