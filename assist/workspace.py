@@ -22,7 +22,8 @@ from model.engine import Engine
 from model.home import smallcoder_home
 from model.prompts import ContextChunk, fim_window
 
-# Cross-file context for inline completion; a setting (smallcoder.inlineCompletions.contextTokens).
+# Cross-file context for inline completion: the default of
+# smallcoder.inlineCompletions.contextTokens in server/settings.py's table.
 DEFAULT_COMPLETION_CONTEXT_TOKENS = 1024
 # Callees, types and callers for explain and refactor.
 ACTION_CONTEXT_TOKENS = 2048

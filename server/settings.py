@@ -1,52 +1,183 @@
-"""The `smallcoder.*` settings: one typed value built from what the client sends.
+"""The `smallcoder.*` settings: one table of every setting's client key, Python field, type,
+default, range, choices, scope and description, and the typed value built from what a client sends.
 
-Clients send them as initializationOptions and answer workspace/configuration with them;
-unknown keys are ignored and wrong types fall back to the default with a warning.
+This table is the one owner of setting names and defaults: the server and the command line read
+them here, and package.json's `contributes.configuration` is generated from it (a test fails
+when the two differ). After adding or changing a setting, regenerate the block rather than
+editing package.json by hand:
+
+    python -m server.settings --package-json           # print the block
+    python -m server.settings --package-json --write   # replace it in package.json
+
+Clients send the settings as initializationOptions and answer workspace/configuration with them;
+unknown keys are ignored, and a value of the wrong type, outside its range or not among its
+choices keeps the value in effect (the default at start) with a warning. The model is named only
+when the user chose one ("" or absent: not chosen): a chosen model wins over $SMALLCODER_MODEL,
+otherwise the server serves $SMALLCODER_MODEL, else the registry's default.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import typing
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from assist.completion import DEFAULT_MAX_TOKENS, DEFAULT_TIME_BUDGET_MS
 from assist.workspace import DEFAULT_COMPLETION_CONTEXT_TOKENS
 from model.registry import DEFAULT_MODEL
 
+SECTION = "smallcoder"
 LOG_LEVELS = ("error", "warning", "info", "debug")
+PACKAGE_JSON = Path(__file__).resolve().parent.parent / "package.json"
+# The Python type of a field → the JSON schema type VS Code validates it with.
+JSON_TYPES = {bool: "boolean", int: "number", float: "number", str: "string"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the table: how clients name a setting and which values it accepts."""
+
+    key: str  # after `smallcoder.`, as VS Code and the client spell it
+    default: Any  # what package.json declares, so what VS Code fills in when the user set nothing
+    description: str  # Markdown when it has `code` or **bold**
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    scope: str | None = None  # VS Code's scope; None: "window", VS Code's own default
+    environment: str | None = None  # a variable that replaces the default on the server
+    field: str = ""  # the Settings field; filled in from the class that declares the setting
+    type: type = object  # that field's type
+
+    def server_default(self) -> Any:
+        return (os.environ.get(self.environment) if self.environment else None) or self.default
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` (already of the right type) is not acceptable, or None."""
+        if self.choices and value not in self.choices:
+            return f"must be one of {', '.join(self.choices)}"
+        too_low = self.minimum is not None and value < self.minimum
+        if too_low or (self.maximum is not None and value > self.maximum):
+            return f"must be {_range_text(self.minimum, self.maximum)}"
+        return None
+
+    def json_schema(self) -> dict[str, Any]:
+        """This setting's entry under `contributes.configuration.properties` in package.json."""
+        schema: dict[str, Any] = {"type": JSON_TYPES[self.type]}
+        if self.choices:
+            schema["enum"] = list(self.choices)
+        schema["default"] = _json_number(self.default)
+        if self.minimum is not None:
+            schema["minimum"] = _json_number(self.minimum)
+        if self.maximum is not None:
+            schema["maximum"] = _json_number(self.maximum)
+        if self.scope is not None:
+            schema["scope"] = self.scope
+        markdown = "`" in self.description or "**" in self.description
+        schema["markdownDescription" if markdown else "description"] = self.description
+        return schema
+
+
+def setting(key: str, default: Any, description: str, **limits: Any) -> Any:
+    """A Settings field declared with its row of the table (see `Setting` for `limits`)."""
+    row = Setting(key, default, description, **limits)
+    metadata = {"setting": row}
+    if row.environment is None:
+        return dataclasses.field(default=default, metadata=metadata)
+    return dataclasses.field(default_factory=row.server_default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class Settings:
-    model: str = DEFAULT_MODEL
-    inline_enabled: bool = True
-    inline_max_tokens: int = DEFAULT_MAX_TOKENS
-    inline_time_budget_ms: float = DEFAULT_TIME_BUDGET_MS
-    inline_context_tokens: int = DEFAULT_COMPLETION_CONTEXT_TOKENS
-    vram_budget_mb: int = 2048
-    log_level: str = "info"
-    adapter: str = ""
-    adapter_scale: float = 1.0
-    test_command: str = ""
+    python_path: str = setting(
+        "pythonPath", "",
+        "Python interpreter that has the `smallcoder` package installed. Empty: SmallCoder "
+        "creates its own environment on first start and installs the server bundled with the "
+        "extension.",
+        scope="machine-overridable")  # the extension's alone: which Python runs the server
+    model: str = setting(
+        "model", DEFAULT_MODEL,
+        "Model to serve: a name from SmallCoder's registry "
+        "(`qwen2.5-coder-1.5b-instruct-q4_k_m`, `qwen2.5-coder-0.5b-instruct-q4_k_m`) or the "
+        "path of a local `.gguf` file. Left unset, the server serves `$SMALLCODER_MODEL` when "
+        "VS Code's environment has it, else this default.",
+        environment="SMALLCODER_MODEL")
+    inline_enabled: bool = setting(
+        "inlineCompletions.enabled", True,
+        "Show the model's completions as ghost text while you type.")
+    inline_max_tokens: int = setting(
+        "inlineCompletions.maxTokens", DEFAULT_MAX_TOKENS,
+        "Longest inline completion, in tokens.",
+        minimum=1)
+    inline_time_budget_ms: float = setting(
+        "inlineCompletions.timeBudgetMs", DEFAULT_TIME_BUDGET_MS,
+        "Time the model may spend on one inline completion, in milliseconds.",
+        minimum=50)
+    inline_context_tokens: int = setting(
+        "inlineCompletions.contextTokens", DEFAULT_COMPLETION_CONTEXT_TOKENS,
+        "Tokens of code from other files of the workspace (definitions the code around the "
+        "cursor uses, similar code, recent edits) put ahead of each inline completion. More "
+        "context helps the model use your helpers; each 1,000 tokens costs prompt time when "
+        "that context changes. `0` turns it off.",
+        minimum=0, maximum=8192)
+    vram_budget_mb: int = setting(
+        "vramBudgetMb", 2048,
+        "GPU memory SmallCoder may use, in MB (0: run on the CPU only).",
+        minimum=0)
+    state_cache_mb: int = setting(
+        "stateCacheMb", 256,
+        "Memory for saved model states of recently visited files and functions, in MB: "
+        "returning to one costs only the edit instead of evaluating its whole prompt again. "
+        "0 turns the cache off.",
+        minimum=0, maximum=4096)
+    log_level: str = setting(
+        "logLevel", "info",
+        "How much the language server writes to the SmallCoder output channel.",
+        choices=LOG_LEVELS)
+    adapter: str = setting(
+        "adapter", "",
+        "Personal-style LoRA adapter (a `.gguf` adapter file) to apply on top of the model; "
+        "train one with **SmallCoder: Train Personal Adapter**. Empty: none.")
+    adapter_scale: float = setting(
+        "adapterScale", 1.0,
+        "Strength of the adapter (0 turns it off, 1 applies it as trained).",
+        minimum=0)
+    test_command: str = setting(
+        "testCommand", "",
+        "Command that runs the workspace's tests (for example `pytest -q`). Refactorings are "
+        "checked against it when set; \"Solve with Agent\" offers it first.")
 
     def engine_key(self) -> tuple[str, int]:
         """What the loaded model depends on: a change here means loading it again."""
         return (self.model, self.vram_budget_mb)
 
 
-# Client key (camelCase, dotted like VS Code's settings) → field name.
-CLIENT_KEYS = {
-    "model": "model",
-    "inlineCompletions.enabled": "inline_enabled",
-    "inlineCompletions.maxTokens": "inline_max_tokens",
-    "inlineCompletions.timeBudgetMs": "inline_time_budget_ms",
-    "inlineCompletions.contextTokens": "inline_context_tokens",
-    "vramBudgetMb": "vram_budget_mb",
-    "logLevel": "log_level",
-    "adapter": "adapter",
-    "adapterScale": "adapter_scale",
-    "testCommand": "test_command",
-}
+def _table() -> tuple[Setting, ...]:
+    types = typing.get_type_hints(Settings)
+    return tuple(dataclasses.replace(field.metadata["setting"], field=field.name,
+                                     type=types[field.name])
+                 for field in dataclasses.fields(Settings))
+
+
+SETTINGS = _table()
+BY_KEY = {row.key: row for row in SETTINGS}
+
+
+def _json_number(value: Any) -> Any:
+    # package.json says 1500 and 1, not 1500.0 and 1.0.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _range_text(minimum: float | None, maximum: float | None) -> str:
+    low, high = _json_number(minimum), _json_number(maximum)
+    if low is not None and high is not None:
+        return f"between {low} and {high}"
+    return f"at least {low}" if low is not None else f"at most {high}"
 
 
 def _flatten(options: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -60,32 +191,68 @@ def _flatten(options: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def settings_from_client(options: Any, base: Settings = Settings()) -> tuple[Settings, list[str]]:
-    """Settings from a client's JSON object (nested or dotted keys); also the warnings."""
+def _checked(row: Setting, value: Any) -> tuple[Any, str | None]:
+    """The value as the field's type, or why it is refused."""
+    if row.type is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, row.type) or (row.type is int and isinstance(value, bool)):
+        return None, f"should be {row.type.__name__}, got {value!r}"
+    problem = row.problem(value)
+    return value, None if problem is None else f"{problem}, got {value!r}"
+
+
+def settings_from_client(options: Any, base: Settings | None = None
+                         ) -> tuple[Settings, list[str]]:
+    """Settings from a client's JSON object (nested or dotted keys) over `base` (the defaults
+    when None); also the warnings. Keys the client leaves out keep their value in `base`."""
+    base = Settings() if base is None else base
     if not isinstance(options, dict):
         return base, [] if options is None else [f"settings must be an object, got {options!r}"]
-    flat = _flatten(options.get("smallcoder", options))
-    defaults = Settings()
-    types = {field.name: type(getattr(defaults, field.name)) for field in fields(Settings)}
     values: dict[str, Any] = {}
     warnings: list[str] = []
-    for key, value in flat.items():
-        name = CLIENT_KEYS.get(key)
-        if name is None or value is None:
+    for key, value in _flatten(options.get(SECTION, options)).items():
+        row = BY_KEY.get(key)
+        if row is None or value is None:
             continue
-        wanted = types[name]
-        if wanted is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
-            warnings.append(f"smallcoder.{key} should be {wanted.__name__}, got {value!r}; "
-                            f"keeping {getattr(base, name)!r}")
+        if row.environment is not None and value == "":
+            values[row.field] = row.server_default()  # not chosen: the server's own default
             continue
-        values[name] = value
-    if values.get("log_level", base.log_level) not in LOG_LEVELS:
-        warnings.append(f"smallcoder.logLevel must be one of {', '.join(LOG_LEVELS)}")
-        values.pop("log_level")
-    if values.get("model") == "":
-        values.pop("model")
-    merged = {field.name: values.get(field.name, getattr(base, field.name))
-              for field in fields(Settings)}
-    return Settings(**merged), warnings
+        value, problem = _checked(row, value)
+        if problem is not None:
+            warnings.append(f"{SECTION}.{key} {problem}; keeping {getattr(base, row.field)!r}")
+            continue
+        values[row.field] = value
+    return dataclasses.replace(base, **values), warnings
+
+
+def package_json_configuration() -> dict[str, Any]:
+    """package.json's `contributes.configuration`, generated from the table."""
+    return {"title": "SmallCoder",
+            "properties": {f"{SECTION}.{row.key}": row.json_schema() for row in SETTINGS}}
+
+
+def write_package_json(path: Path = PACKAGE_JSON) -> None:
+    """Replace `contributes.configuration` in package.json, leaving the rest as it is."""
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["contributes"]["configuration"] = package_json_configuration()
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server.settings",
+                                     description="SmallCoder's table of settings.")
+    parser.add_argument("--package-json", action="store_true", required=True,
+                        help="print package.json's contributes.configuration block")
+    parser.add_argument("--write", action="store_true",
+                        help=f"write the block into {PACKAGE_JSON} instead of printing it")
+    args = parser.parse_args(argv)
+    if args.write:
+        write_package_json()
+        print(f"contributes.configuration written to {PACKAGE_JSON}", file=sys.stderr)
+    else:
+        print(json.dumps(package_json_configuration(), indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

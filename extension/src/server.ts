@@ -17,7 +17,7 @@ import {
 } from 'vscode-languageclient/node';
 import { ensureManagedPython } from './managedPython';
 import { NO_PARAMS, ServerStatus, statusChangedNotification, statusRequest } from './protocol';
-import { readSettings, SECTION } from './settings';
+import { readSettings, SECTION, serverSettingsMiddleware, settingsForServer } from './settings';
 import { StatusBar } from './statusBar';
 
 const SERVER_ARGS = ['-m', 'cli', 'serve'];
@@ -111,7 +111,8 @@ export class ServerController implements vscode.Disposable {
             outputChannel: this.log,
             // Failures the user must act on arrive as messages; the logs open on request only.
             revealOutputChannelOn: RevealOutputChannelOn.Never,
-            initializationOptions: () => readSettings(),
+            initializationOptions: () => settingsForServer(),
+            middleware: serverSettingsMiddleware,
             synchronize: { configurationSection: SECTION },
             errorHandler: restartPolicy,
             stdioOptions: {

@@ -1,8 +1,11 @@
 /**
  * SmallCoder's settings as one typed value: what the extension reads and what the server
- * receives as initializationOptions (and again with every workspace/didChangeConfiguration).
+ * receives as initializationOptions (and again with every workspace/configuration pull).
+ * Names and defaults live in one table, server/settings.py; package.json's configuration is
+ * generated from it, and VS Code fills in its defaults, so none is repeated here.
  */
 import * as vscode from 'vscode';
+import { Middleware } from 'vscode-languageclient/node';
 
 export const SECTION = 'smallcoder';
 
@@ -18,31 +21,65 @@ export interface SmallCoderSettings {
         contextTokens: number;
     };
     vramBudgetMb: number;
+    stateCacheMb: number;
     logLevel: ServerLogLevel;
     adapter: string;
     adapterScale: number;
     testCommand: string;
 }
 
-/** The current `smallcoder.*` settings, defaults filled in from package.json. */
-export function readSettings(): SmallCoderSettings {
-    const config = vscode.workspace.getConfiguration(SECTION);
+/** The current `smallcoder.*` settings, defaults filled in by VS Code from package.json. */
+export function readSettings(scope?: vscode.Uri): SmallCoderSettings {
+    const config = vscode.workspace.getConfiguration(SECTION, scope);
     return {
-        pythonPath: config.get<string>('pythonPath', ''),
-        model: config.get<string>('model', 'qwen2.5-coder-1.5b-instruct-q4_k_m'),
+        pythonPath: declared<string>(config, 'pythonPath'),
+        model: declared<string>(config, 'model'),
         inlineCompletions: {
-            enabled: config.get<boolean>('inlineCompletions.enabled', true),
-            maxTokens: config.get<number>('inlineCompletions.maxTokens', 48),
-            timeBudgetMs: config.get<number>('inlineCompletions.timeBudgetMs', 1500),
-            contextTokens: config.get<number>('inlineCompletions.contextTokens', 1024),
+            enabled: declared<boolean>(config, 'inlineCompletions.enabled'),
+            maxTokens: declared<number>(config, 'inlineCompletions.maxTokens'),
+            timeBudgetMs: declared<number>(config, 'inlineCompletions.timeBudgetMs'),
+            contextTokens: declared<number>(config, 'inlineCompletions.contextTokens'),
         },
-        vramBudgetMb: config.get<number>('vramBudgetMb', 2048),
-        logLevel: config.get<ServerLogLevel>('logLevel', 'info'),
-        adapter: config.get<string>('adapter', ''),
-        adapterScale: config.get<number>('adapterScale', 1.0),
-        testCommand: config.get<string>('testCommand', ''),
+        vramBudgetMb: declared<number>(config, 'vramBudgetMb'),
+        stateCacheMb: declared<number>(config, 'stateCacheMb'),
+        logLevel: declared<ServerLogLevel>(config, 'logLevel'),
+        adapter: declared<string>(config, 'adapter'),
+        adapterScale: declared<number>(config, 'adapterScale'),
+        testCommand: declared<string>(config, 'testCommand'),
     };
 }
+
+/**
+ * The settings as the server gets them: `model` is '' unless the user set it (in the user,
+ * workspace or folder settings). A model the user chose wins over $SMALLCODER_MODEL; the
+ * default from package.json does not, so '' lets the server serve $SMALLCODER_MODEL, else its
+ * own default — also after the user removes the setting again.
+ */
+export function settingsForServer(scope?: vscode.Uri): SmallCoderSettings {
+    const inspected = vscode.workspace.getConfiguration(SECTION, scope).inspect<string>('model');
+    const chosen = inspected?.workspaceFolderValue ?? inspected?.workspaceValue ?? inspected?.globalValue;
+    return { ...readSettings(scope), model: chosen ?? '' };
+}
+
+/**
+ * Answers the server's workspace/configuration pull of `smallcoder` with `settingsForServer`:
+ * the client's own answer would carry package.json's default model as if the user chose it.
+ */
+export const serverSettingsMiddleware: Middleware = {
+    workspace: {
+        configuration: async (params, token, next) => {
+            const answers = await next(params, token);
+            if (!Array.isArray(answers)) {
+                return answers; // an error: the server reports it
+            }
+            return params.items.map((item, index) =>
+                item.section === SECTION
+                    ? settingsForServer(item.scopeUri ? vscode.Uri.parse(item.scopeUri) : undefined)
+                    : answers[index],
+            );
+        },
+    },
+};
 
 /**
  * Writes a setting where the user keeps it: in the workspace when the workspace overrides it,
@@ -58,4 +95,13 @@ export async function updateSetting(key: string, value: unknown): Promise<void> 
               ? vscode.ConfigurationTarget.Workspace
               : vscode.ConfigurationTarget.Global;
     await config.update(key, value, target);
+}
+
+/** A setting package.json declares, so VS Code always has a value for it (its default at least). */
+function declared<T>(config: vscode.WorkspaceConfiguration, name: string): T {
+    const value = config.get<T>(name);
+    if (value === undefined) {
+        throw new Error(`${SECTION}.${name} has no value: package.json must declare it (python -m server.settings --package-json --write)`);
+    }
+    return value;
 }
