@@ -4,6 +4,7 @@
  */
 import * as vscode from 'vscode';
 import { registerCommands } from './commands';
+import { PrefillScheduler } from './prefill';
 import { ServerController } from './server';
 import { readSettings, SECTION } from './settings';
 import { StatusBar } from './statusBar';
@@ -16,6 +17,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     server = new ServerController(context, log, statusBar);
     context.subscriptions.push(log, statusBar, server);
     registerCommands(context, server, log);
+    context.subscriptions.push(new PrefillScheduler(server, log));
 
     context.subscriptions.push(
         vscode.workspace.onDidChangeConfiguration((event) => {

@@ -2,8 +2,8 @@
  * The custom requests and notifications of SmallCoder's language server, typed once so that
  * every caller sends the same method names and shapes (see ARCHITECTURE.md, "Contracts").
  */
-import { NotificationType, RequestType } from 'vscode-languageclient/node';
-import type { Position, TextDocumentIdentifier, WorkspaceEdit } from 'vscode-languageclient/node';
+import { NotificationType, ProtocolRequestType, RequestType } from 'vscode-languageclient/node';
+import type { Position, ProgressToken, TextDocumentIdentifier, WorkspaceEdit } from 'vscode-languageclient/node';
 
 export type ServerState = 'loading' | 'ready' | 'busy' | 'error' | 'missing-model';
 
@@ -13,6 +13,11 @@ export interface ServerStatus {
     state: ServerState;
     message: string;
     tokensPerSecond: number | null;
+    /**
+     * The region whose prompt the server is evaluating ahead of the user ("core.py:120"), null
+     * when none. Servers older than the field leave it out: read that as null.
+     */
+    warming?: string | null;
 }
 
 export interface FunctionParams {
@@ -20,12 +25,33 @@ export interface FunctionParams {
     position: Position;
 }
 
+/**
+ * Where the user is about to type: the server evaluates that region's prompt in the background,
+ * so the first completion there does not wait for it.
+ */
+export type PrefillParams = FunctionParams;
+
+export const prefillNotification = new NotificationType<PrefillParams>('smallcoder/prefill');
+
+/** A request whose answer comes in pieces: the server reports them as `$/progress` on this token. */
+export interface PartialResultParams {
+    partialResultToken?: ProgressToken;
+}
+
+export interface ExplainParams extends FunctionParams, PartialResultParams {}
+
 export interface ExplainResult {
     markdown: string;
     functionName: string;
 }
 
-export interface RefactorParams extends FunctionParams {
+/** The explanation so far: `markdown` is always the start of the final result's. */
+export interface ExplainPartialResult {
+    markdown: string;
+    functionName: string;
+}
+
+export interface RefactorParams extends FunctionParams, PartialResultParams {
     instruction?: string;
 }
 
@@ -34,12 +60,22 @@ export interface RefactorResult {
     functionName: string;
 }
 
+/** How far the model has got: tokens generated so far, over every attempt. */
+export interface RefactorPartialResult {
+    generatedTokens: number;
+    functionName: string;
+}
+
 export interface DownloadModelResult {
     path: string;
 }
 
-export const explainRequest = new RequestType<FunctionParams, ExplainResult, void>('smallcoder/explain');
-export const refactorRequest = new RequestType<RefactorParams, RefactorResult, void>('smallcoder/refactor');
+export const explainRequest = new ProtocolRequestType<ExplainParams, ExplainResult, ExplainPartialResult, void, void>(
+    'smallcoder/explain',
+);
+export const refactorRequest = new ProtocolRequestType<RefactorParams, RefactorResult, RefactorPartialResult, void, void>(
+    'smallcoder/refactor',
+);
 /**
  * Requests without parameters still send `params: {}`: pygls 2.1 cannot parse a request whose
  * `params` is left out (as vscode-jsonrpc does for RequestType0) and never answers it.

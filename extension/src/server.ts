@@ -16,7 +16,7 @@ import {
     State,
 } from 'vscode-languageclient/node';
 import { ensureManagedPython } from './managedPython';
-import { NO_PARAMS, ServerStatus, statusChangedNotification, statusRequest } from './protocol';
+import { NO_PARAMS, ServerState, ServerStatus, statusChangedNotification, statusRequest } from './protocol';
 import { readSettings, SECTION, serverSettingsMiddleware, settingsForServer } from './settings';
 import { StatusBar } from './statusBar';
 
@@ -26,6 +26,14 @@ export class ServerController implements vscode.Disposable {
     private client: LanguageClient | undefined;
     /** Serialises start/stop so that quick setting changes cannot start two servers. */
     private lifecycle: Promise<void> = Promise.resolve();
+    /** The running server's last reported state; undefined until it reports one. */
+    private serverState: ServerState | undefined;
+    private readonly modelLoaded = new vscode.EventEmitter<void>();
+    /**
+     * Fires when a server has a model ready after loading it (at start, after a restart or a
+     * change of model): whatever it had evaluated ahead of the user is gone.
+     */
+    readonly onDidLoadModel = this.modelLoaded.event;
 
     constructor(
         private readonly context: vscode.ExtensionContext,
@@ -50,13 +58,20 @@ export class ServerController implements vscode.Disposable {
 
     /** The running client, or an error that tells the user where to look. */
     runningClient(): LanguageClient {
-        if (this.client === undefined || this.client.state !== State.Running) {
+        const client = this.clientIfRunning();
+        if (client === undefined) {
             throw new Error("SmallCoder's language server is not running: see its logs (SmallCoder: Show Logs).");
         }
-        return this.client;
+        return client;
+    }
+
+    /** The running client, or undefined: for work that is skipped while there is no server. */
+    clientIfRunning(): LanguageClient | undefined {
+        return this.client?.state === State.Running ? this.client : undefined;
     }
 
     dispose(): void {
+        this.modelLoaded.dispose();
         void this.stop();
     }
 
@@ -84,6 +99,7 @@ export class ServerController implements vscode.Disposable {
         this.statusBar.showPhase('starting', `${python} ${SERVER_ARGS.join(' ')}`);
         const client = this.createClient(python, cwd);
         this.client = client;
+        this.serverState = undefined;
         try {
             await client.start();
         } catch (error) {
@@ -122,7 +138,7 @@ export class ServerController implements vscode.Disposable {
         };
         const client = new LanguageClient('smallcoder', 'SmallCoder', serverOptions, clientOptions);
         restartPolicy.fallBackTo(client.createDefaultErrorHandler());
-        client.onNotification(statusChangedNotification, (status) => this.statusBar.showServerStatus(status));
+        client.onNotification(statusChangedNotification, (status) => this.showStatus(client, status));
         client.onDidChangeState(({ newState }) => {
             if (this.client !== client) {
                 return; // a client being replaced or stopped on purpose
@@ -142,9 +158,22 @@ export class ServerController implements vscode.Disposable {
     private async refreshStatus(client: LanguageClient): Promise<void> {
         try {
             const status: ServerStatus = await client.sendRequest(statusRequest, NO_PARAMS);
-            this.statusBar.showServerStatus(status);
+            this.showStatus(client, status);
         } catch (error) {
             this.log.warn(`smallcoder/status failed: ${errorMessage(error)}`);
+        }
+    }
+
+    private showStatus(client: LanguageClient, status: ServerStatus): void {
+        if (this.client !== client) {
+            return; // a client being replaced or stopped on purpose
+        }
+        const before = this.serverState;
+        this.serverState = status.state;
+        this.statusBar.showServerStatus(status);
+        // Busy → ready is a long job ending: the model, and what it had evaluated, stayed.
+        if (status.state === 'ready' && before !== 'ready' && before !== 'busy') {
+            this.modelLoaded.fire();
         }
     }
 

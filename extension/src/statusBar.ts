@@ -1,6 +1,7 @@
 /**
  * The status bar item: which model and adapter serve this window and what the server is doing.
- * Clicking it opens SmallCoder's menu.
+ * Clicking it opens SmallCoder's menu. Warming a region ahead of the user shows only as a
+ * turning icon and a tooltip line: it is the server's business, not a reason to look.
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
@@ -8,6 +9,8 @@ import type { ServerState, ServerStatus } from './protocol';
 
 /** What the extension knows about the server before and besides the server's own status. */
 type ClientPhase = 'installing' | 'starting' | 'running' | 'stopped' | 'failed';
+
+const WARMING_ICON = '$(sync~spin)';
 
 const STATE_ICONS: Record<ServerState, string> = {
     loading: '$(loading~spin)',
@@ -66,16 +69,30 @@ export class StatusBar implements vscode.Disposable {
         const model = shortModelName(status?.model || this.configuredModel);
         const adapter = status ? (status.adapter ?? '') : this.configuredAdapter;
         const state = status?.state ?? this.phase;
-        const icon = status ? STATE_ICONS[status.state] : phaseIcon(this.phase);
-        const shownIcon = !this.inlineCompletionsEnabled && state === 'ready' ? '$(circle-slash)' : icon;
+        const warming = status?.warming ?? null;
         const parts = [model, adapter ? shortAdapterName(adapter) : '', state].filter(Boolean);
-        this.item.text = `${shownIcon} ${parts.join(' · ')}`;
-        this.item.accessibilityInformation = { label: `SmallCoder: ${parts.join(', ')}` };
+        this.item.text = `${this.icon(status)} ${parts.join(' · ')}`;
+        const spoken = warming ? [...parts, `warming ${warming}`] : parts;
+        this.item.accessibilityInformation = { label: `SmallCoder: ${spoken.join(', ')}` };
         this.item.tooltip = this.tooltip(status);
         this.item.backgroundColor =
             state === 'error' || state === 'failed' || state === 'missing-model'
                 ? new vscode.ThemeColor('statusBarItem.warningBackground')
                 : undefined;
+    }
+
+    /** Only a ready server shows that it warms: loading and busy have their own turning icon. */
+    private icon(status: ServerStatus | undefined): string {
+        if (status === undefined) {
+            return phaseIcon(this.phase);
+        }
+        if (status.state === 'ready' && !this.inlineCompletionsEnabled) {
+            return '$(circle-slash)';
+        }
+        if (status.state === 'ready' && status.warming) {
+            return WARMING_ICON;
+        }
+        return STATE_ICONS[status.state];
     }
 
     private tooltip(status: ServerStatus | undefined): vscode.MarkdownString {
@@ -87,6 +104,9 @@ export class StatusBar implements vscode.Disposable {
         const message = status?.message || this.phaseMessage;
         if (message) {
             lines.push(`Message: ${message}`);
+        }
+        if (status?.warming) {
+            lines.push(`${WARMING_ICON} warming ${status.warming}`);
         }
         if (status?.tokensPerSecond != null) {
             lines.push(`Speed: ${status.tokensPerSecond.toFixed(1)} tokens/s`);
