@@ -5,6 +5,7 @@
  */
 import * as vscode from 'vscode';
 import { ExplainPanel } from './explainPanel';
+import { sendWithPartialResults, withCancellableProgress } from './progress';
 import { downloadModelRequest, explainRequest, FunctionParams, NO_PARAMS, refactorRequest } from './protocol';
 import { errorMessage, ServerController } from './server';
 import { readSettings, updateSetting } from './settings';
@@ -38,14 +39,20 @@ export function registerCommands(
             }),
         );
 
+    // The panel opens with the first words and follows the model; Cancel keeps what it wrote.
     register('smallcoder.explainFunction', async (uri?: string | vscode.Uri, position?: PositionArgument) => {
         const params = functionParams(uri, position);
         const client = server.runningClient();
-        const result = await withCancellableProgress('SmallCoder: explaining the function…', (token) =>
-            client.sendRequest(explainRequest, params, token),
-        );
+        const view = explainPanel.startExplanation();
+        const result = await withCancellableProgress('SmallCoder', (token, progress) => {
+            progress.report({ message: 'explaining the function…' });
+            return sendWithPartialResults(client, explainRequest, params, token, (partial) => {
+                progress.report({ message: `explaining ${partial.functionName}…` });
+                view.showPartial(partial);
+            });
+        });
         if (result !== undefined) {
-            await explainPanel.show(result.functionName, result.markdown);
+            await view.showFinal(result);
         }
     });
 
@@ -60,9 +67,13 @@ export function registerCommands(
         if (instruction === undefined) {
             return;
         }
-        const result = await withCancellableProgress('SmallCoder: refactoring the function…', (token) =>
-            client.sendRequest(refactorRequest, { ...params, instruction: instruction.trim() || undefined }, token),
-        );
+        const result = await withCancellableProgress('SmallCoder', (token, progress) => {
+            progress.report({ message: 'refactoring the function…' });
+            const refactorParams = { ...params, instruction: instruction.trim() || undefined };
+            return sendWithPartialResults(client, refactorRequest, refactorParams, token, (partial) =>
+                progress.report({ message: `refactoring ${partial.functionName}… ${partial.generatedTokens} tokens` }),
+            );
+        });
         if (result === undefined) {
             return;
         }
@@ -135,24 +146,4 @@ function functionParams(uri?: string | vscode.Uri, position?: PositionArgument):
         textDocument: { uri: editor.document.uri.toString() },
         position: { line: cursor.line, character: cursor.character },
     };
-}
-
-/** Runs a slow request under a cancellable notification; undefined when the user cancelled. */
-async function withCancellableProgress<T>(
-    title: string,
-    request: (token: vscode.CancellationToken) => Promise<T>,
-): Promise<T | undefined> {
-    return vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title, cancellable: true },
-        async (_progress, token) => {
-            try {
-                return await request(token);
-            } catch (error) {
-                if (token.isCancellationRequested) {
-                    return undefined;
-                }
-                throw error;
-            }
-        },
-    );
 }

@@ -1,12 +1,15 @@
-"""A stand-in for SmallCoder's language server that answers instantly with canned results.
+"""A stand-in for SmallCoder's language server that answers with canned results.
 
 Lets the end-to-end tests check the editor side alone (`npm run test:e2e -- --fake-server`):
 same LSP contract as the real server, plain JSON-RPC on stdio, no model and no dependencies.
+Explain streams its canned text for a few seconds, as a model writes, and a prefill shows as
+warming in the log and the status for a while.
 """
 
 import json
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,10 +20,17 @@ STATUS = {
     "state": "ready",
     "message": "fake server for the editor tests",
     "tokensPerSecond": 99.0,
+    "warming": None,
 }
 FUNCTION_START = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)")
+# Long enough for the tests to see the explanation grow and the status bar say so.
+EXPLAIN_SECONDS = 6.0
+EXPLAIN_STEPS = 12
+WARMING_SECONDS = 3.0
 
 documents: dict[str, list[str]] = {}
+# The warming timer sends from its own thread.
+output_lock = threading.Lock()
 
 
 def read_message() -> dict[str, Any] | None:
@@ -39,8 +49,30 @@ def read_message() -> dict[str, Any] | None:
 
 def send(message: dict[str, Any]) -> None:
     body = json.dumps({"jsonrpc": "2.0", **message}).encode()
-    sys.stdout.buffer.write(f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-    sys.stdout.buffer.flush()
+    with output_lock:
+        sys.stdout.buffer.write(f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        sys.stdout.buffer.flush()
+
+
+def partial_result(params: dict[str, Any], value: dict[str, Any]) -> None:
+    if (token := params.get("partialResultToken")) is not None:
+        send({"method": "$/progress", "params": {"token": token, "value": value}})
+
+
+def prefill(params: dict[str, Any]) -> None:
+    """Logs and shows the region as the real server does, then is done with it after a while."""
+    name = params["textDocument"]["uri"].rsplit("/", 1)[-1]
+    region = f"{name}:{params['position']['line'] + 1}"
+    send({"method": "window/logMessage", "params": {"type": 3, "message": f"warming {region}"}})
+    STATUS["warming"] = region
+    send({"method": "smallcoder/statusChanged", "params": STATUS})
+
+    def done() -> None:
+        if STATUS["warming"] == region:
+            STATUS["warming"] = None
+            send({"method": "smallcoder/statusChanged", "params": STATUS})
+
+    threading.Timer(WARMING_SECONDS, done).start()
 
 
 def enclosing_function(uri: str, line: int) -> tuple[int, str] | None:
@@ -167,11 +199,18 @@ def handle(method: str, params: Any) -> Any:
             raise LookupError("the cursor is not inside a function")
         def_line, name = found
         if method == "smallcoder/refactor":
+            for tokens in (12, 24, 36):
+                partial_result(params, {"functionName": name, "generatedTokens": tokens})
+                time.sleep(0.4)
             return {"edit": refactor_edit(uri, def_line), "functionName": name}
-        return {
-            "markdown": f"`{name}` adds things up.\n\n- It is a **fake** explanation.",
-            "functionName": name,
-        }
+        markdown = (f"### `{name}`\n\n`{name}` adds things up, one value after the other.\n\n"
+                    f"- It is a **fake** explanation, written slowly as a model writes.")
+        # Only the answer has the whole text, as with a model that writes until it ends.
+        for step in range(1, EXPLAIN_STEPS + 1):
+            written = markdown[: len(markdown) * step // (EXPLAIN_STEPS + 1)]
+            partial_result(params, {"functionName": name, "markdown": written})
+            time.sleep(EXPLAIN_SECONDS / EXPLAIN_STEPS)
+        return {"markdown": markdown, "functionName": name}
     if method == "smallcoder/solve":
         return solve(params)
     if method == "smallcoder/train":
@@ -190,6 +229,8 @@ def notice(method: str, params: Any) -> None:
         documents[params["textDocument"]["uri"]] = params["textDocument"]["text"].split("\n")
     elif method == "textDocument/didChange":
         documents[params["textDocument"]["uri"]] = params["contentChanges"][-1]["text"].split("\n")
+    elif method == "smallcoder/prefill":
+        prefill(params)
     elif method == "initialized":
         send({"method": "smallcoder/statusChanged", "params": STATUS})
     elif method == "exit":

@@ -67,6 +67,24 @@ async function waitFor(what, check, timeoutMs, intervalMs = 500) {
     }
 }
 
+/** What the extension's output channel holds so far: its own lines and the server's log. */
+function smallcoderLog(sandbox) {
+    return findOutputLogs(sandbox, 'SmallCoder').map((file) => readFileSync(file, 'utf8')).join('\n');
+}
+
+/**
+ * The server's line for warming `fileName` at a 1-based line; the server may name the file
+ * relative to its folder or by its base name.
+ */
+function warmingLine(fileName, line) {
+    return new RegExp(String.raw`warming \S*\b${fileName.replace(/\./g, '\\.')}:${line}\b`);
+}
+
+/** The notification of an explain request, up until its answer comes. */
+function explainingNotification(workbench) {
+    return workbench.page.locator('.notifications-toasts .notification-list-item', { hasText: 'explaining' }).first();
+}
+
 /**
  * One user setting, or undefined while settings.json is missing or half written: VS Code
  * truncates the file before it writes it, so a read can land on an empty file.
@@ -90,7 +108,7 @@ const scenarios = [
             const logText = await waitFor(
                 'the SmallCoder log to show the server being started',
                 () => {
-                    const text = findOutputLogs(sandbox, 'SmallCoder').map((file) => readFileSync(file, 'utf8')).join('\n');
+                    const text = smallcoderLog(sandbox);
                     return text.includes('Starting the language server:') ? text : undefined;
                 },
                 usesManagedPython ? SERVER_READY_TIMEOUT_MS : 30_000,
@@ -117,6 +135,29 @@ const scenarios = [
             } finally {
                 await workbench.screenshot('server-ready');
             }
+        },
+    },
+    {
+        name: 'opening a file, then jumping far in it, warms the regions the cursor lands in (smallcoder/prefill)',
+        async run(workbench, sandbox) {
+            // A file no earlier scenario opened: the cursor starts on line 1.
+            await workbench.openFile('inventory.py');
+            await waitFor('the server to warm inventory.py at line 1', () => warmingLine('inventory.py', 1).test(smallcoderLog(sandbox)), 20_000, 200);
+            if (usesFakeServer) {
+                // The fake server keeps warming for seconds; the real one may be done before a look.
+                const status = workbench.statusBarItem('SmallCoder');
+                await waitFor(
+                    'the status bar to say it warms inventory.py:1',
+                    async () => ((await status.getAttribute('aria-label')) ?? '').includes('warming inventory.py:1'),
+                    10_000,
+                    200,
+                );
+                await workbench.screenshot('warming');
+            }
+            const far = lineNumberOf(join(sandbox.workspace, 'inventory.py'), 'def low_stock');
+            assert(far > 20, `def low_stock is on line ${far}: less than a jump from line 1`);
+            await workbench.goTo(far, 1);
+            await waitFor(`the server to warm inventory.py at line ${far}`, () => warmingLine('inventory.py', far).test(smallcoderLog(sandbox)), 20_000, 200);
         },
     },
     {
@@ -183,6 +224,12 @@ const scenarios = [
             await instruction.fill('use sum with a generator expression');
             await workbench.screenshot('refactor-instruction');
             await workbench.page.keyboard.press('Enter');
+            // The notification counts the tokens the model has written so far.
+            const counting = workbench.page.locator('.notifications-toasts .notification-list-item', {
+                hasText: /refactoring count_above… \d+ tokens/,
+            });
+            await workbench.waitForUnlessError(counting.first(), 120_000);
+            await workbench.screenshot('refactor-progress');
             await workbench.waitForUnlessError(workbench.page.locator('.tab.active.dirty'), 120_000);
             await workbench.screenshot('refactored-with-instruction');
             await workbench.save();
@@ -191,19 +238,52 @@ const scenarios = [
         },
     },
     {
-        name: '"SmallCoder: Explain Function" from the command palette shows an explanation',
+        name: '"SmallCoder: Explain Function" from the command palette shows the explanation as the model writes it',
         async run(workbench, sandbox) {
             await workbench.openFile('stats.py');
             await workbench.goTo(lineNumberOf(join(sandbox.workspace, 'stats.py'), 'def mean'), 6); // on its name
             await workbench.runCommand('SmallCoder: Explain Function');
-            await workbench.screenshot('explaining');
-            const panelTab = workbench.page.locator('.tab[aria-label*="SmallCoder: Explain"]').first();
-            await workbench.waitForUnlessError(panelTab, 120_000);
+            const explaining = explainingNotification(workbench);
+            await workbench.waitForUnlessError(explaining, 30_000);
+            // The panel opens with the first words, while the request still runs: its
+            // notification is still up (looked at first, so that a panel seen open was open then).
+            const panelTab = workbench.page.locator('.tab[aria-label*="SmallCoder: Explain mean"]').first();
+            await waitFor(
+                'the explanation panel to open while the model writes',
+                async () => {
+                    const running = await explaining.isVisible();
+                    const opened = await panelTab.isVisible();
+                    if (!running) {
+                        throw new Error(opened ? 'the explanation panel opened only after the explain request ended' : 'the explain request ended without opening the panel');
+                    }
+                    return opened;
+                },
+                120_000,
+                100,
+            );
             const explanation = workbench.webviewBody('#smallcoder-explanation');
-            await explanation.waitFor({ timeout: 30_000 });
+            // The fake server writes for seconds: the panel can be watched as its text grows.
+            // The model may be done before the new webview can be read.
+            const firstWords = usesFakeServer
+                ? await waitFor(
+                      'the explanation panel to show text',
+                      async () => {
+                          const text = (await explanation.innerText({ timeout: 250 }).catch(() => '')).trim();
+                          if (text && !(await explaining.isVisible())) {
+                              throw new Error(`the panel showed text only after the explain request ended: "${text.slice(0, 80)}"`);
+                          }
+                          return text || undefined;
+                      },
+                      30_000,
+                      100,
+                  )
+                : '';
+            await workbench.screenshot('explanation-being-written');
+            await explaining.waitFor({ state: 'hidden', timeout: 120_000 });
             const text = (await explanation.innerText()).trim();
             await workbench.screenshot('explanation');
             assert(text.length > 20, `the explanation panel shows only "${text}"`);
+            assert(text.length > firstWords.length, `the explanation did not grow after its first words: "${text}"`);
         },
     },
     {
@@ -217,6 +297,7 @@ const scenarios = [
             await explain.click();
             const panelTab = workbench.page.locator('.tab[aria-label*="SmallCoder: Explain low_stock"]').first();
             await workbench.waitForUnlessError(panelTab, 120_000);
+            await explainingNotification(workbench).waitFor({ state: 'hidden', timeout: 120_000 });
             const explanation = workbench.webviewBody('#smallcoder-explanation');
             await explanation.waitFor({ timeout: 30_000 });
             await workbench.screenshot('explanation-from-code-action');
