@@ -77,6 +77,7 @@ def fim_request_at(
     context: tuple[ContextChunk, ...] = (),
     prefix_lines: int = PREFIX_LINES,
     suffix_lines: int = SUFFIX_LINES,
+    stride_lines: int = PREFIX_STRIDE_LINES,
 ) -> FimRequest:
     """Split a document at a 0-based (line, character) cursor into the FIM parts."""
     lines = text.split("\n")
@@ -86,7 +87,7 @@ def fim_request_at(
     if not 0 <= character <= len(current):
         raise ValueError(f"column {character + 1} is outside line {line + 1} "
                          f"({len(current)} characters)")
-    first, last = fim_window(len(lines), line, prefix_lines, suffix_lines)
+    first, last = fim_window(len(lines), line, prefix_lines, suffix_lines, stride_lines)
     before = lines[first:line]
     after = lines[line + 1:last + 1]
     prefix = "".join(f"{row}\n" for row in before)
@@ -98,11 +99,12 @@ def fim_request_at(
 
 
 def fim_window(line_count: int, line: int, prefix_lines: int = PREFIX_LINES,
-               suffix_lines: int = SUFFIX_LINES) -> tuple[int, int]:
+               suffix_lines: int = SUFFIX_LINES,
+               stride_lines: int = PREFIX_STRIDE_LINES) -> tuple[int, int]:
     """The 0-based first and last lines of the file that the FIM prompt of a cursor on `line`
     holds: what the context packer need not show again."""
     first = max(0, line - prefix_lines)
-    return first - first % PREFIX_STRIDE_LINES, min(line_count - 1, line + suffix_lines)
+    return first - first % stride_lines, min(line_count - 1, line + suffix_lines)
 
 
 def fim_prompt_tokens(request: FimRequest, tokenizer: Tokenizer) -> list[int]:

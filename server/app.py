@@ -60,6 +60,8 @@ class SmallCoderServer(LanguageServer):
         self.inline_requests: dict[str, CancelToken] = {}
         self.context = WorkspaceContext()
         self.loading: asyncio.Task | None = None
+        # Called on `exit`: background work must stop, or its worker thread keeps the process.
+        self.on_exit: list[Callable[[], None]] = []
         self.switching: asyncio.Future | None = None
 
     # ------------------------------------------------------------ logging and status
@@ -154,6 +156,7 @@ class SmallCoderServer(LanguageServer):
         self.settings, warnings = settings_from_client(options, before)
         for warning in warnings:
             self.log("warning", warning)
+        self.host.set_state_cache_limit(self.settings.state_cache_mb)
         if not reload:
             return
         if self.settings.engine_key() != before.engine_key():

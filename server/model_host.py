@@ -37,10 +37,13 @@ class Status:
     state: ModelState
     message: str
     tokens_per_second: float | None = None
+    # The region whose prompt is being evaluated in the background ("core.py:120"), if any.
+    warming: str | None = None
 
     def to_json(self) -> dict:
         return {"model": self.model, "adapter": self.adapter, "state": self.state.value,
-                "message": self.message, "tokensPerSecond": self.tokens_per_second}
+                "message": self.message, "tokensPerSecond": self.tokens_per_second,
+                "warming": self.warming}
 
 
 class ModelUnavailable(Exception):
@@ -90,6 +93,7 @@ class ModelHost:
         self._path: Path | None = None
         self._vram_budget_mb = 2048
         self._busy_jobs = 0
+        self._state_cache_mb: int | None = None
         # The adapter the engines apply (path, scale); a background context gets it too.
         self._adapter: tuple[Path, float] | None = None
         self.gate = TurnGate()
@@ -110,6 +114,26 @@ class ModelHost:
     def note_speed(self, tokens_per_second: float | None) -> None:
         if tokens_per_second is not None:
             self._set_status(tokens_per_second=round(tokens_per_second, 1))
+
+    def set_warming(self, region: str | None) -> None:
+        if region != self._status.warming:
+            self._set_status(warming=region)
+
+    def cache_stats(self) -> dict | None:
+        """The completion engine's saved-state cache (entries, bytes, limit), if it has one."""
+        with self._lock:
+            engine = self._interactive
+        stats = getattr(engine, "cache_stats", None)
+        return stats() if stats is not None else None
+
+    def set_state_cache_limit(self, limit_mb: int) -> None:
+        """Memory for saved states of recently visited regions (0: none); kept across loads.
+        Only the completion engine keeps them: long jobs run one prompt after another."""
+        with self._lock:
+            self._state_cache_mb = limit_mb
+            engine = self._interactive
+        if engine is not None and hasattr(engine, "set_state_cache_limit"):
+            engine.set_state_cache_limit(limit_mb * 1024**2)
 
     # ------------------------------------------------------------ loading
 
@@ -137,6 +161,8 @@ class ModelHost:
         with self._lock:
             self._interactive = engine
             self._path = path
+        if self._state_cache_mb is not None:
+            self.set_state_cache_limit(self._state_cache_mb)
         self._set_status(state=ModelState.READY, message=f"{engine.name} ready")
         if adapter:
             self.set_adapter(adapter, adapter_scale)
@@ -194,6 +220,8 @@ class ModelHost:
                 raise ModelUnavailable(self._status.message)
             if self._background is None:
                 background = self._factory(self._path, self._vram_budget_mb)
+                if hasattr(background, "set_state_cache_limit"):
+                    background.set_state_cache_limit(0)
                 if self._adapter is not None:
                     background.set_adapter(*self._adapter)
                 self._background = background

@@ -42,6 +42,14 @@ def create_server(engine_factory: EngineFactory | None = None) -> SmallCoderServ
         else:
             ls.apply_settings(params.settings)
 
+    @server.feature(types.EXIT)
+    def exit_(ls: SmallCoderServer, params: None) -> None:
+        """Stop what runs in worker threads: the process ends only when they have returned."""
+        for token in list(ls.inline_requests.values()):
+            token.cancel()
+        for stop in ls.on_exit:
+            stop()
+
     for feature in (completion, actions, status, documents, solve, train):
         feature.register(server)
     return server

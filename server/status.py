@@ -17,7 +17,8 @@ from server.app import SmallCoderServer
 def register(server: SmallCoderServer) -> None:
     @server.feature("smallcoder/status")
     def status_request(ls: SmallCoderServer, params: Any) -> dict:
-        return ls.host.status.to_json()
+        """The pushed status plus the completion engine's memory for saved states."""
+        return {**ls.host.status.to_json(), "stateCache": ls.host.cache_stats()}
 
     @server.feature("smallcoder/downloadModel")
     async def download_request(ls: SmallCoderServer, params: Any) -> dict:

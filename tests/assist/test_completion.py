@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from assist.completion import CompletionSettings, complete_at
+from assist.completion import (
+    FIRST_ANSWER_PROMPT_BUDGET_MS,
+    CompletionSettings,
+    complete_at,
+    complete_in_workspace,
+)
+from assist.workspace import WorkspaceContext
+from model.engine import GenerationParams
 from tests.fakes import ScriptedEngine
 
 FUNCTION_START = "def total(items):\n    \n\nprint(total([1, 2]))\n"
@@ -95,3 +102,64 @@ def test_a_line_above_code_keeps_its_newline_when_it_arrives_as_a_blank_line_tok
     text = "def f(items):\n    return total\n"
     reply = ("    total", " = sum(items)", "\n\n", "    more")
     assert _complete(reply, text, 1, 0) == "    total = sum(items)\n"
+
+
+class _ColdEngine(ScriptedEngine):
+    """Evaluates 1,000 prompt tokens (characters) a second, and its cache holds `cached`
+    tokens of any prompt (all but the last when `cached` is None)."""
+
+    prompt_tokens_per_second = 1000.0
+
+    def __init__(self, reply: str, cached: int | None) -> None:
+        super().__init__([reply])
+        self.cached = cached
+        self.params: list[GenerationParams] = []
+
+    def cached_prefix_tokens(self, prompt) -> int:
+        return len(prompt) - 1 if self.cached is None else min(self.cached, len(prompt))
+
+    def generate(self, prompt, params, **options):
+        self.params.append(params)
+        return super().generate(prompt, params, **options)
+
+
+LONG_FILE = "".join(f"value_{n} = {n}\n" for n in range(300)) + "def total(items):\n    \n"
+
+
+def _complete_in(engine: _ColdEngine, tmp_path, text: str = LONG_FILE, line: int = 301,
+                 character: int = 4):
+    return complete_in_workspace(WorkspaceContext(home=tmp_path), engine, text, line,
+                                 character, path=str(tmp_path / "a.py"), repo_name="demo",
+                                 settings=CompletionSettings(), context_tokens=0,
+                                 prompt_budget_ms=FIRST_ANSWER_PROMPT_BUDGET_MS)
+
+
+def test_a_cold_prompt_is_answered_from_a_leaner_window_and_the_full_one_handed_back(tmp_path):
+    engine = _ColdEngine("    return sum(items)\n", cached=0)
+    completion = _complete_in(engine, tmp_path)
+    assert completion.text == "return sum(items)"
+    sent = engine.detokenize(engine.prompts[-1])
+    assert "value_290 = 290" in sent and "value_250 = 250" not in sent
+    assert completion.warm_next is not None
+    assert "value_100 = 100" in engine.detokenize(completion.warm_next)
+    assert len(engine.prompts[-1]) / engine.prompt_tokens_per_second * 1000 \
+        <= FIRST_ANSWER_PROMPT_BUDGET_MS
+
+
+def test_a_prompt_the_cache_holds_is_answered_from_the_full_window(tmp_path):
+    engine = _ColdEngine("    return sum(items)\n", cached=None)
+    completion = _complete_in(engine, tmp_path)
+    assert "value_100 = 100" in engine.detokenize(engine.prompts[-1])
+    assert completion.warm_next is None
+
+
+def test_the_first_token_may_not_be_a_newline_at_an_indented_blank_line(tmp_path):
+    engine = _ColdEngine("    return sum(items)\n", cached=None)
+    _complete_in(engine, tmp_path)
+    assert engine.params[-1].first_token_not_newline
+
+
+def test_the_first_token_may_be_a_newline_after_code_on_the_line(tmp_path):
+    engine = _ColdEngine("\n", cached=None)
+    _complete_in(engine, tmp_path, text="x = compute(", line=0, character=12)
+    assert not engine.params[-1].first_token_not_newline

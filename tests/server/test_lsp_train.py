@@ -22,8 +22,8 @@ from server.train import INTERRUPT_GRACE_SECONDS
 from tests.conftest import REPO_ROOT
 from tests.server.test_lsp import start, wait_for_state
 from tests.server.test_lsp_solve import plain
-from tests.training.test_training import MODULE, git, module_variant, write
 from tests.tiny_qwen import write_tiny_qwen_gguf
+from tests.training.test_training import MODULE, git, module_variant, write
 from training.evaluate import GUARD_FILE
 
 pytest.importorskip("torch")
