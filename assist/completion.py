@@ -101,11 +101,12 @@ def complete_at(
     settings: CompletionSettings = CompletionSettings(),
     context: tuple[ContextChunk, ...] = (),
     cancel: CancelToken | None = None,
+    window: Window = FULL_WINDOW,
 ) -> Completion:
     """Complete `text` at the 0-based (line, character) cursor."""
     start = time.perf_counter()
     plan = plan_completion(text, line, character, path=path, repo_name=repo_name,
-                           settings=settings, context=context)
+                           settings=settings, context=context, window=window)
     return _generate(engine, plan, fim_prompt_tokens(plan.request, engine), settings, cancel,
                      start)
 

@@ -60,7 +60,6 @@ from model.prompts import (
     fim_prompt_tokens,
     fim_window,
 )
-from model.prompts import fim_request_at as completion_fim_request_at
 
 if TYPE_CHECKING:
     from analyzers.completion_cut import CompletionPlan
@@ -104,7 +103,7 @@ REFERENCE_ARM = "reference"
 # into the text the editor inserts. An outcome is resumed only while its model, prompt tokens,
 # settings and this code are the same, so a changed packer (or anything else) is measured again
 # on just the cases whose prompt it changed, not on the hours of every arm of the 1.5B.
-GENERATION_CODE = ("analyzers/completion_cut.py", "model/engine.py", "server/completion.py")
+GENERATION_CODE = ("analyzers/completion_cut.py", "model/engine.py", "assist/completion.py")
 
 
 @dataclass(frozen=True)
@@ -423,15 +422,12 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
     outcome in the `resume` files (partial or results files, later ones first) whose prompt key
     is the one this run makes is kept and not generated again: every prompt is built (packing
     takes about a second a case), only the changed ones meet the model."""
-    import functools
-
     from assist import completion
     from model.engine import LlamaCppEngine
 
     # A shorter window than the editor's makes each prompt cheaper on a busy CPU; every arm
     # gets the same window, and the packer still reads the whole file.
-    completion.fim_request_at = functools.partial(
-        completion_fim_request_at, prefix_lines=prefix_lines, suffix_lines=suffix_lines)
+    window = completion.Window(prefix_lines, suffix_lines, with_context=True)
 
     sets = case_sets(cases_per_package, limit)
     run = {"cases_per_package": cases_per_package, "limit": limit, "prefix_lines": prefix_lines,
@@ -450,7 +446,7 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
             for arm, chunks in contexts.items():
                 key = prompt_key(engine, completion.plan_completion(
                     text, case.line, column, path=case.path, repo_name=case.package,
-                    settings=settings, context=chunks), settings)
+                    settings=settings, context=chunks, window=window), settings)
                 if (resumed := earlier.get((engine.name, arm, case.name, key))) is not None:
                     outcomes.append(resumed)
                     kept += 1
@@ -458,7 +454,7 @@ def run_quality(models: list[str], cases_per_package: int, limit: int | None,
                 started = time.perf_counter()
                 generated = complete_at(engine, text, case.line, column, path=case.path,
                                         repo_name=case.package, settings=settings,
-                                        context=chunks)
+                                        context=chunks, window=window)
                 got = generated.text.split("\n", 1)[0].strip()
                 outcomes.append(Outcome(
                     engine.name, arm, case.name,
