@@ -1,7 +1,8 @@
 """Inference engines: the Engine protocol and the embedded llama.cpp implementation.
 
-The embedded engine keeps one llama.cpp context, reuses its KV cache for the part of a prompt
-that did not change since the last call, streams text, and stops within one token when asked.
+The embedded engine keeps one llama.cpp context and evaluates a prompt only where its KV cache
+cannot serve it (model/prompt_cache.py: the common head, saved states, shifted chunks), can do
+that ahead of a request (prefill), streams text, and stops within one token when asked.
 """
 
 from __future__ import annotations
@@ -10,26 +11,41 @@ import codecs
 import ctypes
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import psutil
-
 from model.errors import ModelError
-from model.lookup import DRAFT_TOKENS, draft
+from model.greedy import GreedyDecoder
+from model.kv_cache import common_prefix_length
+from model.loading import (
+    check_gguf_header,
+    gpu_layers_for_model,
+    physical_cores,
+    plain_tokens,
+)
+from model.prompt_cache import PromptCache, SyncStep
 from model.prompts import FIM_TOKENS, fim_stop_tokens
+from model.text_stream import StopRule, TextStream
 
 DEFAULT_CONTEXT_TOKENS = 8192
 DEFAULT_VRAM_BUDGET_BYTES = 2 * 1024**3
-# Prompt tokens are evaluated in slices of this size so a cancel lands between slices
-# rather than after a whole 8k prompt.
-EVAL_SLICE_TOKENS = 256
-# Room kept free on the GPU for llama.cpp's compute buffers, beyond weights and KV cache.
-GPU_OVERHEAD_BYTES = 300 * 1024**2
+# Prompt tokens are evaluated in slices of this size so that a cancel lands between slices
+# rather than after a whole 8k prompt: 128 tokens cost the 1.5B about 1 s on a slow CPU, and
+# evaluate within a few percent as fast as 256 or 512 (see the report of issue #30).
+EVAL_SLICE_TOKENS = 128
+# A prefill gives the engine up between slices of this size, so a foreground request waits at
+# most one slice: 32 tokens take the 1.5B about 0.3 s on a slow CPU.
+PREFILL_SLICE_TOKENS = 32
+# RAM for saved states of sequences the cache moved away from (the 1.5B: 28 KiB a token).
+DEFAULT_STATE_CACHE_BYTES = 256 * 1024**2
+# Whether chunks of the cache are shifted to new positions: output becomes approximate
+# (bench/reuse.py measures how often it differs from exact).
+REUSE_CHUNKS = False
+# Timed at load, so that the prompt speed is known before the first request.
+SPEED_PROBE_TEXT = "def scaled(values, factor):\n    return [value * factor for value in values]\n"
 SUPPORTED_ARCHITECTURES = ("qwen2",)
-GGUF_MAGIC = b"GGUF"
 
 FinishReason = str  # "stop" | "length" | "time" | "cancelled" | "eos"
 
@@ -44,6 +60,9 @@ class GenerationParams:
     top_k: int = 40
     top_p: float = 0.95
     seed: int = 0
+    # The first token is the likeliest that does not start a new line (greedy decoding): at a
+    # blank indented line, a newline first would suggest nothing.
+    first_token_not_newline: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,9 @@ class GenerationResult:
     generated_tokens: int
     prompt_ms: float
     generation_ms: float
+    # Of the tokens not evaluated: those restored from a saved state, and those shifted.
+    restored_prompt_tokens: int = 0
+    shifted_prompt_tokens: int = 0
 
     @property
     def reused_prompt_tokens(self) -> int:
@@ -81,8 +103,14 @@ class CancelToken:
         return self._event.is_set()
 
 
-# Given all text generated so far, return where to cut it and stop, or None to go on.
-StopRule = Callable[[str], int | None]
+@dataclass(frozen=True)
+class PrefillResult:
+    """What a prefill did: tokens it evaluated, tokens the cache already held (or restored,
+    or shifted), and whether the cache now holds the whole prompt."""
+
+    evaluated_tokens: int
+    reused_tokens: int
+    finished: bool
 
 
 class Engine(Protocol):
@@ -110,6 +138,21 @@ class Engine(Protocol):
         yield_turn: Callable[[], None] | None = None,
     ) -> GenerationResult: ...
 
+    def prefill(self, prompt: Sequence[int], *, cancel: CancelToken | None = None,
+                yield_turn: Callable[[], None] | None = None) -> PrefillResult:
+        """Evaluate `prompt` into the cache ahead of the request that will send it, giving the
+        engine up between small slices (`yield_turn` blocks while a foreground request runs)."""
+        ...
+
+    def cached_prefix_tokens(self, prompt: Sequence[int]) -> int:
+        """How many tokens of `prompt` a request now would not evaluate; cheap."""
+        ...
+
+    @property
+    def prompt_tokens_per_second(self) -> float | None:
+        """Recent prompt evaluation speed, known from load on (None if unknown)."""
+        ...
+
 
 @dataclass
 class EngineCounters:
@@ -123,57 +166,6 @@ class EngineCounters:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-def physical_cores() -> int:
-    return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
-
-
-def gpu_layers_for_budget(
-    budget_bytes: int, weights_bytes: int, n_layers: int, kv_cache_bytes: int
-) -> int:
-    """How many transformer layers fit in `budget_bytes` of VRAM with their share of the cache.
-
-    The output layer and embeddings count as one more layer, as llama.cpp offloads them last.
-    """
-    if n_layers <= 0 or budget_bytes <= GPU_OVERHEAD_BYTES:
-        return 0
-    per_layer = (weights_bytes + kv_cache_bytes) / (n_layers + 1)
-    fitting = int((budget_bytes - GPU_OVERHEAD_BYTES) // per_layer)
-    return max(0, min(fitting, n_layers + 1))
-
-
-def kv_cache_bytes(metadata: dict[str, str], context_tokens: int) -> int:
-    """Size of an f16 KV cache for this model at `context_tokens`."""
-    arch = metadata.get("general.architecture", "")
-    n_layers = int(metadata.get(f"{arch}.block_count", 0))
-    n_embd = int(metadata.get(f"{arch}.embedding_length", 0))
-    n_head = int(metadata.get(f"{arch}.attention.head_count", 1))
-    n_head_kv = int(metadata.get(f"{arch}.attention.head_count_kv", n_head))
-    head_dim = n_embd // max(n_head, 1)
-    return 2 * n_layers * context_tokens * n_head_kv * head_dim * 2
-
-
-def plain_tokens(llm, text: str) -> list[int]:
-    """Token ids of plain text for a llama_cpp.Llama: no BOS, special-token names not parsed
-    (a user's file that mentions `<|fim_prefix|>` must not steer the prompt)."""
-    if not text:
-        return []
-    return llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-
-
-def check_gguf_header(path: Path) -> None:
-    """Fail early, with advice, on a file that is not GGUF at all."""
-    try:
-        with path.open("rb") as source:
-            magic = source.read(4)
-    except OSError as error:
-        raise ModelError(f"cannot read model file {path}: {error.strerror}") from error
-    if magic != GGUF_MAGIC:
-        raise ModelError(
-            f"{path} is not a GGUF model file (it starts with {magic!r}); point SmallCoder at "
-            f"a .gguf file or run `smallcoder model pull`"
-        )
-
-
 class LlamaCppEngine:
     """The embedded engine: llama.cpp through llama-cpp-python, loaded once."""
 
@@ -184,6 +176,8 @@ class LlamaCppEngine:
         context_tokens: int = DEFAULT_CONTEXT_TOKENS,
         vram_budget_bytes: int = DEFAULT_VRAM_BUDGET_BYTES,
         threads: int | None = None,
+        state_cache_bytes: int = DEFAULT_STATE_CACHE_BYTES,
+        reuse_chunks: bool = REUSE_CHUNKS,
     ) -> None:
         import llama_cpp
 
@@ -193,7 +187,8 @@ class LlamaCppEngine:
         self.context_tokens = context_tokens
         self.counters = EngineCounters()
         self._lock = threading.Lock()
-        gpu_layers = self._gpu_layers(llama_cpp, model_path, context_tokens, vram_budget_bytes)
+        gpu_layers = gpu_layers_for_model(llama_cpp, model_path, context_tokens,
+                                          vram_budget_bytes)
         try:
             self._llm = llama_cpp.Llama(
                 model_path=str(model_path),
@@ -219,22 +214,13 @@ class LlamaCppEngine:
         # Loaded adapters by file; llama.cpp frees them with the model.
         self._adapters: dict[Path, object] = {}
         self.adapter: tuple[Path, float] | None = None
+        self._cache = PromptCache(self._llm, state_cache_bytes=state_cache_bytes,
+                                  reuse_chunks=reuse_chunks, batch_tokens=self._llm.n_batch)
+        self._greedy = GreedyDecoder(self._llm, self._cache, self._stop_ids,
+                                     self.counters.extra)
+        self._cache.measure_speed(self.tokenize(SPEED_PROBE_TEXT))
 
     # ------------------------------------------------------------ loading
-
-    @staticmethod
-    def _gpu_layers(llama_cpp, path: Path, context_tokens: int, budget_bytes: int) -> int:
-        if not llama_cpp.llama_supports_gpu_offload():
-            return 0
-        probe = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
-        metadata = dict(probe.metadata)
-        arch = metadata.get("general.architecture", "")
-        return gpu_layers_for_budget(
-            budget_bytes,
-            path.stat().st_size,
-            int(metadata.get(f"{arch}.block_count", 0)),
-            kv_cache_bytes(metadata, context_tokens),
-        )
 
     def _check_model(self) -> None:
         arch = self._llm.metadata.get("general.architecture", "unknown")
@@ -288,9 +274,25 @@ class LlamaCppEngine:
         return self._llm.tokenize(rendered.encode("utf-8"), add_bos=False, special=True)
 
     def clear_cache(self) -> None:
-        """Forget the KV cache: the next call evaluates its whole prompt."""
+        """Forget the KV cache and the saved states: the next call evaluates its whole prompt."""
         with self._lock:
-            self._llm.reset()
+            self._cache.forget()
+
+    def set_state_cache_limit(self, limit_bytes: int) -> None:
+        """RAM for saved states (0: none); the least recently used go first."""
+        self._cache.states.set_limit(limit_bytes)
+
+    def cache_stats(self) -> dict[str, int]:
+        """Saved states: entries, bytes, limit_bytes, saves, restores."""
+        return self._cache.states.stats()
+
+    @property
+    def reuse_chunks(self) -> bool:
+        return self._cache.reuse_chunks
+
+    @reuse_chunks.setter
+    def reuse_chunks(self, enabled: bool) -> None:
+        self._cache.reuse_chunks = enabled
 
     # ------------------------------------------------------------ adapters
 
@@ -298,7 +300,7 @@ class LlamaCppEngine:
         """Apply the GGUF LoRA adapter at `path` over the loaded base (None: the base alone).
 
         The base stays loaded; each adapter file is read once and kept for switching back.
-        The KV cache is cleared: what it holds was computed with the previous weights.
+        The KV cache and saved states are cleared: they were computed with other weights.
         """
         import llama_cpp
 
@@ -319,16 +321,46 @@ class LlamaCppEngine:
             scales = (ctypes.c_float * len(handles))(*([scale] * len(handles)))
             if llama_cpp.llama_set_adapters_lora(self._llm.ctx, array, len(handles), scales):
                 raise ModelError(f"llama.cpp refused the adapter {path} for {self.name}")
-            self._llm.reset()
-            memory = llama_cpp.llama_get_memory(self._llm.ctx)
-            if memory is not None:
-                llama_cpp.llama_memory_clear(memory, True)
+            self._cache.forget()
             self.adapter = (path, scale) if path is not None else None
 
     @property
     def llama(self):
         """The underlying llama_cpp.Llama, for benchmarks that compare against it directly."""
         return self._llm
+
+    # ------------------------------------------------------------ prompt cache
+
+    def prefill(self, prompt: Sequence[int], *, cancel: CancelToken | None = None,
+                yield_turn: Callable[[], None] | None = None) -> PrefillResult:
+        """Bring the KV cache to hold `prompt` (all but its last token, which a request
+        evaluates again for fresh logits) the way generate() would, PREFILL_SLICE_TOKENS at a
+        time. The engine is free between slices: `yield_turn` is called there (it blocks while
+        a foreground request runs), then the slice re-syncs, as the cache may have moved."""
+        goal = self._checked(prompt, 0)[:-1]
+        wait = yield_turn or _no_wait
+        evaluated, finished = 0, False
+        while not finished:
+            wait()
+            if cancel is not None and cancel.cancelled:
+                break
+            with self._lock:
+                step = self._cache.step(goal, PREFILL_SLICE_TOKENS, keep_longer=True)
+            evaluated += step.evaluated
+            finished = step.done
+        held = min(len(goal), common_prefix_length(self._cache.live_tokens(), goal))
+        return PrefillResult(evaluated, max(0, held - evaluated), finished)
+
+    def cached_prefix_tokens(self, prompt: Sequence[int]) -> int:
+        """How many tokens of `prompt` need no evaluating now: held by the live cache, by a
+        saved state, or (with chunk reuse) elsewhere in the cache. List work only, no lock:
+        for sizing a prompt to a latency budget."""
+        prompt = list(prompt)
+        return min(self._cache.cached_tokens(prompt[:-1]), max(0, len(prompt) - 1))
+
+    @property
+    def prompt_tokens_per_second(self) -> float | None:
+        return self._cache.speed.tokens_per_second
 
     # ------------------------------------------------------------ generation
 
@@ -347,39 +379,46 @@ class LlamaCppEngine:
         `yield_turn` is called before every token and prompt slice: a long job passes a
         function that blocks while more urgent work uses the CPU.
         """
-        prompt = list(prompt)
-        if not prompt:
-            raise ValueError("empty prompt")
-        if len(prompt) + params.max_tokens > self.context_tokens:
-            raise ModelError(
-                f"prompt of {len(prompt)} tokens plus {params.max_tokens} to generate exceeds "
-                f"the {self.context_tokens}-token context; send less context"
-            )
+        prompt = self._checked(prompt, params.max_tokens)
         with self._lock:
             return self._generate_locked(prompt, params, cancel, on_text, stop_rule,
                                          yield_turn or _no_wait)
 
+    def _checked(self, prompt: Sequence[int], max_tokens: int) -> list[int]:
+        prompt = list(prompt)
+        if not prompt:
+            raise ValueError("empty prompt")
+        if len(prompt) + max_tokens > self.context_tokens:
+            raise ModelError(
+                f"prompt of {len(prompt)} tokens plus {max_tokens} to generate exceeds "
+                f"the {self.context_tokens}-token context; send less context"
+            )
+        return prompt
+
     def _generate_locked(self, prompt, params, cancel, on_text, stop_rule,
                          yield_turn) -> GenerationResult:
         start = time.perf_counter()
-        evaluated, stopped = self._evaluate_prompt(prompt, cancel, yield_turn)
+        greedy = params.temperature <= 0
+        synced, stopped = self._evaluate_prompt(prompt, greedy, cancel, yield_turn)
         prompt_done = time.perf_counter()
         if stopped is not None:
-            return self._result("", stopped, prompt, evaluated, 0, start, prompt_done)
+            return self._result("", stopped, prompt, synced, 0, start, prompt_done)
         # The budget is for generating: a prompt evaluated past it would only be evaluated
         # again by the next request, while the KV cache keeps it for that request anyway.
         deadline = (None if params.time_budget_ms is None
                     else prompt_done + params.time_budget_ms / 1e3)
 
-        stream = _TextStream(params.stop, stop_rule, on_text)
+        stream = TextStream(params.stop, stop_rule, on_text)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         generated = 0
         finish: FinishReason = "length"
         llm = self._llm
         llm.set_seed(params.seed)
-        if params.temperature <= 0:
-            tokens = self._greedy_with_lookup(prompt, params.max_tokens)
+        if greedy:
+            tokens = self._greedy.tokens(prompt, params.max_tokens,
+                                         params.first_token_not_newline)
         else:
+            # llama-cpp-python evaluates the last prompt token itself (counted already).
             tokens = llm.generate(prompt, temp=params.temperature, top_k=params.top_k,
                                   top_p=params.top_p, min_p=0.0, repeat_penalty=1.0)
         for token in tokens:
@@ -400,106 +439,54 @@ class LlamaCppEngine:
                 break
             yield_turn()
         text = stream.finish(decoder.decode(b"", final=True) if finish != "stop" else "")
-        return self._result(text, finish, prompt, evaluated, generated, start, prompt_done)
+        return self._result(text, finish, prompt, synced, generated, start, prompt_done)
 
-    def _greedy_with_lookup(self, prompt: list[int], max_tokens: int) -> Iterator[int]:
-        """The greedy continuation of an evaluated `prompt`, a token at a time. Each batch
-        evaluates the next token together with a prompt-lookup guess of the ones after it
-        (model/lookup.py) and keeps the guessed tokens the model chose itself, so what comes
-        out is the model's own greedy choice at every position, guessed or not. The KV cache
-        and `input_ids` end up as llama-cpp-python keeps them, so the next prompt reuses them.
-        """
-        import llama_cpp
+    def _evaluate_prompt(self, prompt, greedy, cancel,
+                         yield_turn) -> tuple[SyncStep, FinishReason | None]:
+        """Bring the cache to hold `prompt`, EVAL_SLICE_TOKENS at a time; the last token is
+        always evaluated again, for its logits (by llama-cpp-python when sampling).
 
-        llm = self._llm
-        memory = llama_cpp.llama_get_memory(llm.ctx)
-        token = self._choices(1)[0]  # after the prompt's last token
-        history = [*prompt, token]  # ends with the token to evaluate next
-        batch = llama_cpp.llama_batch_init(1 + DRAFT_TOKENS, 0, 1)
-        counters = self.counters.extra
-        try:
-            for _ in range(max_tokens):
-                yield token
-                past = llm.n_tokens
-                room = min(max_tokens - (len(history) - len(prompt)),
-                           self.context_tokens - past - 1)
-                guess = draft(history, min(DRAFT_TOKENS, room)) if room > 0 else []
-                step = [token, *guess]
-                llama_cpp.llama_memory_seq_rm(memory, -1, past, -1)
-                batch.n_tokens = len(step)
-                for i, value in enumerate(step):
-                    batch.token[i] = value
-                    batch.pos[i] = past + i
-                    batch.n_seq_id[i] = 1
-                    batch.seq_id[i][0] = 0
-                    batch.logits[i] = True
-                if llama_cpp.llama_decode(llm.ctx, batch) != 0:
-                    raise ModelError(f"llama.cpp could not evaluate token {past} of the context")
-                chosen = self._choices(len(step))
-                kept = 0
-                while kept < len(guess) and chosen[kept] == guess[kept]:
-                    kept += 1
-                accepted = step[:1 + kept]
-                llm.input_ids[past:past + len(accepted)] = accepted
-                llm.n_tokens = past + len(accepted)
-                token = chosen[kept]
-                history += [*guess[:kept], token]
-                counters["lookup_guessed"] = counters.get("lookup_guessed", 0) + len(guess)
-                counters["lookup_kept"] = counters.get("lookup_kept", 0) + kept
-                yield from guess[:kept]
-        finally:
-            # What was guessed wrong, or evaluated past a stop, leaves the cache.
-            llama_cpp.llama_memory_seq_rm(memory, -1, llm.n_tokens, -1)
-            llama_cpp.llama_batch_free(batch)
-
-    def _choices(self, rows: int) -> list[int]:
-        """The most likely next token after each of the last `rows` tokens evaluated."""
-        import llama_cpp
-        import numpy as np
-
-        llm = self._llm
-        return [int(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, row - rows),
-                                          shape=(llm.n_vocab(),)).argmax())
-                for row in range(rows)]
-
-    def _evaluate_prompt(self, prompt, cancel, yield_turn) -> tuple[int, FinishReason | None]:
-        """Evaluate what the KV cache does not already hold, a slice at a time.
-
-        Returns the number of tokens evaluated and, if it stopped early, why.
-        """
-        llm = self._llm
-        cached = 0
-        for held, wanted in zip(llm.input_ids[:llm.n_tokens], prompt, strict=False):
-            if held != wanted:
-                break
-            cached += 1
-        # The last prompt token is always evaluated again: sampling needs its fresh logits.
-        keep = min(cached, len(prompt) - 1)
-        llm.n_tokens = keep
-        pending = prompt[keep:]
-        for begin in range(0, len(pending), EVAL_SLICE_TOKENS):
+        Returns what was evaluated, restored and shifted and, if it stopped early, why."""
+        goal = prompt[:-1]
+        evaluated = restored = shifted = 0
+        stopped: FinishReason | None = None
+        while True:
             yield_turn()
             if cancel is not None and cancel.cancelled:
-                return begin, "cancelled"
-            llm.eval(pending[begin:begin + EVAL_SLICE_TOKENS])
-        return len(pending), None
+                stopped = "cancelled"
+                break
+            step = self._cache.step(goal, EVAL_SLICE_TOKENS)
+            evaluated += step.evaluated
+            restored += step.restored
+            shifted += step.shifted
+            if step.done:
+                break
+        if stopped is None:
+            if greedy:
+                self._cache.decode(prompt[-1:], logits="last")
+            evaluated += 1
+        return SyncStep(evaluated, restored, shifted, stopped is None), stopped
 
-    def _result(self, text, finish, prompt, evaluated, generated, start, prompt_done):
+    def _result(self, text, finish, prompt, synced: SyncStep, generated, start, prompt_done):
         end = time.perf_counter()
         result = GenerationResult(
             text=text,
             finish_reason=finish,
             prompt_tokens=len(prompt),
-            evaluated_prompt_tokens=evaluated,
+            evaluated_prompt_tokens=synced.evaluated,
             generated_tokens=generated,
             prompt_ms=(prompt_done - start) * 1e3,
             generation_ms=(end - prompt_done) * 1e3,
+            restored_prompt_tokens=synced.restored,
+            shifted_prompt_tokens=synced.shifted,
         )
         counters = self.counters
         counters.calls += 1
         counters.prompt_tokens += result.prompt_tokens
-        counters.evaluated_prompt_tokens += evaluated
+        counters.evaluated_prompt_tokens += synced.evaluated
         counters.generated_tokens += generated
+        for name in ("restored_prompt_tokens", "shifted_prompt_tokens"):
+            counters.extra[name] = counters.extra.get(name, 0) + getattr(result, name)
         if result.tokens_per_second is not None:
             counters.last_tokens_per_second = result.tokens_per_second
         return result
@@ -507,50 +494,3 @@ class LlamaCppEngine:
 
 def _no_wait() -> None:
     return None
-
-
-class _TextStream:
-    """Accumulates generated text, cuts it at stop strings or a stop rule, and streams it.
-
-    Text that could be the start of a stop string is held back until it is known not to be.
-    """
-
-    def __init__(self, stops: tuple[str, ...], rule: StopRule | None,
-                 on_text: Callable[[str], None] | None) -> None:
-        self._stops = tuple(stop for stop in stops if stop)
-        self._rule = rule
-        self._on_text = on_text
-        self._text = ""
-        self._emitted = 0
-        self._hold = max((len(stop) - 1 for stop in self._stops), default=0)
-
-    def feed(self, piece: str) -> bool:
-        """Add a piece; True when the text is complete and generation should stop."""
-        self._text += piece
-        cut = self._cut_position()
-        if cut is not None:
-            self._text = self._text[:cut]
-            self._emit(len(self._text))
-            return True
-        self._emit(len(self._text) - self._hold)
-        return False
-
-    def finish(self, tail: str) -> str:
-        self._text += tail
-        cut = self._cut_position()
-        if cut is not None:
-            self._text = self._text[:cut]
-        self._emit(len(self._text))
-        return self._text
-
-    def _cut_position(self) -> int | None:
-        cuts = [index for stop in self._stops if (index := self._text.find(stop)) >= 0]
-        if self._rule is not None and (ruled := self._rule(self._text)) is not None:
-            cuts.append(ruled)
-        return min(cuts) if cuts else None
-
-    def _emit(self, upto: int) -> None:
-        if self._on_text is None or upto <= self._emitted:
-            return
-        self._on_text(self._text[self._emitted:upto])
-        self._emitted = upto
