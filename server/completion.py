@@ -83,7 +83,7 @@ def register(server: SmallCoderServer) -> None:
                                  settings=_settings(ls),
                                  context_tokens=ls.settings.inline_context_tokens)
         warmer.start(prefill_job(engine, lambda: fim_prompt_tokens(plan().request, engine),
-                                 region, ls.host.gate.wait_turn))
+                                 region))
 
 
 async def _answer(ls: SmallCoderServer, warmer: Warmer, engine: Engine, document: TextDocument,
@@ -118,7 +118,7 @@ def _after_answer(ls: SmallCoderServer, warmer: Warmer, engine: Engine,
     prompt when a leaner one answered, else compute what follows accepting the suggestion."""
     if completion.warm_next is not None:
         prompt = completion.warm_next
-        warmer.start(prefill_job(engine, lambda: prompt, None, ls.host.gate.wait_turn))
+        warmer.start(prefill_job(engine, lambda: prompt, None))
     elif completion.text:
         text, next_line, next_character = accepted(document.source, line, character,
                                                    completion.text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from assist.completion import Completion, CompletionSettings, complete_in_workspace
@@ -49,6 +50,9 @@ class Warmer:
         self._job: Job | None = None
         self._token = CancelToken()
         self._running: asyncio.Future | None = None
+        # One worker thread of its own: a paused job ends within a slice and the next waits for
+        # it here, never in the event loop's pool that foreground requests need.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smallcoder-warm")
         self.speculation: Speculation | None = None
         ls.on_exit.append(self.stop)
 
@@ -63,6 +67,7 @@ class Warmer:
         """Stop the job and forget it."""
         self._job = None
         self._token.cancel()
+        self._worker.shutdown(wait=False, cancel_futures=True)
 
     def pause(self) -> None:
         """Stop the job where it is (a foreground request needs the engine); it is kept."""
@@ -84,7 +89,7 @@ class Warmer:
 
     async def _run(self, run: Callable[[], None]) -> None:
         try:
-            await asyncio.to_thread(run)
+            await asyncio.get_running_loop().run_in_executor(self._worker, run)
         except Exception as error:  # background work must never take the server down
             self._ls.log("warning", f"background warming failed: {error!r}")
             self._job = None
@@ -103,12 +108,14 @@ class Warmer:
         return hit.completion
 
 
-def prefill_job(engine: Engine, prompt: Callable[[], Sequence[int]], warming: str | None,
-                yield_turn: Callable[[], None]) -> Job:
+def prefill_job(engine: Engine, prompt: Callable[[], Sequence[int]],
+                warming: str | None) -> Job:
     """Evaluate the prompt `prompt()` builds (in the worker: packing and tokenizing are not
-    for the event loop) into the engine's cache, a slice at a time."""
+    for the event loop) into the engine's cache, a slice at a time. A foreground request
+    pauses it by its token, so it ends within one slice: it never waits for a turn (a job
+    waiting while a foreground request waited for a thread was a deadlock)."""
     def work(token: CancelToken) -> bool:
-        return engine.prefill(prompt(), cancel=token, yield_turn=yield_turn).finished
+        return engine.prefill(prompt(), cancel=token).finished
 
     return Job(warming, work)
 

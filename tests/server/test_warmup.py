@@ -80,3 +80,29 @@ async def test_a_completion_computed_ahead_is_not_served_for_other_text(client):
     await wait_for_log(client, "computed ahead")
     await client.text_document_inline_completion_async(inline_params())
     assert not any("speculated" in message.message for message in client.log_messages)
+
+
+@pytest_lsp.fixture(config=server_config(SMALLCODER_FAKE_TOKEN_SECONDS="0.02"))
+async def slow_client(lsp_client: LanguageClient, tmp_path):
+    await start(lsp_client, {"model": fake_model(tmp_path), "logLevel": "debug"})
+    await wait_for_state(lsp_client, "ready")
+    long_text = "".join(f"value_{n} = {n}\n" for n in range(400)) + MEAN
+    open_document(lsp_client, text=long_text)
+    yield long_text
+    await lsp_client.shutdown_session()
+
+
+async def test_completions_keep_answering_while_warming_is_paused_and_resumed(slow_client):
+    # Each completion pauses the warming of the region and each superseded one resumes it; a
+    # paused job used to wait for its turn in a worker thread, and once six of them waited no
+    # thread was left for the completion they waited for.
+    client = slow_client
+    pending = []
+    for round_number in range(16):
+        prefill(client, URI, 400 + (round_number % 3), 4)
+        pending.append(client.text_document_inline_completion_async(
+            inline_params(position=types.Position(line=405, character=4))))
+        await asyncio.sleep(0.05)
+    await asyncio.wait_for(pending[-1], timeout=60)
+    status = await client.protocol.send_request_async("smallcoder/status", {})
+    assert status.state == "ready"
