@@ -16,7 +16,7 @@ restore serves the prompt instead. The planner's reach at other minimum chunk si
 from the same token lists, without the model.
 
 Run: .venv/bin/python bench/reuse.py [--models NAME ...] [--sample N] [--threads N]
-     [--window-lines N]
+     [--window-lines N] [--resume FILE]
 """
 
 from __future__ import annotations
@@ -76,6 +76,9 @@ class Outcome:
     control_evaluated: int
     control_prompt_ms: float
     planner_reused: dict[str, int]
+    exact_evaluated: int
+    exact_prompt_ms: float
+    exact_tokens_per_second: float | None
 
 
 def _plan(text: str, line: int, context: tuple[ContextChunk, ...]):
@@ -149,35 +152,50 @@ def run_case(engine: LlamaCppEngine, model: str, case: Case, exact: GenerationRe
         reuse_prompt_ms=round(reused.prompt_ms, 1),
         control_evaluated=control.evaluated_prompt_tokens,
         control_prompt_ms=round(control.prompt_ms, 1),
-        planner_reused=planner_reach(case))
+        planner_reused=planner_reach(case), exact_evaluated=exact.evaluated_prompt_tokens,
+        exact_prompt_ms=round(exact.prompt_ms, 1),
+        exact_tokens_per_second=exact.tokens_per_second)
 
 
 def bench_model(model: str, tasks: list[dict], all_tasks: list[dict], threads: int | None,
-                window_lines: int, out) -> tuple[list[Outcome], dict]:
+                window_lines: int, done: set[tuple[str, str]], out) -> list[Outcome]:
     engine = LlamaCppEngine(registry.resolve_model(model), threads=threads,
                             state_cache_bytes=0, reuse_chunks=False)
     pick = random.Random(SAMPLE_SEED + 1)
     outcomes: list[Outcome] = []
-    prompt_rates, generation_rates = [], []
     for number, task in enumerate(tasks, start=1):
+        # Drawn for every task, resumed or not, so that each task keeps its chunks.
         others = pick.sample([t for t in all_tasks if t["task_id"] != task["task_id"]], 3)
-        cases = cases_for(task, others, engine, window_lines)
+        cases = [case for case in cases_for(task, others, engine, window_lines)
+                 if (case.task_id, case.perturbation) not in done]
+        if not cases:
+            continue
         engine.clear_cache()
         exact = _generate(engine, cases[0].prompt, cases[0].prompt_plan)
-        prompt_rates.append(exact.evaluated_prompt_tokens / exact.prompt_ms * 1e3)
-        if exact.tokens_per_second is not None:
-            generation_rates.append(exact.tokens_per_second)
         for case in cases:
             outcome = run_case(engine, model, case, exact)
             outcomes.append(outcome)
             out.write(json.dumps(asdict(outcome)) + "\n")
             out.flush()
         print(f"  {model}: {number}/{len(tasks)}", file=sys.stderr)
-    speed = {"prompt_tokens_per_s": round(statistics.median(prompt_rates), 1),
-             "generated_tokens_per_s": round(statistics.median(generation_rates), 1)
-             if generation_rates else None,
-             "engine_prompt_tokens_per_s": round(engine.prompt_tokens_per_second or 0, 1)}
-    return outcomes, speed
+    return outcomes
+
+
+def speeds(outcomes: list[Outcome]) -> dict:
+    """This run's raw llama.cpp speeds, from the cold evaluations of the exact prompts."""
+    prompt = [o.exact_evaluated / o.exact_prompt_ms * 1e3 for o in outcomes
+              if o.exact_prompt_ms > 0]
+    generation = [o.exact_tokens_per_second for o in outcomes if o.exact_tokens_per_second]
+    return {"prompt_tokens_per_s": round(statistics.median(prompt), 1) if prompt else None,
+            "generated_tokens_per_s": round(statistics.median(generation), 1)
+            if generation else None}
+
+
+def resumed(path: Path | None, model: str) -> list[Outcome]:
+    if path is None or not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [Outcome(**row) for row in rows if row.get("model") == model and "task_id" in row]
 
 
 def summary_rows(outcomes: list[Outcome]) -> list[dict]:
@@ -231,16 +249,20 @@ def main() -> int:
                         "cores; 1 is much faster when other work shares the CPU)")
     parser.add_argument("--window-lines", type=int, default=WINDOW_LINES,
                         help="lines above the file in the window variant")
+    parser.add_argument("--resume", type=Path, help="a results file of an interrupted run: "
+                        "its outcomes are kept and the run goes on in it")
     args = parser.parse_args()
     all_tasks = load(SINGLE, None)
     tasks = load(SINGLE, args.sample)
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"reuse-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
-    with path.open("w") as out:
+    path = args.resume or RESULTS / f"reuse-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+    with path.open("a") as out:
         for model in args.models:
-            outcomes, speed = bench_model(model, tasks, all_tasks, args.threads,
-                                          args.window_lines, out)
-            rows = summary_rows(outcomes)
+            earlier = resumed(args.resume, model)
+            done = {(o.task_id, o.perturbation) for o in earlier}
+            outcomes = earlier + bench_model(model, tasks, all_tasks, args.threads,
+                                             args.window_lines, done, out)
+            rows, speed = summary_rows(outcomes), speeds(outcomes)
             out.write(json.dumps({"model": model, "summary": rows, **speed}) + "\n")
             print_table(model, rows, speed)
     print(f"details: {path}")
