@@ -35,9 +35,13 @@ DEFAULT_VRAM_BUDGET_BYTES = 2 * 1024**3
 # rather than after a whole 8k prompt: 128 tokens cost the 1.5B about 1 s on a slow CPU, and
 # evaluate within a few percent as fast as 256 or 512 (see the report of issue #30).
 EVAL_SLICE_TOKENS = 128
-# A prefill gives the engine up between slices of this size, so a foreground request waits at
-# most one slice: 32 tokens take the 1.5B about 0.3 s on a slow CPU.
+# A prefill gives the engine up between slices, so a foreground request waits at most one: a
+# slice is what the measured prompt speed evaluates in PREFILL_SLICE_SECONDS, within bounds.
+# A fixed 32 tokens took the 1.5B 0.7 s on a busy 2-core CPU (bench/session.py: answers of 2-5
+# prompt tokens took about 1 s); below 16 tokens per-batch overhead starts to cost throughput.
+PREFILL_SLICE_SECONDS = 0.3
 PREFILL_SLICE_TOKENS = 32
+PREFILL_MIN_SLICE_TOKENS = 16
 # RAM for saved states of sequences the cache moved away from (the 1.5B: 28 KiB a token).
 DEFAULT_STATE_CACHE_BYTES = 256 * 1024**2
 # Whether chunks of the cache are shifted to new positions: output becomes approximate
@@ -334,18 +338,19 @@ class LlamaCppEngine:
     def prefill(self, prompt: Sequence[int], *, cancel: CancelToken | None = None,
                 yield_turn: Callable[[], None] | None = None) -> PrefillResult:
         """Bring the KV cache to hold `prompt` (all but its last token, which a request
-        evaluates again for fresh logits) the way generate() would, PREFILL_SLICE_TOKENS at a
-        time. The engine is free between slices: `yield_turn` is called there (it blocks while
-        a foreground request runs), then the slice re-syncs, as the cache may have moved."""
+        evaluates again for fresh logits) the way generate() would, a prefill_slice_tokens
+        slice at a time. The engine is free between slices: `yield_turn` is called there (it
+        blocks while a foreground request runs), then a slice re-syncs: the cache may have
+        moved."""
         goal = self._checked(prompt, 0)[:-1]
         wait = yield_turn or _no_wait
-        evaluated, finished = 0, False
+        evaluated, finished, slice_tokens = 0, False, self.prefill_slice_tokens
         while not finished:
             wait()
             if cancel is not None and cancel.cancelled:
                 break
             with self._lock:
-                step = self._cache.step(goal, PREFILL_SLICE_TOKENS, keep_longer=True)
+                step = self._cache.step(goal, slice_tokens, keep_longer=True)
             evaluated += step.evaluated
             finished = step.done
         held = min(len(goal), common_prefix_length(self._cache.live_tokens(), goal))
@@ -361,6 +366,11 @@ class LlamaCppEngine:
     @property
     def prompt_tokens_per_second(self) -> float | None:
         return self._cache.speed.tokens_per_second
+
+    @property
+    def prefill_slice_tokens(self) -> int:
+        return self._cache.speed.tokens_within(PREFILL_SLICE_SECONDS, PREFILL_MIN_SLICE_TOKENS,
+                                               PREFILL_SLICE_TOKENS)
 
     # ------------------------------------------------------------ generation
 
@@ -447,25 +457,19 @@ class LlamaCppEngine:
         always evaluated again, for its logits (by llama-cpp-python when sampling).
 
         Returns what was evaluated, restored and shifted and, if it stopped early, why."""
-        goal = prompt[:-1]
-        evaluated = restored = shifted = 0
-        stopped: FinishReason | None = None
-        while True:
+        goal, steps = prompt[:-1], []
+        while not (steps and steps[-1].done):
             yield_turn()
             if cancel is not None and cancel.cancelled:
-                stopped = "cancelled"
                 break
-            step = self._cache.step(goal, EVAL_SLICE_TOKENS)
-            evaluated += step.evaluated
-            restored += step.restored
-            shifted += step.shifted
-            if step.done:
-                break
-        if stopped is None:
-            if greedy:
-                self._cache.decode(prompt[-1:], logits="last")
-            evaluated += 1
-        return SyncStep(evaluated, restored, shifted, stopped is None), stopped
+            steps.append(self._cache.step(goal, EVAL_SLICE_TOKENS))
+        done = bool(steps) and steps[-1].done
+        if done and greedy:
+            self._cache.decode(prompt[-1:], logits="last")
+        synced = SyncStep(sum(step.evaluated for step in steps) + int(done),
+                          sum(step.restored for step in steps),
+                          sum(step.shifted for step in steps), done)
+        return synced, None if done else "cancelled"
 
     def _result(self, text, finish, prompt, synced: SyncStep, generated, start, prompt_done):
         end = time.perf_counter()

@@ -141,11 +141,12 @@ def _nearest(places: list[int], position: int) -> list[int]:
 
 
 def plan_sync(live: Sequence[int], goal: Sequence[int], saved: Sequence[SavedState],
-              reuse_min_tokens: int | None) -> SyncPlan:
+              reuse_min_tokens: int | None, live_prompt_tokens: int | None = None) -> SyncPlan:
     """The cheapest way to make the cache hold `goal`, from the `live` tokens it holds or from
     the saved state sharing the longest head with `goal`; chunks are shifted when
-    `reuse_min_tokens` is set. `save_live` says the live sequence is about to lose enough
-    that it should be saved first."""
+    `reuse_min_tokens` is set. `save_live` says the live sequence is about to lose enough of
+    its first `live_prompt_tokens` (all by default) that it should be saved first: the tokens
+    after them were generated, and no prompt asks for those at their place again."""
     kept = common_prefix_length(live, goal)
     chunks = _chunks(live, goal, kept, reuse_min_tokens)
     plan = SyncPlan(None, kept, chunks, False)
@@ -156,8 +157,9 @@ def plan_sync(live: Sequence[int], goal: Sequence[int], saved: Sequence[SavedSta
             plan = SyncPlan(best, head, _chunks(best.tokens, goal, head, reuse_min_tokens),
                             False)
     reused_live = plan.cached_tokens if plan.restore is None else 0
-    lost = len(live) - reused_live
-    if lost >= SAVE_MIN_TOKENS and not any(_covers(state.tokens, live) for state in saved):
+    prompt = live[:live_prompt_tokens]
+    lost = len(prompt) - reused_live
+    if lost >= SAVE_MIN_TOKENS and not any(_covers(state.tokens, prompt) for state in saved):
         plan = SyncPlan(plan.restore, plan.kept, plan.chunks, True)
     return plan
 

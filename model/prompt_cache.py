@@ -58,6 +58,13 @@ class PromptSpeed:
         self.tokens_per_second = rate if previous is None else (
             (1 - SPEED_WEIGHT) * previous + SPEED_WEIGHT * rate)
 
+    def tokens_within(self, seconds: float, fewest: int, most: int) -> int:
+        """How many tokens evaluate in `seconds` at the recent speed, from `fewest` to `most`
+        (`most` while the speed is unknown)."""
+        if self.tokens_per_second is None:
+            return most
+        return max(fewest, min(most, int(self.tokens_per_second * seconds)))
+
 
 class PromptCache:
     """Sequence 0 of one llama context, with saved states and parked chunks; not thread-safe:
@@ -77,6 +84,8 @@ class PromptCache:
         self._parked: tuple[tuple[int, tuple[int, ...]], ...] = ()
         # Shifted cells are rotated at the next decode; a state saved before then is wrong.
         self._shift_pending = False
+        # How many of the live tokens a prompt asked for; generated tokens follow them.
+        self._prompt_tokens = 0
         self._batch_tokens = batch_tokens
         self._batch = llama_cpp.llama_batch_init(batch_tokens, 0, 1)
         weakref.finalize(self, llama_cpp.llama_batch_free, self._batch)
@@ -98,7 +107,7 @@ class PromptCache:
 
     def _plan(self, live: Sequence[int], goal: Sequence[int]) -> SyncPlan:
         reuse = REUSE_MIN_TOKENS if self.reuse_chunks and self.can_shift else None
-        return plan_sync(live, goal, self.states.snapshot(), reuse)
+        return plan_sync(live, goal, self.states.snapshot(), reuse, self._prompt_tokens)
 
     @staticmethod
     def _fits(parked, live: Sequence[int], goal: Sequence[int]) -> bool:
@@ -122,6 +131,7 @@ class PromptCache:
             restored = plan.kept if plan.restore is not None else 0
             shifted = plan.shifted_tokens
         evaluated = self._evaluate_toward(goal, max_tokens)
+        self._prompt_tokens = self._llm.n_tokens
         return SyncStep(evaluated, restored, shifted, self._llm.n_tokens == len(goal))
 
     def _parked_fit(self, goal: Sequence[int]) -> bool:
@@ -268,6 +278,7 @@ class PromptCache:
 
         self._parked = ()
         self._shift_pending = False
+        self._prompt_tokens = 0
         self.states.clear()
         llama_cpp.llama_memory_clear(self._memory, True)
         self._llm.n_tokens = 0

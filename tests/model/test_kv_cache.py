@@ -172,3 +172,12 @@ def test_a_short_run_that_matches_first_cannot_keep_a_long_one_out():
     prompt = [*HEAD, *short, *long]
     assert plan_chunks(cached, prompt, len(HEAD), 64) == (
         Chunk(source=20, target=90, length=300),)
+
+
+def test_generated_tokens_are_not_worth_saving():
+    prompt, generated = [*HEAD, *_tokens(0, 300)], _tokens(5000, 48)
+    live = [*prompt, *generated]
+    next_keystroke = [*prompt[:-2], 7]
+    assert plan_sync(live, next_keystroke, [], None).save_live
+    assert not plan_sync(live, next_keystroke, [], None, len(prompt)).save_live
+    assert plan_sync(live, HEAD, [], None, len(prompt)).save_live

@@ -10,7 +10,6 @@ import pytest
 
 from model.engine import (
     DEFAULT_STATE_CACHE_BYTES,
-    PREFILL_SLICE_TOKENS,
     CancelToken,
     GenerationParams,
 )
@@ -187,10 +186,11 @@ def test_a_cancelled_prefill_stops_between_slices(real_engine):
         if len(turns) == 3:
             cancel.cancel()
 
+    slice_tokens = real_engine.prefill_slice_tokens
     result = real_engine.prefill(prompt, cancel=cancel, yield_turn=turn)
     assert not result.finished
-    assert result.evaluated_tokens == 2 * PREFILL_SLICE_TOKENS
-    assert real_engine.cached_prefix_tokens(prompt) == 2 * PREFILL_SLICE_TOKENS
+    assert result.evaluated_tokens == 2 * slice_tokens
+    assert real_engine.cached_prefix_tokens(prompt) == 2 * slice_tokens
 
 
 def test_a_foreground_request_gets_the_engine_between_prefill_slices(real_engine):
