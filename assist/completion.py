@@ -50,6 +50,10 @@ class Window:
 FULL_WINDOW = Window(PREFIX_LINES, SUFFIX_LINES, True)
 # Leaner windows, richest first, for answers the cache cannot serve in time.
 LEAN_WINDOWS = (Window(64, 16, False, 16), Window(16, 8, False, 4), Window(4, 2, False, 1))
+# The order in which a region is warmed, leanest first: on a slow CPU the editor's own window
+# (3-4k tokens) takes a minute to evaluate, and each leaner one is ready for the next keystroke
+# long before it is, so the suggestions grow richer while the user types.
+WARMING_LADDER = (*reversed(LEAN_WINDOWS), FULL_WINDOW)
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,9 @@ class Completion:
     text: str
     generation: GenerationResult
     latency_ms: float
-    # The editor's own prompt when a leaner one answered: worth evaluating in the background.
-    warm_next: tuple[int, ...] | None = None
+    # The prompts of the richer windows a leaner one answered for, leanest first: worth
+    # evaluating in the background, in this order (the editor's own prompt comes last).
+    warm_next: tuple[tuple[int, ...], ...] = ()
 
     def log_line(self) -> str:
         """How the server logs it (bench/lsp.py and bench/session.py read this line)."""
@@ -141,17 +146,30 @@ def complete_in_workspace(workspace: WorkspaceContext, engine: Engine, text: str
     """`complete_at` with the workspace's cross-file chunks ahead of the FIM prefix.
 
     With `prompt_budget_ms`, a prompt the cache cannot serve within it is answered from the
-    richest leaner window that fits, and the full prompt is handed back to be warmed."""
+    richest leaner window that fits, and the richer prompts are handed back to be warmed."""
     start = time.perf_counter()
     plan = workspace_plan(workspace, engine, text, line, character, path=path,
                           repo_name=repo_name, settings=settings, context_tokens=context_tokens)
-    prompt = full_prompt = fim_prompt_tokens(plan.request, engine)
+    prompt, passed_over = fim_prompt_tokens(plan.request, engine), ()
     if prompt_budget_ms is not None:
-        plan, prompt = _fitting(engine, plan, prompt, prompt_budget_ms, settings)
+        plan, prompt, passed_over = _fitting(engine, plan, prompt, prompt_budget_ms, settings)
     completion = _generate(engine, plan, prompt, settings, cancel, start)
-    if prompt is full_prompt:
-        return completion
-    return replace(completion, warm_next=tuple(full_prompt))
+    return replace(completion, warm_next=passed_over) if passed_over else completion
+
+
+def warming_prompts(workspace: WorkspaceContext, engine: Engine, text: str, line: int,
+                    character: int, *, path: str, repo_name: str,
+                    settings: CompletionSettings, context_tokens: int) -> list[list[int]]:
+    """The prompts of WARMING_LADDER's windows at a cursor, leanest first: what warming a
+    region evaluates, each ready for a completion as soon as it is held."""
+    prompts = [fim_prompt_tokens(plan_completion(text, line, character,
+                                                 path=workspace.prompt_path(path),
+                                                 repo_name=repo_name, settings=settings,
+                                                 window=window).request, engine)
+               for window in WARMING_LADDER[:-1]]
+    full = workspace_plan(workspace, engine, text, line, character, path=path,
+                          repo_name=repo_name, settings=settings, context_tokens=context_tokens)
+    return [*prompts, fim_prompt_tokens(full.request, engine)]
 
 
 def workspace_plan(workspace: WorkspaceContext, engine: Engine, text: str, line: int,
@@ -165,20 +183,24 @@ def workspace_plan(workspace: WorkspaceContext, engine: Engine, text: str, line:
 
 
 def _fitting(engine: Engine, plan: CompletionPlan, prompt: list[int], budget_ms: float,
-             settings: CompletionSettings) -> tuple[CompletionPlan, list[int]]:
-    """The richest window whose uncached prompt the engine evaluates within `budget_ms`."""
+             settings: CompletionSettings
+             ) -> tuple[CompletionPlan, list[int], tuple[tuple[int, ...], ...]]:
+    """The richest window whose uncached prompt the engine evaluates within `budget_ms`, and
+    the prompts of the richer windows passed over, leanest first."""
     speed = engine.prompt_tokens_per_second
     request = plan.request
     path, document, offset = request.path, plan.document, plan.offset
     line = document.count("\n", 0, offset)
     character = offset - (document.rfind("\n", 0, offset) + 1)
+    passed_over: list[tuple[int, ...]] = []
     for window in LEAN_WINDOWS:
         if _cost_ms(engine, prompt, speed) <= budget_ms:
             break
+        passed_over.insert(0, tuple(prompt))
         plan = plan_completion(document, line, character, path=path,
                                repo_name=request.repo_name, settings=settings, window=window)
         prompt = fim_prompt_tokens(plan.request, engine)
-    return plan, prompt
+    return plan, prompt, tuple(passed_over)
 
 
 def _cost_ms(engine: Engine, prompt: list[int], tokens_per_second: float | None) -> float:

@@ -18,14 +18,13 @@ from assist.completion import (
     Completion,
     CompletionSettings,
     complete_in_workspace,
-    workspace_plan,
+    warming_prompts,
 )
 from model.engine import Engine
-from model.prompts import fim_prompt_tokens
 from server.app import SmallCoderServer
 from server.model_host import ModelUnavailable
 from server.protocol import cursor, path_of, text_position
-from server.warmup import Warmer, accepted, prefill_job, speculation_job
+from server.warmup import Warmer, accepted, in_turn, prefill_job, speculation_job
 
 PREFILL_METHOD = "smallcoder/prefill"
 
@@ -77,13 +76,12 @@ def register(server: SmallCoderServer) -> None:
         line, character = cursor(document, position)
         region = f"{ls.context.prompt_path(path_of(uri))}:{line + 1}"
         ls.log("info", f"warming {region}")
-        plan = functools.partial(workspace_plan, ls.context, engine, document.source, line,
-                                 character, path=path_of(uri),
-                                 repo_name=ls.context.repo_name(path_of(uri)),
-                                 settings=_settings(ls),
-                                 context_tokens=ls.settings.inline_context_tokens)
-        warmer.start(prefill_job(engine, lambda: fim_prompt_tokens(plan().request, engine),
-                                 region))
+        prompts = functools.partial(warming_prompts, ls.context, engine, document.source,
+                                    line, character, path=path_of(uri),
+                                    repo_name=ls.context.repo_name(path_of(uri)),
+                                    settings=_settings(ls),
+                                    context_tokens=ls.settings.inline_context_tokens)
+        warmer.start(prefill_job(engine, prompts, region))
 
 
 async def _answer(ls: SmallCoderServer, warmer: Warmer, engine: Engine, document: TextDocument,
@@ -114,16 +112,19 @@ def _settings(ls: SmallCoderServer) -> CompletionSettings:
 def _after_answer(ls: SmallCoderServer, warmer: Warmer, engine: Engine,
                   document: TextDocument, line: int, character: int,
                   completion: Completion) -> None:
-    """What the engine does next while the user reads the suggestion: finish the editor's own
-    prompt when a leaner one answered, else compute what follows accepting the suggestion."""
-    if completion.warm_next is not None:
-        prompt = completion.warm_next
-        warmer.start(prefill_job(engine, lambda: prompt, None))
-    elif completion.text:
+    """What the engine does next while the user reads the suggestion: compute what follows
+    accepting it, then warm the richer windows when a leaner one answered."""
+    jobs = []
+    if completion.text:
         text, next_line, next_character = accepted(document.source, line, character,
                                                    completion.text)
-        warmer.start(speculation_job(warmer, engine, document.uri, path_of(document.uri),
-                                     text, next_line, next_character, _settings(ls),
-                                     ls.settings.inline_context_tokens))
+        jobs.append(speculation_job(warmer, engine, document.uri, path_of(document.uri),
+                                    text, next_line, next_character, _settings(ls),
+                                    ls.settings.inline_context_tokens))
+    if completion.warm_next:
+        prompts = completion.warm_next
+        jobs.append(prefill_job(engine, lambda: prompts, None))
+    if jobs:
+        warmer.start(in_turn(jobs))
     else:
         warmer.resume()

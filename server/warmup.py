@@ -14,7 +14,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from assist.completion import Completion, CompletionSettings, complete_in_workspace
+from assist.completion import (
+    FIRST_ANSWER_PROMPT_BUDGET_MS,
+    Completion,
+    CompletionSettings,
+    complete_in_workspace,
+)
 from model.engine import CancelToken, Engine
 from server.app import SmallCoderServer
 
@@ -108,16 +113,43 @@ class Warmer:
         return hit.completion
 
 
-def prefill_job(engine: Engine, prompt: Callable[[], Sequence[int]],
+def prefill_job(engine: Engine, prompts: Callable[[], Sequence[Sequence[int]]],
                 warming: str | None) -> Job:
-    """Evaluate the prompt `prompt()` builds (in the worker: packing and tokenizing are not
-    for the event loop) into the engine's cache, a slice at a time. A foreground request
-    pauses it by its token, so it ends within one slice: it never waits for a turn (a job
-    waiting while a foreground request waited for a thread was a deadlock)."""
+    """Evaluate the prompts `prompts()` builds (once, in the worker: packing and tokenizing
+    are not for the event loop) into the engine's cache in turn, a slice at a time; a prompt
+    the cache already holds, live or saved, is passed over. A foreground request pauses the
+    job by its token, so it ends within one slice: it never waits for a turn (a job waiting
+    while a foreground request waited for a thread was a deadlock)."""
+    built: list[Sequence[Sequence[int]]] = []
+
     def work(token: CancelToken) -> bool:
-        return engine.prefill(prompt(), cancel=token).finished
+        if not built:
+            built.append(prompts())
+        for prompt in built[0]:
+            if engine.cached_prefix_tokens(prompt) >= len(prompt) - 1:
+                continue
+            if not engine.prefill(prompt, cancel=token).finished:
+                return False
+        return True
 
     return Job(warming, work)
+
+
+def in_turn(jobs: Sequence[Job]) -> Job:
+    """One job doing `jobs` one after the other; resumed, it starts again from the first
+    unfinished one."""
+    done: set[int] = set()
+
+    def work(token: CancelToken) -> bool:
+        for index, job in enumerate(jobs):
+            if index in done:
+                continue
+            if not job.work(token):
+                return False
+            done.add(index)
+        return True
+
+    return Job(next((job.warming for job in jobs if job.warming), None), work)
 
 
 def accepted(text: str, line: int, character: int, insert: str) -> tuple[str, int, int]:
@@ -141,7 +173,8 @@ def speculation_job(warmer: Warmer, engine: Engine, uri: str, path: str, text: s
         completion = complete_in_workspace(
             ls.context, engine, text, line, character, path=path,
             repo_name=ls.context.repo_name(path), settings=settings,
-            context_tokens=context_tokens, cancel=token)
+            context_tokens=context_tokens, cancel=token,
+            prompt_budget_ms=FIRST_ANSWER_PROMPT_BUDGET_MS)
         if token.cancelled or completion.generation.finish_reason == "cancelled":
             return False
         warmer.speculation = Speculation(uri, text, line, character, completion, engine,

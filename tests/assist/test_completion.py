@@ -7,9 +7,12 @@ from assist.completion import (
     CompletionSettings,
     complete_at,
     complete_in_workspace,
+    warming_prompts,
+    workspace_plan,
 )
 from assist.workspace import WorkspaceContext
 from model.engine import GenerationParams
+from model.prompts import fim_prompt_tokens
 from tests.fakes import ScriptedEngine
 
 FUNCTION_START = "def total(items):\n    \n\nprint(total([1, 2]))\n"
@@ -134,14 +137,18 @@ def _complete_in(engine: _ColdEngine, tmp_path, text: str = LONG_FILE, line: int
                                  prompt_budget_ms=FIRST_ANSWER_PROMPT_BUDGET_MS)
 
 
-def test_a_cold_prompt_is_answered_from_a_leaner_window_and_the_full_one_handed_back(tmp_path):
+def test_a_cold_prompt_is_answered_from_a_leaner_window_and_the_richer_ones_handed_back(
+        tmp_path):
     engine = _ColdEngine("    return sum(items)\n", cached=0)
     completion = _complete_in(engine, tmp_path)
     assert completion.text == "return sum(items)"
     sent = engine.detokenize(engine.prompts[-1])
     assert "value_290 = 290" in sent and "value_250 = 250" not in sent
-    assert completion.warm_next is not None
-    assert "value_100 = 100" in engine.detokenize(completion.warm_next)
+    # To warm leanest first, each a window richer than the last, the editor's own at the end.
+    lengths = [len(prompt) for prompt in completion.warm_next]
+    assert lengths == sorted(lengths) and len(lengths) >= 2
+    assert "value_100 = 100" in engine.detokenize(completion.warm_next[-1])
+    assert "value_100 = 100" not in engine.detokenize(completion.warm_next[0])
     assert len(engine.prompts[-1]) / engine.prompt_tokens_per_second * 1000 \
         <= FIRST_ANSWER_PROMPT_BUDGET_MS
 
@@ -150,7 +157,7 @@ def test_a_prompt_the_cache_holds_is_answered_from_the_full_window(tmp_path):
     engine = _ColdEngine("    return sum(items)\n", cached=None)
     completion = _complete_in(engine, tmp_path)
     assert "value_100 = 100" in engine.detokenize(engine.prompts[-1])
-    assert completion.warm_next is None
+    assert completion.warm_next == ()
 
 
 def test_the_first_token_may_not_be_a_newline_at_an_indented_blank_line(tmp_path):
@@ -163,3 +170,17 @@ def test_the_first_token_may_be_a_newline_after_code_on_the_line(tmp_path):
     engine = _ColdEngine("\n", cached=None)
     _complete_in(engine, tmp_path, text="x = compute(", line=0, character=12)
     assert not engine.params[-1].first_token_not_newline
+
+
+def test_a_region_is_warmed_leanest_window_first_and_the_editors_own_last(tmp_path):
+    engine = ScriptedEngine(["unused"])
+    workspace = WorkspaceContext(home=tmp_path)
+    prompts = warming_prompts(workspace, engine, LONG_FILE, 301, 4,
+                              path=str(tmp_path / "a.py"), repo_name="demo",
+                              settings=CompletionSettings(), context_tokens=0)
+    lengths = [len(prompt) for prompt in prompts]
+    assert lengths == sorted(lengths) and len(set(lengths)) == len(prompts)
+    editors_own = workspace_plan(workspace, engine, LONG_FILE, 301, 4,
+                                 path=str(tmp_path / "a.py"), repo_name="demo",
+                                 settings=CompletionSettings(), context_tokens=0)
+    assert prompts[-1] == fim_prompt_tokens(editors_own.request, engine)

@@ -11,6 +11,9 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
+from model.engine import CancelToken
+from server.warmup import in_turn, prefill_job
+from tests.fakes import ScriptedEngine
 from tests.server.test_lsp import (
     CURSOR,
     MEAN,
@@ -106,3 +109,25 @@ async def test_completions_keep_answering_while_warming_is_paused_and_resumed(sl
     await asyncio.wait_for(pending[-1], timeout=60)
     status = await client.protocol.send_request_async("smallcoder/status", {})
     assert status.state == "ready"
+
+
+def test_a_warming_job_resumed_after_a_pause_finishes_what_it_was_doing():
+    engine = ScriptedEngine(["unused"])
+    lean, rich = list(range(1, 40)), list(range(100, 300))
+    job = in_turn([prefill_job(engine, lambda: [lean, rich], "x.py:1")])
+    paused = CancelToken()
+    paused.cancel()
+    assert not job.work(paused)
+    assert engine.cached_prefix_tokens(rich) == 0
+    assert job.work(CancelToken())
+    assert engine.cached_prefix_tokens(rich) == len(rich) - 1
+    assert [len(prompt) for prompt in engine.prefilled] == [len(lean), len(lean), len(rich)]
+
+
+def test_a_warming_job_passes_over_a_prompt_the_cache_holds():
+    engine = ScriptedEngine(["unused"])
+    held = list(range(100, 300))
+    assert prefill_job(engine, lambda: [held], None).work(CancelToken())
+    engine.prefilled.clear()
+    assert prefill_job(engine, lambda: [held], None).work(CancelToken())
+    assert engine.prefilled == []
