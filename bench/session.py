@@ -57,6 +57,7 @@ EVENTS = 18  # about 75-100 completion requests
 SEED = 20260730
 KINDS = ("keystroke", "after-accept", "after-jump", "after-switch", "return-to-file",
          "after-enter")
+ARRIVALS = ("after-jump", "after-switch", "return-to-file", "after-enter")
 # What the user does next: each round of the script does all of these, in a shuffled order
 # (every kind shows up in a short run); all but edit-other then type at the spot.
 ACTION_ROUND = ("type", "type", "jump", "switch", "return", "enter", "enter", "edit-other")
@@ -106,6 +107,10 @@ class Request:
     future: asyncio.Future
     sent_s: float
     log_mark: int  # how many server log lines had come when it went out
+    event: int  # the script event it belongs to (1-based)
+    # The user had typed the whole line (the rest of the line was retyped, or accepted): with
+    # nothing left on it, an empty suggestion is the right one.
+    line_done: bool = False
     cancelled: bool = False
     pending_ms: float | None = None  # how long it was out when cancelled
 
@@ -283,7 +288,7 @@ class Session:
         self.claimed: set[int] = set()
         self.texts: dict[str, str] = {}  # each open file as it is between events
         self.versions: dict[str, int] = {}
-        self.focused, self.edits = "", 0
+        self.focused, self.edits, self.events_played = "", 0, 0
         self.prefilled: dict[str, int] = {}  # the line last prefilled in each file
         self.pending: Request | None = None
         self.requests: list[dict] = []
@@ -342,7 +347,8 @@ class Session:
         self.client.protocol.notify(types.CANCEL_REQUEST,
                                     types.CancelParams(id=f"session-{pending.number}"))
 
-    def request(self, kind: str, file: str, before_cursor: str) -> Request:
+    def request(self, kind: str, file: str, before_cursor: str,
+                line_done: bool = False) -> Request:
         self.cancel_pending()
         line, character = position_of(before_cursor)
         number = self.pending.number + 1 if self.pending else 1
@@ -354,7 +360,7 @@ class Session:
                 position=types.Position(line=line, character=character)),
             msg_id=f"session-{number}")
         self.pending = Request(number, kind, file, line, character, future, time.perf_counter(),
-                               len(self.logs))
+                               len(self.logs), self.events_played, line_done)
         future.add_done_callback(lambda done, request=self.pending: self.settle(request, done))
         return self.pending
 
@@ -370,13 +376,15 @@ class Session:
                 if self.logs[index] is not None and index not in self.claimed]
         self.claimed.update(mine[-1:])
         log = self.logs[mine[-1]] if mine else None
-        row = {"type": "request", "number": request.number, "kind": request.kind,
+        row = {"type": "request", "number": request.number, "event": request.event,
+               "kind": request.kind,
                "file": request.file, "line": request.line + 1, "character": request.character,
                "sent_at_s": round(request.sent_s - self.started_s, 3),
                "cancelled": request.cancelled, "error": str(error) if error else None,
                "pending_ms": request.pending_ms and round(request.pending_ms),
                "latency_ms": round(latency_ms, 1),
                "empty": not suggestion_of(done.result()) if answered else None,
+               "line_done": request.line_done,
                "server_log": log and log.string,
                **{name: log and log[group] and int(log[group]) for name, group in (
                    ("server_ms", "ms"), ("evaluated_prompt_tokens", "evaluated"),
@@ -393,17 +401,17 @@ class Session:
         return "" if request.cancelled else suggestion_of(result)
 
     async def pause_then_request(self, kind: str, file: str, before_cursor: str,
-                                 rng: random.Random) -> Request:
+                                 rng: random.Random, line_done: bool = False) -> Request:
         """The user stops typing: the request goes out after the debounce and the user goes
         on after the pause. Without think time it goes out at once and is awaited."""
         if not self.think_time:
-            request = self.request(kind, file, before_cursor)
+            request = self.request(kind, file, before_cursor, line_done)
             await self.answer(request, REQUEST_TIMEOUT_S)
             self.cancel_pending()  # only if it timed out
             return request
         pause_ms = rng.uniform(*WORD_PAUSE_MS)
         await asyncio.sleep(DEBOUNCE_MS / 1e3)
-        request = self.request(kind, file, before_cursor)
+        request = self.request(kind, file, before_cursor, line_done)
         await asyncio.sleep((pause_ms - DEBOUNCE_MS) / 1e3)
         return request
 
@@ -418,7 +426,8 @@ class Session:
             if typed[index - 1] not in PAUSE_AFTER and index < len(typed):
                 await self.pause(KEY_MS, rng)
                 continue
-            request = await self.pause_then_request(kind, event.file, before, rng)
+            request = await self.pause_then_request(kind, event.file, before, rng,
+                                                    index == len(typed))
             kind, pauses = "keystroke", pauses + 1
             if pauses != event.accept_at:
                 continue
@@ -429,9 +438,11 @@ class Session:
                 self.change(event.file, before + after)
                 if typed.startswith(accepted, index):  # it was right: those keys are done
                     index += len(accepted)
-                await self.pause_then_request("after-accept", event.file, before, rng)
+                await self.pause_then_request("after-accept", event.file, before, rng,
+                                              index == len(typed))
 
     async def play(self, event: Event, rng: random.Random) -> None:
+        self.events_played += 1
         if event.action == "edit-other":  # as a refactoring or a paste would, not focused
             if event.file not in self.texts:
                 self.open(event.file)
@@ -561,6 +572,7 @@ def summary_rows(requests: list[dict]) -> list[dict]:
     for kind in (*KINDS, "all"):
         group = [row for row in requests if kind in ("all", row["kind"])]
         answered = [row for row in group if not (row["cancelled"] or row["error"])]
+        due = [row for row in answered if not row.get("line_done")]
         latencies = [row["latency_ms"] for row in answered]
         evaluated = [row["evaluated_prompt_tokens"] for row in answered
                      if row["evaluated_prompt_tokens"] is not None]
@@ -572,8 +584,38 @@ def summary_rows(requests: list[dict]) -> list[dict]:
                      "max_ms": round(max(latencies)) if latencies else None,
                      "empty_share": round(statistics.mean(row["empty"] for row in answered), 2)
                      if answered else None,
+                     # Leaving out requests at the end of a line the user had finished.
+                     "empty_share_with_text_due": round(statistics.mean(
+                         row["empty"] for row in due), 2) if due else None,
                      "mean_evaluated_prompt_tokens": round(statistics.mean(evaluated))
                      if evaluated else None})
+    return rows
+
+
+def first_shown_rows(requests: list[dict]) -> list[dict]:
+    """Per kind of arrival: how long after the event's first request the user first saw a
+    suggestion there, whatever was cancelled on the way (the user types on while no ghost text
+    shows); an event that ended with none counts as never shown."""
+    events: dict[int, list[dict]] = collections.defaultdict(list)
+    for row in requests:
+        events[row["event"]].append(row)
+    rows = []
+    for kind in ARRIVALS:
+        waits, never = [], 0
+        for group in events.values():
+            group.sort(key=lambda row: row["sent_at_s"])
+            if group[0]["kind"] != kind:
+                continue
+            shown = [row["sent_at_s"] + row["latency_ms"] / 1e3 for row in group
+                     if not (row["cancelled"] or row["error"] or row["empty"])]
+            if shown:
+                waits.append((min(shown) - group[0]["sent_at_s"]) * 1e3)
+            else:
+                never += 1
+        rows.append({"type": "first-shown", "kind": kind, "shown": len(waits), "never": never,
+                     "p50_ms": round(percentile(waits, 0.5)) if waits else None,
+                     "p95_ms": round(percentile(waits, 0.95)) if waits else None,
+                     "max_ms": round(max(waits)) if waits else None})
     return rows
 
 
@@ -584,13 +626,22 @@ def print_report(machine: dict, rows: list[dict], server: dict) -> None:
           f"{machine['raw_generation_tokens_per_s']} generation tok/s "
           f"({machine['threads']} threads); server max RSS {server['max_rss_mb']} MB")
     print(f"{'kind':<15} {'n':>4} {'cancelled':>9} {'failed':>6} {'p50 ms':>7} {'p95 ms':>7} "
-          f"{'max ms':>7} {'empty':>6} {'evaluated':>9}")
-    for row in rows:
+          f"{'max ms':>7} {'empty':>6} {'empty*':>6} {'evaluated':>9}")
+    for row in (row for row in rows if row["type"] == "summary"):
         cells = [row[key] for key in ("p50_ms", "p95_ms", "max_ms", "empty_share",
+                                      "empty_share_with_text_due",
                                       "mean_evaluated_prompt_tokens")]
-        p50, p95, top, empty, evaluated = ("-" if cell is None else cell for cell in cells)
+        p50, p95, top, empty, due, evaluated = ("-" if cell is None else cell for cell in cells)
         print(f"{row['kind']:<15} {row['answered']:>4} {row['cancelled']:>9} {row['failed']:>6} "
-              f"{p50:>7} {p95:>7} {top:>7} {empty:>6} {evaluated:>9}")
+              f"{p50:>7} {p95:>7} {top:>7} {empty:>6} {due:>6} {evaluated:>9}")
+    print("empty*: leaving out requests at the end of a line the user had finished")
+    print(f"\nfirst suggestion shown after arriving, from the first request there:\n"
+          f"{'kind':<15} {'shown':>5} {'never':>5} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}")
+    for row in (row for row in rows if row["type"] == "first-shown"):
+        p50, p95, top = ("-" if row[key] is None else row[key]
+                         for key in ("p50_ms", "p95_ms", "max_ms"))
+        print(f"{row['kind']:<15} {row['shown']:>5} {row['never']:>5} {p50:>7} {p95:>7} "
+              f"{top:>7}")
     if server["first_error"]:
         print(f"the server failed requests, first with: {server['first_error']}")
     if not server["exited_on_request"]:
@@ -625,7 +676,7 @@ def run_model(model: str, checkout: Path, label: str, package: Path, script: lis
         session = asyncio.run(run_session(model, checkout, workspace, script, args, write_row))
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
-    rows = summary_rows(session.requests)
+    rows = [*summary_rows(session.requests), *first_shown_rows(session.requests)]
     matched = sum(log is not None for log in session.logs)
     errors = [row["error"] for row in session.requests if row["error"]]
     server = {"type": "server", "max_rss_mb": round(session.peak_rss_bytes / 1e6),
