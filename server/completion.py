@@ -38,8 +38,8 @@ def register(server: SmallCoderServer) -> None:
                                 ) -> types.InlineCompletionList | None:
         """Latest wins: a newer request for the same document stops the older one at once,
         and a superseded answer is never shown. Background work pauses meanwhile."""
-        if not ls.settings.inline_enabled:
-            return None
+        if not ls.completes_in(params.text_document.uri):
+            return None  # off, off in this language, or a file the user keeps away
         document = ls.document(params.text_document.uri)
         try:
             engine = ls.host.interactive_engine
@@ -67,7 +67,7 @@ def register(server: SmallCoderServer) -> None:
         jump): evaluate that region's prompt while they read, so the first suggestion there
         costs only what they typed."""
         uri, position = text_position(params)
-        if not ls.settings.inline_enabled or uri not in ls.workspace.text_documents:
+        if uri not in ls.workspace.text_documents or not ls.completes_in(uri):
             return
         try:
             engine = ls.host.interactive_engine

@@ -1,6 +1,8 @@
 """`smallcoder serve` with a small honest fake engine, for tests of protocol behaviour.
 
-The fake answers by the kind of prompt it gets: a fixed continuation for fill-in-the-middle,
+The fake answers by the kind of prompt it gets: a fixed continuation for fill-in-the-middle
+(or, when the prompt holds a `fake-engine reply: TEXT` line, TEXT: tests of what reaches the
+prompt make a file say what the fake should answer),
 a fixed explanation, for a refactor the function it was shown with one comment added, and for
 the agent the fix of examples/' failing test.
 $SMALLCODER_FAKE_TOKEN_SECONDS slows it down to model a real generation.
@@ -25,6 +27,8 @@ AGENT_FIX = ("```python\ndef apply_discount(price_cents: int, percent: int) -> i
              "    if not 0 <= percent <= 100:\n"
              "        raise ValueError(f\"discount must be between 0 and 100, got {percent}\")\n"
              "    return price_cents * (100 - percent) // 100\n```")
+# The last such line in a prompt, from the edited file or from any context packed with it.
+FIM_REPLY_MARKER = re.compile(r"fake-engine reply: (.*)")
 SHOWN_FUNCTION = re.compile(r"The function:\n```(\w+)\n(.*?)\n```", re.DOTALL)
 
 
@@ -34,7 +38,8 @@ class RuleEngine(ScriptedEngine):
 
     def reply_for(self, prompt_text: str) -> str:
         if "<|fim_middle|>" in prompt_text:
-            return FIM_REPLY
+            said = FIM_REPLY_MARKER.findall(prompt_text)
+            return f"    {said[-1].strip()}\n" if said else FIM_REPLY
         if prompt_text.startswith("system: ") and "Explain this" in prompt_text:
             return EXPLANATION
         if "Find the bug and fix it" in prompt_text:
