@@ -67,6 +67,8 @@ class SmallCoderServer(LanguageServer):
         self.reindexing: asyncio.Future | None = None  # after smallcoder.exclude changed
         # Called when files changed on disk: work computed ahead with the old ones is dropped.
         self.on_disk_change: list[Callable[[], None]] = []
+        # Files changed on disk being read into the index: the next completion waits for them.
+        self.reading_disk_changes: asyncio.Future | None = None
 
     # ------------------------------------------------------------ logging and status
 
@@ -198,15 +200,36 @@ class SmallCoderServer(LanguageServer):
                 type=types.MessageType.Warning, message=f"SmallCoder: {problem}"))
 
     def completes_in(self, uri: str) -> bool:
-        """Whether inline completions are on for the document at `uri`: on at all, on in its
-        language, and the file not excluded nor named by a `.smallcoderignore`."""
+        return self.why_no_completion(uri) is None
+
+    def why_no_completion(self, uri: str) -> str | None:
+        """Why inline completions are off for the document at `uri` (off altogether, off in
+        its language, or a file excluded or named by a `.smallcoderignore`), or None."""
         if not self.settings.inline_enabled:
-            return False
+            return "inline completions are off"
         document = self.workspace.text_documents.get(uri)
         language = document.language_id if document is not None else None
         if language and not self.settings.language_enabled(language):
-            return False
-        return not self.context.ignored(path_of(uri))
+            return f"{language} is off (smallcoder.enable)"
+        if self.context.ignored(path_of(uri)):
+            return "the file is excluded (smallcoder.exclude or .smallcoderignore)"
+        return None
+
+    async def apply_disk_changes(self, paths: list[str]) -> None:
+        """Read files changed on disk into the index; completions asked meanwhile wait, so
+        that the next one sees them."""
+        reading = asyncio.ensure_future(asyncio.to_thread(self.context.files_changed, paths))
+        self.reading_disk_changes = reading
+        for forget in self.on_disk_change:
+            forget()  # what was computed ahead saw the old files
+        await reading
+        for forget in self.on_disk_change:
+            forget()  # and what was computed ahead while they were being read
+        self.report_ignore_problems()
+
+    async def disk_changes_read(self) -> None:
+        if self.reading_disk_changes is not None and not self.reading_disk_changes.done():
+            await asyncio.shield(self.reading_disk_changes)
 
     # ------------------------------------------------------------ interactive requests
 

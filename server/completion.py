@@ -38,14 +38,16 @@ def register(server: SmallCoderServer) -> None:
                                 ) -> types.InlineCompletionList | None:
         """Latest wins: a newer request for the same document stops the older one at once,
         and a superseded answer is never shown. Background work pauses meanwhile."""
-        if not ls.completes_in(params.text_document.uri):
-            return None  # off, off in this language, or a file the user keeps away
+        if (why := ls.why_no_completion(params.text_document.uri)) is not None:
+            ls.log("debug", f"no completion in {params.text_document.uri}: {why}")
+            return None
         document = ls.document(params.text_document.uri)
         try:
             engine = ls.host.interactive_engine
         except ModelUnavailable:
             return None
         line, character = cursor(document, params.position)
+        await ls.disk_changes_read()
         warmer.pause()
         completion = None
         try:

@@ -41,6 +41,7 @@ async def watch_files(ls: SmallCoderServer) -> None:
             types.Registration(id=WATCH_REGISTRATION_ID,
                                method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
                                register_options=options)]))
+        ls.log("debug", f"the editor watches {' and '.join(globs)} for the server")
     except Exception as error:  # the client refused: the server works on without it
         ls.log("warning", f"the editor refused to watch files for the server ({error}): "
                           f"changes made outside it reach the index when the file is opened "
@@ -90,10 +91,8 @@ def register(server: SmallCoderServer) -> None:
     async def watched_files_changed(ls: SmallCoderServer,
                                     params: types.DidChangeWatchedFilesParams) -> None:
         paths = [path_of(change.uri) for change in params.changes]
-        await asyncio.to_thread(ls.context.files_changed, paths)
-        for forget in ls.on_disk_change:
-            forget()  # what was computed ahead saw the old files
-        ls.report_ignore_problems()
+        ls.log("debug", f"changed on disk: {', '.join(paths)}")
+        await ls.apply_disk_changes(paths)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     async def folders_changed(ls: SmallCoderServer,
