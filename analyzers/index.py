@@ -3,7 +3,8 @@ from the editor's open documents and persisted so that a restart reparses only c
 
 Files come from `git ls-files -co --exclude-standard` in a git work tree (so .gitignore holds),
 else from a walk that skips the usual vendored and build folders. Vendored, generated, minified,
-binary and huge files are left out. Paths are relative to the root, with forward slashes.
+binary and huge files are left out, and so are the files the user's ignore rules name
+(analyzers/ignore.py). Paths are relative to the root, with forward slashes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from analyzers.bm25 import Bm25
 from analyzers.definitions import Definition, Reference, definitions_in, imports_in, references_in
+from analyzers.ignore import NO_RULES, IgnoreRules
 from analyzers.syntax import language_for_path, parsed
 
 INDEX_FORMAT_VERSION = 1
@@ -116,9 +118,11 @@ class WorkspaceIndex:
     """The index of one workspace folder. Thread-safe: the server updates it from handlers
     and reads it from worker threads."""
 
-    def __init__(self, root: Path, store_path: Path | None = None) -> None:
+    def __init__(self, root: Path, store_path: Path | None = None,
+                 rules: IgnoreRules = NO_RULES) -> None:
         self.root = root.resolve()
         self.store_path = store_path
+        self.rules = rules
         self._files: dict[str, FileEntry] = {}
         self._open_texts: dict[str, str] = {}
         self._lock = threading.RLock()
@@ -129,11 +133,12 @@ class WorkspaceIndex:
     # ------------------------------------------------------------ building and persistence
 
     @classmethod
-    def open(cls, root: Path, home: Path | None = None) -> WorkspaceIndex:
+    def open(cls, root: Path, home: Path | None = None,
+             rules: IgnoreRules = NO_RULES) -> WorkspaceIndex:
         """The index of `root`: loaded from its store when there is one, then brought up to
         date with the disk (only changed files are parsed again) and saved."""
         store = index_store_path(root, home) if home is not None else None
-        index = cls(root, store)
+        index = cls(root, store, rules)
         if store is not None:
             index._load()
         index.refresh()
@@ -203,11 +208,21 @@ class WorkspaceIndex:
 
     # ------------------------------------------------------------ keeping current
 
+    def set_rules(self, rules: IgnoreRules) -> IndexStats:
+        """New ignore rules: files they now name leave the index, files they free enter it."""
+        self.rules = rules
+        with self._lock:
+            for path in [path for path in self._open_texts if rules.ignores(path)]:
+                del self._open_texts[path]
+        return self.refresh()
+
     def update_document(self, path: str, text: str) -> None:
         """The editor's current text of a file (didOpen, didChange, didSave)."""
         relative = self.relative(path)
         language = language_for_path(relative) if relative is not None else None
         if relative is None or language is None or len(text) > MAX_FILE_BYTES:
+            return
+        if self.rules.ignores(relative):
             return
         with self._lock:
             if self._open_texts.get(relative) == text and relative in self._files:
@@ -231,7 +246,7 @@ class WorkspaceIndex:
         if relative is None or language_for_path(relative) is None:
             return
         absolute = self.root / relative
-        if not absolute.is_file():
+        if not absolute.is_file() or self.rules.ignores(relative):
             self.remove(path)
             return
         with self._lock:
@@ -362,7 +377,7 @@ class WorkspaceIndex:
         for relative in self._candidate_paths():
             if found >= MAX_FILES:
                 return
-            if language_for_path(relative) is None:
+            if language_for_path(relative) is None or self.rules.ignores(relative):
                 continue
             absolute = self.root / relative
             try:

@@ -1,6 +1,8 @@
 """The workspace context: one index per workspace folder, the ring buffer of recently edited
 and viewed code, and the packed context that completion and actions ask for.
 
+The files the user's ignore rules name (`.smallcoderignore`, `smallcoder.exclude`) get no
+completion, stay out of the index and never enter a prompt as context.
 The server calls in with document events (cheap: the text is only remembered); parsing happens
 in worker threads when a feature needs the context, or on save.
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from analyzers.completion_cut import SYNTAX_CHECK_MAX_CHARACTERS
 from analyzers.definitions import definitions
+from analyzers.ignore import IGNORE_FILE_NAME, IgnoreRules, rules_from_patterns, workspace_rules
 from analyzers.index import WorkspaceIndex
 from analyzers.packer import RecentChunks, Snippet, Target, jedi_resolver, pack
 from analyzers.syntax import language_for_path
@@ -52,6 +55,10 @@ class WorkspaceContext:
         self._generation = 0  # bumped whenever the index changes in a way completion must see
         self._memo: _CompletionMemo | None = None
         self._lock = threading.Lock()
+        self._exclude: tuple[str, ...] = ()
+        self._rules: dict[Path, IgnoreRules] = {}  # by workspace folder
+        self._loose_rules = rules_from_patterns([])  # for files outside every folder
+        self._reported: set[str] = set()
         self.folders_requested = False
         self.indexing: list[asyncio.Future] = []
 
@@ -59,14 +66,16 @@ class WorkspaceContext:
 
     def add_folder(self, root: Path) -> None:
         """A workspace folder that is being indexed: its files are named relative to it."""
+        rules = workspace_rules(root.resolve(), self._exclude)
         with self._lock:
             self._roots.add(root.resolve())
+            self._rules[root.resolve()] = rules
 
     def open_folder(self, root: Path) -> WorkspaceIndex:
         """Index a workspace folder (blocking: call it from a worker thread)."""
         self.add_folder(root)
         index = WorkspaceIndex.open(root, self.home if self.home is not None else
-                                    smallcoder_home())
+                                    smallcoder_home(), self._rules[root.resolve()])
         with self._lock:
             self._indexes[index.root] = index
             self._generation += 1
@@ -76,9 +85,63 @@ class WorkspaceContext:
         with self._lock:
             self._indexes.pop(root.resolve(), None)
             self._roots.discard(root.resolve())
+            self._rules.pop(root.resolve(), None)
+
+    # ------------------------------------------------------------ what the user keeps away
+
+    def set_exclude(self, patterns: tuple[str, ...]) -> None:
+        """New `smallcoder.exclude` patterns: they hold for `ignored` at once, for the indexes
+        after `refresh_indexes`."""
+        self._exclude = patterns
+        self._loose_rules = rules_from_patterns((p, "smallcoder.exclude") for p in patterns)
+        with self._lock:
+            roots = list(self._roots)
+        for root in roots:
+            rules = workspace_rules(root, patterns)
+            with self._lock:
+                self._rules[root] = rules
+
+    def refresh_indexes(self) -> None:
+        """Bring every index to its folder's current rules (blocking: call it from a worker)."""
+        with self._lock:
+            pairs = [(index, self._rules.get(root)) for root, index in self._indexes.items()]
+        for index, rules in pairs:
+            if rules is not None and index.rules is not rules:
+                index.set_rules(rules)
+        with self._lock:
+            self._generation += 1
+
+    def ignored(self, path: str) -> bool:
+        """Whether the user's rules keep `path` away from SmallCoder."""
+        root = self._root_of(path)
+        if root is None:
+            return self._loose_rules.ignores(Path(path).as_posix().lstrip("/"))
+        rules = self._rules.get(root, self._loose_rules)
+        return rules.ignores(Path(path).resolve().relative_to(root).as_posix())
+
+    def new_problems(self) -> list[str]:
+        """Unreadable ignore patterns not reported yet: each is reported once."""
+        with self._lock:
+            found = [problem for rules in (*self._rules.values(), self._loose_rules)
+                     for problem in rules.problems]
+            fresh = [problem for problem in dict.fromkeys(found) if problem not in self._reported]
+            self._reported.update(fresh)
+        return fresh
+
+    def _reload_rules(self, root: Path) -> None:
+        rules = workspace_rules(root, self._exclude)
+        with self._lock:
+            self._rules[root] = rules
+            index = self._indexes.get(root)
+        if index is not None:
+            index.set_rules(rules)
+        with self._lock:
+            self._generation += 1
 
     def document_changed(self, path: str, text: str, line: int | None = None) -> None:
         """didOpen / didChange: remember the text (and the edited lines for the ring buffer)."""
+        if self.ignored(path):
+            return
         with self._lock:
             self._pending[path] = text
         self.recent.note(self.prompt_path(path), text, 0 if line is None else line)
@@ -100,6 +163,10 @@ class WorkspaceContext:
     def files_changed(self, paths: list[str]) -> None:
         """Files created, changed or deleted on disk (workspace/didChangeWatchedFiles)."""
         for path in paths:
+            root = Path(path).resolve().parent
+            if Path(path).name == IGNORE_FILE_NAME and root in self._roots:
+                self._reload_rules(root)
+                continue
             index = self.index_for(path)
             if index is not None:
                 index.file_changed(path)
@@ -150,18 +217,26 @@ class WorkspaceContext:
                       index=index, recent=None, resolve=resolve)
         return tuple(s for s in result.snippets if s.kind not in ACTION_SKIPS)
 
+    def _root_of(self, path: str) -> Path | None:
+        """The innermost workspace folder holding `path`, indexed yet or not."""
+        candidate = Path(path)
+        if not candidate.is_absolute():
+            return None
+        candidate = candidate.resolve()
+        with self._lock:
+            roots = [root for root in self._roots if candidate.is_relative_to(root)]
+        return max(roots, key=lambda root: len(root.parts), default=None)
+
     def prompt_path(self, path: str) -> str:
         """How a file is named in prompts: relative to the innermost workspace folder that
         holds it (indexed yet or not), else by its bare name."""
         candidate = Path(path)
         if not candidate.is_absolute():
             return candidate.as_posix()
-        candidate = candidate.resolve()
-        with self._lock:
-            roots = [root for root in self._roots if candidate.is_relative_to(root)]
-        if not roots:
-            return candidate.name
-        return candidate.relative_to(max(roots, key=lambda root: len(root.parts))).as_posix()
+        root = self._root_of(path)
+        if root is None:
+            return candidate.resolve().name
+        return candidate.resolve().relative_to(root).as_posix()
 
     def repo_name(self, path: str) -> str:
         """The `<|repo_name|>` of a file: its innermost workspace folder's name, else its git

@@ -25,6 +25,7 @@ from model import registry
 from model.engine import CancelToken
 from model.errors import ModelError
 from server.model_host import EngineFactory, ModelHost, ModelState, Status
+from server.protocol import path_of
 from server.settings import LOG_LEVELS, Settings, settings_from_client
 
 STATUS_CHANGED = "smallcoder/statusChanged"
@@ -63,6 +64,11 @@ class SmallCoderServer(LanguageServer):
         # Called on `exit`: background work must stop, or its worker thread keeps the process.
         self.on_exit: list[Callable[[], None]] = []
         self.switching: asyncio.Future | None = None
+        self.reindexing: asyncio.Future | None = None  # after smallcoder.exclude changed
+        # Called when files changed on disk: work computed ahead with the old ones is dropped.
+        self.on_disk_change: list[Callable[[], None]] = []
+        # Files changed on disk being read into the index: the next completion waits for them.
+        self.reading_disk_changes: asyncio.Future | None = None
 
     # ------------------------------------------------------------ logging and status
 
@@ -157,6 +163,10 @@ class SmallCoderServer(LanguageServer):
         for warning in warnings:
             self.log("warning", warning)
         self.host.set_state_cache_limit(self.settings.state_cache_mb)
+        self._follow_exclude(before)
+        for uri, token in list(self.inline_requests.items()):
+            if not self.completes_in(uri):
+                token.cancel()  # its language was turned off, or the file excluded
         if not reload:
             return
         if self.settings.engine_key() != before.engine_key():
@@ -167,6 +177,59 @@ class SmallCoderServer(LanguageServer):
             self.log("info", f"adapter setting changed to {self.settings.adapter or 'none'}")
             self.switching = asyncio.ensure_future(asyncio.to_thread(
                 self.host.set_adapter, self.settings.adapter, self.settings.adapter_scale))
+
+    def _follow_exclude(self, before: Settings) -> None:
+        """New exclude patterns hold for completions at once; the indexes follow in a worker."""
+        if self.settings.exclude == before.exclude:
+            return
+        self.context.set_exclude(self.settings.exclude)
+        self.report_ignore_problems()
+        self.reindexing = asyncio.ensure_future(self._refresh_indexes())
+
+    async def _refresh_indexes(self) -> None:
+        try:
+            await asyncio.to_thread(self.context.refresh_indexes)
+        except OSError as error:
+            self.log("warning", f"re-indexing after smallcoder.exclude changed failed: {error}")
+
+    def report_ignore_problems(self) -> None:
+        """Ignore patterns that cannot be read, each shown once: the rest still hold."""
+        for problem in self.context.new_problems():
+            self.log("warning", problem)
+            self.window_show_message(types.ShowMessageParams(
+                type=types.MessageType.Warning, message=f"SmallCoder: {problem}"))
+
+    def completes_in(self, uri: str) -> bool:
+        return self.why_no_completion(uri) is None
+
+    def why_no_completion(self, uri: str) -> str | None:
+        """Why inline completions are off for the document at `uri` (off altogether, off in
+        its language, or a file excluded or named by a `.smallcoderignore`), or None."""
+        if not self.settings.inline_enabled:
+            return "inline completions are off"
+        document = self.workspace.text_documents.get(uri)
+        language = document.language_id if document is not None else None
+        if language and not self.settings.language_enabled(language):
+            return f"{language} is off (smallcoder.enable)"
+        if self.context.ignored(path_of(uri)):
+            return "the file is excluded (smallcoder.exclude or .smallcoderignore)"
+        return None
+
+    async def apply_disk_changes(self, paths: list[str]) -> None:
+        """Read files changed on disk into the index; completions asked meanwhile wait, so
+        that the next one sees them."""
+        reading = asyncio.ensure_future(asyncio.to_thread(self.context.files_changed, paths))
+        self.reading_disk_changes = reading
+        for forget in self.on_disk_change:
+            forget()  # what was computed ahead saw the old files
+        await reading
+        for forget in self.on_disk_change:
+            forget()  # and what was computed ahead while they were being read
+        self.report_ignore_problems()
+
+    async def disk_changes_read(self) -> None:
+        if self.reading_disk_changes is not None and not self.reading_disk_changes.done():
+            await asyncio.shield(self.reading_disk_changes)
 
     # ------------------------------------------------------------ interactive requests
 

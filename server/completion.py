@@ -37,7 +37,8 @@ def register(server: SmallCoderServer) -> None:
                                 ) -> types.InlineCompletionList | None:
         """Latest wins: a newer request for the same document stops the older one at once,
         and a superseded answer is never shown. Background work pauses meanwhile."""
-        if not ls.settings.inline_enabled:
+        if (why := ls.why_no_completion(params.text_document.uri)) is not None:
+            ls.log("debug", f"no completion in {params.text_document.uri}: {why}")
             return None
         document = ls.document(params.text_document.uri)
         try:
@@ -45,6 +46,7 @@ def register(server: SmallCoderServer) -> None:
         except ModelUnavailable:
             return None
         line, character = cursor(document, params.position)
+        await ls.disk_changes_read()
         warmer.pause()
         completion = None
         try:
@@ -66,7 +68,7 @@ def register(server: SmallCoderServer) -> None:
         jump): evaluate that region's prompt while they read, so the first suggestion there
         costs only what they typed."""
         uri, position = text_position(params)
-        if not ls.settings.inline_enabled or uri not in ls.workspace.text_documents:
+        if uri not in ls.workspace.text_documents or not ls.completes_in(uri):
             return
         try:
             engine = ls.host.interactive_engine

@@ -1,7 +1,8 @@
 """Document and workspace events: they feed the workspace context (assist/workspace.py).
 
 Opening, editing and saving only remember the text; folders are indexed in a worker thread on
-the first open, and files changed on disk are read again.
+the first open, and files changed on disk (a checkout, a formatter, a generator) are read again:
+the server asks the client to watch the source files and `.smallcoderignore` files.
 """
 
 from __future__ import annotations
@@ -12,9 +13,39 @@ from pathlib import Path
 
 from lsprotocol import types
 
+from analyzers.ignore import IGNORE_FILE_NAME
+from analyzers.syntax import LANGUAGES
 from assist.workspace import WorkspaceContext
 from server.app import SmallCoderServer
 from server.protocol import path_of
+
+WATCH_REGISTRATION_ID = "smallcoder-watched-files"
+
+
+async def watch_files(ls: SmallCoderServer) -> None:
+    """Ask the client to report changes on disk to the files the index holds and to the ignore
+    files, when it can register the watch dynamically (VS Code can)."""
+    workspace = ls.client_capabilities.workspace
+    watched = workspace.did_change_watched_files if workspace is not None else None
+    if watched is None or not watched.dynamic_registration:
+        ls.log("info", "the editor cannot watch files for the server: changes made outside "
+                       "it reach the index when the file is opened or saved")
+        return
+    extensions = sorted({extension.lstrip(".") for language in LANGUAGES
+                         for extension in language.extensions})
+    globs = [f"**/*.{{{','.join(extensions)}}}", f"**/{IGNORE_FILE_NAME}"]
+    options = types.DidChangeWatchedFilesRegistrationOptions(
+        watchers=[types.FileSystemWatcher(glob_pattern=glob) for glob in globs])
+    try:
+        await ls.client_register_capability_async(types.RegistrationParams(registrations=[
+            types.Registration(id=WATCH_REGISTRATION_ID,
+                               method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                               register_options=options)]))
+        ls.log("debug", f"the editor watches {' and '.join(globs)} for the server")
+    except Exception as error:  # the client refused: the server works on without it
+        ls.log("warning", f"the editor refused to watch files for the server ({error}): "
+                          f"changes made outside it reach the index when the file is opened "
+                          f"or saved")
 
 
 def register(server: SmallCoderServer) -> None:
@@ -60,7 +91,8 @@ def register(server: SmallCoderServer) -> None:
     async def watched_files_changed(ls: SmallCoderServer,
                                     params: types.DidChangeWatchedFilesParams) -> None:
         paths = [path_of(change.uri) for change in params.changes]
-        await asyncio.to_thread(ls.context.files_changed, paths)
+        ls.log("debug", f"changed on disk: {', '.join(paths)}")
+        await ls.apply_disk_changes(paths)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     async def folders_changed(ls: SmallCoderServer,
@@ -79,5 +111,7 @@ async def _index_folder(ls: SmallCoderServer, root: Path) -> None:
     except OSError as error:
         ls.log("warning", f"cannot index {root}: {error}; completions go without its context")
         return
+    finally:
+        ls.report_ignore_problems()
     ls.log("info", f"indexed {len(index.files())} files of {root} in "
                    f"{(time.perf_counter() - started) * 1e3:.0f} ms")

@@ -27,8 +27,9 @@ def create_server(engine_factory: EngineFactory | None = None) -> SmallCoderServ
         ls.apply_settings(params.initialization_options, reload=False)
 
     @server.feature(types.INITIALIZED)
-    def initialized(ls: SmallCoderServer, params: types.InitializedParams) -> None:
+    async def initialized(ls: SmallCoderServer, params: types.InitializedParams) -> None:
         ls.start_loading()
+        await documents.watch_files(ls)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def configuration_changed(ls: SmallCoderServer,

@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,11 @@ SECTION = "smallcoder"
 LOG_LEVELS = ("error", "warning", "info", "debug")
 PACKAGE_JSON = Path(__file__).resolve().parent.parent / "package.json"
 # The Python type of a field → the JSON schema type VS Code validates it with.
-JSON_TYPES = {bool: "boolean", int: "number", float: "number", str: "string"}
+JSON_TYPES = {bool: "boolean", int: "number", float: "number", str: "string",
+              Mapping: "object", tuple: "array"}
+# The per-language switch of inline completions: on for code, off for prose and data files.
+DEFAULT_LANGUAGES_ENABLED = {"*": True, "plaintext": False, "markdown": False, "dotenv": False,
+                             "log": False}
 
 
 @dataclass(frozen=True)
@@ -71,11 +76,16 @@ class Setting:
         schema: dict[str, Any] = {"type": JSON_TYPES[self.type]}
         if self.choices:
             schema["enum"] = list(self.choices)
-        schema["default"] = _json_number(self.default)
+        default = list(self.default) if isinstance(self.default, tuple) else self.default
+        schema["default"] = _json_number(default)
         if self.minimum is not None:
             schema["minimum"] = _json_number(self.minimum)
         if self.maximum is not None:
             schema["maximum"] = _json_number(self.maximum)
+        if self.type is Mapping:
+            schema["additionalProperties"] = {"type": "boolean"}
+        if self.type is tuple:
+            schema["items"] = {"type": "string"}
         if self.scope is not None:
             schema["scope"] = self.scope
         markdown = "`" in self.description or "**" in self.description
@@ -87,6 +97,8 @@ def setting(key: str, default: Any, description: str, **limits: Any) -> Any:
     """A Settings field declared with its row of the table (see `Setting` for `limits`)."""
     row = Setting(key, default, description, **limits)
     metadata = {"setting": row}
+    if isinstance(default, dict):  # a dataclass default must not be shared and mutable
+        return dataclasses.field(default_factory=lambda: dict(default), metadata=metadata)
     if row.environment is None:
         return dataclasses.field(default=default, metadata=metadata)
     return dataclasses.field(default_factory=row.server_default, metadata=metadata)
@@ -149,8 +161,26 @@ class Settings:
         minimum=0)
     test_command: str = setting(
         "testCommand", "",
-        "Command that runs the workspace's tests (for example `pytest -q`). Refactorings are "
-        "checked against it when set; \"Solve with Agent\" offers it first.")
+        "Command that runs the workspace's tests (for example `pytest -q`). \"Solve with "
+        "Agent\" offers it first and runs it. Refactorings never run it: a rewritten function "
+        "is offered once it parses and keeps its name and parameters.")
+    languages_enabled: Mapping[str, bool] = setting(
+        "enable", DEFAULT_LANGUAGES_ENABLED,
+        "Inline completions per language, keyed by VS Code's language id (`python`, "
+        "`markdown`, …); `*` stands for every language not listed. Off by default for "
+        "`plaintext`, `markdown`, `dotenv` and `log`. Turning a language off also stops a "
+        "completion being computed in it.")
+    exclude: tuple[str, ...] = setting(
+        "exclude", (),
+        "Files SmallCoder leaves alone, as gitignore-style patterns relative to the workspace "
+        "folder (for example `secrets/`, `*.generated.ts`): no inline completions in them, and "
+        "they stay out of the index, of the context put in prompts and of training, as do the "
+        "files a `.smallcoderignore` at the folder's root names. A pattern that cannot be read "
+        "is reported once and skipped.")
+
+    def language_enabled(self, language_id: str) -> bool:
+        """Whether inline completions are on in documents of `language_id`."""
+        return self.languages_enabled.get(language_id, self.languages_enabled.get("*", True))
 
     def engine_key(self) -> tuple[str, int]:
         """What the loaded model depends on: a change here means loading it again."""
@@ -160,7 +190,8 @@ class Settings:
 def _table() -> tuple[Setting, ...]:
     types = typing.get_type_hints(Settings)
     return tuple(dataclasses.replace(field.metadata["setting"], field=field.name,
-                                     type=types[field.name])
+                                     type=typing.get_origin(types[field.name])
+                                     or types[field.name])
                  for field in dataclasses.fields(Settings))
 
 
@@ -184,7 +215,8 @@ def _flatten(options: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in options.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict):
+        is_object_setting = name in BY_KEY and BY_KEY[name].type is Mapping
+        if isinstance(value, dict) and not is_object_setting:
             flat.update(_flatten(value, f"{name}."))
         else:
             flat[name] = value
@@ -195,6 +227,14 @@ def _checked(row: Setting, value: Any) -> tuple[Any, str | None]:
     """The value as the field's type, or why it is refused."""
     if row.type is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if row.type is tuple and isinstance(value, list):
+        value = tuple(value)
+    if row.type is tuple and not all(isinstance(item, str) for item in value or ()):
+        return None, f"should be a list of strings, got {value!r}"
+    if row.type is Mapping and isinstance(value, dict):
+        if not all(isinstance(item, bool) for item in value.values()):
+            return None, f"should map language ids to true or false, got {value!r}"
+        value = {**row.default, **value}  # languages the client leaves out keep their default
     if not isinstance(value, row.type) or (row.type is int and isinstance(value, bool)):
         return None, f"should be {row.type.__name__}, got {value!r}"
     problem = row.problem(value)

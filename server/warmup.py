@@ -60,6 +60,7 @@ class Warmer:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smallcoder-warm")
         self.speculation: Speculation | None = None
         ls.on_exit.append(self.stop)
+        ls.on_disk_change.append(self.forget_speculation)
 
     def start(self, job: Job) -> None:
         """Run `job` instead of whatever ran before."""
@@ -99,6 +100,9 @@ class Warmer:
             self._ls.log("warning", f"background warming failed: {error!r}")
             self._job = None
             self._ls.host.set_warming(None)
+
+    def forget_speculation(self) -> None:
+        self.speculation = None
 
     def speculated(self, uri: str, text: str, line: int, character: int,
                    engine: Engine) -> Completion | None:

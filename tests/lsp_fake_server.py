@@ -1,6 +1,9 @@
 """`smallcoder serve` with a small honest fake engine, for tests of protocol behaviour.
 
-The fake answers by the kind of prompt it gets: a fixed continuation for fill-in-the-middle,
+The fake answers by the kind of prompt it gets: a fixed continuation for fill-in-the-middle
+(or, when the prompt holds a `fake-engine reply: TEXT` line, TEXT, `\n` for a line break: tests
+of what reaches the prompt make a file say what the fake should answer; a line of the context
+that says `fake-engine reply for NAME: TEXT` wins when the edited file is NAME),
 a fixed explanation, for a refactor the function it was shown with one comment added, and for
 the agent the fix of examples/' failing test.
 $SMALLCODER_FAKE_TOKEN_SECONDS slows it down to model a real generation.
@@ -25,7 +28,23 @@ AGENT_FIX = ("```python\ndef apply_discount(price_cents: int, percent: int) -> i
              "    if not 0 <= percent <= 100:\n"
              "        raise ValueError(f\"discount must be between 0 and 100, got {percent}\")\n"
              "    return price_cents * (100 - percent) // 100\n```")
+FIM_REPLY_MARKER = re.compile(r"fake-engine reply(?: for ([\w.]+))?: (.*)")
+# The edited file's name in a FIM prompt: `<|file_sep|>{path}\n<|fim_prefix|>`.
+EDITED_FILE = re.compile(r"<\|file_sep\|>([^\n]*)\n<\|fim_prefix\|>")
 SHOWN_FUNCTION = re.compile(r"The function:\n```(\w+)\n(.*?)\n```", re.DOTALL)
+
+
+def fim_reply_said(prompt_text: str) -> str | None:
+    """What a `fake-engine reply` line asks for: the edited file's own line first, then a
+    context line meant for the edited file, then any other (the last of each kind)."""
+    own = prompt_text[prompt_text.rfind("<|fim_prefix|>"):]
+    edited = EDITED_FILE.findall(prompt_text)
+    name = edited[-1].rsplit("/", 1)[-1] if edited else ""
+    every = FIM_REPLY_MARKER.findall(prompt_text)
+    for found in (FIM_REPLY_MARKER.findall(own), [m for m in every if m[0] == name], every):
+        if found:
+            return found[-1][1]
+    return None
 
 
 class RuleEngine(ScriptedEngine):
@@ -34,7 +53,8 @@ class RuleEngine(ScriptedEngine):
 
     def reply_for(self, prompt_text: str) -> str:
         if "<|fim_middle|>" in prompt_text:
-            return FIM_REPLY
+            said = fim_reply_said(prompt_text)
+            return FIM_REPLY if said is None else f"    {said.strip()}\n".replace("\\n", "\n")
         if prompt_text.startswith("system: ") and "Explain this" in prompt_text:
             return EXPLANATION
         if "Find the bug and fix it" in prompt_text:

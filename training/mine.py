@@ -1,7 +1,8 @@
 """Mining the user's repositories for training files: what to keep, what to drop and why.
 
 Files come from `git ls-files` (or a walk outside git); only languages we parse are kept, minus
-vendored, generated, minified and huge files, files with secrets, and duplicates. The most
+vendored, generated, minified and huge files, files with secrets, duplicates, and the files
+the repository's `.smallcoderignore` names. The most
 recently changed files (by git history; by a stable hash of the path otherwise) are held out.
 """
 
@@ -16,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analyzers.ignore import IGNORE_FILE_NAME, workspace_rules
 from analyzers.syntax import language_for_path
 
 MAX_FILE_BYTES = 200_000
@@ -119,8 +121,12 @@ def mine(repos: list[Path], held_out_fraction: float = HELD_OUT_FRACTION) -> Dat
     kept: list[SourceFile] = []
     for repo in repos:
         times = last_change_times(repo)
+        rules = workspace_rules(repo.resolve())
         for relative in repo_files(repo):
             stats.seen += 1
+            if rules.ignores(relative):
+                stats.dropped[f"named by {IGNORE_FILE_NAME}"] += 1
+                continue
             source, reason = read_candidate(repo.resolve(), relative, times.get(relative, 0.0))
             if source is None:
                 stats.dropped[reason] += 1

@@ -1,7 +1,8 @@
 /**
  * SmallCoder's commands: explain and refactor the function under the cursor, solve with the
- * agent, train a personal adapter, toggle inline completions, download the model, restart the
- * server, show the logs, and the status bar menu.
+ * agent, train a personal adapter, toggle or snooze inline completions, trigger a suggestion or
+ * accept part of one, download the model, restart the server, show the logs, and the status
+ * bar menu.
  */
 import * as vscode from 'vscode';
 import { ExplainPanel } from './explainPanel';
@@ -9,6 +10,7 @@ import { sendWithPartialResults, withCancellableProgress } from './progress';
 import { downloadModelRequest, explainRequest, FunctionParams, NO_PARAMS, refactorRequest } from './protocol';
 import { errorMessage, ServerController } from './server';
 import { readSettings, updateSetting } from './settings';
+import { Snooze, SNOOZE_MINUTES } from './snooze';
 import { PROPOSED_SCHEME, ProposedFiles, solveWithAgent } from './solve';
 import { trainPersonalAdapter } from './train';
 
@@ -23,6 +25,7 @@ export function registerCommands(
     context: vscode.ExtensionContext,
     server: ServerController,
     log: vscode.LogOutputChannel,
+    snooze: Snooze,
 ): void {
     const explainPanel = new ExplainPanel();
     context.subscriptions.push(explainPanel);
@@ -90,10 +93,43 @@ export function registerCommands(
 
     register('smallcoder.trainAdapter', () => trainPersonalAdapter(context, server.runningClient(), log));
 
+    // As other assistants offer it: inline completions on or off for the active file's language.
+    register('smallcoder.toggleLanguage', async () => {
+        const language = vscode.window.activeTextEditor?.document.languageId;
+        if (language === undefined) {
+            throw new Error('Open a file of the language to turn on or off first.');
+        }
+        const switches = readSettings().enable;
+        const enabled = !(switches[language] ?? switches['*'] ?? true);
+        await updateSetting('enable', { ...switches, [language]: enabled });
+        vscode.window.setStatusBarMessage(`SmallCoder inline completions ${enabled ? 'on' : 'off'} for ${language}`, 3000);
+    });
+
     register('smallcoder.toggleInlineCompletions', async () => {
         const enabled = !readSettings().inlineCompletions.enabled;
         await updateSetting('inlineCompletions.enabled', enabled);
         vscode.window.setStatusBarMessage(`SmallCoder inline completions ${enabled ? 'on' : 'off'}`, 3000);
+    });
+
+    // VS Code's own inline suggestion commands: a partial accept goes through the inline
+    // completion API, so the rest of the suggestion stays shown.
+    register('smallcoder.triggerSuggestion', async () => vscode.commands.executeCommand('editor.action.inlineSuggest.trigger'));
+    register('smallcoder.acceptNextLine', async () => vscode.commands.executeCommand('editor.action.inlineSuggest.acceptNextLine'));
+    register('smallcoder.acceptNextWord', async () => vscode.commands.executeCommand('editor.action.inlineSuggest.acceptNextWord'));
+
+    register('smallcoder.snooze', async (minutes?: number) => {
+        const chosen = minutes ?? (await pickSnoozeMinutes());
+        if (chosen === undefined) {
+            return;
+        }
+        await snooze.snoozeFor(chosen);
+        await vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
+        vscode.window.setStatusBarMessage(`SmallCoder inline completions snoozed for ${chosen} minutes`, 3000);
+    });
+
+    register('smallcoder.resumeCompletions', async () => {
+        await snooze.resume();
+        vscode.window.setStatusBarMessage('SmallCoder inline completions back on', 3000);
     });
 
     register('smallcoder.downloadModel', async () => {
@@ -118,6 +154,10 @@ export function registerCommands(
                 label: inlineEnabled ? '$(circle-slash) Turn Inline Completions Off' : '$(sparkle) Turn Inline Completions On',
                 command: 'smallcoder.toggleInlineCompletions',
             },
+            ...languageEntry(),
+            snooze.active
+                ?  { label: '$(bell) Resume Inline Completions', command: 'smallcoder.resumeCompletions' }
+                : { label: '$(bell-slash) Snooze Inline Completions…', command: 'smallcoder.snooze' },
             { label: '$(cloud-download) Download Model', command: 'smallcoder.downloadModel' },
             { label: '$(debug-restart) Restart Server', command: 'smallcoder.restartServer' },
             { label: '$(output) Show Logs', command: 'smallcoder.showLogs' },
@@ -127,6 +167,23 @@ export function registerCommands(
             await vscode.commands.executeCommand(chosen.command);
         }
     });
+}
+
+/** The menu entry that turns completions on or off for the active file's language, if any. */
+function languageEntry(): MenuEntry[] {
+    const language = vscode.window.activeTextEditor?.document.languageId;
+    if (language === undefined) {
+        return [];
+    }
+    const switches = readSettings().enable;
+    const enabled = switches[language] ?? switches['*'] ?? true;
+    return [{ label: `$(symbol-keyword) Turn Inline Completions ${enabled ? 'Off' : 'On'} for ${language}`, command: 'smallcoder.toggleLanguage' }];
+}
+
+async function pickSnoozeMinutes(): Promise<number | undefined> {
+    const entries = SNOOZE_MINUTES.map((minutes) => ({ label: minutes === 1 ? '1 minute' : `${minutes} minutes`, minutes }));
+    const chosen = await vscode.window.showQuickPick(entries, { title: 'SmallCoder: Snooze Inline Completions', placeHolder: 'For how long?' });
+    return chosen?.minutes;
 }
 
 /** The function to work on: the code action's arguments, or else the cursor in the active editor. */

@@ -7,6 +7,7 @@ import { registerCommands } from './commands';
 import { PrefillScheduler } from './prefill';
 import { ServerController } from './server';
 import { readSettings, SECTION } from './settings';
+import { Snooze } from './snooze';
 import { StatusBar } from './statusBar';
 
 let server: ServerController | undefined;
@@ -14,9 +15,12 @@ let server: ServerController | undefined;
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
     const log = vscode.window.createOutputChannel('SmallCoder', { log: true });
     const statusBar = new StatusBar('smallcoder.showMenu');
-    server = new ServerController(context, log, statusBar);
-    context.subscriptions.push(log, statusBar, server);
-    registerCommands(context, server, log);
+    const snooze = new Snooze(context.globalState);
+    statusBar.showSnooze(snooze.until);
+    snooze.onDidChange(() => statusBar.showSnooze(snooze.until));
+    server = new ServerController(context, log, statusBar, snooze);
+    context.subscriptions.push(log, statusBar, snooze, server);
+    registerCommands(context, server, log, snooze);
     context.subscriptions.push(new PrefillScheduler(server, log));
 
     context.subscriptions.push(

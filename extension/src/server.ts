@@ -18,6 +18,7 @@ import {
 import { ensureManagedPython } from './managedPython';
 import { NO_PARAMS, ServerState, ServerStatus, statusChangedNotification, statusRequest } from './protocol';
 import { readSettings, SECTION, serverSettingsMiddleware, settingsForServer } from './settings';
+import { Snooze } from './snooze';
 import { StatusBar } from './statusBar';
 
 const SERVER_ARGS = ['-m', 'cli', 'serve'];
@@ -39,6 +40,7 @@ export class ServerController implements vscode.Disposable {
         private readonly context: vscode.ExtensionContext,
         private readonly log: vscode.LogOutputChannel,
         private readonly statusBar: StatusBar,
+        private readonly snooze: Snooze,
     ) {}
 
     start(): Promise<void> {
@@ -128,7 +130,12 @@ export class ServerController implements vscode.Disposable {
             // Failures the user must act on arrive as messages; the logs open on request only.
             revealOutputChannelOn: RevealOutputChannelOn.Never,
             initializationOptions: () => settingsForServer(),
-            middleware: serverSettingsMiddleware,
+            middleware: {
+                ...serverSettingsMiddleware,
+                // Snoozed: no suggestion is asked for, so the model stays free for other work.
+                provideInlineCompletionItems: (document, position, context, token, next) =>
+                    this.snooze.active ? null : next(document, position, context, token),
+            },
             synchronize: { configurationSection: SECTION },
             errorHandler: restartPolicy,
             stdioOptions: {

@@ -11,6 +11,9 @@ export const SECTION = 'smallcoder';
 
 export type ServerLogLevel = 'error' | 'warning' | 'info' | 'debug';
 
+/** Inline completions per VS Code language id; `*` for the languages not listed. */
+export type LanguageSwitches = Record<string, boolean>;
+
 export interface SmallCoderSettings {
     pythonPath: string;
     model: string;
@@ -26,6 +29,9 @@ export interface SmallCoderSettings {
     adapter: string;
     adapterScale: number;
     testCommand: string;
+    enable: LanguageSwitches;
+    /** gitignore-style patterns of files SmallCoder leaves alone. */
+    exclude: string[];
 }
 
 /** The current `smallcoder.*` settings, defaults filled in by VS Code from package.json. */
@@ -46,6 +52,8 @@ export function readSettings(scope?: vscode.Uri): SmallCoderSettings {
         adapter: declared<string>(config, 'adapter'),
         adapterScale: declared<number>(config, 'adapterScale'),
         testCommand: declared<string>(config, 'testCommand'),
+        enable: declared<LanguageSwitches>(config, 'enable'),
+        exclude: declared<string[]>(config, 'exclude'),
     };
 }
 

@@ -28,6 +28,8 @@ export class StatusBar implements vscode.Disposable {
     private configuredModel = '';
     private configuredAdapter = '';
     private inlineCompletionsEnabled = true;
+    /** When a snooze ends (ms since the epoch), or undefined when not snoozed. */
+    private snoozedUntil: number | undefined;
 
     constructor(menuCommand: string) {
         this.item = vscode.window.createStatusBarItem('smallcoder.status', vscode.StatusBarAlignment.Right, 100);
@@ -42,6 +44,11 @@ export class StatusBar implements vscode.Disposable {
         this.configuredModel = model;
         this.configuredAdapter = adapter;
         this.inlineCompletionsEnabled = inlineCompletionsEnabled;
+        this.render();
+    }
+
+    showSnooze(until: number | undefined): void {
+        this.snoozedUntil = until;
         this.render();
     }
 
@@ -70,7 +77,8 @@ export class StatusBar implements vscode.Disposable {
         const adapter = status ? (status.adapter ?? '') : this.configuredAdapter;
         const state = status?.state ?? this.phase;
         const warming = status?.warming ?? null;
-        const parts = [model, adapter ? shortAdapterName(adapter) : '', state].filter(Boolean);
+        const snoozed = this.snoozedUntil !== undefined ? `snoozed until ${clockTime(this.snoozedUntil)}` : '';
+        const parts = [model, adapter ? shortAdapterName(adapter) : '', state, snoozed].filter(Boolean);
         this.item.text = `${this.icon(status)} ${parts.join(' · ')}`;
         const spoken = warming ? [...parts, `warming ${warming}`] : parts;
         this.item.accessibilityInformation = { label: `SmallCoder: ${spoken.join(', ')}` };
@@ -88,6 +96,9 @@ export class StatusBar implements vscode.Disposable {
         }
         if (status.state === 'ready' && !this.inlineCompletionsEnabled) {
             return '$(circle-slash)';
+        }
+        if (status.state === 'ready' && this.snoozedUntil !== undefined) {
+            return '$(bell-slash)';
         }
         if (status.state === 'ready' && status.warming) {
             return WARMING_ICON;
@@ -111,12 +122,18 @@ export class StatusBar implements vscode.Disposable {
         if (status?.tokensPerSecond != null) {
             lines.push(`Speed: ${status.tokensPerSecond.toFixed(1)} tokens/s`);
         }
-        lines.push(`Inline completions: ${this.inlineCompletionsEnabled ? 'on' : 'off'}`);
+        const snoozed = this.snoozedUntil !== undefined ? ` (snoozed until ${clockTime(this.snoozedUntil)})` : '';
+        lines.push(`Inline completions: ${this.inlineCompletionsEnabled ? 'on' : 'off'}${snoozed}`);
         lines.push('', 'Click for SmallCoder commands.');
         const tooltip = new vscode.MarkdownString(lines.join('  \n'));
         tooltip.supportThemeIcons = true;
         return tooltip;
     }
+}
+
+/** "14:05": when a snooze ends, in the user's own clock. */
+function clockTime(epochMs: number): string {
+    return new Date(epochMs).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 }
 
 function phaseIcon(phase: ClientPhase): string {

@@ -32,11 +32,20 @@ def fake_model(tmp_path: Path) -> str:
     return str(model)
 
 
-async def start(client: LanguageClient, options: dict) -> None:
+async def start(client: LanguageClient, options: dict,
+                folder_uri: str = "file:///work/project") -> None:
+    """Initialize as VS Code does; registrations the server asks for land in
+    `client.registrations`."""
+    client.registrations = []
+
+    @client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def register_capability(params: types.RegistrationParams) -> None:
+        client.registrations.extend(params.registrations)
+
     capabilities = client_capabilities("visual-studio-code")
     client.init_result = await client.initialize_session(types.InitializeParams(
         capabilities=capabilities, initialization_options=options,
-        workspace_folders=[types.WorkspaceFolder(uri="file:///work/project", name="project")]))
+        workspace_folders=[types.WorkspaceFolder(uri=folder_uri, name="project")]))
 
 
 async def wait_for_state(client: LanguageClient, state: str, timeout_s: float = 10) -> dict:

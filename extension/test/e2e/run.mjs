@@ -2,8 +2,11 @@
 // chromium through playwright-core, on a copy of examples/. Screenshots go to artifacts/e2e/.
 // Set up first with scripts/setup_editor.sh; `npm run test:e2e` repackages the .vsix, then runs
 // this. SMALLCODER_MODEL picks the model (the test target uses the 0.5B one). `--fake-server`
-// swaps in fake_server.py to test the editor side alone; `--managed-python` tests the first
-// start of a user without smallcoder.pythonPath.
+// swaps in fake_server.py to test the editor side alone; `--fake-engine` runs the real server
+// with tests/lsp_fake_server.py's rule-following engine, for the scenarios where the server's
+// own behaviour (languages, exclusions, files changed on disk) meets the editor's;
+// `--managed-python` tests the first start of a user without smallcoder.pythonPath.
+// `--only REGEX` runs the scenarios whose names match (and the two start-up ones they need).
 // Prints "e2e: N passed, N failed" and exits non-zero on any failure.
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,13 +21,18 @@ import {
     stopCodeServer,
     writeUserSettings,
 } from './codeServer.mjs';
+import { EDITOR_CONVENTION_SETTINGS, editorConventionScenarios } from './editorConventions.mjs';
+import { assert, lineNumberOf, userSetting, waitFor } from './helpers.mjs';
 import { Workbench } from './workbench.mjs';
 
 // `--managed-python` leaves smallcoder.pythonPath empty: the extension then builds its own venv
 // from the wheel in the .vsix, which compiles llama.cpp unless pip's cache has it (minutes).
 const usesFakeServer = process.argv.includes('--fake-server');
+const usesFakeEngine = process.argv.includes('--fake-engine');
 const usesManagedPython = process.argv.includes('--managed-python');
-const WHOLE_RUN_LIMIT_MS = (usesManagedPython ? 15 : 5) * 60_000;
+const onlyIndex = process.argv.indexOf('--only');
+const onlyPattern = onlyIndex > 0 ? new RegExp(process.argv[onlyIndex + 1], 'i') : undefined;
+const WHOLE_RUN_LIMIT_MS = (usesManagedPython ? 15 : usesFakeEngine ? 8 : 5) * 60_000;
 const SERVER_READY_TIMEOUT_MS = (usesManagedPython ? 12 : 2) * 60_000;
 const CHROMIUM_FLAGS = [
     '--no-sandbox',
@@ -39,33 +47,6 @@ const CHROMIUM_FLAGS = [
 const artifactsDir = join(repoRoot, 'artifacts', 'e2e');
 const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
 const vsixPath = join(repoRoot, 'dist', `smallcoder-${version}.vsix`);
-
-function assert(condition, message) {
-    if (!condition) {
-        throw new Error(message);
-    }
-}
-
-/** The 1-based number of the first line of `file` that starts with `start`. */
-function lineNumberOf(file, start) {
-    const index = readFileSync(file, 'utf8').split('\n').findIndex((line) => line.startsWith(start));
-    assert(index >= 0, `no line of ${file} starts with "${start}"`);
-    return index + 1;
-}
-
-async function waitFor(what, check, timeoutMs, intervalMs = 500) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        const value = await check();
-        if (value) {
-            return value;
-        }
-        if (Date.now() > deadline) {
-            throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, intervalMs));
-    }
-}
 
 /** What the extension's output channel holds so far: its own lines and the server's log. */
 function smallcoderLog(sandbox) {
@@ -85,22 +66,11 @@ function explainingNotification(workbench) {
     return workbench.page.locator('.notifications-toasts .notification-list-item', { hasText: 'explaining' }).first();
 }
 
-/**
- * One user setting, or undefined while settings.json is missing or half written: VS Code
- * truncates the file before it writes it, so a read can land on an empty file.
- */
-function userSetting(settingsFile, key) {
-    try {
-        return JSON.parse(readFileSync(settingsFile, 'utf8'))[key];
-    } catch {
-        return undefined;
-    }
-}
-
 /** The scenarios, in order; each gets the workbench and the sandbox and throws on failure. */
 const scenarios = [
     {
         name: 'the extension activates, shows its status and starts the server',
+        startUp: true,
         async run(workbench, sandbox) {
             const status = workbench.statusBarItem('SmallCoder');
             await status.waitFor({ timeout: 60_000 });
@@ -118,6 +88,7 @@ const scenarios = [
     },
     {
         name: 'the server reports ready in the status bar',
+        startUp: true,
         async run(workbench) {
             const status = workbench.statusBarItem('SmallCoder');
             try {
@@ -412,10 +383,18 @@ const scenarios = [
             await workbench.screenshot('inline-completions-off');
         },
     },
+    ...editorConventionScenarios,
 ];
 
 /** A "python" for smallcoder.pythonPath that runs the fake server whatever arguments it gets. */
 function fakeServerLauncher(sandbox) {
+    if (usesFakeEngine) {
+        const server = join(repoRoot, 'tests', 'lsp_fake_server.py');
+        const launcher = join(sandbox.root, 'fake-engine-python');
+        writeFileSync(launcher, `#!/bin/sh\nexec ${join(repoRoot, '.venv', 'bin', 'python')} ${server}\n`);
+        chmodSync(launcher, 0o755);
+        return launcher;
+    }
     const launcher = join(sandbox.root, 'fake-python');
     writeFileSync(launcher, `#!/bin/sh\nexec python3 ${join(import.meta.dirname, 'fake_server.py')}\n`);
     chmodSync(launcher, 0o755);
@@ -428,12 +407,17 @@ async function main() {
     mkdirSync(artifactsDir, { recursive: true });
     const sandbox = prepareSandbox();
     const smallcoderSettings = {};
-    if (usesFakeServer) {
+    if (usesFakeServer || usesFakeEngine) {
         smallcoderSettings['smallcoder.pythonPath'] = fakeServerLauncher(sandbox);
     } else if (!usesManagedPython) {
         smallcoderSettings['smallcoder.pythonPath'] = join(repoRoot, '.venv', 'bin', 'python');
     }
-    if (process.env.SMALLCODER_MODEL) {
+    if (usesFakeEngine) {
+        const fakeModel = join(sandbox.root, 'fake.gguf');
+        writeFileSync(fakeModel, 'GGUF');
+        smallcoderSettings['smallcoder.model'] = fakeModel;
+        Object.assign(smallcoderSettings, EDITOR_CONVENTION_SETTINGS);
+    } else if (process.env.SMALLCODER_MODEL) {
         smallcoderSettings['smallcoder.model'] = process.env.SMALLCODER_MODEL;
     }
     writeUserSettings(sandbox, smallcoderSettings);
@@ -476,6 +460,13 @@ async function main() {
             const scenarioStart = Date.now();
             if (scenario.fakeServerOnly && !usesFakeServer) {
                 console.log(`skip ${scenario.name} (with --fake-server only)`);
+                continue;
+            }
+            if (!scenario.startUp && Boolean(scenario.fakeEngineOnly) !== usesFakeEngine) {
+                console.log(`skip ${scenario.name} (${usesFakeEngine ? 'without' : 'with'} --fake-engine only)`);
+                continue;
+            }
+            if (!scenario.startUp && onlyPattern && !onlyPattern.test(scenario.name)) {
                 continue;
             }
             try {
