@@ -57,6 +57,8 @@ REPLY_MAX_TOKENS = 1024
 SAMPLING_TEMPERATURE = 0.7
 # Room in the model's context for the prompt's own words and the chat template.
 PROMPT_MARGIN_TOKENS = 512
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_FOLDER_MODE = 0o700
 SYSTEM_PROMPT = "You are SmallCoder, a precise coding assistant that fixes bugs."
 
 
@@ -106,11 +108,14 @@ class Transcript:
     def __init__(self, workspace: Path) -> None:
         folder = smallcoder_home() / "transcripts"
         folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, PRIVATE_FOLDER_MODE)  # they hold the user's code: theirs alone
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.path = folder / f"{stamp}-{workspace.name or 'workspace'}-{os.getpid()}.jsonl"
 
     def write(self, kind: str, **fields: Any) -> None:
-        with self.path.open("a", encoding="utf-8") as sink:
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                             PRIVATE_FILE_MODE)
+        with open(descriptor, "a", encoding="utf-8") as sink:
             sink.write(json.dumps({"kind": kind, "time": time.time(), **fields}) + "\n")
 
 

@@ -161,3 +161,17 @@ def test_under_bubblewrap_tests_write_only_the_copy_and_reach_no_network(tmp_pat
     listener.close()
     assert "WROTE OUTSIDE" not in run.output and "REACHED THE NETWORK" not in run.output
     assert (outside / "notes.txt").read_bytes() == b"the user's own notes\n"
+
+
+def test_the_transcript_and_the_copy_are_readable_by_the_user_alone(tmp_path, private_temp):
+    import stat
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "calc.py").write_text(CALC)
+    (workspace / "test_calc.py").write_text(
+        "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n")
+    with Sandbox(workspace) as sandbox:
+        assert stat.S_IMODE(sandbox.root.stat().st_mode) == 0o700
+    result = solve(workspace, PYTEST, ONE_ROUND, engine=ScriptedEngine([FIX]))
+    assert stat.S_IMODE(result.transcript.stat().st_mode) == 0o600
+    assert stat.S_IMODE(result.transcript.parent.stat().st_mode) == 0o700
