@@ -133,7 +133,7 @@ def stop(process: subprocess.Popen, *, graceful: bool, spared: tuple[str, ...] =
     SIGINT, then SIGTERM, then SIGKILL, each after a grace period. Processes named in `spared`
     (a confining wrapper such as bwrap, which would kill its child at once) get only SIGKILL."""
     if sys.platform == "win32":
-        _stop_tree(process)
+        stop_tree(process)
         return
     if graceful:
         for signal_number, grace_s in ((signal.SIGINT, INTERRUPT_GRACE_S),
@@ -180,8 +180,9 @@ def _signal_group(group: int, signal_number: int) -> bool:
     return True
 
 
-def _stop_tree(process: subprocess.Popen) -> None:
-    """Windows: no process groups to signal; kill the tree psutil sees, children first."""
+def stop_tree(process: subprocess.Popen) -> None:
+    """Windows' way (no process groups to signal): kill the tree psutil sees, children first.
+    It works on any OS, for processes that stayed children of the tree."""
     try:
         children = psutil.Process(process.pid).children(recursive=True)
     except psutil.NoSuchProcess:

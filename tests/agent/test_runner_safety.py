@@ -4,6 +4,7 @@ nothing left running, nothing leaked, bounded output, and a traceback when it is
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+import agent.limits
 from agent.runner import HeadTailOutput, Limits, TestCommand, run_tests
 
 SCRIPT_LIMITS = Limits(timeout_s=30)
@@ -47,7 +49,10 @@ def test_what_a_command_started_is_killed_when_it_exits_normally(tmp_path):
 
 
 @posix_only
-def test_every_limit_holds_from_the_commands_first_instruction(tmp_path):
+@pytest.mark.parametrize("method", ["prlimit", "setrlimit"])
+def test_every_limit_holds_from_the_commands_first_instruction(tmp_path, monkeypatch, method):
+    # setrlimit in the child is the documented fallback where there is no prlimit program.
+    monkeypatch.setattr(agent.limits, "limiting_method", lambda: method)
     limits = Limits(timeout_s=10, memory_bytes=3 * 1024**3, file_bytes=1024**2, open_files=64)
     run = run_script(tmp_path, "import resource\nprint([resource.getrlimit(getattr(resource, "
                                "'RLIMIT_' + name))[0] for name in "
@@ -63,6 +68,23 @@ def test_a_file_over_the_size_limit_cannot_be_written(tmp_path):
                      Limits(timeout_s=30, file_bytes=1024**2))
     assert not run.passed
     assert (tmp_path / "big.bin").stat().st_size <= 1024**2
+
+
+def test_the_fallback_without_process_groups_kills_the_whole_tree(tmp_path):
+    marker = f"{time.time() % 1000 + 100:.6f}"
+    parent = subprocess.Popen([sys.executable, "-c", "import subprocess, time\n"
+                               f"subprocess.Popen(['sleep', '{marker}'])\ntime.sleep(60)\n"])
+    deadline = time.monotonic() + 10
+    while not any(child.cmdline() == ["sleep", marker]
+                  for child in psutil.Process(parent.pid).children(recursive=True)):
+        assert time.monotonic() < deadline, "the child never started"
+        time.sleep(0.05)
+    agent.limits.stop_tree(parent)
+    assert parent.returncode is not None
+    time.sleep(0.2)
+    assert not any(process.info["cmdline"] == ["sleep", marker] and
+                   process.status() != psutil.STATUS_ZOMBIE
+                   for process in psutil.process_iter(["cmdline"]))
 
 
 def test_huge_output_is_kept_as_its_head_and_tail(tmp_path):
