@@ -16,6 +16,7 @@ test:
 	SMALLCODER_MODEL=$(SMALL_MODEL) .venv/bin/pytest
 	SMALLCODER_MODEL=$(SMALL_MODEL) npm run --silent test:e2e
 	npm run --silent test:e2e -- --fake-server  # Solve and Train scenarios, scripted server
+	npm run --silent test:e2e:trust  # an untrusted workspace cannot pick the program we run
 
 setup:
 	scripts/setup.sh $(SMALL_MODEL) $(DEFAULT_MODEL)

@@ -47,25 +47,28 @@ export function guardedValue(key: GuardedSetting, scope?: vscode.Uri): string | 
 }
 
 /**
- * Shows each program the (trusted) workspace's settings name and that the user has not seen yet,
- * before its first run; the answer is remembered for this workspace and this value.
+ * Shows the programs the (trusted) workspace's settings name and the user has not seen yet, in
+ * one question before their first run; the answer is remembered for this workspace and value.
  */
 export async function confirmWorkspacePrograms(): Promise<void> {
     if (!vscode.workspace.isTrusted || agreements === undefined) {
         return;
     }
-    for (const key of PROGRAM_SETTINGS) {
-        const value = workspaceValue(key);
-        if (!value || agreed(key).includes(value) || declined.has(`${key}\0${value}`)) {
-            continue;
-        }
-        const run = 'Run it';
-        const answer = await vscode.window.showWarningMessage(
-            `This workspace's settings set "${SECTION}.${key}" to run:\n\n${value}\n\nSmallCoder runs it only if you agree; otherwise it uses your own setting.`,
-            { modal: true },
-            run,
-            'Use my own setting',
-        );
+    const unseen = PROGRAM_SETTINGS.map((key) => ({ key, value: workspaceValue(key) })).filter(
+        ({ key, value }) => value && !agreed(key).includes(value) && !declined.has(`${key}\0${value}`),
+    ) as { key: GuardedSetting; value: string }[];
+    if (unseen.length === 0) {
+        return;
+    }
+    const listed = unseen.map(({ key, value }) => `"${SECTION}.${key}": ${value}`).join('\n\n');
+    const run = 'Run it';
+    const answer = await vscode.window.showWarningMessage(
+        `This workspace's settings name programs for SmallCoder to run:\n\n${listed}\n\nSmallCoder runs them only if you agree; otherwise it uses your own settings.`,
+        { modal: true },
+        run,
+        'Use my own setting',
+    );
+    for (const { key, value } of unseen) {
         if (answer === run) {
             const all = agreements.get<Record<string, string[]>>(AGREED_KEY) ?? {};
             await agreements.update(AGREED_KEY, { ...all, [key]: [...agreed(key), value] });

@@ -5,11 +5,12 @@
 // swaps in fake_server.py to test the editor side alone; `--managed-python` tests the first
 // start of a user without smallcoder.pythonPath.
 // Prints "e2e: N passed, N failed" and exits non-zero on any failure.
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import {
     checkToolsInstalled,
+    fakeServerLauncher,
     findOutputLogs,
     installExtension,
     prepareSandbox,
@@ -415,13 +416,6 @@ const scenarios = [
 ];
 
 /** A "python" for smallcoder.pythonPath that runs the fake server whatever arguments it gets. */
-function fakeServerLauncher(sandbox) {
-    const launcher = join(sandbox.root, 'fake-python');
-    writeFileSync(launcher, `#!/bin/sh\nexec python3 ${join(import.meta.dirname, 'fake_server.py')}\n`);
-    chmodSync(launcher, 0o755);
-    return launcher;
-}
-
 async function main() {
     checkToolsInstalled();
     rmSync(artifactsDir, { recursive: true, force: true });
