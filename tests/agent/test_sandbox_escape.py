@@ -3,6 +3,7 @@ scratch folders left behind, and tests that try to write outside or reach the ne
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from agent.runner import Limits, TestCommand, run_tests
 from agent.sandbox import Sandbox, SandboxError
 from agent.solve import Budget, solve
 from cli.solve import apply_changes
+from tests.conftest import REPO_ROOT, small_model_path
 from tests.fakes import ScriptedEngine
 
 PYTEST = f"{sys.executable} -m pytest -q -p no:cacheprovider"
@@ -36,6 +38,12 @@ def test_add():
 '''
 ISOLATIONS = ["none", pytest.param("bubblewrap", marks=pytest.mark.skipif(
     isolation_name() != "bubblewrap", reason="bubblewrap is not usable here"))]
+
+
+@pytest.fixture(scope="module")
+def model_file() -> Path:
+    """Resolved before any test moves SMALLCODER_HOME to a private folder."""
+    return small_model_path()
 
 
 @pytest.fixture(autouse=True)
@@ -175,3 +183,27 @@ def test_the_transcript_and_the_copy_are_readable_by_the_user_alone(tmp_path, pr
     result = solve(workspace, PYTEST, ONE_ROUND, engine=ScriptedEngine([FIX]))
     assert stat.S_IMODE(result.transcript.stat().st_mode) == 0o600
     assert stat.S_IMODE(result.transcript.parent.stat().st_mode) == 0o700
+
+
+@pytest.mark.model
+def test_the_command_line_solve_with_apply_leaves_a_linked_outside_file_alone(tmp_path,
+                                                                               model_file):
+    """The real model and the real `smallcoder solve --apply`: whatever the model writes, the
+    file behind the link is byte-identical afterwards."""
+    outside = outside_folder(tmp_path)
+    before = (outside / "notes.txt").read_bytes()
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "calc.py").write_text(CALC)
+    (workspace / "test_calc.py").write_text(TEST_WRITING_THROUGH_THE_LINK)
+    (workspace / "shared").symlink_to(outside, target_is_directory=True)
+    git_commit_all(workspace)
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "solve", "--workspace", str(workspace), "--test-cmd",
+         PYTEST, "--max-rounds", "1", "--time-budget", "120", "--model", str(model_file),
+         "--apply", "--json"], capture_output=True, text=True, cwd=REPO_ROOT, timeout=600,
+        check=False)
+    report = json.loads(result.stdout)
+    assert result.returncode == (0 if report["status"] == "solved" else 1), result.stderr
+    assert any(note.startswith("shared -> ") for note in report["notes"])
+    assert (outside / "notes.txt").read_bytes() == before
