@@ -27,6 +27,7 @@ from agent.limits import (
     popen_options,
     stop,
 )
+from agent.sandbox import SCRATCH_PREFIX
 from model.engine import CancelToken
 
 POLL_S = 0.05
@@ -109,7 +110,9 @@ def run_tests(command: TestCommand, cwd: Path, *, limits: Limits | None = None,
     report = None
     if command.is_pytest:
         # In a folder of its own (0700), named but not created here: no descriptor to leak.
-        report = Path(tempfile.mkdtemp(prefix="smallcoder-junit-")) / "report.xml"
+        # Named like the copies, so that one left by a killed server is removed at a later start.
+        report = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-junit-")
+                      ) / "report.xml"
         argv += [*PYTEST_REPORT_OPTIONS, f"--junitxml={report}",
                  *(("--maxfail=1",) if stop_at_first_failure else ()), *only]
     confinement = Confinement(cwd.resolve(), dict(shared_folders or {}),

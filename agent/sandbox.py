@@ -167,12 +167,14 @@ def _plan_link(workspace: Path, relative: str, plan: CopyPlan) -> None:
 
 
 def remove_stale_scratch() -> None:
-    """Remove scratch copies left by agents that ended without cleaning up (killed, crashed):
-    those named with a pid that no longer runs, and unnamed ones older than a day."""
+    """Remove scratch folders (copies, report folders) left by agents that ended without
+    cleaning up (killed, crashed): those named with a pid that no longer runs, and unnamed ones
+    older than a day."""
     for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
         with contextlib.suppress(OSError):
             info = folder.lstat()
-            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            # Only our own folders (Windows has no uids: every folder there is the user's).
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != getattr(os, "getuid", int)():
                 continue
             owner = folder.name[len(SCRATCH_PREFIX):].split("-")[0]
             if owner.isdigit() and int(owner) != os.getpid():

@@ -94,6 +94,21 @@ def test_a_link_to_an_outside_folder_cannot_be_written_through_even_with_apply(
     assert any(note.startswith("shared -> ") and "left out" in note for note in result.notes)
 
 
+def test_tests_cannot_write_into_the_workspaces_virtual_environment(tmp_path, isolation):
+    workspace = tmp_path / "ws"
+    (workspace / ".venv" / "bin").mkdir(parents=True)
+    (workspace / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (workspace / "calc.py").write_text(CALC)
+    (workspace / "test_venv.py").write_text(
+        "def test_write():\n    try:\n        open('.venv/bin/planted', 'w').write('x')\n"
+        "    except OSError:\n        pass\n")
+    with Sandbox(workspace) as sandbox:
+        run = run_tests(TestCommand.parse(PYTEST), sandbox.root, limits=Limits(timeout_s=60),
+                        shared_folders=sandbox.shared_folders)
+    assert run.passed, run.output
+    assert not (workspace / ".venv" / "bin" / "planted").exists()
+
+
 def test_a_link_to_an_outside_file_is_copied_by_content_and_never_edited(tmp_path):
     outside = outside_folder(tmp_path)
     workspace = tmp_path / "ws"
