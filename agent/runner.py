@@ -1,7 +1,10 @@
-"""Runs the configured test command, and only that, in its own process group with limits.
+"""Runs the configured test command, and only that, in its own process group with limits
+(agent/limits.py), confined to the agent's copy where bubblewrap is available (isolation.py).
 
-A run that outlives its timeout, or is cancelled, is killed with its whole process group:
-a hanging test is a failure, not a hang. pytest reports through its junit xml.
+A run that outlives its timeout, or is cancelled, is interrupted, then killed with its whole
+process group, which is killed after a normal exit too: a hanging test is a failure, not a
+hang, and nothing it started outlives it. Its output is kept as head and tail, in bounded
+memory. pytest reports through its junit xml.
 """
 
 from __future__ import annotations
