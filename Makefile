@@ -17,6 +17,7 @@ test:
 	SMALLCODER_MODEL=$(SMALL_MODEL) npm run --silent test:e2e
 	npm run --silent test:e2e -- --fake-server  # Solve and Train scenarios, scripted server
 	npm run --silent test:e2e -- --fake-engine  # languages, exclusions, partial accept, snooze, files on disk
+	npm run --silent test:e2e:trust  # an untrusted workspace cannot pick the program we run
 
 setup:
 	scripts/setup.sh $(SMALL_MODEL) $(DEFAULT_MODEL)

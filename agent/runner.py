@@ -1,31 +1,44 @@
-"""Runs the configured test command, and only that, in its own process group with limits.
+"""Runs the configured test command, and only that, in its own process group with limits
+(agent/limits.py), confined to the agent's copy where bubblewrap is available (isolation.py).
 
-A run that outlives its timeout, or is cancelled, is killed with its whole process group:
-a hanging test is a failure, not a hang. pytest reports through its junit xml.
+A run that outlives its timeout, or is cancelled, is interrupted, then killed with its whole
+process group, which is killed after a normal exit too: a hanging test is a failure, not a
+hang, and nothing it started outlives it. Its output is kept as head and tail, in bounded
+memory. pytest reports through its junit xml.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import resource
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePath
+from typing import IO
 
 from agent.failures import Failure, failure_from_output, failures_from_junit
+from agent.isolation import Confinement, confined
+from agent.limits import (
+    Limits,
+    exited_without_reaping,
+    limited,
+    popen_options,
+    stop,
+)
+from agent.sandbox import SCRATCH_PREFIX
 from model.engine import CancelToken
 
-DEFAULT_TIMEOUT_S = 120.0
-DEFAULT_MEMORY_LIMIT_BYTES = 4 * 1024**3
 POLL_S = 0.05
-OUTPUT_LIMIT_CHARS = 200_000
+# What is kept of a command's output: its start and its end (see HeadTailOutput).
+OUTPUT_HEAD_BYTES = 64 * 1024
+OUTPUT_TAIL_BYTES = 192 * 1024
+READ_CHUNK_BYTES = 64 * 1024
+READER_JOIN_S = 2.0
 # Appended to pytest commands: a report we can parse, with file attributes and plain frames,
 # whole assertion values, and the parameters of parametrized tests (our plugin).
 PYTEST_REPORT_OPTIONS = ("-o", "junit_family=xunit1", "--tb=native", "-p", "no:cacheprovider",
@@ -88,30 +101,33 @@ class TestRun:
         return frozenset(failure.test_id for failure in self.failures)
 
 
-@dataclass(frozen=True)
-class Limits:
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    memory_bytes: int = DEFAULT_MEMORY_LIMIT_BYTES
-
-
-def run_tests(command: TestCommand, cwd: Path, *, limits: Limits = Limits(),
+def run_tests(command: TestCommand, cwd: Path, *, limits: Limits | None = None,
               only: tuple[str, ...] = (), stop_at_first_failure: bool = False,
-              cancel: CancelToken | None = None) -> TestRun:
+              cancel: CancelToken | None = None,
+              shared_folders: dict[str, Path] | None = None) -> TestRun:
     """Run `command` in `cwd` and read the result; for pytest, with `only` these node ids when
-    given, and stopping at the first failing test when asked."""
+    given, and stopping at the first failing test when asked. `shared_folders` (name → real
+    folder: a virtual environment, node_modules) are what the copy uses without holding."""
+    limits = limits or Limits()
     argv = list(command.argv)
     report = None
     if command.is_pytest:
-        report = Path(tempfile.mkstemp(prefix="smallcoder-junit-", suffix=".xml")[1])
+        # In a folder of its own (0700), named but not created here: no descriptor to leak.
+        # Named like the copies, so that one left by a killed server is removed at a later start.
+        report = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-junit-")
+                      ) / "report.xml"
         argv += [*PYTEST_REPORT_OPTIONS, f"--junitxml={report}",
                  *(("--maxfail=1",) if stop_at_first_failure else ()), *only]
+    confinement = Confinement(cwd.resolve(), dict(shared_folders or {}),
+                              () if report is None else (report.parent,),
+                              (PYTEST_PLUGIN_FOLDER, Path(sys.prefix).resolve()))
     try:
         exit_code, output, duration, timed_out, cancelled = _run_limited(
-            argv, cwd, limits, cancel, with_plugin=command.is_pytest)
+            argv, confinement, limits, cancel, with_plugin=command.is_pytest)
         return _result(command, exit_code, output, duration, timed_out, cancelled, report)
     finally:
         if report is not None:
-            report.unlink(missing_ok=True)
+            shutil.rmtree(report.parent, ignore_errors=True)
 
 
 def _result(command: TestCommand, exit_code: int | None, output: str, duration: float,
@@ -135,84 +151,117 @@ def _result(command: TestCommand, exit_code: int | None, output: str, duration: 
     return TestRun(False, (failure,), exit_code, output, duration)
 
 
-def find_program(command: TestCommand, cwd: Path) -> str:
-    """The executable the command starts, as the run will find it; an error saying what to do
-    when there is none."""
+def find_program(command: TestCommand, cwd: Path,
+                 shared_folders: dict[str, Path] | None = None) -> str:
+    """The executable the command starts, as the run will find it (`.venv/bin/pytest` in a
+    shared folder: the real one); an error saying what to do when there is none."""
     program = command.argv[0]
+    shared = shared_folders or {}
     if "/" in program:
-        found = str(cwd / program) if not Path(program).is_absolute() else program
+        first, _, rest = program.partition("/")
+        found = (program if Path(program).is_absolute() else
+                 str(shared[first] / rest) if first in shared else str(cwd / program))
         if not Path(found).is_file():
             raise TestCommandError(f"the test command {program!r} does not exist")
         return found
-    found = shutil.which(program, path=_environment(cwd)["PATH"])
+    found = shutil.which(program, path=_environment(cwd, shared)["PATH"])
     if found is None:
         raise TestCommandError(f"the test command {program!r} was not found in the workspace's "
                                f"environment or on PATH: install it, or give its full path")
     return found
 
 
-def _run_limited(argv: list[str], cwd: Path, limits: Limits, cancel: CancelToken | None, *,
+def _run_limited(argv: list[str], confinement: Confinement, limits: Limits,
+                 cancel: CancelToken | None, *,
                  with_plugin: bool = False) -> tuple[int | None, str, float, bool, bool]:
-    env = _environment(cwd)
+    cwd = confinement.copy
+    env = _environment(cwd, confinement.shared_folders)
     if with_plugin:
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(PYTEST_PLUGIN_FOLDER), env.get("PYTHONPATH")]))
-    program = find_program(TestCommand(tuple(argv)), cwd)
+    program = find_program(TestCommand(tuple(argv)), cwd, confinement.shared_folders)
+    limited_argv, in_child = limited([program, *argv[1:]], limits)
+    command = confined(limited_argv, confinement)
     started = time.monotonic()
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        try:
-            process = subprocess.Popen([program, *argv[1:]], cwd=cwd, env=env,
-                                       stdin=subprocess.DEVNULL, stdout=sink,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
-        except OSError as error:
-            raise TestCommandError(f"cannot start the test command {argv[0]!r}: "
-                                   f"{error.strerror}") from error
-        _limit(process.pid, limits)
-        timed_out = cancelled = False
-        try:
-            while process.poll() is None:
-                if cancel is not None and cancel.cancelled:
-                    cancelled = True
-                    break
-                if time.monotonic() - started > limits.timeout_s:
-                    timed_out = True
-                    break
-                time.sleep(POLL_S)
-        finally:
-            if process.poll() is None or timed_out or cancelled:
-                _kill_group(process)
-        sink.seek(0)
-        output = sink.read()[-OUTPUT_LIMIT_CHARS:].decode("utf-8", errors="replace")
+    try:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   preexec_fn=in_child, **popen_options())
+    except (OSError, subprocess.SubprocessError) as error:
+        raise TestCommandError(f"cannot start the test command {argv[0]!r}: {error}") from error
+    output = HeadTailOutput()
+    reader = threading.Thread(target=output.read_until_closed, args=(process.stdout,),
+                              name="test-output", daemon=True)
+    reader.start()
+    timed_out = cancelled = False
+    try:
+        while not exited_without_reaping(process):
+            if cancel is not None and cancel.cancelled:
+                cancelled = True
+                break
+            if time.monotonic() - started > limits.timeout_s:
+                timed_out = True
+                break
+            time.sleep(POLL_S)
+    finally:
+        stop(process, graceful=not exited_without_reaping(process),
+             spared=("bwrap",) if command[0] != limited_argv[0] else ())
+        # The group is gone, so the pipe is closed and the reader ends; only a process that
+        # left the group (setsid) could hold it open, and then the reader closes it later.
+        reader.join(READER_JOIN_S)
     # Paths relative to the copy: the same from run to run, and what the user knows them as.
-    output = output.replace(f"{cwd.resolve()}{os.sep}", "")
-    return process.returncode, output, time.monotonic() - started, timed_out, cancelled
+    text = output.text().replace(f"{cwd.resolve()}{os.sep}", "")
+    return process.returncode, text, time.monotonic() - started, timed_out, cancelled
 
 
-def _environment(cwd: Path) -> dict[str, str]:
-    """PATH starts with the workspace's virtual environment, else this interpreter's folder."""
+class HeadTailOutput:
+    """The first and the last bytes a command wrote, and how many were left out between:
+    memory stays bounded whatever it prints, and both the start (collection errors) and the
+    end (the summary, a traceback) are kept."""
+
+    def __init__(self, head_bytes: int = OUTPUT_HEAD_BYTES,
+                 tail_bytes: int = OUTPUT_TAIL_BYTES) -> None:
+        self.head_bytes, self.tail_bytes = head_bytes, tail_bytes
+        self.head, self.tail = bytearray(), bytearray()
+        self.left_out_bytes = 0
+
+    def add(self, chunk: bytes) -> None:
+        room = self.head_bytes - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        self.tail += chunk
+        excess = len(self.tail) - self.tail_bytes
+        if excess > 0:
+            del self.tail[:excess]
+            self.left_out_bytes += excess
+
+    def read_until_closed(self, stream: IO[bytes]) -> None:
+        """Read `stream` to its end, then close it (run on a thread of its own)."""
+        with stream:
+            for chunk in iter(lambda: stream.read1(READ_CHUNK_BYTES), b""):
+                self.add(chunk)
+
+    def text(self) -> str:
+        gap = (f"\n[... {self.left_out_bytes} bytes of output left out ...]\n"
+               if self.left_out_bytes else "")
+        return (self.head.decode("utf-8", errors="replace") + gap
+                + self.tail.decode("utf-8", errors="replace"))
+
+
+def _environment(cwd: Path, shared_folders: dict[str, Path] | None = None) -> dict[str, str]:
+    """PATH starts with the workspace's virtual environment, else this interpreter's folder;
+    node_modules shared with the copy is on NODE_PATH."""
     env = dict(os.environ)
-    venv = next((folder for folder in (cwd / ".venv", cwd / "venv", cwd / "env")
+    shared = shared_folders or {}
+    venv = next((folder for folder in (*shared.values(), cwd / ".venv", cwd / "venv", cwd / "env")
                  if (folder / "pyvenv.cfg").is_file()), None)
+    if "node_modules" in shared:
+        env["NODE_PATH"] = os.pathsep.join(
+            filter(None, [str(shared["node_modules"]), env.get("NODE_PATH")]))
     first = venv / "bin" if venv is not None else Path(sys.executable).parent
     if venv is not None:
         env["VIRTUAL_ENV"] = str(venv)
     env["PATH"] = os.pathsep.join([str(first), env.get("PATH", os.defpath)])
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
-
-
-def _limit(pid: int, limits: Limits) -> None:
-    """Memory and CPU limits set on the child right after it starts (no preexec_fn: the
-    server has threads). Its own children inherit them."""
-    cpu_s = max(1, int(limits.timeout_s * 2))
-    try:
-        resource.prlimit(pid, resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-        resource.prlimit(pid, resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))
-    except (ProcessLookupError, PermissionError, ValueError):
-        pass  # it already ended, or the system refuses: the timeout still applies
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):  # the whole group has already ended
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()

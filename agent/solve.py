@@ -16,6 +16,8 @@ from typing import Any
 
 from agent.context import CONTEXT_BUDGET_TOKENS, FailureContext, gather_context
 from agent.failures import Failure
+from agent.isolation import isolation_description, isolation_name
+from agent.limits import DEFAULT_MEMORY_LIMIT_BYTES
 from agent.proposals import (
     Proposal,
     ProposalError,
@@ -28,14 +30,19 @@ from agent.proposals import (
     reply_start,
 )
 from agent.runner import (
-    DEFAULT_MEMORY_LIMIT_BYTES,
     Limits,
     TestCommand,
     TestRun,
     find_program,
     run_tests,
 )
-from agent.sandbox import FileChange, Sandbox, unified_diff
+from agent.sandbox import (
+    DEFAULT_MAX_COPY_BYTES,
+    FileChange,
+    Sandbox,
+    SandboxError,
+    unified_diff,
+)
 from model import chat
 from model.engine import CancelToken, Engine, GenerationParams
 from model.home import smallcoder_home
@@ -50,6 +57,8 @@ REPLY_MAX_TOKENS = 1024
 SAMPLING_TEMPERATURE = 0.7
 # Room in the model's context for the prompt's own words and the chat template.
 PROMPT_MARGIN_TOKENS = 512
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_FOLDER_MODE = 0o700
 SYSTEM_PROMPT = "You are SmallCoder, a precise coding assistant that fixes bugs."
 
 
@@ -62,6 +71,7 @@ class Budget:
     memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT_BYTES
     context_tokens: int = CONTEXT_BUDGET_TOKENS
     reply_max_tokens: int = REPLY_MAX_TOKENS
+    max_copy_bytes: int = DEFAULT_MAX_COPY_BYTES
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,8 @@ class SolveResult:
     transcript: Path
     duration_s: float
     message: str
+    isolation: str = "none"  # how the test command was confined (agent.isolation)
+    notes: tuple[str, ...] = ()  # what the copy left out or copied in place of a link
 
     @property
     def green(self) -> bool:
@@ -86,7 +98,8 @@ class SolveResult:
                 "diff": self.diff, "files": {change.path: change.new_text
                                              for change in self.changes},
                 "transcript": str(self.transcript), "durationS": round(self.duration_s, 1),
-                "message": self.message}
+                "message": self.message, "isolation": self.isolation,
+                "notes": list(self.notes)}
 
 
 class Transcript:
@@ -95,11 +108,14 @@ class Transcript:
     def __init__(self, workspace: Path) -> None:
         folder = smallcoder_home() / "transcripts"
         folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, PRIVATE_FOLDER_MODE)  # they hold the user's code: theirs alone
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.path = folder / f"{stamp}-{workspace.name or 'workspace'}-{os.getpid()}.jsonl"
 
     def write(self, kind: str, **fields: Any) -> None:
-        with self.path.open("a", encoding="utf-8") as sink:
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                             PRIVATE_FILE_MODE)
+        with open(descriptor, "a", encoding="utf-8") as sink:
             sink.write(json.dumps({"kind": kind, "time": time.time(), **fields}) + "\n")
 
 
@@ -133,7 +149,8 @@ class _Loop:
         limits = Limits(timeout_s=max(1.0, min(self.budget.test_timeout_s, self.remaining_s())),
                         memory_bytes=self.budget.memory_limit_bytes)
         return run_tests(self.command, self.sandbox.root, limits=limits, only=only,
-                         stop_at_first_failure=stop_at_first_failure, cancel=self.cancel)
+                         stop_at_first_failure=stop_at_first_failure, cancel=self.cancel,
+                         shared_folders=self.sandbox.shared_folders)
 
     def failures_to_show(self, current: TestRun) -> tuple[Failure, ...]:
         """What the model is shown of `current`.
@@ -179,11 +196,12 @@ class _Loop:
             if run.failing_ids < current.failing_ids and not run.cancelled:
                 return run, ""
             return None, _why_not(current, run)
-        except ProposalError as error:
+        except (ProposalError, SandboxError) as error:
             return None, str(error)
         finally:
             for path, text in before.items():
-                self.sandbox.write(path, text)
+                if self.sandbox.read(path) != text:  # a refused write left it as it was
+                    self.sandbox.write(path, text)
 
     def _quick_ids(self, current: TestRun) -> tuple[str, ...]:
         """pytest node ids of the failing tests, when the command lets us add them."""
@@ -279,14 +297,13 @@ def solve(workspace: Path, test_command: str, budget: Budget = Budget(), *, engi
     started = time.monotonic()
     command = TestCommand.parse(test_command)
     find_program(command, Path(workspace))
-    cancel = cancel or CancelToken()
-    progress = on_progress or (lambda _message: None)
+    cancel, progress = cancel or CancelToken(), on_progress or (lambda _message: None)
     transcript = Transcript(Path(workspace))
     transcript.write("start", workspace=str(workspace), test_command=str(command),
                      model=engine.name, budget=budget.__dict__)
-    with Sandbox(Path(workspace)) as sandbox:
+    with Sandbox(Path(workspace), budget.max_copy_bytes) as sandbox:
+        _announce_copy(sandbox, transcript, progress)
         loop = _Loop(sandbox, command, budget, engine, cancel, yield_turn, progress, transcript)
-        progress("running the tests")
         baseline = current = loop.test()
         transcript.write("tests", round=0, **run_record(baseline))
         status, rounds, message = "unsolved", 0, ""
@@ -325,10 +342,21 @@ def solve(workspace: Path, test_command: str, budget: Budget = Budget(), *, engi
         changes = tuple(sandbox.changes())
     result = SolveResult(status, rounds, len(baseline.failing_ids), len(current.failing_ids),
                          changes, unified_diff(list(changes)), transcript.path,
-                         time.monotonic() - started, message or _summary(status, current))
+                         time.monotonic() - started, message or _summary(status, current),
+                         isolation_name(), tuple(sandbox.notes))
     transcript.write("end", status=status, rounds=rounds, diff=result.diff,
                      failing=sorted(current.failing_ids))
     return result
+
+
+def _announce_copy(sandbox: Sandbox, transcript: Transcript,
+                   progress: Callable[[str], None]) -> None:
+    """Say what the copy left out or copied in place of a link, and how the tests are confined."""
+    isolation = isolation_description()
+    transcript.write("copy", isolation=isolation, notes=sandbox.notes)
+    for note in sandbox.notes:
+        progress(note)
+    progress(f"running the tests (isolation: {isolation})")
 
 
 def _why_not(current: TestRun, run: TestRun) -> str:

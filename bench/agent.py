@@ -90,7 +90,8 @@ def single_shot(engine: LlamaCppEngine, case: dict, budget: Budget) -> dict:
         workspace = write_workspace(Path(folder) / "ws", case["files"])
         with Sandbox(workspace) as sandbox:
             limits = Limits(timeout_s=budget.test_timeout_s)
-            before = run_tests(command, sandbox.root, limits=limits)
+            before = run_tests(command, sandbox.root, limits=limits,
+                               shared_folders=sandbox.shared_folders)
             blind = tuple(replace(failure, message="", parameters=())
                           for failure in before.failures)
             room = engine.context_tokens - budget.reply_max_tokens - 512
@@ -105,7 +106,8 @@ def single_shot(engine: LlamaCppEngine, case: dict, budget: Budget) -> dict:
                     time_budget_ms=budget.wall_time_s * 1e3)).text
                 try:
                     apply_proposal(parse_proposal(reply, context), sandbox.read, sandbox.write)
-                    resolved = run_tests(command, sandbox.root, limits=limits).passed
+                    resolved = run_tests(command, sandbox.root, limits=limits,
+                                         shared_folders=sandbox.shared_folders).passed
                 except ProposalError:
                     resolved = False
                 diff = unified_diff(sandbox.changes())

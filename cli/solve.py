@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from agent.runner import TestCommand, TestCommandError, find_program
-from agent.sandbox import FileChange, SandboxError
+from agent.sandbox import FileChange, SandboxError, link_leads_outside
 from agent.solve import DEFAULT_ROUNDS, DEFAULT_WALL_TIME_S, Budget, solve
 from cli.common import EXIT_FAILURE, UserError
 from model import registry
@@ -72,8 +72,12 @@ def run_solve(args: argparse.Namespace) -> int:
 
 
 def apply_changes(workspace: Path, changes: tuple[FileChange, ...]) -> list[str]:
-    """Write the new texts; a file edited meanwhile is refused before anything is written."""
+    """Write the new texts; a file edited meanwhile, or one whose path leads outside the
+    workspace through a link, is refused before anything is written."""
     for change in changes:
+        if link_leads_outside(workspace, change.path):
+            raise UserError(f"{change.path} leads outside the workspace through a link: nothing "
+                            f"was applied")
         if (workspace / change.path).read_text(encoding="utf-8") != change.old_text:
             raise UserError(f"{change.path} changed while the agent ran: nothing was applied; "
                             f"run `smallcoder solve` again")

@@ -42,6 +42,16 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
     echo "$want" > "$STAMP"
 fi
 
+# The agent runs a workspace's tests under bubblewrap when it is installed (agent/isolation.py:
+# no network, the scratch copy the only writable folder). Without it they run unconfined.
+if [ "$(uname -s)" = Linux ] && ! command -v bwrap > /dev/null && command -v apt-get > /dev/null
+then
+    echo "==> installing bubblewrap (confines the agent's test runs)"
+    SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo "sudo -n")
+    $SUDO apt-get install -y -q bubblewrap > /dev/null \
+        || echo "==> could not install bubblewrap: run \`sudo apt install bubblewrap\`" >&2
+fi
+
 for model in "$@"; do
     "$VENV/bin/smallcoder" model pull "$model"
 done

@@ -55,6 +55,10 @@ class Setting:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     scope: str | None = None  # VS Code's scope; None: "window", VS Code's own default
+    # It names a program or a file SmallCoder runs or loads: an untrusted workspace's settings
+    # cannot set it (package.json's restrictedConfigurations), and a trusted one's value is
+    # shown to the user before it is first used.
+    names_program_or_file: bool = False
     environment: str | None = None  # a variable that replaces the default on the server
     field: str = ""  # the Settings field; filled in from the class that declares the setting
     type: type = object  # that field's type
@@ -111,14 +115,14 @@ class Settings:
         "Python interpreter that has the `smallcoder` package installed. Empty: SmallCoder "
         "creates its own environment on first start and installs the server bundled with the "
         "extension.",
-        scope="machine-overridable")  # the extension's alone: which Python runs the server
+        scope="machine-overridable", names_program_or_file=True)
     model: str = setting(
         "model", DEFAULT_MODEL,
         "Model to serve: a name from SmallCoder's registry "
         "(`qwen2.5-coder-1.5b-instruct-q4_k_m`, `qwen2.5-coder-0.5b-instruct-q4_k_m`) or the "
         "path of a local `.gguf` file. Left unset, the server serves `$SMALLCODER_MODEL` when "
         "VS Code's environment has it, else this default.",
-        environment="SMALLCODER_MODEL")
+        environment="SMALLCODER_MODEL", scope="machine-overridable", names_program_or_file=True)
     inline_enabled: bool = setting(
         "inlineCompletions.enabled", True,
         "Show the model's completions as ghost text while you type.")
@@ -154,7 +158,8 @@ class Settings:
     adapter: str = setting(
         "adapter", "",
         "Personal-style LoRA adapter (a `.gguf` adapter file) to apply on top of the model; "
-        "train one with **SmallCoder: Train Personal Adapter**. Empty: none.")
+        "train one with **SmallCoder: Train Personal Adapter**. Empty: none.",
+        scope="machine-overridable", names_program_or_file=True)
     adapter_scale: float = setting(
         "adapterScale", 1.0,
         "Strength of the adapter (0 turns it off, 1 applies it as trained).",
@@ -163,7 +168,13 @@ class Settings:
         "testCommand", "",
         "Command that runs the workspace's tests (for example `pytest -q`). \"Solve with "
         "Agent\" offers it first and runs it. Refactorings never run it: a rewritten function "
-        "is offered once it parses and keeps its name and parameters.")
+        "is offered once it parses and keeps its name and parameters.",
+        scope="machine-overridable", names_program_or_file=True)
+    agent_max_copy_mb: int = setting(
+        "agent.maxCopyMb", 512,
+        "Largest workspace, in MB, that **Solve with Agent** copies to work in; a bigger one is "
+        "refused with a message (list big data files in `.gitignore`, or raise this).",
+        minimum=1)
     languages_enabled: Mapping[str, bool] = setting(
         "enable", DEFAULT_LANGUAGES_ENABLED,
         "Inline completions per language, keyed by VS Code's language id (`python`, "
@@ -265,6 +276,21 @@ def settings_from_client(options: Any, base: Settings | None = None
     return dataclasses.replace(base, **values), warnings
 
 
+UNTRUSTED_DESCRIPTION = (
+    "In an untrusted workspace SmallCoder completes, explains and refactors code, but does not "
+    "run the agent or the workspace's tests, and ignores the workspace's settings that name a "
+    "program or a file (Python, model, adapter, test command).")
+
+
+def package_json_capabilities() -> dict[str, Any]:
+    """package.json's `capabilities`: limited support for untrusted workspaces, generated from
+    the table's settings that name a program or a file."""
+    restricted = [f"{SECTION}.{row.key}" for row in SETTINGS if row.names_program_or_file]
+    return {"untrustedWorkspaces": {"supported": "limited", "description": UNTRUSTED_DESCRIPTION,
+                                    "restrictedConfigurations": restricted},
+            "virtualWorkspaces": False}
+
+
 def package_json_configuration() -> dict[str, Any]:
     """package.json's `contributes.configuration`, generated from the table."""
     return {"title": "SmallCoder",
@@ -272,9 +298,11 @@ def package_json_configuration() -> dict[str, Any]:
 
 
 def write_package_json(path: Path = PACKAGE_JSON) -> None:
-    """Replace `contributes.configuration` in package.json, leaving the rest as it is."""
+    """Replace `contributes.configuration` and `capabilities` in package.json, leaving the
+    rest as it is."""
     manifest = json.loads(path.read_text(encoding="utf-8"))
     manifest["contributes"]["configuration"] = package_json_configuration()
+    manifest["capabilities"] = package_json_capabilities()
     path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 

@@ -8,6 +8,7 @@ for the user to review: nothing is written here.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,9 @@ def register(server: SmallCoderServer) -> None:
             raise JsonRpcInvalidParams("no test command: pass params.testCommand or set "
                                        "smallcoder.testCommand")
         max_rounds = optional_field(params, "maxRounds", int)
-        budget = Budget() if max_rounds is None else Budget(max_rounds=max(1, max_rounds))
+        budget = Budget(max_copy_bytes=ls.settings.agent_max_copy_mb * 1024**2)
+        if max_rounds is not None:
+            budget = dataclasses.replace(budget, max_rounds=max(1, max_rounds))
         progress = ClientProgress(ls, optional_field(params, "workDoneToken", (str, int)),
                                   PROGRESS_TITLE, log_prefix="agent")
         cancel = CancelToken()
@@ -66,7 +69,8 @@ def register(server: SmallCoderServer) -> None:
         return {"status": result.status, "rounds": result.rounds, "diff": result.diff,
                 "edit": ls.protocol._converter.unstructure(edit),
                 "transcript": str(result.transcript), "message": result.message,
-                "failingBefore": result.failing_before, "failingAfter": result.failing_after}
+                "failingBefore": result.failing_before, "failingAfter": result.failing_after,
+                "isolation": result.isolation, "notes": list(result.notes)}
 
 
 def workspace_edit(ls: SmallCoderServer, workspace: Path,

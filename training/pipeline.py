@@ -6,6 +6,8 @@ happened. Checkpoints live in ADAPTER.work/ beside the output, so a second run r
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -19,6 +21,10 @@ from training.mine import Dataset, mine
 from training.train import StepProgress, TrainConfig, TrainResult, train
 
 EVAL_SEED = 1
+# What training writes derives from the user's code: readable by the user alone.
+PRIVATE_UMASK = 0o077
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_FOLDER_MODE = 0o700
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,36 @@ def base_sha256(path: Path) -> str:
     return registry.sha256_of(path)
 
 
+def writes_private_files(function: Callable[..., PipelineResult]) -> Callable[..., PipelineResult]:
+    """Run `function` with umask 077, so that the checkpoints, the adapter and its report are
+    created 0600 (folders 0700); files of an earlier run are made so too."""
+    @functools.wraps(function)
+    def run_privately(*args: object, **kwargs: object) -> PipelineResult:
+        previous = os.umask(PRIVATE_UMASK)
+        try:
+            result = function(*args, **kwargs)
+        finally:
+            os.umask(previous)
+        _make_private(result.adapter, result.adapter.with_name(result.adapter.name + ".work"),
+                      result.report)
+        return result
+    return run_privately
+
+
+def _make_private(*paths: Path | None) -> None:
+    for path in paths:
+        if path is None or not path.exists():
+            continue
+        if path.is_dir():
+            for folder, _, files in os.walk(path):
+                os.chmod(folder, PRIVATE_FOLDER_MODE)
+                for name in files:
+                    os.chmod(os.path.join(folder, name), PRIVATE_FILE_MODE)
+        else:
+            os.chmod(path, PRIVATE_FILE_MODE)
+
+
+@writes_private_files
 def train_personal_adapter(repos: list[Path], out: Path, *, model: str | None = None,
                            max_minutes: float | None = None,
                            config: TrainConfig | None = None, evaluate: bool = True,

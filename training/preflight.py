@@ -47,5 +47,5 @@ def _name_of(pin: str) -> str:
 
 def _module_of(pin: str) -> str:
     """The import name of a requirement: the distribution name with `_` for `-` (as for all of
-    the training packages: torch, transformers, peft, detect_secrets, matplotlib)."""
+    the training packages: torch, transformers, peft, matplotlib)."""
     return _name_of(pin).replace("-", "_")

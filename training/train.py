@@ -443,19 +443,38 @@ def _write_folder(folder: Path, write: Callable[[Path], None]) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be trusted or read; the message names the file."""
+
+
+def load_loop_state(path: Path) -> dict:
+    """The loop and optimizer state saved with a checkpoint: tensors, numbers and containers
+    only (`weights_only`), so that a planted file cannot run code when it is unpickled."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise CheckpointError(
+            f"{path} holds more than tensors and numbers, or is damaged; it was not loaded. "
+            f"Delete {path.parent} to train from the start. ({str(error).splitlines()[0]})"
+        ) from None
+
+
 def _start_or_resume(model, optimizer, checkpoint: Path, watch: Validation,
                      config: TrainConfig, report: Callable[[str], None]
                      ) -> tuple[LoopState, TrainConfig]:
     """The loop state and schedule of the checkpoint, loaded into the model, optimizer and
     validation; a fresh start without one."""
-    import torch
     from peft.utils import set_peft_model_state_dict
     from safetensors.torch import load_file
 
     if not (checkpoint / STATE_FILE).is_file():
         return LoopState(), config
     set_peft_model_state_dict(model, load_file(str(checkpoint / "adapter_model.safetensors")))
-    state = torch.load(checkpoint / STATE_FILE, weights_only=False)
+    state = load_loop_state(checkpoint / STATE_FILE)
     optimizer.load_state_dict(state["optimizer"])
     watch.restore(state.get("validation", {}))
     report(f"resuming from step {state['step']} ({state['tokens']:,} tokens trained)")

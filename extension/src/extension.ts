@@ -9,10 +9,12 @@ import { ServerController } from './server';
 import { readSettings, SECTION } from './settings';
 import { Snooze } from './snooze';
 import { StatusBar } from './statusBar';
+import { initTrust } from './trust';
 
 let server: ServerController | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
+    initTrust(context);
     const log = vscode.window.createOutputChannel('SmallCoder', { log: true });
     const statusBar = new StatusBar('smallcoder.showMenu');
     const snooze = new Snooze(context.globalState);
@@ -35,6 +37,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
                 log.info('smallcoder.pythonPath changed: restarting the language server');
                 void server?.restart();
             }
+        }),
+    );
+
+    // Once trusted, the workspace's own settings (its Python, model, test command) may apply.
+    context.subscriptions.push(
+        vscode.workspace.onDidGrantWorkspaceTrust(() => {
+            log.info('the workspace is trusted now: restarting the language server with its settings');
+            void server?.restart();
         }),
     );
 

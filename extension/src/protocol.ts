@@ -107,6 +107,10 @@ export interface SolveResult {
     message: string;
     failingBefore: number;
     failingAfter: number;
+    /** How the test command was confined: "bubblewrap" (no network, only the copy writable) or "none". */
+    isolation: string;
+    /** Links the copy left out, or copied by content, because they led outside the workspace. */
+    notes: string[];
 }
 
 export const solveRequest = new RequestType<SolveParams, SolveResult, void>('smallcoder/solve');

@@ -19,6 +19,7 @@ import { ensureManagedPython } from './managedPython';
 import { NO_PARAMS, ServerState, ServerStatus, statusChangedNotification, statusRequest } from './protocol';
 import { readSettings, SECTION, serverSettingsMiddleware, settingsForServer } from './settings';
 import { Snooze } from './snooze';
+import { confirmWorkspacePrograms } from './trust';
 import { StatusBar } from './statusBar';
 
 const SERVER_ARGS = ['-m', 'cli', 'serve'];
@@ -83,6 +84,7 @@ export class ServerController implements vscode.Disposable {
     }
 
     private async startClient(): Promise<void> {
+        await confirmWorkspacePrograms(); // a program the workspace names is shown before it runs
         const settings = readSettings();
         this.statusBar.showSettings(settings.model, settings.adapter, settings.inlineCompletions.enabled);
         let python: string;

@@ -6,6 +6,7 @@
  */
 import * as vscode from 'vscode';
 import { Middleware } from 'vscode-languageclient/node';
+import { FILE_SETTINGS, guardedValue, PROGRAM_SETTINGS } from './trust';
 
 export const SECTION = 'smallcoder';
 
@@ -32,12 +33,15 @@ export interface SmallCoderSettings {
     enable: LanguageSwitches;
     /** gitignore-style patterns of files SmallCoder leaves alone. */
     exclude: string[];
+    agent: {
+        maxCopyMb: number;
+    };
 }
 
 /** The current `smallcoder.*` settings, defaults filled in by VS Code from package.json. */
 export function readSettings(scope?: vscode.Uri): SmallCoderSettings {
     const config = vscode.workspace.getConfiguration(SECTION, scope);
-    return {
+    const settings: SmallCoderSettings = {
         pythonPath: declared<string>(config, 'pythonPath'),
         model: declared<string>(config, 'model'),
         inlineCompletions: {
@@ -54,19 +58,28 @@ export function readSettings(scope?: vscode.Uri): SmallCoderSettings {
         testCommand: declared<string>(config, 'testCommand'),
         enable: declared<LanguageSwitches>(config, 'enable'),
         exclude: declared<string[]>(config, 'exclude'),
+        agent: {
+            maxCopyMb: declared<number>(config, 'agent.maxCopyMb'),
+        },
     };
+    // A program or a file comes from the workspace's settings only when it may (see trust.ts).
+    for (const key of [...PROGRAM_SETTINGS, ...FILE_SETTINGS]) {
+        settings[key] = guardedValue(key, scope) ?? (config.inspect<string>(key)?.defaultValue as string);
+    }
+    return settings;
 }
 
 /**
- * The settings as the server gets them: `model` is '' unless the user set it (in the user,
- * workspace or folder settings). A model the user chose wins over $SMALLCODER_MODEL; the
- * default from package.json does not, so '' lets the server serve $SMALLCODER_MODEL, else its
- * own default — also after the user removes the setting again.
+ * The settings as the server gets them: `model` is '' unless the user set it (in the user
+ * settings, or those of a trusted workspace). A model the user chose wins over $SMALLCODER_MODEL;
+ * the default from package.json does not, so '' lets the server serve $SMALLCODER_MODEL, else
+ * its own default — also after the user removes the setting again. In an untrusted workspace
+ * there is no test command: refactorings would run the workspace's code to check themselves.
  */
 export function settingsForServer(scope?: vscode.Uri): SmallCoderSettings {
-    const inspected = vscode.workspace.getConfiguration(SECTION, scope).inspect<string>('model');
-    const chosen = inspected?.workspaceFolderValue ?? inspected?.workspaceValue ?? inspected?.globalValue;
-    return { ...readSettings(scope), model: chosen ?? '' };
+    const settings = readSettings(scope);
+    const testCommand = vscode.workspace.isTrusted ? settings.testCommand : '';
+    return { ...settings, model: guardedValue('model', scope) ?? '', testCommand };
 }
 
 /**

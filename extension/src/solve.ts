@@ -37,6 +37,18 @@ export async function solveWithAgent(
     proposed: ProposedFiles,
     log: vscode.LogOutputChannel,
 ): Promise<void> {
+    if (!vscode.workspace.isTrusted) {
+        // The agent runs the workspace's tests, that is the workspace's code.
+        const manage = 'Manage Workspace Trust';
+        const answer = await vscode.window.showWarningMessage(
+            'SmallCoder: the agent runs this workspace\'s tests, so it works only in a trusted workspace.',
+            manage,
+        );
+        if (answer === manage) {
+            await vscode.commands.executeCommand('workbench.trust.manage');
+        }
+        return;
+    }
     const folder = await pickFolder();
     if (folder === undefined) {
         return;
@@ -49,7 +61,10 @@ export async function solveWithAgent(
     if (result === undefined) {
         return;
     }
-    log.info(`Agent: ${result.status} after ${result.rounds} round(s); transcript ${result.transcript}`);
+    log.info(`Agent: ${result.status} after ${result.rounds} round(s); tests isolated by ${result.isolation}; transcript ${result.transcript}`);
+    for (const note of result.notes) {
+        log.warn(`Agent's copy: ${note}`);
+    }
     const edit = await client.protocol2CodeConverter.asWorkspaceEdit(result.edit);
     const files = edit.entries();
     if (files.length === 0) {
@@ -65,9 +80,10 @@ export async function solveWithAgent(
         await vscode.commands.executeCommand('vscode.diff', uri, right, `${name} ↔ SmallCoder's fix`, { preview: false });
     }
     const outcome =
-        result.status === 'solved'
+        (result.status === 'solved'
             ? `the tests pass with this change (${result.rounds} round(s))`
-            : `${result.failingBefore} → ${result.failingAfter} failing tests (${result.message})`;
+            : `${result.failingBefore} → ${result.failingAfter} failing tests (${result.message})`) +
+        `; test isolation: ${result.isolation}`;
     const choice = await vscode.window.showInformationMessage(
         `SmallCoder: ${outcome}. Accept the change to ${files.length} file(s)?`,
         'Accept',

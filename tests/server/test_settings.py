@@ -20,6 +20,7 @@ from server.settings import (
     SETTINGS,
     Settings,
     main,
+    package_json_capabilities,
     package_json_configuration,
     settings_from_client,
     write_package_json,
@@ -85,9 +86,32 @@ def test_the_new_state_cache_setting_is_in_the_table():
         "state_cache_mb", int, 256, 0, 4096)
 
 
-def test_python_path_alone_may_be_set_per_machine():
-    assert {row.key for row in SETTINGS if row.scope is not None} == {"pythonPath"}
-    assert BY_KEY["pythonPath"].scope == "machine-overridable"
+def test_settings_naming_a_program_or_a_file_are_the_users_not_an_untrusted_workspaces():
+    """A cloned repository's .vscode/settings.json must not choose what SmallCoder runs or loads:
+    every free-form text setting names a program or a file, is per machine (a trusted workspace
+    may override it, and is then asked), and package.json restricts it in untrusted workspaces."""
+    free_text = {row.key for row in SETTINGS if row.type is str and not row.choices}
+    guarded = {row.key for row in SETTINGS if row.names_program_or_file}
+    assert free_text == guarded == {"pythonPath", "model", "adapter", "testCommand"}
+    assert {BY_KEY[key].scope for key in guarded} == {"machine-overridable"}
+    untrusted = json.loads(PACKAGE_JSON.read_text(encoding="utf-8"))["capabilities"][
+        "untrustedWorkspaces"]
+    assert untrusted["supported"] == "limited"
+    assert set(untrusted["restrictedConfigurations"]) == {f"smallcoder.{key}" for key in guarded}
+
+
+def test_package_json_holds_the_generated_capabilities():
+    manifest = json.loads(PACKAGE_JSON.read_text(encoding="utf-8"))
+    assert manifest["capabilities"] == package_json_capabilities()
+
+
+def test_the_extension_takes_programs_and_files_only_through_the_trust_guard():
+    source = SETTINGS_TS.read_text(encoding="utf-8")
+    trust = (SETTINGS_TS.parent / "trust.ts").read_text(encoding="utf-8")
+    assert "guardedValue(key, scope)" in source and "guardedValue('model', scope)" in source
+    listed = set(re.findall(r"'(\w+)'", trust.split("PROGRAM_SETTINGS = ")[1].split(";")[0]))
+    listed |= set(re.findall(r"'(\w+)'", trust.split("FILE_SETTINGS = ")[1].split(";")[0]))
+    assert listed == {row.key for row in SETTINGS if row.names_program_or_file}
 
 
 # ---------------------------------------------------------------- values from the client

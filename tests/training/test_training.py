@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -551,6 +552,34 @@ def test_train_command_writes_an_adapter_with_provenance(repo, tiny_model, tmp_p
     info = read_adapter_info(out)
     assert info.steps == 2 and info.base_model == "tiny-qwen2"
     assert info.base_sha256 == registry.sha256_of(tiny_model)
+    # Derived from the user's code: readable by the user alone.
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    work = out.with_name(out.name + ".work")
+    assert stat.S_IMODE(work.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600)
+               for path in work.rglob("*"))
+
+
+class PlantedCode:
+    """Unpickling this creates `marker`: what a checkpoint from a hostile repository does."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_planted_checkpoint_is_refused_without_running_its_code(tmp_path):
+    from training.train import STATE_FILE, CheckpointError, load_loop_state
+
+    marker = tmp_path / "code-ran"
+    torch.save({"step": 3, "optimizer": PlantedCode(marker)}, tmp_path / STATE_FILE)
+    with pytest.raises(CheckpointError, match=STATE_FILE):
+        load_loop_state(tmp_path / STATE_FILE)
+    assert not marker.exists()
+    torch.save({"step": 3, "losses": [1.5, 1.25]}, tmp_path / STATE_FILE)
+    assert load_loop_state(tmp_path / STATE_FILE) == {"step": 3, "losses": [1.5, 1.25]}
 
 
 def test_evaluation_report_compares_base_and_adapter(repo, tiny_model, tokenizer,

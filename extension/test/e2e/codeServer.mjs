@@ -1,7 +1,7 @@
 // A throw-away code-server for the end-to-end tests: its own user-data, extensions and config
 // folders, a copy of examples/ as the workspace, bound to 127.0.0.1 without authentication.
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,8 +123,11 @@ async function freePort() {
     });
 }
 
-/** Starts code-server and resolves once it answers on /healthz; its output goes to logPath. */
-export async function startCodeServer(sandbox, logPath) {
+/**
+ * Starts code-server and resolves once it answers on /healthz; its output goes to logPath.
+ * Workspace trust is off unless `workspaceTrust` (then the workspace opens in Restricted Mode).
+ */
+export async function startCodeServer(sandbox, logPath, { workspaceTrust = false } = {}) {
     const port = await freePort();
     const log = createWriteStream(logPath);
     const child = spawn(
@@ -135,7 +138,7 @@ export async function startCodeServer(sandbox, logPath) {
             '--auth', 'none',
             '--disable-telemetry',
             '--disable-update-check',
-            '--disable-workspace-trust',
+            ...(workspaceTrust ? [] : ['--disable-workspace-trust']),
             '--disable-getting-started-override',
             '--ignore-last-opened',
             sandbox.workspace,
@@ -161,6 +164,14 @@ export async function startCodeServer(sandbox, logPath) {
         await new Promise((resolve) => setTimeout(resolve, 250));
     }
     throw new Error(`code-server did not answer on ${url} within 60 s: see ${logPath}`);
+}
+
+/** A stand-in "Python" that starts fake_server.py, the scripted language server. */
+export function fakeServerLauncher(sandbox, name = 'fake-python', firstCommand = '') {
+    const launcher = join(sandbox.root, name);
+    writeFileSync(launcher, `#!/bin/sh\n${firstCommand}exec python3 ${join(import.meta.dirname, 'fake_server.py')}\n`);
+    chmodSync(launcher, 0o755);
+    return launcher;
 }
 
 /** Stops code-server and everything it started (extension host, language server). */

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import {
     checkToolsInstalled,
+    fakeServerLauncher,
     findOutputLogs,
     installExtension,
     prepareSandbox,
@@ -387,16 +388,15 @@ const scenarios = [
 ];
 
 /** A "python" for smallcoder.pythonPath that runs the fake server whatever arguments it gets. */
-function fakeServerLauncher(sandbox) {
-    if (usesFakeEngine) {
-        const server = join(repoRoot, 'tests', 'lsp_fake_server.py');
-        const launcher = join(sandbox.root, 'fake-engine-python');
-        writeFileSync(launcher, `#!/bin/sh\nexec ${join(repoRoot, '.venv', 'bin', 'python')} ${server}\n`);
-        chmodSync(launcher, 0o755);
-        return launcher;
+/** The "python" for smallcoder.pythonPath: under `--fake-engine` the real server with the
+ * rule-following fake engine, else fake_server.py (codeServer.mjs). */
+function serverLauncher(sandbox) {
+    if (!usesFakeEngine) {
+        return fakeServerLauncher(sandbox);
     }
-    const launcher = join(sandbox.root, 'fake-python');
-    writeFileSync(launcher, `#!/bin/sh\nexec python3 ${join(import.meta.dirname, 'fake_server.py')}\n`);
+    const server = join(repoRoot, 'tests', 'lsp_fake_server.py');
+    const launcher = join(sandbox.root, 'fake-engine-python');
+    writeFileSync(launcher, `#!/bin/sh\nexec ${join(repoRoot, '.venv', 'bin', 'python')} ${server}\n`);
     chmodSync(launcher, 0o755);
     return launcher;
 }
@@ -408,7 +408,7 @@ async function main() {
     const sandbox = prepareSandbox();
     const smallcoderSettings = {};
     if (usesFakeServer || usesFakeEngine) {
-        smallcoderSettings['smallcoder.pythonPath'] = fakeServerLauncher(sandbox);
+        smallcoderSettings['smallcoder.pythonPath'] = serverLauncher(sandbox);
     } else if (!usesManagedPython) {
         smallcoderSettings['smallcoder.pythonPath'] = join(repoRoot, '.venv', 'bin', 'python');
     }
