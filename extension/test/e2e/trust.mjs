@@ -18,32 +18,13 @@ import {
     stopCodeServer,
     writeUserSettings,
 } from './codeServer.mjs';
+import { assert, waitFor } from './helpers.mjs';
 import { Workbench } from './workbench.mjs';
 
 const artifactsDir = join(repoRoot, 'artifacts', 'e2e-trust');
 const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
 const vsixPath = join(repoRoot, 'dist', `smallcoder-${version}.vsix`);
 const WHOLE_RUN_LIMIT_MS = 6 * 60_000;
-
-function assert(condition, message) {
-    if (!condition) {
-        throw new Error(message);
-    }
-}
-
-async function waitFor(what, check, timeoutMs) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        const value = await check();
-        if (value) {
-            return value;
-        }
-        if (Date.now() > deadline) {
-            throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-}
 
 /** The sandbox: the user's own (fake) server, and a workspace whose settings plant another. */
 function prepare() {
