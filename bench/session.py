@@ -77,6 +77,10 @@ ACCEPT_WAIT_S = 15.0  # how long the user waits for ghost text to accept
 REQUEST_TIMEOUT_S = 300.0  # a cold 3k-token prompt on a busy 2-core machine takes minutes
 EXIT_WAIT_S = 5.0  # for shutdown's answer, then for the process to end after exit
 RSS_SAMPLE_S = 0.5
+# Explain, after the session, twice at one method of click's Command: how soon its first words
+# show (the panel streams them) and when the answer is whole. The second time finds the model
+# and its cache warm.
+EXPLAIN_FILE, EXPLAIN_AT = "core.py", "    def invoke(self, ctx: Context) -> t.Any:"
 RAW_CONTEXT_TOKENS, RAW_PROMPT_TOKENS, RAW_GENERATED_TOKENS = 4096, 512, 64
 # The server's debug line per completion, today "completion 123 ms, 45/1200 prompt tokens
 # evaluated, 12 generated, stop" (assist/completion.py); read tolerantly.
@@ -292,6 +296,8 @@ class Session:
         self.prefilled: dict[str, int] = {}  # the line last prefilled in each file
         self.pending: Request | None = None
         self.requests: list[dict] = []
+        self.first_partial_s: dict[str, float] = {}  # by partialResultToken
+        self.explains: list[dict] = []
         self.peak_rss_bytes = 0
         self.exited_on_request = False
         self.started_s = time.perf_counter()
@@ -468,6 +474,33 @@ class Session:
             await self.type_text(event, before, text[end:], event.kind, rng)
         self.change(event.file, text)  # undone: the next event finds the file as it was
 
+    def partial_result(self, params: types.ProgressParams) -> None:
+        value = params.value
+        if isinstance(value, dict) and value.get("markdown", "").strip():
+            self.first_partial_s.setdefault(str(params.token), time.perf_counter())
+
+    async def explain(self, attempt: str) -> dict:
+        """Explain at EXPLAIN_AT as the panel asks for it: first words and whole answer."""
+        text = self.texts.get(EXPLAIN_FILE) or (self.workspace / PACKAGE / EXPLAIN_FILE).read_text()
+        if EXPLAIN_FILE not in self.texts:
+            self.open(EXPLAIN_FILE)
+        line = text.split("\n").index(EXPLAIN_AT) + 1  # in the body
+        token = f"explain-{attempt}"
+        sent = time.perf_counter()
+        row = {"type": "explain", "attempt": attempt, "line": line + 1}
+        try:
+            answer = await asyncio.wait_for(self.client.protocol.send_request_async(
+                "smallcoder/explain", {"textDocument": {"uri": self.uri(EXPLAIN_FILE)},
+                                       "position": {"line": line, "character": 8},
+                                       "partialResultToken": token}), REQUEST_TIMEOUT_S)
+        except (TimeoutError, JsonRpcException) as error:
+            return {**row, "error": repr(error)}
+        done = time.perf_counter()
+        first = self.first_partial_s.get(token)
+        markdown = getattr(answer, "markdown", None) or (answer or {}).get("markdown", "")
+        return {**row, "first_words_ms": round((first - sent) * 1e3) if first else None,
+                "answer_ms": round((done - sent) * 1e3), "answer_characters": len(markdown)}
+
     async def sample_rss(self, pid: int) -> None:
         """The server's resident memory, children included, at its highest."""
         process = psutil.Process(pid)
@@ -495,6 +528,10 @@ async def run_session(model: str, checkout: Path, workspace: Path, script: list[
     def status_changed(params: Any) -> None:
         return None
 
+    @client.feature(types.PROGRESS)
+    def progress(params: types.ProgressParams) -> None:
+        session.partial_result(params)
+
     await client.start_io(*server_command(checkout), cwd=str(checkout),
                           env={**os.environ, "PYTHONPATH": str(checkout)})
     server = client._server  # pygls keeps the asyncio subprocess here
@@ -516,6 +553,11 @@ async def run_session(model: str, checkout: Path, workspace: Path, script: list[
         if session.pending is not None:
             await session.answer(session.pending, REQUEST_TIMEOUT_S)
             session.cancel_pending()  # only if it timed out
+        if args.explain:
+            for attempt in ("first", "again"):
+                row = await session.explain(attempt)
+                session.explains.append(row)
+                write_row(row)
     except Exception as error:
         raise SystemExit(f"the session failed: {error!r}; the server's last stderr lines:\n"
                          + "".join(stderr_tail)) from error
@@ -687,6 +729,9 @@ def run_model(model: str, checkout: Path, label: str, package: Path, script: lis
     for row in [*rows, server]:
         write_row(row)
     print_report(machine, rows, server)
+    for row in session.explains:
+        print(f"explain ({row['attempt']}): first words {row.get('first_words_ms')} ms, "
+              f"whole answer {row.get('answer_ms')} ms {row.get('error') or ''}")
 
 
 def main() -> int:
@@ -698,6 +743,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--no-think-time", action="store_true",
                         help="no reading pauses or debounce; every request awaited")
+    parser.add_argument("--no-explain", dest="explain", action="store_false",
+                        help="skip timing Explain after the session")
     parser.add_argument("--checkout", type=Path, default=ROOT,
                         help="the checkout whose server runs (default: this one)")
     parser.add_argument("--label", help="names the run in its rows (default: its commit)")
