@@ -24,7 +24,7 @@ from model.engine import Engine
 from model.prompts import fim_prompt_tokens
 from server.app import SmallCoderServer
 from server.model_host import ModelUnavailable
-from server.protocol import cursor, path_of, text_position
+from server.protocol import cursor, open_document, path_of, text_position
 from server.warmup import Warmer, accepted, prefill_job, speculation_job
 
 PREFILL_METHOD = "smallcoder/prefill"
@@ -67,7 +67,7 @@ def register(server: SmallCoderServer) -> None:
         jump): evaluate that region's prompt while they read, so the first suggestion there
         costs only what they typed."""
         uri, position = text_position(params)
-        if not ls.settings.inline_enabled or uri not in ls.workspace.text_documents:
+        if not ls.settings.inline_enabled or open_document(ls.workspace, uri) is None:
             return
         try:
             engine = ls.host.interactive_engine
