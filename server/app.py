@@ -198,9 +198,14 @@ class SmallCoderServer(LanguageServer):
     async def run_interactive(self, where: str, work: Callable[[], Completion],
                               token: CancelToken) -> Completion | None:
         """Run a completion in a worker ahead of long jobs; None when it cannot be made."""
-        try:
+        def gated() -> Completion:
+            # The gate is held only while the completion runs: held while it waited for a
+            # worker thread, long jobs filling every thread would wait for it, and it for them.
             with self.host.gate.interactive():
-                completion = await asyncio.to_thread(work)
+                return work()
+
+        try:
+            completion = await asyncio.to_thread(gated)
         except asyncio.CancelledError:
             token.cancel()
             raise
