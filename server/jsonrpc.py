@@ -97,6 +97,19 @@ class SmallCoderProtocol(LanguageServerProtocol):
             return JsonRpcInvalidRequest(f"{method} after shutdown")
         return None
 
+    def _execute_handler(self, msg_id: Any, handler: Any, callback: Any,
+                         args: Any = None, kwargs: Any = None) -> None:
+        """pygls files every handler's future under its id but drops only a request's:
+        each notification (a didChange per keystroke) and each step of a built-in handler
+        left one behind for good. Dropped here once done, if it is still the one filed."""
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        if (future := self._request_futures.get(msg_id)) is not None:
+            future.add_done_callback(lambda done: self._forget(msg_id, done))
+
+    def _forget(self, msg_id: Any, future: Any) -> None:
+        if self._request_futures.get(msg_id) is future:
+            del self._request_futures[msg_id]
+
     def _dispatch(self, data: dict[str, Any], message: Any) -> None:
         if data.get("method") == types.INITIALIZE:
             self.initialize_received = True

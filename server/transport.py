@@ -157,7 +157,12 @@ async def read_frames(stream: BinaryIO, receive: Callable[[bytes], bool],
         if stall is not None:
             stall.cancel()
         parser.feed(chunk)
-        deliver()
+        try:
+            deliver()
+        except BrokenPipeError:
+            raise
+        except Exception:  # one message's failure must not end the reading
+            logger.exception("a message could not be handled")
         stall = loop.call_later(stall_s, stalled) if parser.awaiting_body else None
 
     def pump() -> None:
