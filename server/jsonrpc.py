@@ -51,8 +51,9 @@ class SmallCoderProtocol(LanguageServerProtocol):
         try:
             data = decode(text)
         except RecursionError:
-            self.refuse({"id": top_level_id(text), "method": None},
-                        JsonRpcInvalidRequest("the message is nested too deep to read"))
+            logger.warning("refused a message nested too deep to decode")
+            self.answer_error(top_level_id(text),
+                              JsonRpcInvalidRequest("the message is nested too deep to read"))
             return True
         except ValueError as error:
             self.refuse(None, JsonRpcParseError(f"the message is not JSON: {error}"))
@@ -81,7 +82,10 @@ class SmallCoderProtocol(LanguageServerProtocol):
         logger.warning("refused %.200r: %s", data, error.message)
         if isinstance(data, dict) and ("id" not in data or is_response(data)):
             return  # a notification or a response: nobody waits for an answer
-        request_id = data.get("id") if isinstance(data, dict) else None
+        self.answer_error(data.get("id") if isinstance(data, dict) else None, error)
+
+    def answer_error(self, request_id: Any, error: JsonRpcException) -> None:
+        """JSON-RPC: an id that cannot be told, or is no valid id, is answered as null."""
         self._send_response(request_id if is_valid_id(request_id) else None,
                             error=error.to_response_error())
 
