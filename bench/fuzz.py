@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -45,8 +46,13 @@ def main() -> int:
         server.initialize(str(model))
         server.wait_ready()
         last_line = [time.monotonic()]
+        # RSS after warm-up, one sample a batch: huge documents come and go, so stability is
+        # the median of the later half against the earlier half, not two single samples.
+        rss_samples: list[int] = []
 
         def on_batch(report: FuzzReport) -> None:
+            if report.rss_warm_bytes is not None and server.alive():
+                rss_samples.append(server.rss_bytes())
             if time.monotonic() - last_line[0] >= args.every:
                 last_line[0] = time.monotonic()
                 write_line(out, report, server, final=False)
@@ -57,16 +63,24 @@ def main() -> int:
         write_line(out, report, server, final=True)
         exit_code = server.close()
     figures = report.figures()
-    growth = (None if not (report.rss_warm_bytes and report.rss_end_bytes)
-              else report.rss_end_bytes / report.rss_warm_bytes - 1)
     print(f"{figures['messages']} messages ({figures['messages'] / report.seconds:.0f}/s), "
           f"{figures['requests']} requests, {figures['unanswered']} unanswered, "
           f"{figures['crashes']} crashes, {figures['hangs']} hangs; RSS after warm-up "
-          f"{figures['rss_warm_mb']} MB, at end {figures['rss_end_mb']} MB"
-          + (f" ({growth:+.0%})" if growth is not None else "")
-          + f"; server exit code {exit_code}; lines in {out.relative_to(ROOT)}")
+          f"{figures['rss_warm_mb']} MB, at end {figures['rss_end_mb']} MB; "
+          f"{rss_stability(rss_samples)}; server exit code {exit_code}; "
+          f"lines in {out.relative_to(ROOT)}")
     clean = (report.crashes, report.hangs, len(report.unanswered), exit_code) == (0, 0, 0, 0)
     return 0 if clean else 1
+
+
+def rss_stability(samples: list[int]) -> str:
+    if len(samples) < 4:
+        return "too few RSS samples after warm-up"
+    half = len(samples) // 2
+    earlier, later = statistics.median(samples[:half]), statistics.median(samples[half:])
+    return (f"RSS after warm-up {min(samples) / 1024**2:.0f}-{max(samples) / 1024**2:.0f} MB "
+            f"over {len(samples)} samples, median of the later half {later / earlier - 1:+.0%} "
+            f"against the earlier half")
 
 
 def write_line(out: Path, report: FuzzReport, server: WireServer, *, final: bool) -> None:
