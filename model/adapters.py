@@ -38,9 +38,10 @@ def read_adapter_info(path: Path) -> AdapterInfo:
         raise ModelError(f"adapter file {path} does not exist: check smallcoder.adapter")
     try:
         reader = gguf.GGUFReader(str(path))
-    except (ValueError, OSError) as error:
-        raise ModelError(f"{path} is not a GGUF file ({error}): train an adapter with "
-                         f"`smallcoder train`") from error
+    except (ValueError, OSError, IndexError, KeyError) as error:
+        # gguf's reader indexes into the mapped file: a truncated one fails with IndexError.
+        raise ModelError(f"adapter file {path} is truncated or not a GGUF file ({error!r}): "
+                         f"train an adapter with `smallcoder train`") from error
     values = {name: field.contents() for name, field in reader.fields.items()}
     if values.get("general.type") != "adapter" or values.get("adapter.type") != "lora":
         raise ModelError(f"{path} is not a LoRA adapter (general.type="

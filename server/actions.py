@@ -17,6 +17,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
 from pygls.workspace import TextDocument
 
+from analyzers.completion_cut import SYNTAX_CHECK_MAX_CHARACTERS
 from analyzers.functions import enclosing_function
 from assist import actions
 from assist.workspace import related_for
@@ -30,6 +31,9 @@ EXPLAIN_TITLE = "Explain this function"
 EXPLAIN_COMMAND = "smallcoder.explainFunction"
 # Partial results go out at most this often: the client re-renders on each one.
 PARTIAL_RESULT_INTERVAL_S = 0.1
+# Finding the function means parsing the whole file on the event loop, with the GIL held
+# (a 6 MB file: 3.5 s, every request waiting): larger files, data dumps, are not parsed.
+MAX_PARSED_CHARACTERS = SYNTAX_CHECK_MAX_CHARACTERS
 
 
 def register(server: SmallCoderServer) -> None:
@@ -39,6 +43,8 @@ def register(server: SmallCoderServer) -> None:
                      ) -> list[types.CodeAction] | None:
         """Offered only inside a function; the refactor's edit is computed on resolve."""
         document = ls.document(params.text_document.uri)
+        if len(document.source) > MAX_PARSED_CHARACTERS:
+            return None  # asked at every cursor move: no answer rather than a stall
         language = language_of(document)
         line, character = cursor(document, params.range.start)
         if language is None or enclosing_function(document.source, language, line,
@@ -128,6 +134,9 @@ def partial_result_token(params: Any) -> str | int | None:
 def _function_name(document: TextDocument, language: str, line: int, character: int) -> str:
     """Found before the model starts: the partial results carry the name, and a cursor
     outside any function is refused without loading the long-job context."""
+    if (size := len(document.source)) > MAX_PARSED_CHARACTERS:
+        raise JsonRpcInvalidParams(f"{document.uri} has {size:,} characters: explain and "
+                                   f"refactor work in files up to {MAX_PARSED_CHARACTERS:,}")
     try:
         return actions.function_at(document.source, language, line, character).qualified_name
     except actions.ActionError as error:

@@ -7,16 +7,19 @@ in `asyncio.to_thread` (never pygls' thread pool, which also reads stdin).
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 from pygls.workspace import TextDocument
 
 from assist.completion import Completion
@@ -24,34 +27,20 @@ from assist.workspace import WorkspaceContext
 from model import registry
 from model.engine import CancelToken
 from model.errors import ModelError
+from server.jsonrpc import SmallCoderProtocol
 from server.model_host import EngineFactory, ModelHost, ModelState, Status
-from server.protocol import path_of
+from server.protocol import open_document, path_of
 from server.settings import LOG_LEVELS, Settings, settings_from_client
+from server.transport import read_frames
 
 STATUS_CHANGED = "smallcoder/statusChanged"
 MESSAGE_TYPES = {"error": types.MessageType.Error, "warning": types.MessageType.Warning,
                  "info": types.MessageType.Info, "debug": types.MessageType.Log}
 
 
-class SmallCoderProtocol(LanguageServerProtocol):
-    """Answers a request whose params do not fit the protocol with an error, not silence,
-    and accepts requests without params."""
-
-    def structure_message(self, data: dict[str, Any]):
-        if isinstance(data, dict) and "method" in data and "params" not in data:
-            # vscode-jsonrpc leaves `params` out of parameterless requests; pygls requires it.
-            data = {**data, "params": None}
-        try:
-            return super().structure_message(data)
-        except JsonRpcInvalidParams:
-            if isinstance(data, dict) and "id" in data and "method" in data:
-                self._send_response(data["id"], error=JsonRpcInvalidParams(
-                    f"the params of {data['method']} do not match the protocol"
-                ).to_response_error())
-            raise
-
-
 class SmallCoderServer(LanguageServer):
+    protocol: SmallCoderProtocol
+
     def __init__(self, engine_factory: EngineFactory | None = None) -> None:
         super().__init__("smallcoder", version("smallcoder"), protocol_cls=SmallCoderProtocol)
         self.settings = Settings()
@@ -69,6 +58,28 @@ class SmallCoderServer(LanguageServer):
         self.on_disk_change: list[Callable[[], None]] = []
         # Files changed on disk being read into the index: the next completion waits for them.
         self.reading_disk_changes: asyncio.Future | None = None
+
+    # ------------------------------------------------------------ transport and errors
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """Serve on stdio with SmallCoder's own framing (server/transport.py): pygls' reader
+        takes only `Content-Length: N` spelled exactly, and waits for any length it is told."""
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(read_frames(stdin or sys.stdin.buffer, self.protocol.receive))
+        except BrokenPipeError:
+            logging.getLogger(__name__).error("the editor closed the connection")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """A failed notification goes to the log, not to a popup: the user did not ask for
+        anything and can do nothing about it. Features whose failure matters to the user
+        (a model that does not load) show their own message."""
+        self.log("error", f"{getattr(source, '__name__', source)}: {error}")
 
     # ------------------------------------------------------------ logging and status
 
@@ -207,7 +218,7 @@ class SmallCoderServer(LanguageServer):
         its language, or a file excluded or named by a `.smallcoderignore`), or None."""
         if not self.settings.inline_enabled:
             return "inline completions are off"
-        document = self.workspace.text_documents.get(uri)
+        document = open_document(self.workspace, uri)
         language = document.language_id if document is not None else None
         if language and not self.settings.language_enabled(language):
             return f"{language} is off (smallcoder.enable)"
@@ -249,9 +260,14 @@ class SmallCoderServer(LanguageServer):
     async def run_interactive(self, where: str, work: Callable[[], Completion],
                               token: CancelToken) -> Completion | None:
         """Run a completion in a worker ahead of long jobs; None when it cannot be made."""
-        try:
+        def gated() -> Completion:
+            # The gate is held only while the completion runs: held while it waited for a
+            # worker thread, long jobs filling every thread would wait for it, and it for them.
             with self.host.gate.interactive():
-                completion = await asyncio.to_thread(work)
+                return work()
+
+        try:
+            completion = await asyncio.to_thread(gated)
         except asyncio.CancelledError:
             token.cancel()
             raise
@@ -266,6 +282,6 @@ class SmallCoderServer(LanguageServer):
 
     def document(self, uri: str) -> TextDocument:
         """An open document; unknown URIs are an error the client can act on."""
-        if uri not in self.workspace.text_documents:
+        if (document := open_document(self.workspace, uri)) is None:
             raise JsonRpcInvalidParams(f"{uri} is not open in the editor")
-        return self.workspace.get_text_document(uri)
+        return document

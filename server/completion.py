@@ -23,7 +23,7 @@ from assist.completion import (
 from model.engine import Engine
 from server.app import SmallCoderServer
 from server.model_host import ModelUnavailable
-from server.protocol import cursor, path_of, text_position
+from server.protocol import cursor, open_document, path_of, text_position
 from server.warmup import Warmer, accepted, in_turn, prefill_job, speculation_job
 
 PREFILL_METHOD = "smallcoder/prefill"
@@ -68,7 +68,7 @@ def register(server: SmallCoderServer) -> None:
         jump): evaluate that region's prompt while they read, so the first suggestion there
         costs only what they typed."""
         uri, position = text_position(params)
-        if uri not in ls.workspace.text_documents or not ls.completes_in(uri):
+        if open_document(ls.workspace, uri) is None or not ls.completes_in(uri):
             return
         try:
             engine = ls.host.interactive_engine

@@ -17,7 +17,7 @@ from analyzers.ignore import IGNORE_FILE_NAME
 from analyzers.syntax import LANGUAGES
 from assist.workspace import WorkspaceContext
 from server.app import SmallCoderServer
-from server.protocol import path_of
+from server.protocol import open_document, path_of
 
 WATCH_REGISTRATION_ID = "smallcoder-watched-files"
 
@@ -72,15 +72,19 @@ def register(server: SmallCoderServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: SmallCoderServer, params: types.DidChangeTextDocumentParams) -> None:
         uri = params.text_document.uri
+        if (document := open_document(ls.workspace, uri)) is None:
+            return
         edited = [change.range.start.line for change in params.content_changes
                   if isinstance(change, types.TextDocumentContentChangePartial)]
-        ls.context.document_changed(path_of(uri), ls.workspace.get_text_document(uri).source,
+        ls.context.document_changed(path_of(uri), document.source,
                                     edited[-1] if edited else None)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
     async def did_save(ls: SmallCoderServer, params: types.DidSaveTextDocumentParams) -> None:
+        """Only the editor's copy is read: the file itself may be anything, even a FIFO."""
         uri = params.text_document.uri
-        text = ls.workspace.get_text_document(uri).source
+        document = open_document(ls.workspace, uri)
+        text = document.source if document is not None else None
         await asyncio.to_thread(ls.context.document_saved, path_of(uri), text)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)

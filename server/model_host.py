@@ -74,6 +74,12 @@ class TurnGate:
                 self._condition.wait()
 
 
+def cannot_open(model: str, error: OSError) -> str:
+    shown = model if len(model) <= 120 else f"{model[:60]}...{model[-40:]}"
+    return (f"cannot open the model {shown!r} ({len(model)} characters): "
+            f"{error.strerror or error}; check smallcoder.model")
+
+
 def load_llama_engine(path: Path, vram_budget_mb: int) -> Engine:
     from model.engine import LlamaCppEngine
 
@@ -97,6 +103,7 @@ class ModelHost:
         # The adapter the engines apply (path, scale); a background context gets it too.
         self._adapter: tuple[Path, float] | None = None
         self.gate = TurnGate()
+        self._one_load = threading.Lock()
         self._status = Status("", None, ModelState.LOADING, "starting")
 
     # ------------------------------------------------------------ state
@@ -139,7 +146,15 @@ class ModelHost:
 
     def load(self, model: str, vram_budget_mb: int, adapter: str | None = None,
              adapter_scale: float = 1.0) -> None:
-        """Load `model` (a registry name or a path); blocking, run it off the event loop."""
+        """Load `model` (a registry name or a path); blocking, run it off the event loop.
+
+        One load at a time: a settings change while a model loads waits for it, or two
+        engines would be built at once and the slower one would win, whichever it was."""
+        with self._one_load:
+            self._load(model, vram_budget_mb, adapter, adapter_scale)
+
+    def _load(self, model: str, vram_budget_mb: int, adapter: str | None,
+              adapter_scale: float) -> None:
         with self._lock:
             self._interactive = self._background = None
             self._path = None
@@ -152,6 +167,9 @@ class ModelHost:
         except ModelError as error:
             state = ModelState.MISSING if model in registry.REGISTRY else ModelState.ERROR
             self._set_status(state=state, message=str(error))
+            return
+        except OSError as error:  # a name too long for the file system, a folder not allowed
+            self._set_status(state=ModelState.ERROR, message=cannot_open(model, error))
             return
         try:
             engine = self._factory(path, vram_budget_mb)

@@ -5,21 +5,40 @@ A percent-encoded `file:` URI is decoded here, once; every feature module asks t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
-from pygls.workspace import TextDocument
+from pygls.workspace import TextDocument, Workspace
 
 from analyzers.functions import FunctionSpan
 from analyzers.syntax import language_for_id, language_for_path
 
+WINDOWS_DRIVE = re.compile(r"/[A-Za-z]:(/|$)")
+MAX_UINTEGER = 2**31 - 1
+
 
 def path_of(uri: str) -> str:
-    """The file system path of a `file:` URI (percent-decoded), else the URI's path."""
+    """The file system path of a `file:` URI, as VS Code's `Uri.fsPath` reads it: percent
+    escapes decoded once, a drive letter lower-cased without the slash before it, a host as a
+    UNC share. Any other URI gives its path."""
     parsed = urlparse(uri)
-    return unquote(parsed.path) if parsed.scheme == "file" else parsed.path or uri
+    if parsed.scheme != "file":
+        return parsed.path or uri
+    path = unquote(parsed.path)
+    if parsed.netloc and parsed.netloc != "localhost":
+        return f"//{unquote(parsed.netloc)}{path}"
+    if WINDOWS_DRIVE.match(path):
+        return path[1].lower() + path[2:]
+    return path
+
+
+def open_document(workspace: Workspace, uri: str) -> TextDocument | None:
+    """The editor's copy of `uri`, or None when it is not open. pygls keys documents by the
+    decoded URI, and would read a file that is not open from disk, which could be a FIFO."""
+    return workspace.text_documents.get(unquote(uri))
 
 
 def path_or_uri(given: str) -> str:
@@ -83,6 +102,7 @@ def text_position(params: Any) -> tuple[str, types.Position]:
     uri = field(document, "uri", str)
     position = field(params, "position", (dict, tuple))
     line, character = field(position, "line", int), field(position, "character", int)
-    if line < 0 or character < 0:
-        raise JsonRpcInvalidParams("params.position must not be negative")
+    if not (0 <= line <= MAX_UINTEGER and 0 <= character <= MAX_UINTEGER):
+        raise JsonRpcInvalidParams(f"params.position must be within 0..{MAX_UINTEGER}, "
+                                   f"LSP's uinteger")
     return uri, types.Position(line=line, character=character)

@@ -22,7 +22,7 @@ from model.engine import CancelToken
 from server.app import SmallCoderServer
 from server.model_host import ModelUnavailable
 from server.progress import ClientProgress
-from server.protocol import optional_field, path_or_uri, whole_text_range
+from server.protocol import open_document, optional_field, path_or_uri, whole_text_range
 
 SOLVE_METHOD = "smallcoder/solve"
 PROGRESS_TITLE = "SmallCoder: solving with the agent"
@@ -79,9 +79,9 @@ def workspace_edit(ls: SmallCoderServer, workspace: Path,
     document_changes = []
     for change in changes:
         uri = (workspace / change.path).as_uri()
-        open_document = ls.workspace.text_documents.get(uri)
-        version = (open_document.version if open_document is not None
-                   and open_document.source == change.old_text else None)
+        editor_copy = open_document(ls.workspace, uri)
+        version = (editor_copy.version if editor_copy is not None
+                   and editor_copy.source == change.old_text else None)
         document_changes.append(types.TextDocumentEdit(
             text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri,
                                                                         version=version),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections import deque
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -50,6 +51,8 @@ def fim_reply_said(prompt_text: str) -> str | None:
 class RuleEngine(ScriptedEngine):
     def __init__(self) -> None:
         super().__init__([""], float(os.environ.get("SMALLCODER_FAKE_TOKEN_SECONDS", "0")))
+        # Nobody reads a server process's prompts: a long run (bench/fuzz.py) keeps a few.
+        self.prompts, self.prefilled = deque(maxlen=4), deque(maxlen=4)
 
     def reply_for(self, prompt_text: str) -> str:
         if "<|fim_middle|>" in prompt_text:

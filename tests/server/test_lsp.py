@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import sys
 import tempfile
 import time
@@ -175,6 +176,21 @@ async def test_completions_answer_while_a_refactor_runs(slow_client):
     assert result.functionName == "mean"
 
 
+async def test_a_completion_answers_while_more_explains_run_than_worker_threads(slow_client):
+    """Found by the fuzzer: a completion held the turn gate while it waited for a worker
+    thread, and every thread held a long job waiting at the gate for it."""
+    client = slow_client
+    explain = {"textDocument": {"uri": URI}, "position": {"line": 4, "character": 4}}
+    explains = [asyncio.ensure_future(client.protocol.send_request_async(
+        "smallcoder/explain", explain)) for _ in range(min(32, os.cpu_count() + 4) + 1)]
+    await asyncio.sleep(0.3)
+    completion = await asyncio.wait_for(
+        client.text_document_inline_completion_async(inline_params()), 30)
+    assert completion.items[0].insert_text == "return total / len(values)"
+    for answer in await asyncio.wait_for(asyncio.gather(*explains), 60):
+        assert answer.functionName == "mean"
+
+
 # ---------------------------------------------------------------- code actions
 
 
@@ -315,6 +331,21 @@ async def test_a_five_megabyte_document_gets_an_answer(client):
     result = await client.text_document_inline_completion_async(
         inline_params("file:///work/project/big.py", types.Position(line=2, character=4)))
     assert result.items[0].insert_text == "return total / len(values)"
+
+
+async def test_a_file_too_large_to_parse_gets_no_code_actions_and_explain_says_why(client):
+    """Parsing it held the event loop for seconds at every cursor move (found by the fuzzer)."""
+    big_uri = "file:///work/project/big.py"
+    open_document(client, big_uri, "def mean(values):\n    total = sum(values)\n"
+                                   + "x = 1\n" * 100_000)
+    where = types.Position(line=1, character=6)
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=big_uri),
+        range=types.Range(start=where, end=where), context=types.CodeActionContext(diagnostics=[])))
+    assert actions is None
+    with pytest.raises(JsonRpcInvalidParams, match="characters"):
+        await client.protocol.send_request_async("smallcoder/explain", {
+            "textDocument": {"uri": big_uri}, "position": {"line": 1, "character": 6}})
 
 
 async def test_rapid_typing_gets_an_answer_for_the_last_keystroke(slow_client):

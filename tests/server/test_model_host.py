@@ -1,0 +1,60 @@
+"""The model's lifecycle under the settings a user (or a cloned workspace) can give it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from server.model_host import ModelHost, ModelState, Status
+from tests.fakes import ScriptedEngine
+
+
+class CountingFactory:
+    """Builds fake engines slowly and remembers how many it was building at once."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._lock = threading.Lock()
+        self.building = 0
+        self.most_at_once = 0
+
+    def __call__(self, path: Path, vram_budget_mb: int) -> ScriptedEngine:
+        with self._lock:
+            self.building += 1
+            self.most_at_once = max(self.most_at_once, self.building)
+        time.sleep(self._seconds)
+        with self._lock:
+            self.building -= 1
+        return ScriptedEngine([""])
+
+
+def fake_model(tmp_path: Path, name: str = "fake.gguf") -> str:
+    model = tmp_path / name
+    model.write_bytes(b"GGUF")
+    return str(model)
+
+
+def test_a_model_path_longer_than_a_file_name_may_be_is_an_error_that_says_so(tmp_path):
+    statuses: list[Status] = []
+    host = ModelHost(statuses.append, engine_factory=CountingFactory(0))
+    host.load(str(tmp_path / ("m" * 300 + ".gguf")), 2048)
+    assert host.status.state == ModelState.ERROR
+    assert "name too long" in host.status.message
+    assert "smallcoder.model" in host.status.message
+    assert [status.state for status in statuses] == [ModelState.LOADING, ModelState.ERROR]
+
+
+def test_two_loads_never_build_engines_at_the_same_time(tmp_path):
+    factory = CountingFactory(0.3)
+    host = ModelHost(lambda status: None, engine_factory=factory)
+    first, second = fake_model(tmp_path, "first.gguf"), fake_model(tmp_path, "second.gguf")
+    loads = [threading.Thread(target=host.load, args=(model, 2048))
+             for model in (first, second)]
+    for load in loads:
+        load.start()
+        time.sleep(0.05)
+    for load in loads:
+        load.join()
+    assert factory.most_at_once == 1
+    assert host.status.state == ModelState.READY and host.status.model == second
