@@ -299,6 +299,7 @@ class Session:
         self.first_partial_s: dict[str, float] = {}  # by partialResultToken
         self.explains: list[dict] = []
         self.peak_rss_bytes = 0
+        self.session_peak_rss_bytes = 0  # before Explain
         self.exited_on_request = False
         self.started_s = time.perf_counter()
 
@@ -553,7 +554,8 @@ async def run_session(model: str, checkout: Path, workspace: Path, script: list[
         if session.pending is not None:
             await session.answer(session.pending, REQUEST_TIMEOUT_S)
             session.cancel_pending()  # only if it timed out
-        if args.explain:
+        session.session_peak_rss_bytes = session.peak_rss_bytes
+        if args.explain:  # Explain loads a second context for long jobs: its RSS is apart
             for attempt in ("first", "again"):
                 row = await session.explain(attempt)
                 session.explains.append(row)
@@ -666,7 +668,8 @@ def print_report(machine: dict, rows: list[dict], server: dict) -> None:
           f" think time {'on' if machine['think_time'] else 'off'}; raw llama.cpp "
           f"{machine['raw_prompt_tokens_per_s']} prompt tok/s, "
           f"{machine['raw_generation_tokens_per_s']} generation tok/s "
-          f"({machine['threads']} threads); server max RSS {server['max_rss_mb']} MB")
+          f"({machine['threads']} threads); server max RSS {server['max_rss_mb']} MB, "
+          f"{server['max_rss_mb_before_explain']} MB before Explain")
     print(f"{'kind':<15} {'n':>4} {'cancelled':>9} {'failed':>6} {'p50 ms':>7} {'p95 ms':>7} "
           f"{'max ms':>7} {'empty':>6} {'empty*':>6} {'evaluated':>9}")
     for row in (row for row in rows if row["type"] == "summary"):
@@ -722,6 +725,7 @@ def run_model(model: str, checkout: Path, label: str, package: Path, script: lis
     matched = sum(log is not None for log in session.logs)
     errors = [row["error"] for row in session.requests if row["error"]]
     server = {"type": "server", "max_rss_mb": round(session.peak_rss_bytes / 1e6),
+              "max_rss_mb_before_explain": round(session.session_peak_rss_bytes / 1e6),
               "exited_on_request": session.exited_on_request,
               "completion_log_lines": matched,
               "unclaimed_log_lines": matched - len(session.claimed),
