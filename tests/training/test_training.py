@@ -473,12 +473,16 @@ NOTES_URI = "file:///work/project/notes.txt"
 NOTES = "notes about the order\nline two"
 
 
+# Plain text has completions off by default (smallcoder.enable): turned on for the notes.
+NOTES_ENABLED = {"plaintext": True}
+
+
 @pytest_lsp.fixture(config=ClientServerConfig(
     server_command=[sys.executable, "-m", "cli", "serve"],
     server_env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}))
 async def tiny_client(lsp_client: LanguageClient, tiny_model):
-    await start(lsp_client, {"model": str(tiny_model), "inlineCompletions": {
-        "maxTokens": 12, "timeBudgetMs": 20_000}})
+    await start(lsp_client, {"model": str(tiny_model), "enable": NOTES_ENABLED,
+                             "inlineCompletions": {"maxTokens": 12, "timeBudgetMs": 20_000}})
     await wait_for_state(lsp_client, "ready", timeout_s=60)
     open_document(lsp_client, NOTES_URI, NOTES, language="plaintext")
     yield
@@ -502,7 +506,7 @@ async def wait_for_adapter(client: LanguageClient, adapter: str | None) -> dict:
 
 
 def change_settings(client: LanguageClient, **settings) -> None:
-    client.set_configuration(settings, section="smallcoder")
+    client.set_configuration({"enable": NOTES_ENABLED, **settings}, section="smallcoder")
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={}))
 
 
