@@ -62,7 +62,7 @@ export async function solveWithAgent(
         return;
     }
     log.info(`Agent: ${result.status} after ${result.rounds} round(s); tests isolated by ${result.isolation}; transcript ${result.transcript}`);
-    for (const note of result.notes) {
+    for (const note of result.notes ?? []) {  // a server before #31 sends none
         log.warn(`Agent's copy: ${note}`);
     }
     const edit = await client.protocol2CodeConverter.asWorkspaceEdit(result.edit);

@@ -110,6 +110,8 @@ def solve(params: dict[str, Any]) -> dict[str, Any]:
         "message": "the tests pass with the proposed change",
         "failingBefore": 1,
         "failingAfter": 0,
+        "isolation": "none",
+        "notes": [],
     }
 
 

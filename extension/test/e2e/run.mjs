@@ -331,11 +331,13 @@ const scenarios = [
             await offer.waitFor({ timeout: 10_000 });
             await workbench.screenshot('train-report');
             await offer.locator('.monaco-button', { hasText: 'Enable Adapter' }).first().click();
-            const settingsFile = join(sandbox.userDataDir, 'User', 'settings.json');
+            // smallcoder.adapter is machine-overridable (#31: a workspace may not name a file we
+            // load): code-server keeps the user's value of such a setting in Machine/settings.json.
+            const settingsFiles = ['User', 'Machine'].map((kind) => join(sandbox.userDataDir, kind, 'settings.json'));
             const expected = join(sandbox.root, 'adapters', 'workspace-fake.gguf');
             await waitFor(
                 'the user settings to name the trained adapter',
-                () => userSetting(settingsFile, 'smallcoder.adapter') === expected,
+                () => settingsFiles.some((file) => userSetting(file, 'smallcoder.adapter') === expected),
                 10_000,
             );
         },
