@@ -76,15 +76,21 @@ def outside_folder(tmp_path: Path) -> Path:
     return outside
 
 
-def test_a_link_to_an_outside_folder_cannot_be_written_through_even_with_apply(
-        tmp_path, isolation):
-    outside = outside_folder(tmp_path)
-    before = (outside / "notes.txt").read_bytes()
+def workspace_linking_to(outside: Path, tmp_path: Path) -> Path:
+    """A workspace whose tests write through `shared`, a link to the folder `outside`."""
     workspace = tmp_path / "ws"
     workspace.mkdir()
     (workspace / "calc.py").write_text(CALC)
     (workspace / "test_calc.py").write_text(TEST_WRITING_THROUGH_THE_LINK)
     (workspace / "shared").symlink_to(outside, target_is_directory=True)
+    return workspace
+
+
+def test_a_link_to_an_outside_folder_cannot_be_written_through_even_with_apply(
+        tmp_path, isolation):
+    outside = outside_folder(tmp_path)
+    before = (outside / "notes.txt").read_bytes()
+    workspace = workspace_linking_to(outside, tmp_path)
     git_commit_all(workspace)  # git lists the link itself, so a plain copy would keep it
     result = solve(workspace, PYTEST, ONE_ROUND, engine=ScriptedEngine([FIX]))
     assert result.status == "solved", result.message
@@ -207,11 +213,7 @@ def test_the_command_line_solve_with_apply_leaves_a_linked_outside_file_alone(tm
     file behind the link is byte-identical afterwards."""
     outside = outside_folder(tmp_path)
     before = (outside / "notes.txt").read_bytes()
-    workspace = tmp_path / "ws"
-    workspace.mkdir()
-    (workspace / "calc.py").write_text(CALC)
-    (workspace / "test_calc.py").write_text(TEST_WRITING_THROUGH_THE_LINK)
-    (workspace / "shared").symlink_to(outside, target_is_directory=True)
+    workspace = workspace_linking_to(outside, tmp_path)
     git_commit_all(workspace)
     result = subprocess.run(
         [sys.executable, "-m", "cli", "solve", "--workspace", str(workspace), "--test-cmd",
