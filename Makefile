@@ -4,9 +4,9 @@ DEFAULT_MODEL := qwen2.5-coder-1.5b-instruct-q4_k_m
 
 .PHONY: demo test setup bench
 
+# The demo drives the server over stdio as an editor would: no editor, browser or PyTorch.
 demo:
-	scripts/setup.sh $(DEFAULT_MODEL)
-	scripts/setup_editor.sh
+	scripts/setup.sh --extras dev $(DEFAULT_MODEL)
 	.venv/bin/python scripts/demo.py
 
 test:

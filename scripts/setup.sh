@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
 # Sets up everything SmallCoder needs on this machine, idempotently:
 # the Python venv with llama-cpp-python compiled, and the model files named as arguments.
+#   scripts/setup.sh [--extras LIST] MODEL ...
+# LIST names pyproject.toml's optional dependencies to install (default "dev,train": the tests
+# and personal-adapter training); `make demo` asks for "dev" only (pytest, which the demo's
+# agent runs), so it installs no PyTorch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+EXTRAS=dev,train
+if [ "${1:-}" = --extras ]; then
+    EXTRAS=${2:?--extras needs a comma-separated list, e.g. dev,train}
+    shift 2
+fi
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
@@ -26,10 +36,20 @@ LLAMA=$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)
 # would hand a fresh clone a wheel built with other flags.
 WHEELS=${SMALLCODER_HOME:-$HOME/.cache/smallcoder}/wheels/$(echo "$LLAMA $LLAMA_CFLAGS" | sha256sum | cut -c1-16)
 
-# Reinstall only when the declared dependencies or the build flags changed: the second run
-# takes a second.
+# Reinstall only when the declared dependencies or the build flags changed, or an extra is asked
+# for that is not installed yet: the second run takes a second. The stamp holds the hash, then
+# the extras installed.
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
-if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+read -r have_hash have_extras 2>/dev/null < "$STAMP" || true
+installed=yes
+[ "${have_hash:-}" = "$want" ] || installed=no
+for extra in ${EXTRAS//,/ }; do
+    [[ ",${have_extras:-}," == *",$extra,"* ]] || installed=no
+done
+if [ "$installed" = no ]; then
+    # A venv that has more extras keeps them (the test set-up after the demo's adds train).
+    [ "${have_hash:-}" = "$want" ] && [ -n "${have_extras:-}" ] && EXTRAS="$have_extras,$EXTRAS"
+    EXTRAS=$(echo "$EXTRAS" | tr , '\n' | sed '/^$/d' | sort -u | paste -sd,)
     echo "==> installing Python packages (llama-cpp-python compiles once, about 5 minutes)"
     "$VENV/bin/pip" install --quiet --upgrade pip
     if ! ls "$WHEELS"/llama_cpp_python-*.whl > /dev/null 2>&1; then
@@ -38,8 +58,8 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
         mv "$WHEELS.partial" "$WHEELS"
     fi
     "$VENV/bin/pip" install --quiet --force-reinstall --no-deps "$WHEELS"/llama_cpp_python-*.whl
-    "$VENV/bin/pip" install --quiet --find-links "$WHEELS" -e ".[dev,train]"
-    echo "$want" > "$STAMP"
+    "$VENV/bin/pip" install --quiet --find-links "$WHEELS" -e ".[$EXTRAS]"
+    echo "$want $EXTRAS" > "$STAMP"
 fi
 
 # The agent runs a workspace's tests under bubblewrap when it is installed (agent/isolation.py:
