@@ -10,6 +10,9 @@ The one place for what differs by platform; importable everywhere. In order of p
   tree is killed through psutil.
 A stop interrupts first (SIGINT, so that a plain Python command prints its traceback), then
 terminates, then kills; a process group is killed whole after every run, a normal exit too.
+Without process groups (no `os.killpg`: Windows) the tree psutil sees is killed instead.
+Which way is taken is decided by what the platform has, not by its name, so that the tests can
+take each way on Linux by hiding what another platform lacks (tests/portability.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,11 +111,16 @@ def _set_in_child(pairs: list[tuple[int, int]]) -> None:
         resource.setrlimit(which, (value, value if which != resource.RLIMIT_CPU else hard))
 
 
+def has_process_groups() -> bool:
+    return hasattr(os, "killpg") and hasattr(os, "setsid")
+
+
 def popen_options() -> dict[str, object]:
     """Options that give the command a process group (POSIX) or tree (Windows) of its own."""
-    if sys.platform == "win32":
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    return {"start_new_session": True}
+    if has_process_groups():
+        return {"start_new_session": True}
+    new_group = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)  # Windows only
+    return {"creationflags": new_group} if new_group else {}
 
 
 def exited_without_reaping(process: subprocess.Popen) -> bool:
@@ -132,7 +139,7 @@ def stop(process: subprocess.Popen, *, graceful: bool, spared: tuple[str, ...] =
     """End the command and everything it started. `graceful`: it is still running, so it gets
     SIGINT, then SIGTERM, then SIGKILL, each after a grace period. Processes named in `spared`
     (a confining wrapper such as bwrap, which would kill its child at once) get only SIGKILL."""
-    if sys.platform == "win32":
+    if not has_process_groups():
         stop_tree(process)
         return
     if graceful:
@@ -177,6 +184,34 @@ def _signal_group(group: int, signal_number: int) -> bool:
         os.killpg(group, signal_number)
     except (ProcessLookupError, PermissionError):
         return False  # the whole group has ended
+    return True
+
+
+def interrupt_group_or_tree(pid: int) -> bool:
+    """SIGINT to the process group led by `pid` (started with `popen_options`); without process
+    groups, the tree psutil sees under `pid` is terminated (Windows has no SIGINT to send to
+    another console's process). False once all of it has ended."""
+    if has_process_groups():
+        return _signal_group(pid, signal.SIGINT)
+    return _each_in_tree(pid, psutil.Process.terminate)
+
+
+def kill_group_or_tree(pid: int) -> bool:
+    """SIGKILL to the process group led by `pid`, or psutil's kill of the tree under it."""
+    if has_process_groups():
+        return _signal_group(pid, signal.SIGKILL)
+    return _each_in_tree(pid, psutil.Process.kill)
+
+
+def _each_in_tree(pid: int, action: Callable[[psutil.Process], None]) -> bool:
+    try:
+        leader = psutil.Process(pid)
+        tree = [*leader.children(recursive=True), leader]
+    except psutil.NoSuchProcess:
+        return False
+    for member in tree:
+        with contextlib.suppress(psutil.Error):
+            action(member)
     return True
 
 

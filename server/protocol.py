@@ -5,6 +5,7 @@ A percent-encoded `file:` URI is decoded here, once; every feature module asks t
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -20,19 +21,19 @@ WINDOWS_DRIVE = re.compile(r"/[A-Za-z]:(/|$)")
 MAX_UINTEGER = 2**31 - 1
 
 
-def path_of(uri: str) -> str:
+def path_of(uri: str, *, windows: bool = os.name == "nt") -> str:
     """The file system path of a `file:` URI, as VS Code's `Uri.fsPath` reads it: percent
     escapes decoded once, a drive letter lower-cased without the slash before it, a host as a
-    UNC share. Any other URI gives its path."""
+    UNC share, and on Windows backslashes for slashes. Any other URI gives its path."""
     parsed = urlparse(uri)
     if parsed.scheme != "file":
         return parsed.path or uri
     path = unquote(parsed.path)
     if parsed.netloc and parsed.netloc != "localhost":
-        return f"//{unquote(parsed.netloc)}{path}"
-    if WINDOWS_DRIVE.match(path):
-        return path[1].lower() + path[2:]
-    return path
+        path = f"//{unquote(parsed.netloc)}{path}"
+    elif WINDOWS_DRIVE.match(path):
+        path = path[1].lower() + path[2:]
+    return path.replace("/", "\\") if windows else path
 
 
 def open_document(workspace: Workspace, uri: str) -> TextDocument | None:

@@ -9,11 +9,9 @@ resumes there. Its events (training/events.py) become $/progress reports on the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import re
-import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from typing import Any
 
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 
+from agent.limits import interrupt_group_or_tree, kill_group_or_tree, popen_options
 from model.home import smallcoder_home
 from server.app import SmallCoderServer
 from server.progress import ClientProgress
@@ -138,7 +137,7 @@ async def run_training(job: TrainingJob, report: Callable[[str, int | None], Non
     job.out.parent.mkdir(parents=True, exist_ok=True)
     child = await asyncio.create_subprocess_exec(
         *job.command(), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=EVENT_LINE_LIMIT_BYTES,
+        stderr=asyncio.subprocess.PIPE, limit=EVENT_LINE_LIMIT_BYTES, **popen_options(),
         env=CHILD_ENVIRONMENT_DEFAULTS | dict(os.environ))
     assert child.stdout is not None and child.stderr is not None
     stderr_tail = asyncio.ensure_future(read_tail(child.stderr))
@@ -166,16 +165,14 @@ async def run_training(job: TrainingJob, report: Callable[[str, int | None], Non
 
 
 def stop_group(child: asyncio.subprocess.Process) -> None:
-    """SIGINT now (the trainer saves a checkpoint), SIGKILL for what is left after the grace."""
-    try:
-        os.killpg(child.pid, signal.SIGINT)
-    except ProcessLookupError:
+    """SIGINT now (the trainer saves a checkpoint), SIGKILL for what is left after the grace.
+    Without process groups (Windows) the tree is terminated, then killed."""
+    if not interrupt_group_or_tree(child.pid):
         return
 
     def kill_the_rest() -> None:
         # Most often it finished saving and exited within the grace period.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGKILL)
+        kill_group_or_tree(child.pid)
 
     if child.returncode is None:
         asyncio.get_running_loop().call_later(INTERRUPT_GRACE_SECONDS, kill_the_rest)

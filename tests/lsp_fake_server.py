@@ -19,6 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+if os.environ.get("SMALLCODER_SIMULATE_PLATFORM"):  # Windows or macOS, as tests/portability.py
+    from tests.portability import simulate
+
+    simulate(os.environ["SMALLCODER_SIMULATE_PLATFORM"])
+
 from server.serve import serve
 from tests.fakes import ScriptedEngine
 

@@ -61,11 +61,12 @@ class WireServer:
     def notify(self, method: str, params: Any) -> None:
         self.send({"jsonrpc": "2.0", "method": method, "params": params})
 
-    def initialize(self, model_path: str, request_id: Any = "init") -> dict:
+    def initialize(self, model_path: str, request_id: Any = "init",
+                   timeout_s: float = 10) -> dict:
         answer = self.request("initialize", {
             "processId": None, "capabilities": {}, "rootUri": ROOT_URI,
             "initializationOptions": {"model": model_path, "logLevel": "debug"},
-            "workspaceFolders": [{"uri": ROOT_URI, "name": "project"}]}, request_id)
+            "workspaceFolders": [{"uri": ROOT_URI, "name": "project"}]}, request_id, timeout_s)
         self.notify("initialized", {})
         return answer
 
