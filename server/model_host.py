@@ -149,7 +149,8 @@ class ModelHost:
         """Load `model` (a registry name or a path); blocking, run it off the event loop.
 
         One load at a time: a settings change while a model loads waits for it, or two
-        engines would be built at once and the slower one would win, whichever it was."""
+        engines would be built at once and the slower one would win, whichever it was. An
+        adapter switch waits for it too (`set_adapter`)."""
         with self._one_load:
             self._load(model, vram_budget_mb, adapter, adapter_scale)
 
@@ -183,14 +184,20 @@ class ModelHost:
             self.set_state_cache_limit(self._state_cache_mb)
         self._set_status(state=ModelState.READY, message=f"{engine.name} ready")
         if adapter:
-            self.set_adapter(adapter, adapter_scale)
+            self._set_adapter(adapter, adapter_scale)
 
     def set_adapter(self, adapter: str, scale: float) -> None:
         """Apply a GGUF LoRA adapter ('' for none) over the loaded base, without reloading it.
 
         An adapter whose evaluation says it lost on the guard set is not enabled: it would make
         completions worse on code unlike the user's, and the user should decide to retrain.
+        Serialised with loads: a switch during a load applies to the engine the load builds,
+        not to the one it replaces (the status would name an adapter no engine has).
         """
+        with self._one_load:
+            self._set_adapter(adapter, scale)
+
+    def _set_adapter(self, adapter: str, scale: float) -> None:
         with self._lock:
             engines = [engine for engine in (self._interactive, self._background)
                        if engine is not None]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from server.model_host import ModelHost, ModelState, Status
 from tests.fakes import ScriptedEngine
+from tests.model.test_adapters import write_adapter
 
 
 class CountingFactory:
@@ -58,3 +59,37 @@ def test_two_loads_never_build_engines_at_the_same_time(tmp_path):
         load.join()
     assert factory.most_at_once == 1
     assert host.status.state == ModelState.READY and host.status.model == second
+
+
+class AdapterEngine(ScriptedEngine):
+    """A fake engine that remembers the adapters it was given."""
+
+    def __init__(self) -> None:
+        super().__init__([""])
+        self.adapters: list[tuple[Path | None, float]] = []
+
+    def set_adapter(self, path: Path | None, scale: float) -> None:
+        self.adapters.append((path, scale))
+
+
+def test_an_adapter_chosen_while_the_model_loads_is_applied_to_the_loaded_model(tmp_path):
+    write_adapter(tmp_path / "personal.gguf")
+    built: list[AdapterEngine] = []
+
+    def slow_factory(path: Path, vram_budget_mb: int) -> AdapterEngine:
+        time.sleep(0.5)
+        built.append(AdapterEngine())
+        return built[-1]
+
+    host = ModelHost(lambda status: None, engine_factory=slow_factory)
+    load = threading.Thread(target=host.load, args=(fake_model(tmp_path), 2048))
+    load.start()
+    time.sleep(0.1)  # the load has begun: no engine yet
+    switch = threading.Thread(target=host.set_adapter,
+                              args=(str(tmp_path / "personal.gguf"), 0.5))
+    switch.start()
+    load.join()
+    switch.join()
+    assert [engine.adapters for engine in built] == [[(tmp_path / "personal.gguf", 0.5)]]
+    assert host.status.adapter == str(tmp_path / "personal.gguf")
+    assert host.status.state == ModelState.READY
