@@ -1,0 +1,5 @@
+from slugs.normalize import words
+
+
+def slug(title: str) -> str:
+    return "-".join(words(title))
