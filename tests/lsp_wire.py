@@ -104,13 +104,14 @@ class WireServer:
     def rss_bytes(self) -> int:
         return psutil.Process(self.process.pid).memory_info().rss
 
-    def close(self) -> int | None:
-        """Ask for an orderly exit; kill after 5 s. The exit code, None if it was killed."""
+    def close(self, timeout_s: float = 5) -> int | None:
+        """Ask for an orderly exit; kill after `timeout_s` for the answer to shutdown and as
+        long again for the exit. The exit code, None if it was killed."""
         if self.alive():
             try:
-                self.request("shutdown", None, "shutdown", timeout_s=5)
+                self.request("shutdown", None, "shutdown", timeout_s=timeout_s)
                 self.notify("exit", None)
-                return self.process.wait(5)
+                return self.process.wait(timeout_s)
             except (AssertionError, subprocess.TimeoutExpired):
                 self.process.kill()
                 self.process.wait()
