@@ -16,6 +16,7 @@ import {
     smallcoderHome,
 } from './pipCommands';
 import { blockingProblems, checkToolchain, thisMachine, ToolchainReport } from './toolchain';
+import { openWalkthroughOnce } from './walkthrough';
 
 const WHEEL_FOLDER = path.join('extension', 'python-dist');
 /** The venv remembers which wheel it holds, so a new extension version reinstalls the server. */
@@ -58,6 +59,7 @@ export async function ensureManagedPython(
             const report = await checkToolchain(await thisMachine());
             report.findings.forEach((finding) => log.info(`toolchain: ${finding.tool}: ${finding.ok ? 'ok' : 'MISSING'}: ${finding.detail}`));
             if (!(await pathExists(python))) {
+                void openWalkthroughOnce(context); // a first start: the walkthrough shows what comes
                 if (report.python === undefined) {
                     throw new ToolchainMissing(report);
                 }
