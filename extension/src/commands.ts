@@ -1,8 +1,8 @@
 /**
  * SmallCoder's commands: explain and refactor the function under the cursor, solve with the
- * agent, train a personal adapter, toggle or snooze inline completions, trigger a suggestion or
- * accept part of one, download the model, restart the server, show the logs, and the status
- * bar menu.
+ * agent, train a personal adapter (and install what training needs), toggle or snooze inline
+ * completions, trigger a suggestion or accept part of one, download the model, restart the
+ * server, show the logs, the status bar menu, and the walkthrough's own (walkthrough.ts).
  */
 import * as vscode from 'vscode';
 import { ExplainPanel } from './explainPanel';

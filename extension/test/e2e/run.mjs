@@ -33,7 +33,8 @@ const usesFakeEngine = process.argv.includes('--fake-engine');
 const usesManagedPython = process.argv.includes('--managed-python');
 const onlyIndex = process.argv.indexOf('--only');
 const onlyPattern = onlyIndex > 0 ? new RegExp(process.argv[onlyIndex + 1], 'i') : undefined;
-const WHOLE_RUN_LIMIT_MS = (usesManagedPython ? 15 : usesFakeEngine ? 8 : 5) * 60_000;
+// A managed-python run builds an environment and may install the training packages into it.
+const WHOLE_RUN_LIMIT_MS = (usesManagedPython ? 40 : usesFakeEngine ? 8 : 5) * 60_000;
 const SERVER_READY_TIMEOUT_MS = (usesManagedPython ? 12 : 2) * 60_000;
 const CHROMIUM_FLAGS = [
     '--no-sandbox',
@@ -310,24 +311,33 @@ const scenarios = [
     },
     {
         name: '"SmallCoder: Train Personal Adapter" without the training packages installs them with progress, then trains',
-        // pip's part is scripted (fake_server.py as `-m pip`): the real installation takes minutes.
+        // With --fake-server pip's part is scripted (fake_server.py as `-m pip`). With
+        // --managed-python it is the real installation into the fresh managed environment
+        // (minutes), and the run ends at the first training step, cancelled.
         fakeServerOnly: true,
+        alsoWithManagedPython: true,
         async run(workbench, sandbox) {
             const missingMarker = join(sandbox.root, 'training-packages-missing');
-            writeFileSync(missingMarker, '');
+            if (usesFakeServer) {
+                writeFileSync(missingMarker, '');
+            }
             await workbench.runCommand('SmallCoder: Train Personal Adapter');
             const toasts = workbench.page.locator('.notifications-toasts .notification-list-item');
             const offer = toasts.filter({ hasText: 'training needs torch, transformers, peft, matplotlib' }).first();
             await workbench.waitForUnlessError(offer, 20_000);
             await workbench.screenshot('train-install-offer');
+            const installStarted = Date.now();
             await offer.locator('.monaco-button', { hasText: 'Install Training Packages' }).first().click();
-            await workbench.waitForUnlessError(toasts.filter({ hasText: 'installing the training packages' }).filter({ hasText: /\d+ packages? so far/ }).first(), 20_000);
+            await workbench.waitForUnlessError(toasts.filter({ hasText: 'installing the training packages' }).filter({ hasText: /\d+ packages? so far/ }).first(), 60_000);
             await workbench.screenshot('train-install-progress');
             // Once pip is done, the command goes on where it was: which repositories to learn from.
             const workspaceRow = workbench.page.locator('.quick-input-list .monaco-list-row', { hasText: 'workspace' }).first();
-            await workbench.waitForUnlessError(workspaceRow, 30_000);
+            await workbench.waitForUnlessError(workspaceRow, usesFakeServer ? 30_000 : 20 * 60_000);
+            console.log(`     the training packages were installed in ${((Date.now() - installStarted) / 1000).toFixed(1)} s`);
             assert(!existsSync(missingMarker), 'the repositories were asked for before pip had finished');
-            const pipArgs = readFileSync(join(sandbox.root, 'pip-args.txt'), 'utf8');
+            const pipArgs = usesFakeServer
+                ? readFileSync(join(sandbox.root, 'pip-args.txt'), 'utf8')
+                : (/-m pip install .*transformers==.*$/m.exec(smallcoderLog(sandbox))?.[0] ?? '');
             for (const expected of ['install', 'transformers==5.23.0', 'peft==0.21.2', 'matplotlib==3.11.2']) {
                 assert(pipArgs.split(' ').includes(expected), `pip was run with "${pipArgs}", without ${expected}`);
             }
@@ -337,6 +347,15 @@ const scenarios = [
             const minutes = workbench.page.locator('.quick-input-widget input');
             await waitFor('the minutes budget to be offered', async () => (await minutes.inputValue()) === '60', 10_000, 200);
             await workbench.page.keyboard.press('Enter');
+            if (!usesFakeServer) {
+                // A training step needs torch, transformers and peft: the installation works.
+                const step = toasts.filter({ hasText: /step \d+\/\d+/ }).first();
+                await workbench.waitForUnlessError(step, 20 * 60_000);
+                await workbench.screenshot('train-first-real-step');
+                await step.locator('.monaco-button', { hasText: 'Cancel' }).first().click();
+                await workbench.waitForUnlessError(toasts.filter({ hasText: 'training stopped' }).first(), 60_000);
+                return;
+            }
             await workbench.waitForUnlessError(toasts.filter({ hasText: 'tokens/s' }).first(), 20_000);
             const offerToEnable = toasts.filter({ hasText: 'Enable it for completions' }).first();
             await workbench.waitForUnlessError(offerToEnable, 30_000);
@@ -529,7 +548,7 @@ async function main() {
         let blocked = '';
         for (const scenario of scenarios) {
             const scenarioStart = Date.now();
-            if (scenario.fakeServerOnly && !usesFakeServer) {
+            if (scenario.fakeServerOnly && !usesFakeServer && !(scenario.alsoWithManagedPython && usesManagedPython)) {
                 console.log(`skip ${scenario.name} (with --fake-server only)`);
                 continue;
             }
