@@ -14,8 +14,9 @@ test:
 	scripts/setup_editor.sh
 	.venv/bin/ruff check .
 	SMALLCODER_MODEL=$(SMALL_MODEL) .venv/bin/pytest
+	npm run --silent test:unit  # the toolchain check and pip command lines, without VS Code
 	SMALLCODER_MODEL=$(SMALL_MODEL) npm run --silent test:e2e
-	npm run --silent test:e2e -- --fake-server  # Solve and Train scenarios, scripted server
+	npm run --silent test:e2e -- --fake-server  # Solve, Train and its install, walkthrough; scripted server
 	npm run --silent test:e2e -- --fake-engine  # languages, exclusions, partial accept, snooze, files on disk
 	npm run --silent test:e2e:trust  # an untrusted workspace cannot pick the program we run
 

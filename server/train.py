@@ -26,9 +26,15 @@ from server.app import SmallCoderServer
 from server.progress import ClientProgress
 from server.protocol import optional_field, path_or_uri
 from training.events import parse_event
-from training.preflight import repository_problem, training_packages_problem
+from training.preflight import (
+    missing_training_packages,
+    repository_problem,
+    training_packages_problem,
+)
 
 TRAIN_METHOD = "smallcoder/train"
+# Asked by the editor before a run, to offer installing what training needs into this Python.
+TRAINING_PACKAGES_METHOD = "smallcoder/trainingPackages"
 PROGRESS_TITLE = "SmallCoder: training a personal adapter"
 # After SIGINT the trainer saves a checkpoint at its last finished step and exits; a group
 # still there this much later is killed.
@@ -91,6 +97,13 @@ def register(server: SmallCoderServer) -> None:
             finally:
                 progress.end()
         return result_for_client(summary)
+
+    @server.feature(TRAINING_PACKAGES_METHOD)
+    async def training_packages_request(ls: SmallCoderServer, params: Any) -> dict:
+        """The pins of the training packages this server's Python lacks: the editor installs them
+        into the Python it started the server with, and the next `python -m training` child (a
+        new process) imports them without a restart."""
+        return {"missing": await asyncio.to_thread(missing_training_packages)}
 
 
 def job_from_params(params: Any, model: str) -> TrainingJob:

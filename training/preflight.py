@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+from importlib import invalidate_caches
 from importlib.metadata import PackageNotFoundError, requires
 from importlib.util import find_spec
 from pathlib import Path
@@ -25,16 +26,25 @@ def repository_problem(repo: Path) -> str | None:
     return None
 
 
+def missing_training_packages() -> list[str]:
+    """The pins of the optional training packages (`torch==2.13.0`, …) this Python lacks.
+    Empty when it has them all, or when SmallCoder runs from a source tree without metadata
+    (then the imports say what is missing)."""
+    try:
+        requirements = requires("smallcoder") or []
+    except PackageNotFoundError:
+        return []
+    pins = [requirement.split(";")[0].strip() for requirement in requirements
+            if 'extra == "train"' in requirement]
+    # A long-running server may have seen the folder before the packages were installed.
+    invalidate_caches()
+    return [pin for pin in pins if find_spec(_module_of(pin)) is None]
+
+
 def training_packages_problem() -> str | None:
     """What to install when this Python lacks the optional training packages, or None. Asked up
     front: some are imported only deep inside a run, after minutes of work."""
-    try:
-        requirements = requires("smallcoder") or []
-    except PackageNotFoundError:  # run from a source tree: the imports will say what is missing
-        return None
-    pins = [requirement.split(";")[0].strip() for requirement in requirements
-            if 'extra == "train"' in requirement]
-    missing = [pin for pin in pins if find_spec(_module_of(pin)) is None]
+    missing = missing_training_packages()
     if not missing:
         return None
     return (f"training needs the optional packages {', '.join(map(_name_of, missing))}, which "

@@ -1,8 +1,8 @@
 /**
  * SmallCoder's commands: explain and refactor the function under the cursor, solve with the
- * agent, train a personal adapter, toggle or snooze inline completions, trigger a suggestion or
- * accept part of one, download the model, restart the server, show the logs, and the status
- * bar menu.
+ * agent, train a personal adapter (and install what training needs), toggle or snooze inline
+ * completions, trigger a suggestion or accept part of one, download the model, restart the
+ * server, show the logs, the status bar menu, and the walkthrough's own (walkthrough.ts).
  */
 import * as vscode from 'vscode';
 import { ExplainPanel } from './explainPanel';
@@ -13,6 +13,8 @@ import { readSettings, updateSetting } from './settings';
 import { Snooze, SNOOZE_MINUTES } from './snooze';
 import { PROPOSED_SCHEME, ProposedFiles, solveWithAgent } from './solve';
 import { trainPersonalAdapter } from './train';
+import { ensureTrainingPackages } from './trainingInstall';
+import { MODEL_READY_CONTEXT, registerWalkthroughCommands } from './walkthrough';
 
 /** The arguments the server puts in its "Explain this function" code action. */
 type PositionArgument = { line: number; character: number };
@@ -91,7 +93,14 @@ export function registerCommands(
     context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(PROPOSED_SCHEME, proposed));
     register('smallcoder.solveWithAgent', () => solveWithAgent(context, server.runningClient(), proposed, log));
 
-    register('smallcoder.trainAdapter', () => trainPersonalAdapter(context, server.runningClient(), log));
+    register('smallcoder.trainAdapter', () => trainPersonalAdapter(context, server.runningClient(), server.runningPython(), log));
+
+    register('smallcoder.installTrainingPackages', async () => {
+        const python = server.runningPython();
+        if (await ensureTrainingPackages(server.runningClient(), python, log, 'install')) {
+            void vscode.window.showInformationMessage(`SmallCoder: ${python} has the training packages; Train Personal Adapter is ready.`);
+        }
+    });
 
     // As other assistants offer it: inline completions on or off for the active file's language.
     register('smallcoder.toggleLanguage', async () => {
@@ -136,10 +145,13 @@ export function registerCommands(
         // The server reports the download's progress itself (window/workDoneProgress).
         const result = await server.runningClient().sendRequest(downloadModelRequest, NO_PARAMS);
         log.info(`Model ready at ${result.path}`);
+        await vscode.commands.executeCommand('setContext', MODEL_READY_CONTEXT, true);
         void vscode.window.showInformationMessage(`SmallCoder: the model is ready at ${result.path}`);
     });
 
     register('smallcoder.restartServer', () => server.restart());
+
+    registerWalkthroughCommands(context, log, register);
 
     register('smallcoder.showLogs', async () => log.show());
 

@@ -2,17 +2,41 @@
  * The Python environment SmallCoder manages for users who leave `smallcoder.pythonPath` empty:
  * a venv in the extension's global storage with the server wheel that ships inside the .vsix.
  */
-import * as cp from 'child_process';
 import * as fs from 'fs/promises';
 import * as path from 'path';
 import * as vscode from 'vscode';
+import {
+    installFromWheelsArgs,
+    llamaBuildFlags,
+    llamaWheelArgs,
+    llamaWheelFolder,
+    pipProgressLine,
+    reinstallWheelArgs,
+    runCommand,
+    smallcoderHome,
+} from './pipCommands';
+import { blockingProblems, checkToolchain, thisMachine, ToolchainReport } from './toolchain';
+import { openWalkthroughOnce } from './walkthrough';
 
-const MINIMUM_PYTHON: readonly [number, number] = [3, 11];
 const WHEEL_FOLDER = path.join('extension', 'python-dist');
 /** The venv remembers which wheel it holds, so a new extension version reinstalls the server. */
 const INSTALLED_WHEEL_STAMP = '.smallcoder-wheel';
 
-/** Returns the managed venv's python, creating the venv and installing the server first if needed. */
+/** A build that cannot start: a required tool is missing; the message says what to install. */
+export class ToolchainMissing extends Error {
+    constructor(readonly report: ToolchainReport) {
+        super(
+            `SmallCoder cannot set up its Python environment: ${blockingProblems(report)}. ` +
+                (report.installHint ? `Install what is missing (${report.installHint.split('\n').join('; ')}), then restart the server.` : ''),
+        );
+    }
+}
+
+/**
+ * Returns the managed venv's python, creating the venv and installing the server first if
+ * needed. The toolchain is checked before anything is built: a missing compiler is reported in
+ * seconds, with what to install, rather than by a build that fails minutes in.
+ */
 export async function ensureManagedPython(
     context: vscode.ExtensionContext,
     log: vscode.LogOutputChannel,
@@ -31,19 +55,28 @@ export async function ensureManagedPython(
             title: 'SmallCoder: first start',
         },
         async (progress) => {
+            progress.report({ message: 'checking Python, the compiler and CMake…' });
+            const report = await checkToolchain(await thisMachine());
+            report.findings.forEach((finding) => log.info(`toolchain: ${finding.tool}: ${finding.ok ? 'ok' : 'MISSING'}: ${finding.detail}`));
             if (!(await pathExists(python))) {
+                void openWalkthroughOnce(context); // a first start: the walkthrough shows what comes
+                if (report.python === undefined) {
+                    throw new ToolchainMissing(report);
+                }
                 progress.report({ message: 'creating a Python environment…' });
-                const basePython = await findBasePython(log);
-                log.info(`Creating the managed Python environment ${venvDir} with ${basePython.join(' ')}`);
+                log.info(`Creating the managed Python environment ${venvDir} with ${report.python.join(' ')}`);
                 await fs.mkdir(path.dirname(venvDir), { recursive: true });
-                await runLogged(basePython[0], [...basePython.slice(1), '-m', 'venv', venvDir], log);
+                await runLogged(report.python[0], [...report.python.slice(1), '-m', 'venv', venvDir], log);
             }
-            progress.report({ message: 'installing the server (compiling llama.cpp may take minutes)…' });
+            const llamaWheel = await ensureLlamaWheel(python, wheel, report, log, (message) => progress.report({ message }));
+            progress.report({ message: 'installing the server…' });
             log.info(`Installing ${wheel} into ${venvDir}`);
-            const pipInstall = ['-m', 'pip', 'install', '--disable-pip-version-check', '--progress-bar', 'off', wheel];
-            await runLogged(python, pipInstall, log, (line) => {
-                if (/^(Collecting|Building|Installing|Successfully)/.test(line)) {
-                    progress.report({ message: line.slice(0, 80) });
+            // Forced, as scripts/setup.sh does: an environment from an older version may hold a build without the guard.
+            await runLogged(python, reinstallWheelArgs(llamaWheel), log);
+            await runLogged(python, installFromWheelsArgs([wheel], path.dirname(llamaWheel)), log, (line) => {
+                const shown = pipProgressLine(line);
+                if (shown !== undefined) {
+                    progress.report({ message: shown });
                 }
             });
             await fs.writeFile(stampPath, path.basename(wheel));
@@ -51,6 +84,65 @@ export async function ensureManagedPython(
     );
     log.info(`The managed Python environment is ready: ${python}`);
     return python;
+}
+
+/**
+ * llama-cpp-python's wheel for the version the server pins, built with the AMX guard into the
+ * folder scripts/setup.sh uses, unless a build is already there. Only this step compiles.
+ */
+async function ensureLlamaWheel(
+    python: string,
+    serverWheel: string,
+    report: ToolchainReport,
+    log: vscode.LogOutputChannel,
+    say: (message: string) => void,
+): Promise<string> {
+    const requirement = await llamaRequirement(python, serverWheel);
+    const flags = llamaBuildFlags();
+    const folder = llamaWheelFolder(smallcoderHome(), requirement, flags);
+    const built = await findWheel(folder, 'llama_cpp_python-');
+    if (built !== undefined) {
+        log.info(`Using ${built}, built before with CFLAGS="${flags}"`);
+        return built;
+    }
+    if (blockingProblems(report)) {
+        throw new ToolchainMissing(report);
+    }
+    say('compiling llama.cpp (about 5 minutes; once per machine)…');
+    const partial = `${folder}.partial`;
+    await fs.rm(partial, { recursive: true, force: true });
+    const env = { ...process.env, CFLAGS: flags, CXXFLAGS: flags };
+    log.info(`Building ${requirement} with CFLAGS="${flags}" into ${folder}`);
+    await runLogged(python, llamaWheelArgs(requirement, partial), log, () => undefined, env);
+    await fs.rm(folder, { recursive: true, force: true });
+    await fs.rename(partial, folder);
+    const wheel = await findWheel(folder, 'llama_cpp_python-');
+    if (wheel === undefined) {
+        throw new Error(`pip built no llama-cpp-python wheel into ${folder}: see SmallCoder's logs.`);
+    }
+    return wheel;
+}
+
+/** The `llama-cpp-python==X` pin of the bundled server wheel, read from its METADATA. */
+async function llamaRequirement(python: string, serverWheel: string): Promise<string> {
+    const script = [
+        'import re, sys, zipfile',
+        'z = zipfile.ZipFile(sys.argv[1])',
+        'meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))',
+        'print(re.search(r"^Requires-Dist: (llama-cpp-python==[0-9.]+)", z.read(meta).decode(), re.M).group(1))',
+    ].join('\n');
+    const run = await runCommand(python, ['-c', script, serverWheel]);
+    const requirement = run.output.trim();
+    if (run.exitCode !== 0 || !/^llama-cpp-python==[0-9.]+$/.test(requirement)) {
+        throw new Error(`Could not read the llama-cpp-python version that ${path.basename(serverWheel)} needs: ${requirement.slice(-300)}`);
+    }
+    return requirement;
+}
+
+async function findWheel(folder: string, prefix: string): Promise<string | undefined> {
+    const names = await fs.readdir(folder).catch(() => [] as string[]);
+    const name = names.find((entry) => entry.startsWith(prefix) && entry.endsWith('.whl'));
+    return name === undefined ? undefined : path.join(folder, name);
 }
 
 async function findBundledWheel(extensionPath: string): Promise<string> {
@@ -71,76 +163,25 @@ function venvPython(venvDir: string): string {
         : path.join(venvDir, 'bin', 'python');
 }
 
-/** The first Python on PATH new enough for the server, as a command and its leading arguments. */
-async function findBasePython(log: vscode.LogOutputChannel): Promise<string[]> {
-    const candidates = process.platform === 'win32' ? [['py', '-3'], ['python']] : [['python3'], ['python']];
-    const found: string[] = [];
-    for (const candidate of candidates) {
-        const version = await pythonVersion(candidate).catch(() => undefined);
-        if (version === undefined) {
-            continue;
-        }
-        found.push(`${candidate.join(' ')} is ${version.join('.')}`);
-        if (version[0] > MINIMUM_PYTHON[0] || (version[0] === MINIMUM_PYTHON[0] && version[1] >= MINIMUM_PYTHON[1])) {
-            return candidate;
-        }
-    }
-    const wanted = MINIMUM_PYTHON.join('.');
-    const seen = found.length > 0 ? ` (found: ${found.join('; ')})` : ' (none found on PATH)';
-    log.error(`No Python ${wanted} or newer${seen}`);
-    throw new Error(
-        `SmallCoder needs Python ${wanted} or newer to run its server${seen}. ` +
-            'Install one, or set "smallcoder.pythonPath".',
-    );
-}
-
-function pythonVersion(command: string[]): Promise<[number, number]> {
-    return new Promise((resolve, reject) => {
-        cp.execFile(
-            command[0],
-            [...command.slice(1), '-c', 'import sys; print("%d %d" % sys.version_info[:2])'],
-            { timeout: 10_000 },
-            (error, stdout) => {
-                if (error) {
-                    reject(error);
-                    return;
-                }
-                const [major, minor] = stdout.trim().split(' ').map(Number);
-                resolve([major, minor]);
-            },
-        );
-    });
-}
-
 /** Runs a command, writing each line it prints to the log; rejects when it fails. */
-function runLogged(
+async function runLogged(
     command: string,
     args: string[],
     log: vscode.LogOutputChannel,
     onLine: (line: string) => void = () => undefined,
+    env: NodeJS.ProcessEnv = process.env,
 ): Promise<void> {
-    return new Promise((resolve, reject) => {
-        log.info(`$ ${command} ${args.join(' ')}`);
-        const child = cp.spawn(command, args, { env: process.env });
-        const forward = (chunk: Buffer) => {
-            for (const line of chunk.toString().split(/\r?\n/)) {
-                if (line.trim()) {
-                    log.info(line);
-                    onLine(line.trim());
-                }
-            }
-        };
-        child.stdout.on('data', forward);
-        child.stderr.on('data', forward);
-        child.on('error', reject);
-        child.on('close', (code) => {
-            if (code === 0) {
-                resolve();
-            } else {
-                reject(new Error(`"${command} ${args.join(' ')}" failed with exit code ${code}: see SmallCoder's logs.`));
-            }
-        });
+    log.info(`$ ${command} ${args.join(' ')}`);
+    const run = await runCommand(command, args, {
+        env,
+        onLine: (line) => {
+            log.info(line);
+            onLine(line);
+        },
     });
+    if (run.exitCode !== 0) {
+        throw new Error(`"${command} ${args.join(' ')}" failed with exit code ${run.exitCode}: see SmallCoder's logs.`);
+    }
 }
 
 async function pathExists(file: string): Promise<boolean> {

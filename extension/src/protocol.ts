@@ -138,3 +138,10 @@ export interface TrainResult {
 }
 
 export const trainRequest = new RequestType<TrainParams, TrainResult, void>('smallcoder/train');
+
+export interface TrainingPackagesResult {
+    /** Pins (`torch==2.13.0`, …) of the training packages the server's Python lacks; empty when it has them. */
+    missing: string[];
+}
+
+export const trainingPackagesRequest = new RequestType<NoParams, TrainingPackagesResult, void>('smallcoder/trainingPackages');

@@ -15,17 +15,20 @@ import {
     ServerOptions,
     State,
 } from 'vscode-languageclient/node';
-import { ensureManagedPython } from './managedPython';
+import { ensureManagedPython, ToolchainMissing } from './managedPython';
 import { NO_PARAMS, ServerState, ServerStatus, statusChangedNotification, statusRequest } from './protocol';
 import { readSettings, SECTION, serverSettingsMiddleware, settingsForServer } from './settings';
 import { Snooze } from './snooze';
 import { confirmWorkspacePrograms } from './trust';
 import { StatusBar } from './statusBar';
+import { showToolchainReport } from './walkthrough';
 
 const SERVER_ARGS = ['-m', 'cli', 'serve'];
 
 export class ServerController implements vscode.Disposable {
     private client: LanguageClient | undefined;
+    /** The interpreter the running server was started with: packages for it are installed there. */
+    private python: string | undefined;
     /** Serialises start/stop so that quick setting changes cannot start two servers. */
     private lifecycle: Promise<void> = Promise.resolve();
     /** The running server's last reported state; undefined until it reports one. */
@@ -68,6 +71,15 @@ export class ServerController implements vscode.Disposable {
         return client;
     }
 
+    /** The Python the running server runs on, or an error as runningClient's. */
+    runningPython(): string {
+        this.runningClient();
+        if (this.python === undefined) {
+            throw new Error("SmallCoder's language server is not running: see its logs (SmallCoder: Show Logs).");
+        }
+        return this.python;
+    }
+
     /** The running client, or undefined: for work that is skipped while there is no server. */
     clientIfRunning(): LanguageClient | undefined {
         return this.client?.state === State.Running ? this.client : undefined;
@@ -103,6 +115,7 @@ export class ServerController implements vscode.Disposable {
         this.statusBar.showPhase('starting', `${python} ${SERVER_ARGS.join(' ')}`);
         const client = this.createClient(python, cwd);
         this.client = client;
+        this.python = python;
         this.serverState = undefined;
         try {
             await client.start();
@@ -212,6 +225,10 @@ export class ServerController implements vscode.Disposable {
         this.log.error(`The language server did not start: ${message}`);
         this.statusBar.showPhase('failed', message);
         if (!notify) {
+            return;
+        }
+        if (error instanceof ToolchainMissing) {
+            void showToolchainReport(error.report);
             return;
         }
         void vscode.window

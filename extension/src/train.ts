@@ -2,6 +2,7 @@
  * "SmallCoder: Train Personal Adapter": the server trains a LoRA adapter on the chosen
  * repositories (the served model is its base); the user reads the evaluation report and decides
  * whether to enable it. Cancel keeps the checkpoint: training the same folders again resumes.
+ * A Python without the training packages is offered their installation first.
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
@@ -9,6 +10,7 @@ import { LanguageClient } from 'vscode-languageclient/node';
 import { requestWithProgress } from './progress';
 import { TrainResult, trainRequest } from './protocol';
 import { SECTION } from './settings';
+import { ensureTrainingPackages } from './trainingInstall';
 
 const TITLE = 'SmallCoder: Train Personal Adapter';
 const REMEMBERED_MINUTES_KEY = 'smallcoder.train.maxMinutes';
@@ -22,8 +24,13 @@ interface FolderItem extends vscode.QuickPickItem {
 export async function trainPersonalAdapter(
     context: vscode.ExtensionContext,
     client: LanguageClient,
+    python: string,
     log: vscode.LogOutputChannel,
 ): Promise<void> {
+    // The server's preflight, asked before any question: without the packages nothing can train.
+    if (!(await ensureTrainingPackages(client, python, log, 'ask first'))) {
+        return;
+    }
     const repositories = await pickRepositories();
     if (repositories === undefined) {
         return;

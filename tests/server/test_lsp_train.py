@@ -172,3 +172,20 @@ def test_a_python_without_the_training_packages_is_told_what_to_install(monkeypa
     problem = training.preflight.training_packages_problem()
     assert problem is not None and "optional packages peft," in problem
     assert f"`{sys.executable} -m pip install peft==" in problem
+
+
+def test_the_missing_training_packages_are_named_by_their_pins(monkeypatch):
+    import training.preflight
+
+    real_find_spec = training.preflight.find_spec
+    monkeypatch.setattr(training.preflight, "find_spec",
+                        lambda name: None if name in ("torch", "peft") else real_find_spec(name))
+    missing = training.preflight.missing_training_packages()
+    assert [pin.split("==")[0] for pin in missing] == ["torch", "peft"]
+    assert all("==" in pin for pin in missing)
+
+
+async def test_the_editor_asks_which_training_packages_to_install(client):
+    # This Python has them all (the module is skipped without torch).
+    answer = plain(await client.protocol.send_request_async("smallcoder/trainingPackages", {}))
+    assert answer == {"missing": []}

@@ -166,10 +166,14 @@ export async function startCodeServer(sandbox, logPath, { workspaceTrust = false
     throw new Error(`code-server did not answer on ${url} within 60 s: see ${logPath}`);
 }
 
-/** A stand-in "Python" that starts fake_server.py, the scripted language server. */
+/**
+ * A stand-in "Python" that starts fake_server.py, the scripted language server; run as
+ * `-m pip …` it is a scripted pip. Both keep their state in the sandbox (FAKE_SERVER_STATE).
+ */
 export function fakeServerLauncher(sandbox, name = 'fake-python', firstCommand = '') {
     const launcher = join(sandbox.root, name);
-    writeFileSync(launcher, `#!/bin/sh\n${firstCommand}exec python3 ${join(import.meta.dirname, 'fake_server.py')}\n`);
+    const state = `FAKE_SERVER_STATE='${sandbox.root}' `;
+    writeFileSync(launcher, `#!/bin/sh\n${firstCommand}${state}exec python3 ${join(import.meta.dirname, 'fake_server.py')} "$@"\n`);
     chmodSync(launcher, 0o755);
     return launcher;
 }

@@ -3,10 +3,14 @@
 Lets the end-to-end tests check the editor side alone (`npm run test:e2e -- --fake-server`):
 same LSP contract as the real server, plain JSON-RPC on stdio, no model and no dependencies.
 Explain streams its canned text for a few seconds, as a model writes, and a prefill shows as
-warming in the log and the status for a while.
+warming in the log and the status for a while. While the file `training-packages-missing` is in
+$FAKE_SERVER_STATE, training lacks its packages; run as `-m pip install …` this script is a pip
+that prints pip's lines for a few seconds, writes its arguments to `pip-args.txt` there and
+removes that file.
 """
 
 import json
+import os
 import re
 import sys
 import threading
@@ -27,6 +31,9 @@ FUNCTION_START = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)")
 EXPLAIN_SECONDS = 6.0
 EXPLAIN_STEPS = 12
 WARMING_SECONDS = 3.0
+STATE = Path(os.environ.get("FAKE_SERVER_STATE", "."))
+TRAINING_PINS = ["torch==2.13.0", "transformers==5.23.0", "peft==0.21.2", "matplotlib==3.11.2"]
+PIP_SECONDS = 4.0
 
 documents: dict[str, list[str]] = {}
 # The warming timer sends from its own thread.
@@ -115,8 +122,30 @@ def solve(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def missing_training_packages() -> list[str]:
+    return TRAINING_PINS if (STATE / "training-packages-missing").exists() else []
+
+
+def fake_pip(args: list[str]) -> int:
+    """pip's lines for a few seconds; the training packages are there afterwards."""
+    (STATE / "pip-args.txt").write_text(" ".join(args))
+    requirements = [arg for arg in args if "==" in arg]
+    names = [pin.split("==")[0] for pin in requirements]
+    lines = [*(f"Collecting {pin}" for pin in requirements),
+             "  Downloading torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl (190.4 MB)",
+             f"Installing collected packages: {', '.join(names)}",
+             f"Successfully installed {' '.join(pin.replace('==', '-') for pin in requirements)}"]
+    for line in lines:
+        print(line, flush=True)
+        time.sleep(PIP_SECONDS / len(lines))
+    (STATE / "training-packages-missing").unlink(missing_ok=True)
+    return 0
+
+
 def train(params: dict[str, Any]) -> dict[str, Any]:
     """A few training steps reported on the client's token, then an adapter that passed."""
+    if missing := missing_training_packages():
+        raise RuntimeError(f"training needs the optional packages {', '.join(missing)}")
     token = params.get("workDoneToken")
     steps = 4
 
@@ -217,6 +246,8 @@ def handle(method: str, params: Any) -> Any:
         return solve(params)
     if method == "smallcoder/train":
         return train(params)
+    if method == "smallcoder/trainingPackages":
+        return {"missing": missing_training_packages()}
     if method == "smallcoder/status":
         return STATUS
     if method == "smallcoder/downloadModel":
@@ -252,4 +283,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:3] == ["-m", "pip"]:
+        sys.exit(fake_pip(sys.argv[3:]))
     main()

@@ -8,7 +8,7 @@
 // `--managed-python` tests the first start of a user without smallcoder.pythonPath.
 // `--only REGEX` runs the scenarios whose names match (and the two start-up ones they need).
 // Prints "e2e: N passed, N failed" and exits non-zero on any failure.
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import {
@@ -33,7 +33,8 @@ const usesFakeEngine = process.argv.includes('--fake-engine');
 const usesManagedPython = process.argv.includes('--managed-python');
 const onlyIndex = process.argv.indexOf('--only');
 const onlyPattern = onlyIndex > 0 ? new RegExp(process.argv[onlyIndex + 1], 'i') : undefined;
-const WHOLE_RUN_LIMIT_MS = (usesManagedPython ? 15 : usesFakeEngine ? 8 : 5) * 60_000;
+// A managed-python run builds an environment and may install the training packages into it.
+const WHOLE_RUN_LIMIT_MS = (usesManagedPython ? 40 : usesFakeEngine ? 8 : 5) * 60_000;
 const SERVER_READY_TIMEOUT_MS = (usesManagedPython ? 12 : 2) * 60_000;
 const CHROMIUM_FLAGS = [
     '--no-sandbox',
@@ -309,6 +310,66 @@ const scenarios = [
         },
     },
     {
+        name: '"SmallCoder: Train Personal Adapter" without the training packages installs them with progress, then trains',
+        // With --fake-server pip's part is scripted (fake_server.py as `-m pip`). With
+        // --managed-python it is the real installation into the fresh managed environment
+        // (minutes), and the run ends at the first training step, cancelled.
+        fakeServerOnly: true,
+        alsoWithManagedPython: true,
+        async run(workbench, sandbox) {
+            const missingMarker = join(sandbox.root, 'training-packages-missing');
+            if (usesFakeServer) {
+                writeFileSync(missingMarker, '');
+            }
+            await workbench.runCommand('SmallCoder: Train Personal Adapter');
+            const toasts = workbench.page.locator('.notifications-toasts .notification-list-item');
+            const offer = toasts.filter({ hasText: 'training needs torch, transformers, peft, matplotlib' }).first();
+            await workbench.waitForUnlessError(offer, 20_000);
+            await workbench.screenshot('train-install-offer');
+            const installStarted = Date.now();
+            await offer.locator('.monaco-button', { hasText: 'Install Training Packages' }).first().click();
+            await workbench.waitForUnlessError(toasts.filter({ hasText: 'installing the training packages' }).filter({ hasText: /\d+ packages? so far/ }).first(), 60_000);
+            await workbench.screenshot('train-install-progress');
+            // Once pip is done, the command goes on where it was: which repositories to learn from.
+            const workspaceRow = workbench.page.locator('.quick-input-list .monaco-list-row', { hasText: 'workspace' }).first();
+            await workbench.waitForUnlessError(workspaceRow, usesFakeServer ? 30_000 : 20 * 60_000);
+            console.log(`     the training packages were installed in ${((Date.now() - installStarted) / 1000).toFixed(1)} s`);
+            assert(!existsSync(missingMarker), 'the repositories were asked for before pip had finished');
+            const pipArgs = usesFakeServer
+                ? readFileSync(join(sandbox.root, 'pip-args.txt'), 'utf8')
+                : (/-m pip install .*transformers==.*$/m.exec(smallcoderLog(sandbox))?.[0] ?? '');
+            for (const expected of ['install', 'transformers==5.23.0', 'peft==0.21.2', 'matplotlib==3.11.2']) {
+                assert(pipArgs.split(' ').includes(expected), `pip was run with "${pipArgs}", without ${expected}`);
+            }
+            const torch = process.platform === 'linux' && process.arch === 'x64' ? 'torch==2.13.0+cpu' : 'torch==2.13.0';
+            assert(pipArgs.split(' ').includes(torch), `pip was run with "${pipArgs}", without ${torch}`);
+            await workbench.page.keyboard.press('Enter');
+            const minutes = workbench.page.locator('.quick-input-widget input');
+            await waitFor('the minutes budget to be offered', async () => (await minutes.inputValue()) === '60', 10_000, 200);
+            await workbench.page.keyboard.press('Enter');
+            if (!usesFakeServer) {
+                // A training step needs torch, transformers and peft: the installation works.
+                const step = toasts.filter({ hasText: /step \d+\/\d+/ }).first();
+                await workbench.waitForUnlessError(step, 20 * 60_000);
+                await workbench.screenshot('train-first-real-step');
+                await step.locator('.monaco-button', { hasText: 'Cancel' }).first().click();
+                await workbench.waitForUnlessError(toasts.filter({ hasText: 'training stopped' }).first(), 60_000);
+                return;
+            }
+            await workbench.waitForUnlessError(toasts.filter({ hasText: 'tokens/s' }).first(), 20_000);
+            const offerToEnable = toasts.filter({ hasText: 'Enable it for completions' }).first();
+            await workbench.waitForUnlessError(offerToEnable, 30_000);
+            const preview = workbench.page.locator('.tab', { hasText: 'workspace-fake.report.md' }).first();
+            await preview.waitFor({ timeout: 10_000 });
+            await workbench.screenshot('train-after-install');
+            // The report's preview takes the keyboard focus, F1 included: give it back to the workbench.
+            await workbench.page.locator('.part.sidebar .title-label').first().click();
+            await workbench.runCommand('View: Close All Editors');
+            await preview.waitFor({ state: 'detached', timeout: 10_000 });
+            await workbench.runCommand('Notifications: Clear All Notifications');
+        },
+    },
+    {
         name: '"SmallCoder: Train Personal Adapter" trains on the workspace, shows the report and enables the adapter',
         // Even a few steps of the real model take minutes here; the server side of training is
         // tested on a tiny model by tests/test_lsp_train.py.
@@ -340,6 +401,33 @@ const scenarios = [
                 () => settingsFiles.some((file) => userSetting(file, 'smallcoder.adapter') === expected),
                 10_000,
             );
+        },
+    },
+    {
+        name: 'the walkthrough checks the toolchain and ends with a suggestion accepted in its sample file',
+        // The fake server suggests in any file; the real model's suggestions are tested above.
+        fakeServerOnly: true,
+        async run(workbench) {
+            await workbench.runCommand('SmallCoder: Get Started');
+            const page = workbench.page;
+            await page.getByText('Get started with SmallCoder').first().waitFor({ timeout: 20_000 });
+            await page.getByRole('button', { name: 'Check the Toolchain' }).first().click();
+            const toasts = page.locator('.notifications-toasts .notification-list-item');
+            // This machine builds llama.cpp itself (scripts/setup.sh): it has what the check asks for.
+            await workbench.waitForUnlessError(toasts.filter({ hasText: 'SmallCoder can build its environment here' }).first(), 30_000);
+            await workbench.screenshot('walkthrough-toolchain');
+            await workbench.runCommand('Notifications: Clear All Notifications');
+            await page.getByText('Try a suggestion').first().click();
+            await page.getByRole('button', { name: 'Open the Sample' }).first().click();
+            await page.locator('.tab', { hasText: 'first_suggestion.py' }).first().waitFor({ timeout: 20_000 });
+            await workbench.waitForUnlessError(workbench.ghostText(), 30_000);
+            await workbench.screenshot('walkthrough-sample-suggestion');
+            await page.keyboard.press('Tab');
+            await workbench.waitForUnlessError(toasts.filter({ hasText: 'first accepted suggestion' }).first(), 10_000);
+            await workbench.screenshot('walkthrough-done');
+            await workbench.runCommand('Notifications: Clear All Notifications');
+            await workbench.save(); // closing the changed sample would ask whether to save it
+            await workbench.runCommand('View: Close All Editors');
         },
     },
     {
@@ -460,7 +548,7 @@ async function main() {
         let blocked = '';
         for (const scenario of scenarios) {
             const scenarioStart = Date.now();
-            if (scenario.fakeServerOnly && !usesFakeServer) {
+            if (scenario.fakeServerOnly && !usesFakeServer && !(scenario.alsoWithManagedPython && usesManagedPython)) {
                 console.log(`skip ${scenario.name} (with --fake-server only)`);
                 continue;
             }
