@@ -190,10 +190,10 @@ class _Loop:
             quick_ids = self._quick_ids(current)
             if quick_ids:
                 quick = self.test(quick_ids)
-                if not self.cancel.cancelled and not quick.failing_ids < current.failing_ids:
+                if not self.cancel.cancelled and not quick.better_than(current):
                     return None, _why_not(current, quick)
             run = self.test()
-            if run.failing_ids < current.failing_ids and not run.cancelled:
+            if run.better_than(current):
                 return run, ""
             return None, _why_not(current, run)
         except (ProposalError, SandboxError) as error:
@@ -256,8 +256,8 @@ class _Loop:
             run, problem = self.verify(proposal, current)
             self.transcript.write("proposal", **record, verdict="kept" if run else "reverted",
                                   reason=problem, tests=run_record(run) if run else None)
-            if run is not None and (best is None or len(run.failing_ids)
-                                    < len(best[0].failing_ids)):
+            if run is not None and (best is None or (run.build_failed, len(run.failing_ids))
+                                    < (best[0].build_failed, len(best[0].failing_ids))):
                 best = run, proposal
             elif run is None:
                 last_problem, last_code = problem, proposal.as_code()
