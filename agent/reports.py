@@ -59,6 +59,12 @@ CTEST_FAILED = re.compile(r"^\s*\d+ - (?P<name>\S+) \((?P<why>[^)]*)\)\s*$", re.
 CTEST_RESULT = re.compile(r"^\s*\d+/\d+ Test\s+#\d+: (?P<name>\S+) \.+\**(?P<why>[^\n]*?)\s+"
                           r"[\d.]+ sec$", re.MULTILINE)
 OUTPUT_TAIL_CHARS = 3000
+# A test that failed for want of the network or a service (a database, a server): under
+# bubblewrap there is no network at all. Not a bug in the code: such failures are not edited.
+ENVIRONMENT_PROBLEM = re.compile(
+    r"ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ENETUNREACH|Connection refused|Name or service not known"
+    r"|Temporary failure in name resolution|getaddrinfo failed|Network is unreachable"
+    r"|could not connect to server|No route to host|dial tcp [^:]+:\d+: connect", re.IGNORECASE)
 
 
 def failures_from_junit_report(xml_text: str) -> list[Failure]:
@@ -185,6 +191,16 @@ def generic_failure(command: str, exit_code: int, output: str, what: str) -> Fai
     note = f"({what})\n" if what else ""
     return Failure(command, short_message(f"exit status {exit_code}\n{note}{tail}"),
                    frames_in_output(plain))
+
+
+def environment_problem(failure: Failure) -> str | None:
+    """The line saying a failure wanted the network or a service, when it did."""
+    match = ENVIRONMENT_PROBLEM.search(failure.message)
+    if match is None:
+        return None
+    start = failure.message.rfind("\n", 0, match.start()) + 1
+    end = failure.message.find("\n", match.end())
+    return failure.message[start:end if end >= 0 else None].strip()
 
 
 def frames_in_output(text: str) -> tuple[Frame, ...]:

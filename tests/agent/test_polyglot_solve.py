@@ -130,3 +130,19 @@ def test_called_functions_are_ranked_code_before_tests_and_callees_of_more_tests
 ])
 def test_test_files_are_told_by_each_languages_conventions(path, test):
     assert is_test_file(path) == test
+
+
+def test_tests_that_need_a_service_are_reported_as_such_and_nothing_is_edited(tmp_path):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "client.py").write_text(
+        "import socket\n\n\ndef fetch():\n"
+        "    return socket.create_connection(('127.0.0.1', 9), timeout=5)\n")
+    (workspace / "test_client.py").write_text(
+        "from client import fetch\n\n\ndef test_fetch():\n    assert fetch()\n")
+    engine = ScriptedEngine(["```python\ndef fetch():\n    return 1\n```"])
+    result = solve(workspace, f"{sys.executable} -m pytest -q", BUDGET, engine=engine)
+    assert result.status == "unsolved"
+    assert "need the network or a service" in result.message
+    assert "Connection refused" in result.message
+    assert engine.prompts == [] and result.changes == ()
