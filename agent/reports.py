@@ -256,7 +256,7 @@ def _junit_id(case: ElementTree.Element, suites: tuple[str, ...],
     classname = case.get("classname", "")
     if not file and PurePosixPath(classname).suffix:
         file = classname  # vitest names the test file as the class
-    if not file:
+    if not file and classname in ("", "test"):  # node --test names neither file nor class
         test_frames = [frame.file for frame in frames if "test" in frame.file.lower()]
         file = test_frames[0] if test_frames else ""
     inner = [suite for suite in suites if suite and suite != file

@@ -1,13 +1,16 @@
 """Small projects, one per test runner, each with a planted bug (`add` subtracts) that makes
 two of its tests fail and one pass; and a broken-build variant of some. The runner tests run
-the real tools on them, and `python -m tests.agent.runner_projects` records what the tools
-wrote into runner_fixtures/ (the copy's path written as /WORKSPACE), for the tests that read
-recorded output where a tool is missing.
+the real tools on them, and `python -m tests.agent.runner_projects [NAME ...]` records what the
+tools wrote into runner_fixtures/ (the project's path written as /WORKSPACE), for the tests
+that read recorded output where a tool is missing. ctest-junit.xml is ctest's own
+`--output-junit` report of the CMake project, built by hand first.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -308,7 +311,6 @@ def write_project(name: str, root: Path, broken_build: bool = False) -> str:
 
 def vitest_modules() -> Path | None:
     """A node_modules with vitest: SMALLCODER_VITEST_MODULES, else the repository's own."""
-    import os
     for folder in (os.environ.get("SMALLCODER_VITEST_MODULES"),
                    str(Path(__file__).resolve().parents[2] / "node_modules")):
         if folder and (Path(folder) / "vitest" / "package.json").is_file():
@@ -316,13 +318,20 @@ def vitest_modules() -> Path | None:
     return None
 
 
-def record(name: str, broken_build: bool = False) -> None:
-    """Run the real tool through the agent's runner and keep what it wrote."""
-    from agent.runner import Limits, TestCommand, run_tests
-    from agent.runners import detect_runner
+def as_the_runner_sees(output: str) -> str:
+    """Recorded output with paths relative to the copy, as agent.runner hands it on."""
+    return output.replace(f"{RECORDED_ROOT}/", "")
 
+
+def record(name: str, broken_build: bool = False) -> None:
+    """Run the real tool as the agent would (its report option added) and keep what it wrote:
+    its output, and its report or surefire's reports, with the project's path as /WORKSPACE."""
+    from agent.runners import detect_runner, environment_for
+
+    stem = f"{name}-broken" if broken_build else name
     with tempfile.TemporaryDirectory(prefix="smallcoder-record-") as folder:
-        root = Path(folder).resolve()
+        root = Path(folder).resolve() / "project"
+        root.mkdir()
         command = write_project(name, root, broken_build)
         if name == "vitest":
             modules = vitest_modules()
@@ -330,38 +339,23 @@ def record(name: str, broken_build: bool = False) -> None:
                 raise SystemExit("vitest is not installed: set SMALLCODER_VITEST_MODULES")
             shutil.copytree(modules, root / "node_modules", symlinks=True)
         runner = detect_runner(tuple(command.split()), root)
-        reports: list[tuple[str, str]] = []
-
-        def keep_report(report: Path) -> None:
-            if report.is_file():
-                reports.append((f"{stem}.xml", report.read_text()))
-
-        stem = f"{name}-broken" if broken_build else name
-        import agent.runner as runner_module
-        original = runner_module._runner_result
-
-        def spying(runner_, command_, exit_code, output, duration, report, cwd, started_at):
-            if report is not None:
-                keep_report(report)
-            for file in sorted(cwd.glob("target/surefire-reports/TEST-*.xml")):
-                reports.append((f"{stem}-{file.name}", file.read_text()))
-            reports.append((f"{stem}.out", output))
-            return original(runner_, command_, exit_code, output, duration, report, cwd,
-                            started_at)
-
-        runner_module._runner_result = spying
-        try:
-            run = run_tests(TestCommand.parse(command), root, limits=Limits(timeout_s=300))
-        finally:
-            runner_module._runner_result = original
+        report = Path(folder) / "report.xml"
+        completed = subprocess.run(runner.argv(tuple(command.split()), report), cwd=root,
+                                   env={**os.environ, **environment_for(runner, root)},
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   timeout=600, check=False)
+        kept = {f"{stem}.out": completed.stdout.decode(errors="replace")}
+        if report.is_file():
+            kept[f"{stem}.xml"] = report.read_text()
+        for file in sorted(root.glob("target/surefire-reports/TEST-*.xml")):
+            kept[f"{stem}-{file.name}"] = file.read_text()
         FIXTURES.mkdir(exist_ok=True)
-        for file_name, text in reports:
+        for file_name, text in kept.items():
             (FIXTURES / file_name).write_text(text.replace(str(root), RECORDED_ROOT))
-        print(f"{stem}: runner {runner.name}, exit {run.exit_code}, "
-              f"failing {sorted(run.failing_ids)}")
+        print(f"{stem}: runner {runner.name}, exit {completed.returncode}, kept {sorted(kept)}")
 
 
 if __name__ == "__main__":
-    for project in sys.argv[1:] or PROJECTS:
-        broken = project.endswith("-broken")
-        record(project.removesuffix("-broken"), broken)
+    for project in sys.argv[1:] or [*PROJECTS, *(f"{name}-broken" for name, spec in
+                                                  PROJECTS.items() if spec[3])]:
+        record(project.removesuffix("-broken"), project.endswith("-broken"))

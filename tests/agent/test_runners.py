@@ -17,6 +17,7 @@ from tests.agent.runner_projects import (
     FIXTURES,
     PROJECTS,
     RECORDED_ROOT,
+    as_the_runner_sees,
     vitest_modules,
     write_project,
 )
@@ -55,7 +56,8 @@ def recorded(project: str, broken: bool = False):
     report = FIXTURES / f"{stem}.xml"
     if project == "maven":  # surefire's reports are found in the copy: give them there
         return _maven_recorded(stem, runner, command)
-    return read_failures(runner, command, 1, (FIXTURES / f"{stem}.out").read_text(),
+    return read_failures(runner, command, 1, as_the_runner_sees((FIXTURES / f"{stem}.out")
+                                                                 .read_text()),
                          report if report.is_file() else None, Path(RECORDED_ROOT), 0.0)
 
 
@@ -68,7 +70,8 @@ def _maven_recorded(stem, runner, command):
         for file in FIXTURES.glob(f"{stem}-TEST-*.xml"):
             (reports / file.name.removeprefix(f"{stem}-")).write_text(file.read_text())
         runner = detect_runner(tuple(command.split()), Path(folder))
-        return read_failures(runner, command, 1, (FIXTURES / f"{stem}.out").read_text(), None,
+        return read_failures(runner, command, 1,
+                             as_the_runner_sees((FIXTURES / f"{stem}.out").read_text()), None,
                              Path(folder), 0.0)
 
 
@@ -227,3 +230,26 @@ def test_frames_of_a_v8_stack_are_turned_outermost_first_without_the_runtimes():
              "    at Test.run (node:internal/test_runner/test:796:25)\n")
     assert [(frame.file, frame.line) for frame in frames_in_output(stack)] == [
         ("test/a.test.js", 6), ("calc.js", 2)]
+
+
+def test_recorded_ctest_junit_gives_the_failing_tests_and_their_assertions():
+    from agent.runners import CTEST
+    failures = read_failures(CTEST, "ctest --test-dir build", 8, "", FIXTURES / "ctest-junit.xml",
+                             Path(RECORDED_ROOT), 0.0)
+    assert {failure.test_id: locations(failure) for failure in failures} == {
+        "add_sums": {"tests/test_calc.c:5"}, "mean_of_three": {"tests/test_calc.c:9"}}
+
+
+def test_ctest_run_on_its_own_reports_through_its_junit_option(tmp_path):
+    if (why := tool_missing("ctest")) is not None:
+        pytest.skip(why)
+    import subprocess
+    write_project("ctest", tmp_path)
+    subprocess.run(["cmake", "-S", ".", "-B", "build"], cwd=tmp_path, check=True,
+                   capture_output=True)
+    subprocess.run(["cmake", "--build", "build"], cwd=tmp_path, check=True, capture_output=True)
+    run = run_tests(TestCommand.parse("ctest --test-dir build"), tmp_path,
+                    limits=Limits(timeout_s=120))
+    assert run.failing_ids == {"add_sums", "mean_of_three"}
+    assert "tests/test_calc.c:5" in locations(next(
+        failure for failure in run.failures if failure.test_id == "add_sums"))
