@@ -64,8 +64,9 @@ def load_cases(suite: str, sample: int | None, seed: int, names: list[str] | Non
                  if line.strip()]
     if languages:
         cases = [case for case in cases if case.get("language", "python") in languages]
-    if names:
-        cases = [case for case in cases if case["name"] in names]
+    if names:  # in the order given: a short run can cover every language first
+        cases = sorted((case for case in cases if case["name"] in names),
+                       key=lambda case: names.index(case["name"]))
     if sample is not None and sample < len(cases):
         cases = sorted(random.Random(seed).sample(cases, sample), key=lambda case: case["name"])
     return cases
