@@ -3,6 +3,7 @@ tools (skipped where a tool is missing); and localisation that follows the test'
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -146,3 +147,26 @@ def test_tests_that_need_a_service_are_reported_as_such_and_nothing_is_edited(tm
     assert "need the network or a service" in result.message
     assert "Connection refused" in result.message
     assert engine.prompts == [] and result.changes == ()
+
+
+@pytest.mark.model
+def test_the_real_model_runs_the_loop_on_a_node_test_project(real_engine, tmp_path):
+    """The issue's case: a two-file JavaScript project tested with node --test, one wrong line
+    in a helper. Whatever the 0.5B model writes, the loop reaches the model with the helper
+    shown, tests every usable change, and leaves the workspace as it was."""
+    workspace = tmp_path / "ws"
+    command = live_project("node", workspace)
+    before = {path: path.read_text() for path in workspace.rglob("*") if path.is_file()}
+    result = solve(workspace, command, Budget(max_rounds=2, candidates_per_round=1,
+                                              wall_time_s=120, reply_max_tokens=200),
+                   engine=real_engine)
+    assert {path: path.read_text() for path in workspace.rglob("*") if path.is_file()} == before
+    assert result.status in ("solved", "unsolved", "out-of-time")
+    assert result.rounds >= 1
+    records = [json.loads(line) for line in result.transcript.read_text().splitlines()]
+    proposals = [record for record in records if record["kind"] == "proposal"]
+    assert proposals and "function add(a, b) {" in proposals[0]["prompt"]
+    if result.status == "solved":
+        assert "a + b" in result.changes[0].new_text
+    else:
+        assert result.changes == ()
