@@ -253,3 +253,12 @@ def test_ctest_run_on_its_own_reports_through_its_junit_option(tmp_path):
     assert run.failing_ids == {"add_sums", "mean_of_three"}
     assert "tests/test_calc.c:5" in locations(next(
         failure for failure in run.failures if failure.test_id == "add_sums"))
+
+
+def test_npm_test_runs_the_scripts_runner_with_its_report(tmp_path):
+    command = live_project("node", tmp_path)
+    assert command == "node --test"
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed here")
+    run = run_tests(TestCommand.parse("npm test"), tmp_path, limits=Limits(timeout_s=120))
+    assert run.failing_ids == EXPECTED["node"].keys()
