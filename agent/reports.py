@@ -27,6 +27,8 @@ _SUFFIX = "|".join(SOURCE_SUFFIXES)
 # gcc's and go's `file:l:c: error`, a Rust panic, a C assert's `file:line: function`.
 FILE_LINE = re.compile(rf"(?P<file>(?:[A-Za-z]:)?[\w./\\@+-]*\.(?:{_SUFFIX})):(?P<line>\d+)"
                        rf"(?::\d+)?")
+# Babel's parse errors, as jest prints them: `SyntaxError: /path/calc.js: Unexpected token (2:13)`.
+BABEL_ERROR = re.compile(rf"(?P<file>[\w./\\@+-]+\.(?:{_SUFFIX})): [^\n]*\((?P<line>\d+):\d+\)")
 # javac through Maven: `/path/Calc.java:[7,21] ';' expected`.
 JAVAC_ERROR = re.compile(r"(?P<file>[^\s\[\]]+\.java):\[(?P<line>\d+),\d+\]\s*(?P<message>.*)")
 # TypeScript's compiler: `src/calc.ts(3,5): error TS2322: ...`.
@@ -43,7 +45,7 @@ JVM_FRAME = re.compile(r"^\s*at (?:[\w.]+/)?(?P<function>[\w$.<>]+)\((?P<file>[\
                        r"(?P<line>\d+)\)",
                        re.MULTILINE)
 # Frames that are the runtime's, not the project's.
-RUNTIME_FILES = re.compile(r"^(?:node:|internal/|/rustc/|<anonymous>)|[/\\](?:node_modules|"
+RUNTIME_FILES = re.compile(r"^(?:node:|internal/|/rustc/|<anonymous>)|(?:^|[/\\])(?:node_modules|"
                            r"\.cargo|\.rustup|go/src)[/\\]")
 RUNTIME_CLASSES = re.compile(r"^(?:java|javax|jdk|sun|org\.junit|org\.opentest4j|"
                              r"org\.apache\.maven|junit)\.")
@@ -81,6 +83,31 @@ def failures_from_junit_report(xml_text: str) -> list[Failure]:
                                             if child.tag in ("system-out", "system-err"))]))
         frames = frames_in_output(details)
         found.append(Failure(_junit_id(case, suite_path, frames), _message(details), frames))
+    return found
+
+
+def failures_from_jest_json(report_text: str) -> list[Failure]:
+    """Failed tests of jest's `--json` report; a test file that did not run (it did not load
+    or compile) is one failure named after the file, with jest's message."""
+    try:
+        report = json.loads(report_text)
+    except ValueError:
+        return []
+    found = []
+    for suite in report.get("testResults", []) if isinstance(report, dict) else []:
+        file = str(suite.get("name", ""))
+        cases = [case for case in suite.get("assertionResults", []) if isinstance(case, dict)]
+        for case in cases:
+            if case.get("status") != "failed":
+                continue
+            text = "\n".join(str(message) for message in case.get("failureMessages", []))
+            name = " > ".join([*map(str, case.get("ancestorTitles", [])),
+                               str(case.get("title", ""))])
+            found.append(Failure(f"{file}::{name}", _message(text), frames_in_output(text)))
+        if suite.get("status") == "failed" and not any(
+                case.get("status") == "failed" for case in cases):
+            text = str(suite.get("message", ""))
+            found.append(Failure(file, _message(text), frames_in_output(text)))
     return found
 
 
@@ -220,8 +247,8 @@ def frames_in_output(text: str) -> tuple[Frame, ...]:
     # References outside the stacks: a stack's runtime lines are not the project's.
     rest = JVM_FRAME.sub("", V8_FRAME.sub("", plain))
     loose = [Frame(m["file"].removeprefix("./"), int(m["line"]), "")
-             for m in FILE_LINE.finditer(rest) if not RUNTIME_FILES.search(m["file"])
-             and not m["file"].startswith(("http", "//"))]
+             for pattern in (FILE_LINE, BABEL_ERROR) for m in pattern.finditer(rest)
+             if not RUNTIME_FILES.search(m["file"]) and not m["file"].startswith(("http", "//"))]
     loose = [frame for frame in dict.fromkeys(loose)
              if (frame.file, frame.line) not in seen and
              not any(other.file.endswith(frame.file) and other.line == frame.line

@@ -1,7 +1,8 @@
 """Which test runner a command starts, the report option it documents, and reading its result.
 
-The runner is told by the command (`node --test`, `npx vitest`, `cargo test`, `mvn test`,
-`ctest`, `go test`, `npm test` through package.json's script) and the project's files. The
+The runner is told by the command (`node --test`, `npx vitest`, `npx jest`, `cargo test`,
+`mvn test`, `ctest`, `go test`, `npm test` through package.json's script) and the project's
+files. The
 user's command is never rewritten but for one report option the runner documents, added in the
 run of the scratch copy; a report the runner did not write is not an error: the output is read
 instead, down to the generic reading (exit status, file:line references), which says what could
@@ -21,6 +22,7 @@ from agent.reports import (
     failures_from_compiler,
     failures_from_ctest,
     failures_from_go_json,
+    failures_from_jest_json,
     failures_from_junit_report,
     failures_from_libtest,
     frames_in_output,
@@ -44,14 +46,14 @@ NPM_TEST = (("npm", "test"), ("npm", "t"), ("npm", "run", "test"), ("npm", "run-
 class Runner:
     """A test runner as the agent drives it."""
 
-    name: str  # "node-test", "vitest", "cargo", "maven", "ctest", "go", "node", "generic"
+    name: str  # "node-test", "vitest", "jest", "cargo", "maven", "ctest", "go", "node", "generic"
     report_options: tuple[str, ...] = ()  # with REPORT standing for the report's path
     through_npm: bool = False  # `npm test`: options go after `--` to the script
 
     @property
     def reserves_address_space(self) -> bool:
         """Runs on V8 or the JVM, whose reservations an address-space limit takes for use."""
-        return self.name in ("node-test", "vitest", "maven", "node")
+        return self.name in ("node-test", "vitest", "jest", "maven", "node")
 
     def argv(self, argv: tuple[str, ...], report: Path) -> list[str]:
         """The command with the runner's report option added (never anything else)."""
@@ -69,6 +71,8 @@ class Runner:
 GENERIC = Runner("generic")
 NODE_TEST = Runner("node-test", ("--test-reporter=spec", "--test-reporter-destination=stdout",
                                  "--test-reporter=junit", "--test-reporter-destination=REPORT"))
+# jest's own JSON report (jest-junit is a separate package a project may not have).
+JEST = Runner("jest", ("--json", "--outputFile=REPORT"))
 VITEST = Runner("vitest", ("--reporter=default", "--reporter=junit",
                            "--outputFile.junit=REPORT"))
 CARGO = Runner("cargo")  # libtest's JSON needs a nightly compiler: its text is read
@@ -96,6 +100,9 @@ def _runner_of(argv: tuple[str, ...], root: Path) -> Runner:
     if program == "vitest":
         own = any(option.startswith(("--reporter", "--outputFile")) for option in rest)
         return Runner("vitest") if own or "watch" in rest or "--watch" in rest else VITEST
+    if program == "jest":
+        own = any(option.startswith(("--json", "--outputFile")) for option in rest)
+        return Runner("jest") if own or "--watch" in rest or "--watchAll" in rest else JEST
     if program == "cargo" and "test" in rest:
         return CARGO
     if program in ("mvn", "mvnw", "mvn.cmd") and (root / "pom.xml").is_file():
@@ -180,6 +187,9 @@ def _from_reports(runner: Runner, report: Path | None, copy: Path, started_at: f
             continue
         # Paths relative to the copy, as in the output: stable from run to run.
         text = text.replace(f"{copy.resolve()}{os.sep}", "")
+        if runner.name == "jest":
+            failures += failures_from_jest_json(text)
+            continue
         try:
             failures += failures_from_junit_report(text)
         except (UnsafeReport, SyntaxError) as error:

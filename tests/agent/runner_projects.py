@@ -83,6 +83,28 @@ describe("calc", () => {
 """,
 }
 
+JEST = {
+    "package.json": '{"name": "calc", "version": "1.0.0", "scripts": {"test": "jest"}}\n',
+    "calc.js": NODE["calc.js"],
+    "test/calc.test.js": """\
+const { add, mean } = require('../calc');
+
+test('add sums two numbers', () => {
+  expect(add(2, 3)).toBe(5);
+});
+
+describe('statistics', () => {
+  test('mean of a list', () => {
+    expect(mean([1, 2, 3])).toBe(2);
+  });
+});
+
+test('a passing one', () => {
+  expect(true).toBe(true);
+});
+""",
+}
+
 CARGO = {
     "Cargo.toml": '[package]\nname = "calc"\nversion = "0.1.0"\nedition = "2021"\n',
     "src/lib.rs": """\
@@ -288,6 +310,7 @@ func TestPasses(t *testing.T) {}
 PROJECTS = {
     "node": (NODE, "node --test", "node", ("calc.js", "return a - b;", "return a - ;")),
     "vitest": (VITEST, "npx vitest run", "npx", None),
+    "jest": (JEST, "npx jest", "npx", ("calc.js", "return a - b;", "return a - ;")),
     "cargo": (CARGO, "cargo test", "cargo", ("src/lib.rs", "    a - b\n", "    a - b;\n")),
     "maven": (MAVEN, "mvn -o -q test", "mvn",
               ("src/main/java/calc/Calc.java", "return a - b;", "return a - b")),
@@ -309,11 +332,12 @@ def write_project(name: str, root: Path, broken_build: bool = False) -> str:
     return command
 
 
-def vitest_modules() -> Path | None:
-    """A node_modules with vitest: SMALLCODER_VITEST_MODULES, else the repository's own."""
-    for folder in (os.environ.get("SMALLCODER_VITEST_MODULES"),
+def node_modules_with(package: str) -> Path | None:
+    """A node_modules holding `package` (vitest, jest): SMALLCODER_<PACKAGE>_MODULES, else
+    the repository's own."""
+    for folder in (os.environ.get(f"SMALLCODER_{package.upper()}_MODULES"),
                    str(Path(__file__).resolve().parents[2] / "node_modules")):
-        if folder and (Path(folder) / "vitest" / "package.json").is_file():
+        if folder and (Path(folder) / package / "package.json").is_file():
             return Path(folder)
     return None
 
@@ -333,10 +357,10 @@ def record(name: str, broken_build: bool = False) -> None:
         root = Path(folder).resolve() / "project"
         root.mkdir()
         command = write_project(name, root, broken_build)
-        if name == "vitest":
-            modules = vitest_modules()
+        if name in ("vitest", "jest"):
+            modules = node_modules_with(name)
             if modules is None:
-                raise SystemExit("vitest is not installed: set SMALLCODER_VITEST_MODULES")
+                raise SystemExit(f"{name} is not installed: set SMALLCODER_{name.upper()}_MODULES")
             shutil.copytree(modules, root / "node_modules", symlinks=True)
         runner = detect_runner(tuple(command.split()), root)
         report = Path(folder) / "report.xml"
@@ -346,7 +370,7 @@ def record(name: str, broken_build: bool = False) -> None:
                                    timeout=600, check=False)
         kept = {f"{stem}.out": completed.stdout.decode(errors="replace")}
         if report.is_file():
-            kept[f"{stem}.xml"] = report.read_text()
+            kept[f"{stem}.json" if name == "jest" else f"{stem}.xml"] = report.read_text()
         for file in sorted(root.glob("target/surefire-reports/TEST-*.xml")):
             kept[f"{stem}-{file.name}"] = file.read_text()
         FIXTURES.mkdir(exist_ok=True)

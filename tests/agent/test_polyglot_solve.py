@@ -21,6 +21,7 @@ BUDGET = Budget(candidates_per_round=1, max_rounds=2, wall_time_s=600, test_time
 # The planted bug in every project is `add` subtracting; its fix, as a model would write it.
 FIXES = {
     "node": "```javascript\nfunction add(a, b) {\n  return a + b;\n}\n```",
+    "jest": "```javascript\nfunction add(a, b) {\n  return a + b;\n}\n```",
     "vitest": "```typescript\nexport function add(a: number, b: number): number {\n"
               "  return a + b;\n}\n```",
     "cargo": "```rust\npub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n```",
@@ -28,7 +29,7 @@ FIXES = {
     "ctest": "```c\nint add(int a, int b) {\n    return a + b;\n}\n```",
     "go": "```go\nfunc Add(a, b int) int {\n\treturn a + b\n}\n```",
 }
-EDITED = {"node": "calc.js", "vitest": "src/calc.ts", "cargo": "src/lib.rs",
+EDITED = {"node": "calc.js", "jest": "calc.js", "vitest": "src/calc.ts", "cargo": "src/lib.rs",
           "maven": "src/main/java/calc/Calc.java", "ctest": "calc.c", "go": "calc.go"}
 
 
@@ -54,7 +55,7 @@ def test_a_failing_project_is_solved_by_replacing_the_function_the_tests_call(
     assert "a - b" in prompt  # the function under test is shown
 
 
-@pytest.mark.parametrize("project", ["node", "cargo", "go", "ctest"])
+@pytest.mark.parametrize("project", ["node", "jest", "cargo", "go", "ctest"])
 def test_a_build_that_fails_is_fixed_like_a_failing_test(project, tmp_path):
     workspace = tmp_path / "ws"
     command = live_project(project, workspace, broken=True)

@@ -18,7 +18,7 @@ from tests.agent.runner_projects import (
     PROJECTS,
     RECORDED_ROOT,
     as_the_runner_sees,
-    vitest_modules,
+    node_modules_with,
     write_project,
 )
 
@@ -26,6 +26,8 @@ from tests.agent.runner_projects import (
 EXPECTED = {
     "node": {"test/calc.test.js::add sums two numbers": "test/calc.test.js:6",
              "test/calc.test.js::statistics::mean of a list": "test/calc.test.js:11"},
+    "jest": {"test/calc.test.js::add sums two numbers": "test/calc.test.js:4",
+             "test/calc.test.js::statistics > mean of a list": "test/calc.test.js:9"},
     "vitest": {"test/calc.test.ts::calc > adds two numbers": "test/calc.test.ts:6",
                "test/calc.test.ts::calc > takes the mean": "test/calc.test.ts:10"},
     "cargo": {"tests::adds": "src/lib.rs:15", "tests::mean_of_three": "src/lib.rs:20"},
@@ -36,11 +38,11 @@ EXPECTED = {
            "example.com/calc::TestMean": "calc_test.go:13"},
 }
 # project → what the message of the first failing test says (the values compared).
-MESSAGES = {"node": "-1 !== 5", "vitest": "expected -1 to be 5", "cargo": "left: -1",
-            "maven": "expected: <5> but was: <-1>", "ctest": "Assertion `add(2, 3) == 5'",
-            "go": "Add(2, 3) = -1, want 5"}
+MESSAGES = {"node": "-1 !== 5", "jest": "Received: -1", "vitest": "expected -1 to be 5",
+            "cargo": "left: -1", "maven": "expected: <5> but was: <-1>",
+            "ctest": "Assertion `add(2, 3) == 5'", "go": "Add(2, 3) = -1, want 5"}
 # A broken build: where the compiler (or node's loader) says the error is.
-BROKEN_AT = {"node": "calc.js:2", "cargo": "src/lib.rs:1", "maven":
+BROKEN_AT = {"node": "calc.js:2", "jest": "calc.js:2", "cargo": "src/lib.rs:1", "maven":
              "src/main/java/calc/Calc.java:7", "ctest": "calc.c:4", "go": "calc.go:4"}
 
 
@@ -53,7 +55,7 @@ def recorded(project: str, broken: bool = False):
     stem = f"{project}-broken" if broken else project
     command = PROJECTS[project][1]
     runner = detect_runner(tuple(command.split()), Path(RECORDED_ROOT))
-    report = FIXTURES / f"{stem}.xml"
+    report = FIXTURES / f"{stem}.{'json' if project == 'jest' else 'xml'}"
     if project == "maven":  # surefire's reports are found in the copy: give them there
         return _maven_recorded(stem, runner, command)
     return read_failures(runner, command, 1, as_the_runner_sees((FIXTURES / f"{stem}.out")
@@ -90,7 +92,7 @@ def test_a_recorded_build_failure_is_a_failure_at_the_compilers_line(project):
     failures = recorded(project, broken=True)
     assert len(failures) == 1
     assert BROKEN_AT[project] in locations(failures[0])
-    if project != "node":  # node reports the test file that did not load
+    if project not in ("node", "jest"):  # they report the test file that did not load
         assert failures[0].test_id == BUILD_FAILURE_ID
 
 
@@ -98,8 +100,9 @@ def tool_missing(project: str) -> str | None:
     tool = PROJECTS[project][2]
     if shutil.which(tool) is None:
         return f"{tool} is not installed here"
-    if project == "vitest" and vitest_modules() is None:
-        return "vitest is not installed: set SMALLCODER_VITEST_MODULES to a node_modules with it"
+    if project in ("vitest", "jest") and node_modules_with(project) is None:
+        return (f"{project} is not installed: set SMALLCODER_{project.upper()}_MODULES to a "
+                f"node_modules with it")
     if project == "maven" and not (Path.home() / ".m2/repository/org/apache/maven/plugins/"
                                    "maven-surefire-plugin/3.2.5").is_dir():
         return "Maven cannot reach Maven Central here and surefire 3.2.5 is not in ~/.m2"
@@ -110,8 +113,8 @@ def live_project(project: str, root: Path, broken: bool = False) -> str:
     if (why := tool_missing(project)) is not None:
         pytest.skip(why)
     command = write_project(project, root, broken)
-    if project == "vitest":
-        shutil.copytree(vitest_modules(), root / "node_modules", symlinks=True)
+    if project in ("vitest", "jest"):
+        shutil.copytree(node_modules_with(project), root / "node_modules", symlinks=True)
     return command
 
 
@@ -137,6 +140,7 @@ def test_the_real_runner_reports_a_broken_build_at_its_line(project, tmp_path):
     ("node --test", "node-test", "--test-reporter=junit"),
     ("node --test --test-reporter=tap", "node-test", None),
     ("npx vitest run", "vitest", "--reporter=junit"),
+    ("npx jest --ci", "jest", "--json"),
     ("vitest --watch", "vitest", None),
     ("cargo test --release", "cargo", None),
     ("ctest --test-dir build", "ctest", "--output-junit"),
@@ -156,7 +160,7 @@ def test_the_runner_is_told_by_the_command_and_only_a_report_option_is_added(
         assert added_words == []
     else:
         assert any(word.startswith(added) for word in added_words)
-        assert all(word.startswith(("--test-reporter", "--reporter", "--outputFile",
+        assert all(word.startswith(("--test-reporter", "--reporter", "--outputFile", "--json",
                                     "--output-junit", "-json")) or word == str(
             tmp_path / "report.xml") for word in added_words)
 
