@@ -1,13 +1,18 @@
-"""What the model is shown about failing tests, within a token budget.
+"""What the model is shown about failing tests, within a token budget, in any language the
+tree-sitter front end reads.
 
-Until the context packer lands: the failure messages, the failing test functions, the functions
-of the workspace's own files in their tracebacks, the functions those call, and their imports.
+The failure messages, the failing test functions (or, for an anonymous test such as a
+`test('…', () => …)` callback, the block around its failing line), the functions of the
+workspace's own files in their tracebacks, then the workspace functions and methods those call,
+ranked, a step at a time: a failure whose assertion sits in the test itself still leads to the
+code under test. And the imports of the files shown.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -15,16 +20,36 @@ from pathlib import Path, PurePosixPath
 from agent.failures import Failure, failure_text
 from agent.sandbox import SKIPPED_FOLDERS
 from analyzers.definitions import imports
-from analyzers.functions import FunctionSpan, enclosing_function, find_function, functions
+from analyzers.functions import FunctionSpan, enclosing_function, functions
 from analyzers.rewrite import dedented
-from analyzers.syntax import language_for_path
+from analyzers.syntax import language_for_path, parse
 
 CONTEXT_BUDGET_TOKENS = 8192
 MAX_FAILURES_SHOWN = 5
 # How many calls deep from the failing code functions are gathered (test → helper → helper).
 CALL_DEPTH = 2
+# Functions a step of the call walk adds at most, the best ranked (the budget may cut more).
+MAX_CALLED_PER_STEP = 8
 MAX_SOURCE_FILE_BYTES = 500_000
+MAX_SOURCE_FILES = 2000
 IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+# A call: `name(`, Rust's `name!(`, and the method in `object.name(`.
+CALL = re.compile(r"([A-Za-z_]\w*)\s*!?\(")
+# Build output and dependencies in a project's tree: not the project's code.
+BUILD_FOLDERS = frozenset({"target", "build", "dist", "out", "vendor", "coverage", "bin",
+                           "obj", "cmake-build-debug"})
+# A line that checks a result: the bug is in what it checks, not in the line.
+CHECKING_LINE = re.compile(r"^\s*(?:assert\b|assert_\w*!|assert\w*\(|expect\(|t\.(?:Error|Fatal)"
+                           r"|require\.)")
+# Test files by name: JS/TS `*.test.ts`, `*.spec.js`; Go `*_test.go`; Java `*Test.java`.
+TEST_FILE_STEM = re.compile(r"^test_|_test$|_tests$|\.(?:test|spec)$|^(?:test|tests|conftest)$"
+                            r"|[a-z0-9]Tests?$")
+TEST_FOLDERS = frozenset({"test", "tests", "__tests__", "spec", "testing"})
+# Node types of a function without a name, as a test's body is: `() => {…}`, `|| {…}`.
+ANONYMOUS_FUNCTIONS = frozenset({"arrow_function", "function_expression", "function",
+                                 "closure_expression", "func_literal", "lambda_expression",
+                                 "lambda"})
+MAX_TEST_BLOCK_LINES = 60
 
 
 @dataclass(frozen=True)
@@ -46,11 +71,16 @@ class FailureContext:
 
 
 def is_test_file(path: str) -> bool:
-    """Test code by the usual conventions: tests/ folders, test_*.py, *_test.py, conftest.py."""
+    """Test code by the usual conventions: tests/ folders, test_*.py, *_test.py, conftest.py,
+    *.test.js, *.spec.ts, *_test.go, FooTest.java, src/test/."""
     pure = PurePosixPath(path)
-    stem = pure.stem
-    return (stem.startswith("test_") or stem.endswith("_test") or stem in ("test", "tests",
-            "conftest") or any(part in ("test", "tests") for part in pure.parts[:-1]))
+    return bool(TEST_FILE_STEM.search(pure.stem)) or any(
+        part in TEST_FOLDERS for part in pure.parts[:-1])
+
+
+def is_test_code(path: str, span: FunctionSpan) -> bool:
+    """In a test file, or in Rust's `mod tests` beside the code."""
+    return is_test_file(path) or span.qualified_name.split(".")[0] in ("tests", "test")
 
 
 def gather_context(root: Path, failures: tuple[Failure, ...],
@@ -94,46 +124,82 @@ def _outermost(chosen: list[ShownFunction]) -> tuple[ShownFunction, ...]:
 def _failure_functions(sources: _SourceFiles, failure: Failure) -> list[ShownFunction]:
     """The test function itself, then every workspace function on its traceback, innermost first."""
     found = []
-    test_path, _, test_name = failure.test_id.partition("::")
-    if test_name and (span := sources.function(test_path, test_name.split("::")[-1]
-                                               .split("[")[0])):
+    test_path, test_name = _test_path_and_name(failure.test_id)
+    span = sources.function(test_path, test_name) if test_path else None
+    if span is not None:
         found.append(ShownFunction(test_path, span, editable=False))
+    elif test_name and (named := sources.test_function_named(test_name)) is not None:
+        found.append(ShownFunction(*named, editable=False))
     for depth, frame in enumerate(reversed(failure.frames)):
         path = sources.relative(frame.file)
-        if path is None or frame.function == "<module>":
+        if path is None or frame.function == "<module>" or frame.line < 1:
             continue
         text = sources.text(path)
         language = language_for_path(path)
         if text is None or language is None:
             continue
         span = enclosing_function(text, language, frame.line - 1, 0)
+        if span is None and is_test_file(path):
+            span = _enclosing_block(text, language, frame.line - 1, test_name)
         if span is None:
             continue
-        # A function whose own `assert` failed is checking the code, like a test: not the bug.
-        line = text.split("\n")[frame.line - 1].strip() if frame.line <= text.count("\n") else ""
-        checking = depth == 0 and line.startswith("assert ")
-        found.append(ShownFunction(path, span,
-                                   editable=not is_test_file(path) and not checking))
+        # A function whose own check failed is checking the code, like a test: not the bug.
+        lines = text.split("\n")
+        line = lines[frame.line - 1] if frame.line <= len(lines) else ""
+        checking = depth == 0 and bool(CHECKING_LINE.match(line))
+        found.append(ShownFunction(path, span, editable=not is_test_code(path, span)
+                                   and not checking and span.name != test_name))
     return found
+
+
+def _test_path_and_name(test_id: str) -> tuple[str, str]:
+    """The test's file when its id starts with one (pytest, node, vitest), and its own name:
+    `tests/test_a.py::TestA::test_b[1]` → test_b, `tests::adds` → adds,
+    `calc.CalcTest::meanOfThree` → meanOfThree, `file::suite > case` → case."""
+    first, _, rest = test_id.partition("::")
+    name = test_id.rsplit("::", 1)[-1].split("[")[0].split(" > ")[-1].strip()
+    return (first if rest and PurePosixPath(first).suffix else ""), name
+
+
+def _enclosing_block(text: str, language: str, line: int, name: str) -> FunctionSpan | None:
+    """The anonymous function around a line, as a test's callback is, as a span to show."""
+    source = text.encode()
+    offset = len("\n".join(text.split("\n")[:line]).encode()) + (1 if line else 0)
+    node = parse(text, language).root_node.descendant_for_byte_range(offset, offset)
+    while node is not None and node.type not in ANONYMOUS_FUNCTIONS:
+        node = node.parent
+    if node is None or node.end_point[0] - node.start_point[0] > MAX_TEST_BLOCK_LINES:
+        return None
+    # From the start of its line: the call that names the test (`it('adds', () => {`).
+    start = source.rfind(b"\n", 0, node.start_byte) + 1
+    block = source[start:node.end_byte].decode(errors="replace")
+    return FunctionSpan(name or "test", name or "test", "arrow", start, node.end_byte,
+                        (node.start_point[0], 0), node.end_point, block.split("\n")[0], start,
+                        None, block)
 
 
 def _called_functions(sources: _SourceFiles, shown: list[ShownFunction]) -> list[ShownFunction]:
-    """Functions of the workspace's code files named in the functions already shown: the code
-    under test is usually called from the test, not on the traceback."""
-    names = {name for item in shown for name in IDENTIFIER.findall(item.span.text)}
-    names -= {item.span.name for item in shown}
+    """Workspace functions and methods that the functions already shown call (or name): the
+    code under test is usually called from the test, not on the traceback. Ranked: code
+    before tests, then called by more of the shown functions, then called rather than named."""
+    called: Counter[str] = Counter()
+    named: set[str] = set()
+    for item in shown:
+        body = item.span.text
+        called.update(set(CALL.findall(body)) - {item.span.name})
+        named.update(IDENTIFIER.findall(body))
+    named -= {item.span.name for item in shown}
     known = {(item.path, item.span.start_byte) for item in shown}
-    found = []
+    ranked = []
     for path in sources.code_files():
-        text = sources.text(path)
-        language = language_for_path(path)
-        if text is None or language is None:
-            continue
-        for span in functions(text, language):
-            if (span.name in names and "." not in span.qualified_name
-                    and (path, span.start_byte) not in known):
-                found.append(ShownFunction(path, span, editable=not is_test_file(path)))
-    return found
+        for span in sources.functions(path):
+            if (span.name in named and (path, span.start_byte) not in known
+                    and ("." not in span.qualified_name or called[span.name])):
+                test = is_test_code(path, span)
+                ranked.append(((test, -called[span.name], span.name not in called),
+                               ShownFunction(path, span, editable=not test)))
+    ranked.sort(key=lambda pair: pair[0])
+    return [item for _, item in ranked[:MAX_CALLED_PER_STEP]]
 
 
 class _SourceFiles:
@@ -142,14 +208,22 @@ class _SourceFiles:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self._texts: dict[str, str | None] = {}
+        self._functions: dict[str, list[FunctionSpan]] = {}
+        self._code_files: list[str] | None = None
 
     def relative(self, file: str) -> str | None:
+        """The workspace path of a file a frame names: absolute, relative to the root, or the
+        end of a path (a JVM frame says `calc/CalcTest.java`, under src/test/java)."""
         path = Path(file)
         path = (path if path.is_absolute() else self.root / path).resolve()
         try:
-            return path.relative_to(self.root).as_posix()
+            relative = path.relative_to(self.root).as_posix()
         except ValueError:
             return None  # the standard library or an installed package: not ours to edit
+        if (self.root / relative).is_file() or Path(file).is_absolute():
+            return relative
+        ending = "/" + PurePosixPath(file).as_posix().removeprefix("./")
+        return next((known for known in self.code_files() if known.endswith(ending)), None)
 
     def text(self, path: str) -> str | None:
         if path not in self._texts:
@@ -161,26 +235,42 @@ class _SourceFiles:
                 self._texts[path] = None
         return self._texts[path]
 
+    def functions(self, path: str) -> list[FunctionSpan]:
+        if path not in self._functions:
+            text, language = self.text(path), language_for_path(path)
+            self._functions[path] = ([] if text is None or language is None
+                                     else functions(text, language))
+        return self._functions[path]
+
     def function(self, path: str, name: str) -> FunctionSpan | None:
-        text, language = self.text(path), language_for_path(path)
-        if text is None or language is None:
-            return None
-        return find_function(text, language, name)
+        return next((span for span in self.functions(path)
+                     if name in (span.qualified_name, span.name)), None)
+
+    def test_function_named(self, name: str) -> tuple[str, FunctionSpan] | None:
+        """The test function of this name (Go's TestAdd, Java's meanOfThree, Rust's adds)."""
+        return next(((path, span) for path in self.code_files() for span in self.functions(path)
+                     if span.name == name and is_test_code(path, span)), None)
 
     def imports(self, path: str) -> list[str]:
         text, language = self.text(path), language_for_path(path)
         return [] if text is None or language is None else imports(text, language)
 
     def code_files(self) -> list[str]:
-        """Python files of the workspace outside virtual environments and caches, tests last.
-        os.walk does not follow the copy's links to virtual environments."""
-        found = []
-        for folder, subfolders, files in os.walk(self.root):
-            subfolders[:] = sorted(name for name in subfolders if name not in SKIPPED_FOLDERS
-                                   and not name.startswith("."))
-            found += [Path(folder, name).relative_to(self.root).as_posix()
-                      for name in sorted(files) if name.endswith(".py")]
-        return sorted(found, key=is_test_file)
+        """Source files of the workspace in the languages the front end reads, outside virtual
+        environments, caches and build output, tests last. os.walk does not follow the copy's
+        links to virtual environments and node_modules."""
+        if self._code_files is None:
+            found: list[str] = []
+            for folder, subfolders, files in os.walk(self.root):
+                subfolders[:] = sorted(name for name in subfolders
+                                       if name not in SKIPPED_FOLDERS | BUILD_FOLDERS
+                                       and not name.startswith("."))
+                found += [Path(folder, name).relative_to(self.root).as_posix()
+                          for name in sorted(files) if language_for_path(name) is not None]
+                if len(found) > MAX_SOURCE_FILES:
+                    break
+            self._code_files = sorted(found[:MAX_SOURCE_FILES], key=is_test_file)
+        return self._code_files
 
 
 def render_function(shown: ShownFunction) -> str:

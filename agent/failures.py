@@ -1,6 +1,7 @@
 """Failing tests as the agent sees them: ids, messages and traceback frames.
 
-Read from pytest's junit xml (standard library), or from any command's output and exit code.
+Read from pytest's junit xml (standard library, without DTDs: see safe_xml), or from any
+command's output and exit code; agent/reports.py reads the other runners.
 """
 
 from __future__ import annotations
@@ -44,6 +45,20 @@ class Failure:
     parameters: tuple[tuple[str, str], ...] = ()  # (name, repr) of a parametrized test's inputs
 
 
+class UnsafeReport(ValueError):
+    """A report with a document type: no test runner writes one, so it is not read."""
+
+
+def safe_xml(text: str) -> ElementTree.Element:
+    """Parse a report the tests may have written. Entities can only be declared in a document
+    type, so refusing any DOCTYPE (as defusedxml's forbid_dtd does) rules out the billion-laughs
+    and external-entity attacks; no runner writes one. A DOCTYPE quoted in a failure's text
+    refuses the report too: the output is read instead."""
+    if "<!doctype" in text.lower():
+        raise UnsafeReport("the report declares a document type")
+    return ElementTree.fromstring(text)
+
+
 def frames_in(text: str) -> tuple[Frame, ...]:
     """The traceback frames written in `text`, outermost first."""
     return tuple(Frame(match["file"], int(match["line"]), match["function"])
@@ -52,7 +67,7 @@ def frames_in(text: str) -> tuple[Frame, ...]:
 
 def failures_from_junit(xml_text: str) -> list[Failure]:
     """Every failed or erroring test case in a pytest junit xml report (xunit1 family)."""
-    root = ElementTree.fromstring(xml_text)
+    root = safe_xml(xml_text)
     found = []
     for case in root.iter("testcase"):
         problem = next((child for child in case if child.tag in ("failure", "error")), None)
@@ -66,7 +81,8 @@ def failures_from_junit(xml_text: str) -> list[Failure]:
         parameters = tuple((item.get("name", "")[len(PROPERTY_PREFIX):], item.get("value", ""))
                            for item in case.iter("property")
                            if item.get("name", "").startswith(PROPERTY_PREFIX))
-        found.append(Failure(_node_id(case), _short(message), frames_in(details), parameters))
+        found.append(Failure(_node_id(case), short_message(message), frames_in(details),
+                             parameters))
     return found
 
 
@@ -132,6 +148,7 @@ def _project_trace(details: str, test_file: str | None) -> str:
     return "Traceback (most recent call last):\n" + "\n".join(rendered)
 
 
-def _short(text: str) -> str:
+def short_message(text: str) -> str:
+    """A message cut to MESSAGE_CHARS, saying so."""
     text = text.strip()
     return text if len(text) <= MESSAGE_CHARS else text[:MESSAGE_CHARS] + "\n[…]"

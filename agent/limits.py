@@ -53,6 +53,10 @@ class Limits:
     file_bytes: int = DEFAULT_FILE_LIMIT_BYTES
     open_files: int = DEFAULT_OPEN_FILES
     extra_processes: int = DEFAULT_EXTRA_PROCESSES
+    # Memory as address space (RLIMIT_AS), or as writable data (RLIMIT_DATA) for runtimes that
+    # reserve far more address space than they use: V8 reserves about 10 GB for each
+    # WebAssembly instance (vitest's parser), the JVM its whole heap and code cache.
+    memory_as_address_space: bool = True
 
     @property
     def cpu_s(self) -> int:
@@ -69,7 +73,8 @@ def limiting_method() -> str:
 
 def _rlimits(limits: Limits) -> dict[str, int]:
     """prlimit's option name → the value, for each limit."""
-    return {"cpu": limits.cpu_s, "as": limits.memory_bytes, "fsize": limits.file_bytes,
+    memory = "as" if limits.memory_as_address_space else "data"
+    return {"cpu": limits.cpu_s, memory: limits.memory_bytes, "fsize": limits.file_bytes,
             "nofile": limits.open_files,
             "nproc": _user_processes() + limits.extra_processes}
 

@@ -28,8 +28,9 @@ CORRECTION_WORDS = re.compile(r"\b(should|correct|change|replace|instead|fix|rig
                               re.IGNORECASE)
 # A stated correction is taken only if it resembles the line it corrects (difflib ratio).
 MIN_CORRECTION_SIMILARITY = 0.5
+# The code block's language, per tree-sitter language: the name models know best.
 FENCES = {"python": "python", "javascript": "javascript", "typescript": "typescript",
-          "tsx": "tsx"}
+          "tsx": "tsx", "go": "go", "rust": "rust", "java": "java", "c": "c", "cpp": "cpp"}
 
 
 class ProposalError(Exception):
@@ -74,11 +75,13 @@ def proposal_prompt(context: FailureContext, feedback: str = "") -> str:
     names = ", ".join(f"`{item.span.qualified_name}`" for item in context.editable)
     if feedback:
         parts.append(f"\n{feedback}")
-    fence = FENCES.get(language_for_path(context.editable[0].path) or "", "")
+    language = language_for_path(context.editable[0].path) or ""
+    fence = FENCES.get(language, "")
+    header = "def line" if language == "python" else "signature"
     parts.append(
         f"\nFind the bug and fix it so that the failing tests pass. The bug is probably small: "
         f"change only what is wrong, and do not change the tests. "
-        f"Reply with the whole corrected function (its def line and body; only the functions "
+        f"Reply with the whole corrected function (its {header} and body; only the functions "
         f"you change, among {names}) in one ```{fence} block.")
     return "\n".join(parts)
 
@@ -96,7 +99,20 @@ def reply_start(context: FailureContext, candidate: int = 0) -> str:
     target = context.editable[(candidate // 2) % len(context.editable)]
     fence = FENCES.get(language_for_path(target.path) or "", "")
     header = target.span.signature.strip()
-    return f"```{fence}\n{header}\n" if header.endswith(":") else f"```{fence}\n"
+    if header.endswith(":"):
+        return f"```{fence}\n{header}\n"
+    return f"```{fence}\n{_brace_header(target.span)}"
+
+
+def _brace_header(span: FunctionSpan) -> str:
+    """A braced function's one-line header with its `{` and a newline, as its text has it;
+    nothing when the header spans lines or the body is not a block."""
+    source = span.text.encode()
+    header = source[:span.body_start_byte - span.start_byte].decode(errors="replace")
+    if "\n" in header.strip() or not source[span.body_start_byte - span.start_byte:
+                                             ].startswith(b"{"):
+        return ""
+    return f"{header.rstrip()} {{\n"
 
 
 def closing_fence(text: str) -> int | None:
@@ -146,7 +162,9 @@ def parse_proposal(reply: str, context: FailureContext) -> Proposal:
         if stated is not None:
             return Proposal((stated,))
         names = ", ".join(item.span.qualified_name for item in editable)
-        if any(functions(code, "python") for code in extract_code_blocks(reply)):
+        languages = {language_for_path(item.path) or "python" for item in editable}
+        if any(functions(code, language) for code in extract_code_blocks(reply)
+               for language in languages):
             raise ProposalError(f"the reply changed none of the functions {names}")
         raise ProposalError(f"the reply held no function named {names}")
     return Proposal(tuple(found.values()))

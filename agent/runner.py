@@ -4,7 +4,7 @@
 A run that outlives its timeout, or is cancelled, is interrupted, then killed with its whole
 process group, which is killed after a normal exit too: a hanging test is a failure, not a
 hang, and nothing it started outlives it. Its output is kept as head and tail, in bounded
-memory. pytest reports through its junit xml.
+memory. pytest reports through its junit xml; other runners are read by agent/runners.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from typing import IO
 
@@ -30,6 +30,8 @@ from agent.limits import (
     popen_options,
     stop,
 )
+from agent.reports import BUILD_FAILURE_ID
+from agent.runners import Runner, detect_runner, environment_for, read_failures
 from agent.sandbox import SCRATCH_PREFIX
 from model.engine import CancelToken
 
@@ -100,6 +102,19 @@ class TestRun:
     def failing_ids(self) -> frozenset[str]:
         return frozenset(failure.test_id for failure in self.failures)
 
+    @property
+    def build_failed(self) -> bool:
+        """The code did not build: no test ran, so this is worse than any failing tests."""
+        return BUILD_FAILURE_ID in self.failing_ids
+
+    def better_than(self, other: TestRun) -> bool:
+        """Strictly fewer failing tests, or a build that now gets as far as running tests."""
+        if self.cancelled:
+            return False
+        if other.build_failed and not self.build_failed:
+            return True
+        return self.failing_ids < other.failing_ids
+
 
 def run_tests(command: TestCommand, cwd: Path, *, limits: Limits | None = None,
               only: tuple[str, ...] = (), stop_at_first_failure: bool = False,
@@ -111,19 +126,30 @@ def run_tests(command: TestCommand, cwd: Path, *, limits: Limits | None = None,
     limits = limits or Limits()
     argv = list(command.argv)
     report = None
-    if command.is_pytest:
+    runner = None if command.is_pytest else detect_runner(command.argv, cwd)
+    if command.is_pytest or (runner is not None and runner.report_options):
         # In a folder of its own (0700), named but not created here: no descriptor to leak.
         # Named like the copies, so that one left by a killed server is removed at a later start.
         report = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-junit-")
                       ) / "report.xml"
+    if command.is_pytest:
         argv += [*PYTEST_REPORT_OPTIONS, f"--junitxml={report}",
                  *(("--maxfail=1",) if stop_at_first_failure else ()), *only]
+    elif runner is not None and report is not None:
+        argv = runner.argv(command.argv, report)
+    if runner is not None and runner.reserves_address_space:
+        limits = replace(limits, memory_as_address_space=False)
     confinement = Confinement(cwd.resolve(), dict(shared_folders or {}),
                               () if report is None else (report.parent,),
                               (PYTEST_PLUGIN_FOLDER, Path(sys.prefix).resolve()))
+    started_at = time.time()
     try:
         exit_code, output, duration, timed_out, cancelled = _run_limited(
-            argv, confinement, limits, cancel, with_plugin=command.is_pytest)
+            argv, confinement, limits, cancel, with_plugin=command.is_pytest,
+            extra_environment=environment_for(runner, cwd) if runner else {})
+        if runner is not None and not (timed_out or cancelled):
+            return _runner_result(runner, command, exit_code, output, duration, report, cwd,
+                                  started_at)
         return _result(command, exit_code, output, duration, timed_out, cancelled, report)
     finally:
         if report is not None:
@@ -151,6 +177,14 @@ def _result(command: TestCommand, exit_code: int | None, output: str, duration: 
     return TestRun(False, (failure,), exit_code, output, duration)
 
 
+def _runner_result(runner: Runner, command: TestCommand, exit_code: int | None, output: str,
+                   duration: float, report: Path | None, cwd: Path,
+                   started_at: float) -> TestRun:
+    code = exit_code if exit_code is not None else -1
+    failures = read_failures(runner, str(command), code, output, report, cwd, started_at)
+    return TestRun(not failures and code == 0, tuple(failures), exit_code, output, duration)
+
+
 def find_program(command: TestCommand, cwd: Path,
                  shared_folders: dict[str, Path] | None = None) -> str:
     """The executable the command starts, as the run will find it (`.venv/bin/pytest` in a
@@ -172,10 +206,11 @@ def find_program(command: TestCommand, cwd: Path,
 
 
 def _run_limited(argv: list[str], confinement: Confinement, limits: Limits,
-                 cancel: CancelToken | None, *,
-                 with_plugin: bool = False) -> tuple[int | None, str, float, bool, bool]:
+                 cancel: CancelToken | None, *, with_plugin: bool = False,
+                 extra_environment: dict[str, str] | None = None
+                 ) -> tuple[int | None, str, float, bool, bool]:
     cwd = confinement.copy
-    env = _environment(cwd, confinement.shared_folders)
+    env = {**_environment(cwd, confinement.shared_folders), **(extra_environment or {})}
     if with_plugin:
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(PYTEST_PLUGIN_FOLDER), env.get("PYTHONPATH")]))

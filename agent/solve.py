@@ -29,6 +29,7 @@ from agent.proposals import (
     reply_budget_tokens,
     reply_start,
 )
+from agent.reports import environment_problem
 from agent.runner import (
     Limits,
     TestCommand,
@@ -190,10 +191,10 @@ class _Loop:
             quick_ids = self._quick_ids(current)
             if quick_ids:
                 quick = self.test(quick_ids)
-                if not self.cancel.cancelled and not quick.failing_ids < current.failing_ids:
+                if not self.cancel.cancelled and not quick.better_than(current):
                     return None, _why_not(current, quick)
             run = self.test()
-            if run.failing_ids < current.failing_ids and not run.cancelled:
+            if run.better_than(current):
                 return run, ""
             return None, _why_not(current, run)
         except (ProposalError, SandboxError) as error:
@@ -256,8 +257,8 @@ class _Loop:
             run, problem = self.verify(proposal, current)
             self.transcript.write("proposal", **record, verdict="kept" if run else "reverted",
                                   reason=problem, tests=run_record(run) if run else None)
-            if run is not None and (best is None or len(run.failing_ids)
-                                    < len(best[0].failing_ids)):
+            if run is not None and (best is None or (run.build_failed, len(run.failing_ids))
+                                    < (best[0].build_failed, len(best[0].failing_ids))):
                 best = run, proposal
             elif run is None:
                 last_problem, last_code = problem, proposal.as_code()
@@ -307,10 +308,14 @@ def solve(workspace: Path, test_command: str, budget: Budget = Budget(), *, engi
         baseline = current = loop.test()
         transcript.write("tests", round=0, **run_record(baseline))
         status, rounds, message = "unsolved", 0, ""
+        environment = _environment_problem(baseline)
         if baseline.passed:
             status, message = "already-passing", "the tests already pass"
         elif baseline.cancelled:
             status = "cancelled"
+        elif environment:
+            message = environment
+            transcript.write("environment", message=message)
         else:
             progress(f"round 0: {len(baseline.failing_ids)} failing")
             feedback = ""
@@ -329,9 +334,7 @@ def solve(workspace: Path, test_command: str, budget: Budget = Budget(), *, engi
                         status = "solved"
                         break
                 elif not feedback:
-                    first = current.failures[0].message.strip().splitlines()[-3:]
-                    message = ("no function of the workspace shows up in the failing tests; "
-                               "they say: " + " / ".join(first))
+                    message = _nothing_to_edit(current)
                     break
                 else:
                     progress(f"round {number}: {len(current.failing_ids)} failing, "
@@ -357,6 +360,25 @@ def _announce_copy(sandbox: Sandbox, transcript: Transcript,
     for note in sandbox.notes:
         progress(note)
     progress(f"running the tests (isolation: {isolation})")
+
+
+def _environment_problem(run: TestRun) -> str:
+    """Why no code is edited when every failing test wanted the network or a service."""
+    problems = [environment_problem(failure) for failure in run.failures]
+    if run.passed or not all(problems):
+        return ""
+    return (f"the failing tests need the network or a service that is not there where the agent "
+            f"runs them ({problems[0]}): that is not a bug to fix in the code; run them where "
+            f"the service is reachable")
+
+
+def _nothing_to_edit(run: TestRun) -> str:
+    """Why the agent stops: nothing of the workspace was found from what the tests said."""
+    ids = ", ".join(sorted(run.failing_ids)[:3])
+    said = [line.strip() for line in run.failures[0].message.strip().splitlines()
+            if line.strip()][:3]
+    return (f"no function of the workspace shows up in the failing tests ({ids}) nor in what "
+            f"they call; they say: " + " / ".join(said))
 
 
 def _why_not(current: TestRun, run: TestRun) -> str:

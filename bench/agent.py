@@ -1,21 +1,30 @@
-"""The agent on QuixBugs and HumanEvalFix (../shared/data): resolve rate, rounds, wall time and
-patch size per case, side by side with a single-shot baseline in the same run.
+"""The agent on QuixBugs and HumanEvalFix (../shared/data) and on the development set of small
+projects in every language the agent reads test runners for (bench/devset: node --test,
+vitest, cargo, Maven, CMake/ctest, go test; issue #37): resolve rate, rounds, wall time and
+patch size per case and per language, side by side with a single-shot baseline in the same run.
 
 Single shot: one greedy answer to the agent's first prompt with the test results left out
 (the failing test ids and test code stay, as the localisation), applied once, then tested.
 `fixed_files` is read only by --check-harness, which checks the data, never the model.
 
-Run: .venv/bin/python bench/agent.py [--suite quixbugs humanevalfix] [--sample N] [--seed S]
-     [--models NAME ...] [--max-rounds N] [--time-budget S] [--check-harness]
+Run: .venv/bin/python bench/agent.py [--suite quixbugs humanevalfix devset] [--sample N]
+     [--seed S] [--models NAME ...] [--max-rounds N] [--time-budget S] [--check-harness]
+     [--languages javascript rust ...]
+
+A devset language whose tool is missing is skipped, and said so. TypeScript cases get vitest
+from SMALLCODER_VITEST_MODULES, else one installed once with npm under $SMALLCODER_HOME/bench.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shlex
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,29 +40,84 @@ from agent.sandbox import Sandbox, unified_diff
 from agent.solve import SYSTEM_PROMPT, Budget, solve
 from model import registry
 from model.engine import GenerationParams, LlamaCppEngine
+from model.home import smallcoder_home
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+DEVSET = Path(__file__).resolve().parent / "devset"
 SUITES = {"quixbugs": DATA / "quixbugs-python.jsonl",
-          "humanevalfix": DATA / "humanevalfix-python.jsonl"}
+          "humanevalfix": DATA / "humanevalfix-python.jsonl", "devset": DEVSET}
+# The program each devset language's test command needs.
+TOOLS = {"javascript": "node", "typescript": "npx", "rust": "cargo", "java": "mvn", "c": "cmake",
+         "cpp": "cmake", "go": "go"}
+VITEST_VERSION = "vitest@3"
 RESULTS = Path(__file__).resolve().parent / "results"
 TEST_TIMEOUT_S = 60.0
 
 
-def load_cases(suite: str, sample: int | None, seed: int, names: list[str] | None = None
-               ) -> list[dict]:
-    cases = [json.loads(line) for line in SUITES[suite].read_text().splitlines() if line.strip()]
-    if names:
-        cases = [case for case in cases if case["name"] in names]
+def load_cases(suite: str, sample: int | None, seed: int, names: list[str] | None = None,
+               languages: list[str] | None = None) -> list[dict]:
+    if suite == "devset":
+        cases = [devset_case(folder) for folder in sorted(DEVSET.iterdir())
+                 if (folder / "case.json").is_file()]
+    else:
+        cases = [json.loads(line) for line in SUITES[suite].read_text().splitlines()
+                 if line.strip()]
+    if languages:
+        cases = [case for case in cases if case.get("language", "python") in languages]
+    if names:  # in the order given: a short run can cover every language first
+        cases = sorted((case for case in cases if case["name"] in names),
+                       key=lambda case: names.index(case["name"]))
     if sample is not None and sample < len(cases):
         cases = sorted(random.Random(seed).sample(cases, sample), key=lambda case: case["name"])
     return cases
 
 
-def write_workspace(root: Path, files: dict[str, str]) -> Path:
+def devset_case(folder: Path) -> dict:
+    """A devset project as a case: its files, and its one planted bug's fix (for
+    --check-harness only)."""
+    meta = json.loads((folder / "case.json").read_text())
+    project = folder / "project"
+    files = {path.relative_to(project).as_posix(): path.read_text()
+             for path in sorted(project.rglob("*")) if path.is_file()}
+    fix = meta["fix"]
+    fixed = dict(files)
+    fixed[fix["path"]] = files[fix["path"]].replace(fix["old"], fix["new"], 1)
+    return {"name": folder.name, "language": meta["language"], "files": files,
+            "fixed_files": fixed, "test_cmd": meta["test_cmd"]}
+
+
+def missing_tool(case: dict) -> str | None:
+    """Why a case cannot run here, or None."""
+    tool = TOOLS.get(case.get("language", "python"))
+    if tool is not None and shutil.which(tool) is None:
+        return f"{tool} is not installed"
+    return None
+
+
+def vitest_modules() -> Path:
+    """A node_modules folder holding vitest, installed once with npm when there is none."""
+    given = os.environ.get("SMALLCODER_VITEST_MODULES")
+    if given:
+        return Path(given)
+    prefix = smallcoder_home() / "bench" / "vitest"
+    if not (prefix / "node_modules" / "vitest").is_dir():
+        prefix.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
+                        VITEST_VERSION], check=True)
+    return prefix / "node_modules"
+
+
+def write_workspace(root: Path, files: dict[str, str], language: str = "python") -> Path:
     for path, text in files.items():
         target = root / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
+        if path.endswith(".sh"):
+            target.chmod(0o755)
+    if language == "typescript":
+        # Hard links: the workspace's own node_modules (the sandbox shares it read-only).
+        shutil.copytree(vitest_modules(), root / "node_modules", symlinks=True,
+                        copy_function=os.link)
     return root
 
 
@@ -76,18 +140,21 @@ def check_harness(case: dict) -> dict:
     for label, files in (("buggy", case["files"]), ("fixed", case["fixed_files"])):
         with tempfile.TemporaryDirectory(prefix="smallcoder-bench-") as folder:
             run = run_tests(TestCommand.parse(test_command(case)),
-                            write_workspace(Path(folder), files),
+                            write_workspace(Path(folder), files, case.get("language", "python")),
                             limits=Limits(timeout_s=TEST_TIMEOUT_S))
         outcome[label] = run.passed
+        if label == "buggy":
+            outcome["buggy_failing"] = sorted(run.failing_ids)
     return {"name": case["name"], "buggy_fails": not outcome["buggy"],
-            "fixed_passes": outcome["fixed"]}
+            "fixed_passes": outcome["fixed"], "buggy_failing": outcome["buggy_failing"]}
 
 
 def single_shot(engine: LlamaCppEngine, case: dict, budget: Budget) -> dict:
     started = time.monotonic()
     command = TestCommand.parse(test_command(case))
     with tempfile.TemporaryDirectory(prefix="smallcoder-bench-") as folder:
-        workspace = write_workspace(Path(folder) / "ws", case["files"])
+        workspace = write_workspace(Path(folder) / "ws", case["files"],
+                                    case.get("language", "python"))
         with Sandbox(workspace) as sandbox:
             limits = Limits(timeout_s=budget.test_timeout_s)
             before = run_tests(command, sandbox.root, limits=limits,
@@ -117,7 +184,8 @@ def single_shot(engine: LlamaCppEngine, case: dict, budget: Budget) -> dict:
 
 def agent_run(engine: LlamaCppEngine, case: dict, budget: Budget) -> dict:
     with tempfile.TemporaryDirectory(prefix="smallcoder-bench-") as folder:
-        workspace = write_workspace(Path(folder) / "ws", case["files"])
+        workspace = write_workspace(Path(folder) / "ws", case["files"],
+                                    case.get("language", "python"))
         result = solve(workspace, test_command(case), budget, engine=engine)
     return {"resolved": result.status == "solved", "status": result.status,
             "rounds": result.rounds, "seconds": round(result.duration_s, 1),
@@ -146,6 +214,18 @@ def summarize(rows: list[dict]) -> dict:
     }
 
 
+def runnable_cases(args: argparse.Namespace, suite: str) -> list[dict]:
+    """The suite's cases asked for, less those whose tool is missing here (said so)."""
+    cases = []
+    for case in load_cases(suite, args.sample, args.seed, args.cases, args.languages):
+        why = missing_tool(case)
+        if why is None:
+            cases.append(case)
+        else:
+            print(f"skipped {case['name']}: {why}", flush=True)
+    return cases
+
+
 def _verdict(outcome: dict | None) -> str:
     return "skipped" if outcome is None else "ok" if outcome["resolved"] else "no"
 
@@ -164,13 +244,14 @@ def main() -> int:
     parser.add_argument("--time-budget", type=float, default=Budget().wall_time_s)
     parser.add_argument("--candidates", type=int, default=Budget().candidates_per_round)
     parser.add_argument("--threads", type=int, help="llama.cpp threads (default: physical cores)")
+    parser.add_argument("--languages", nargs="+", metavar="LANGUAGE",
+                        help=f"only cases in these languages ({', '.join(['python', *TOOLS])})")
     parser.add_argument("--check-harness", action="store_true",
                         help="only check that buggy files fail and fixed files pass")
     args = parser.parse_args()
 
     if args.check_harness:
-        rows = [check_harness(case) for suite in args.suite
-                for case in load_cases(suite, args.sample, args.seed, args.cases)]
+        rows = [check_harness(case) for suite in args.suite for case in runnable_cases(args, suite)]
         bad = [row for row in rows if not (row["buggy_fails"] and row["fixed_passes"])]
         print(f"harness: {len(rows) - len(bad)}/{len(rows)} cases fail buggy and pass fixed")
         for row in bad:
@@ -186,8 +267,9 @@ def main() -> int:
         engine = LlamaCppEngine(registry.resolve_model(model), threads=args.threads)
         for suite in args.suite:
             rows = []
-            for case in load_cases(suite, args.sample, args.seed, args.cases):
-                row = {"name": case["name"], "agent": agent_run(engine, case, budget),
+            for case in runnable_cases(args, suite):
+                row = {"name": case["name"], "language": case.get("language", "python"),
+                       "agent": agent_run(engine, case, budget),
                        "single_shot": None if args.no_single_shot
                        else single_shot(engine, case, budget)}
                 rows.append(row)
@@ -197,6 +279,11 @@ def main() -> int:
                       flush=True)
                 # Written after every case: a run stopped early keeps what it measured.
                 report["runs"][f"{model}/{suite}"] = {"summary": summarize(rows), "cases": rows}
+                for language in sorted({row["language"] for row in rows}):
+                    if suite == "devset":
+                        same = [row for row in rows if row["language"] == language]
+                        report["runs"][f"{model}/{suite}/{language}"] = {
+                            "summary": summarize(same), "cases": [r["name"] for r in same]}
                 out.write_text(json.dumps(report, indent=2))
     print(f"\n{'model/suite':<52} {'cases':>5} {'agent %':>8} {'1-shot %':>8} "
           f"{'median s':>8} {'rounds':>6} {'patch':>5}")

@@ -13,6 +13,16 @@ const REMEMBERED_COMMAND_KEY = 'smallcoder.solve.testCommand';
 const PYTEST_COMMAND = 'python -m pytest -q';
 /** Files whose presence says the project's tests run with pytest. */
 const PYTEST_MARKERS = ['pytest.ini', 'conftest.py', 'tox.ini', 'setup.cfg', 'pyproject.toml', 'tests', 'test'];
+/**
+ * Other projects' own files and the test command the agent reads best for them (the server
+ * adds the runner's report option in its copy, issue #37). Checked before pytest's markers:
+ * a JavaScript project has a test/ folder too.
+ */
+const PROJECT_TEST_COMMANDS: ReadonlyArray<[string, string]> = [
+    ['Cargo.toml', 'cargo test'],
+    ['go.mod', 'go test ./...'],
+    ['pom.xml', 'mvn -q test'],
+];
 
 /** The proposed texts, shown read-only on the right side of the diffs. */
 export class ProposedFiles implements vscode.TextDocumentContentProvider {
@@ -119,14 +129,15 @@ async function pickFolder(): Promise<vscode.WorkspaceFolder | undefined> {
 }
 
 /**
- * Asked once per run, offering the last answer for this folder, else the setting, else pytest when
- * the project looks like it.
+ * Asked once per run, offering the last answer for this folder, else the setting, else the
+ * command of the project's own test runner, else pytest when the project looks like it.
  */
 async function askTestCommand(context: vscode.ExtensionContext, folder: vscode.WorkspaceFolder): Promise<string | undefined> {
     const key = `${REMEMBERED_COMMAND_KEY}:${folder.uri.toString()}`;
     const offered =
         context.workspaceState.get<string>(key) ||
         readSettings().testCommand ||
+        (await projectTestCommand(folder)) ||
         ((await looksLikePytest(folder)) ? PYTEST_COMMAND : '');
     const answer = await vscode.window.showInputBox({
         title: 'SmallCoder: Solve with Agent',
@@ -140,6 +151,28 @@ async function askTestCommand(context: vscode.ExtensionContext, folder: vscode.W
         await context.workspaceState.update(key, command);
     }
     return command || undefined;
+}
+
+async function projectTestCommand(folder: vscode.WorkspaceFolder): Promise<string> {
+    for (const [name, command] of PROJECT_TEST_COMMANDS) {
+        try {
+            await vscode.workspace.fs.stat(vscode.Uri.joinPath(folder.uri, name));
+            return command;
+        } catch {
+            // not there: try the next project file
+        }
+    }
+    return (await hasNpmTestScript(folder)) ? 'npm test' : '';
+}
+
+/** package.json names a test script (a Python project may keep one for its tooling only). */
+async function hasNpmTestScript(folder: vscode.WorkspaceFolder): Promise<boolean> {
+    try {
+        const text = new TextDecoder().decode(await vscode.workspace.fs.readFile(vscode.Uri.joinPath(folder.uri, 'package.json')));
+        return typeof JSON.parse(text)?.scripts?.test === 'string';
+    } catch {
+        return false; // none, or not JSON: nothing to offer from it
+    }
 }
 
 async function looksLikePytest(folder: vscode.WorkspaceFolder): Promise<boolean> {

@@ -1,0 +1,1 @@
+int count_char(const char *text, char wanted);

@@ -1,0 +1,1 @@
+int max_of(const int *values, int count);

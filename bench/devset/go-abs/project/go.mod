@@ -1,0 +1,3 @@
+module example.com/absolute
+
+go 1.19

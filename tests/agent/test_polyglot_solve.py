@@ -1,0 +1,173 @@
+"""Solve in every language the runners are read for, with a scripted engine and the real
+tools (skipped where a tool is missing); and localisation that follows the test's calls."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from agent.context import gather_context, is_test_file
+from agent.failures import Failure, Frame
+from agent.proposals import reply_start
+from agent.solve import Budget, solve
+from tests.agent.test_runners import live_project
+from tests.fakes import ScriptedEngine
+
+BUDGET = Budget(candidates_per_round=1, max_rounds=2, wall_time_s=600, test_timeout_s=300)
+# The planted bug in every project is `add` subtracting; its fix, as a model would write it.
+FIXES = {
+    "node": "```javascript\nfunction add(a, b) {\n  return a + b;\n}\n```",
+    "jest": "```javascript\nfunction add(a, b) {\n  return a + b;\n}\n```",
+    "vitest": "```typescript\nexport function add(a: number, b: number): number {\n"
+              "  return a + b;\n}\n```",
+    "cargo": "```rust\npub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n```",
+    "maven": "```java\npublic static int add(int a, int b) {\n    return a + b;\n}\n```",
+    "ctest": "```c\nint add(int a, int b) {\n    return a + b;\n}\n```",
+    "go": "```go\nfunc Add(a, b int) int {\n\treturn a + b\n}\n```",
+}
+EDITED = {"node": "calc.js", "jest": "calc.js", "vitest": "src/calc.ts", "cargo": "src/lib.rs",
+          "maven": "src/main/java/calc/Calc.java", "ctest": "calc.c", "go": "calc.go"}
+
+
+@pytest.fixture(autouse=True)
+def private_home_and_temp(isolated_home, tmp_path, monkeypatch) -> Path:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    return scratch
+
+
+@pytest.mark.parametrize("project", sorted(FIXES))
+def test_a_failing_project_is_solved_by_replacing_the_function_the_tests_call(
+        project, tmp_path):
+    workspace = tmp_path / "ws"
+    command = live_project(project, workspace)
+    engine = ScriptedEngine([FIXES[project]])
+    result = solve(workspace, command, BUDGET, engine=engine)
+    assert result.status == "solved", result.message
+    assert [change.path for change in result.changes] == [EDITED[project]]
+    assert "a + b" in result.changes[0].new_text
+    prompt = engine.detokenize(engine.prompts[0])
+    assert "a - b" in prompt  # the function under test is shown
+
+
+@pytest.mark.parametrize("project", ["node", "jest", "cargo", "go", "ctest"])
+def test_a_build_that_fails_is_fixed_like_a_failing_test(project, tmp_path):
+    workspace = tmp_path / "ws"
+    command = live_project(project, workspace, broken=True)
+    engine = ScriptedEngine([FIXES[project]])
+    result = solve(workspace, command, BUDGET, engine=engine)
+    assert result.status == "solved", result.message
+
+
+def test_a_javascript_reply_starts_inside_the_function_to_fix(tmp_path):
+    (tmp_path / "calc.js").write_text("function add(a, b) {\n  return a - b;\n}\n")
+    failure = Failure("test/calc.test.js::adds", "-1 !== 5",
+                      (Frame("calc.js", 2, "add"),))
+    context = gather_context(tmp_path, (failure,), len)
+    assert reply_start(context, 0) == "```javascript\nfunction add(a, b) {\n"
+
+
+STATS = '''class Stats:
+    def __init__(self, values):
+        self.values = values
+
+    def mean(self):
+        return sum(self.values) / (len(self.values) + 1)
+
+
+def unrelated():
+    return 0
+'''
+STATS_TESTS = '''from stats import Stats
+
+
+def test_mean():
+    assert Stats([1, 2, 3]).mean() == 2
+'''
+
+
+def stats_workspace(root: Path) -> Path:
+    root.mkdir()
+    (root / "stats.py").write_text(STATS)
+    (root / "tests").mkdir()
+    (root / "tests" / "test_stats.py").write_text(STATS_TESTS)
+    return root
+
+
+def test_an_assertion_in_the_test_itself_leads_to_the_method_the_test_calls(tmp_path):
+    """No workspace frame on the traceback: the method is found from the test's calls."""
+    workspace = stats_workspace(tmp_path / "ws")
+    fix = ("```python\ndef mean(self):\n    return sum(self.values) / len(self.values)\n```")
+    engine = ScriptedEngine([fix])
+    result = solve(workspace, f"{sys.executable} -m pytest -q", BUDGET, engine=engine)
+    assert result.status == "solved", result.message
+    prompt = engine.detokenize(engine.prompts[0])
+    assert "def mean(self):" in prompt
+    assert "def unrelated" not in prompt  # not called by the test: not shown
+
+
+def test_called_functions_are_ranked_code_before_tests_and_callees_of_more_tests_first(tmp_path):
+    (tmp_path / "lib.js").write_text(
+        "function once(x) {\n  return x;\n}\n\nfunction twice(x) {\n  return x;\n}\n")
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "a.test.js").write_text(
+        "test('a', () => {\n  twice(1);\n  once(1);\n});\n"
+        "test('b', () => {\n  twice(2);\n});\n")
+    failures = (Failure("test/a.test.js::a", "x", (Frame("test/a.test.js", 2, ""),)),
+                Failure("test/a.test.js::b", "x", (Frame("test/a.test.js", 6, ""),)))
+    context = gather_context(tmp_path, failures, len)
+    assert [item.span.name for item in context.editable] == ["twice", "once"]
+
+
+@pytest.mark.parametrize(("path", "test"), [
+    ("test/calc.test.js", True), ("src/calc.spec.ts", True), ("calc_test.go", True),
+    ("src/test/java/calc/CalcTest.java", True), ("tests/mean.rs", True),
+    ("src/calc.ts", False), ("calc.go", False), ("src/main/java/calc/Calc.java", False),
+    ("src/latest.py", False), ("contest.c", False),
+])
+def test_test_files_are_told_by_each_languages_conventions(path, test):
+    assert is_test_file(path) == test
+
+
+def test_tests_that_need_a_service_are_reported_as_such_and_nothing_is_edited(tmp_path):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "client.py").write_text(
+        "import socket\n\n\ndef fetch():\n"
+        "    return socket.create_connection(('127.0.0.1', 9), timeout=5)\n")
+    (workspace / "test_client.py").write_text(
+        "from client import fetch\n\n\ndef test_fetch():\n    assert fetch()\n")
+    engine = ScriptedEngine(["```python\ndef fetch():\n    return 1\n```"])
+    result = solve(workspace, f"{sys.executable} -m pytest -q", BUDGET, engine=engine)
+    assert result.status == "unsolved"
+    assert "need the network or a service" in result.message
+    assert "Connection refused" in result.message
+    assert engine.prompts == [] and result.changes == ()
+
+
+@pytest.mark.model
+def test_the_real_model_runs_the_loop_on_a_node_test_project(real_engine, tmp_path):
+    """The issue's case: a two-file JavaScript project tested with node --test, one wrong line
+    in a helper. Whatever the 0.5B model writes, the loop reaches the model with the helper
+    shown, tests every usable change, and leaves the workspace as it was."""
+    workspace = tmp_path / "ws"
+    command = live_project("node", workspace)
+    before = {path: path.read_text() for path in workspace.rglob("*") if path.is_file()}
+    result = solve(workspace, command, Budget(max_rounds=2, candidates_per_round=1,
+                                              wall_time_s=120, reply_max_tokens=200),
+                   engine=real_engine)
+    assert {path: path.read_text() for path in workspace.rglob("*") if path.is_file()} == before
+    assert result.status in ("solved", "unsolved", "out-of-time")
+    assert result.rounds >= 1
+    records = [json.loads(line) for line in result.transcript.read_text().splitlines()]
+    proposals = [record for record in records if record["kind"] == "proposal"]
+    assert proposals and "function add(a, b) {" in proposals[0]["prompt"]
+    if result.status == "solved":
+        assert "a + b" in result.changes[0].new_text
+    else:
+        assert result.changes == ()
