@@ -36,7 +36,8 @@ from training.evaluate import (
 from training.examples import GgufTokenizer, build_examples
 from training.export import Provenance, export_adapter, verify_export
 from training.mine import mine
-from training.pipeline import base_sha256
+from training.pipeline import author_code, base_sha256
+from training.report import write_report
 from training.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +96,7 @@ def main() -> int:
                       build_examples(dataset.validation, tokenizer, seed=1,
                                      max_tokens=SEQUENCE_TOKENS))
 
+    authors = {name: author_code(dataset, name) for name, (dataset, *_) in data.items()}
     # The base is the same in every row: score it once per author (with the guard set when that
     # author's adapter is trained), not once per adapter.
     base_arms = {}
@@ -129,11 +131,18 @@ def main() -> int:
             base_scores, base_style = base_arms[target]
             if not own:
                 base_scores = replace(base_scores, guard_exact_match=None)
+            # On its own author, the style is also measured relative to the author, with the
+            # other author as the cross-author control.
             report = evaluate_adapter(base, out, held_out, corpus,
                                       unseen=target_dataset.held_out + target_dataset.validation,
                                       examples=args.eval_examples,
                                       guard_sample=args.guard if own else 0,
-                                      base_arm=(base_scores, base_style))
+                                      base_arm=(base_scores, base_style),
+                                      author=authors[target] if own else None,
+                                      others=[code for other, code in authors.items()
+                                              if other != target] if own else ())
+            if own:
+                write_report(report, out, {"author": name, "training steps": str(result.steps)})
             rows.append({"adapter": name, "evaluated_on": target,
                          "train_tokens_per_second": round(result.tokens_per_second, 1),
                          "steps": result.steps, "tokens": result.tokens,
@@ -142,6 +151,7 @@ def main() -> int:
                          "train_minutes": round(minutes, 1),
                          "export_check": asdict(check),
                          "base": asdict(report.base), "adapter_scores": asdict(report.adapted),
+                         "relative_style": relative_figures(report),
                          "style_features": {"corpus": report.style_features_corpus,
                                             "base": report.style_features_base,
                                             "adapter": report.style_features_adapted}})
@@ -174,6 +184,23 @@ def training_speed(name: str, steps: int) -> int:
     (RESULTS / "train-speed.json").write_text(json.dumps(
         {"model": MODEL, "corpus": name, "steps": steps, "tokens_per_second": speeds}, indent=2))
     return 0
+
+
+def relative_figures(report) -> dict | None:
+    """The gap closed, the classifier's shares and the cross-author control, as JSON."""
+    if report.style_gap is None:
+        return None
+    shares = report.discrimination
+    return {"gap_closed": report.style_gap.mean_closed,
+            "features": [asdict(feature) | {"closed": feature.closed, "counted": feature.counted}
+                         for feature in report.style_gap.features],
+            "classifier_accuracy": shares and shares.held_out_accuracy,
+            "classified_as_author": shares and {"base": shares.base_share,
+                                                "adapter": shares.adapter_share},
+            "cross_author": [{"other": control.name, "gap_closed": control.gap.mean_closed,
+                              "base_share": control.base_share,
+                              "adapter_share": control.adapter_share, "holds": control.holds}
+                             for control in report.cross_author]}
 
 
 def print_row(row: dict) -> None:

@@ -14,10 +14,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from model import registry
-from training.evaluate import EVAL_EXAMPLES, GUARD_SAMPLE, evaluate_adapter, write_report
+from training.evaluate import EVAL_EXAMPLES, GUARD_SAMPLE, evaluate_adapter
 from training.examples import Example, GgufTokenizer, build_examples
 from training.export import Provenance, export_adapter
-from training.mine import Dataset, mine
+from training.machine import ThreadCounts
+from training.mine import Dataset, SourceFile, mine
+from training.report import write_report
+from training.style import AuthorCode
 from training.train import StepProgress, TrainConfig, TrainResult, train
 
 EVAL_SEED = 1
@@ -77,16 +80,22 @@ def train_personal_adapter(repos: list[Path], out: Path, *, model: str | None = 
                            max_minutes: float | None = None,
                            config: TrainConfig | None = None, evaluate: bool = True,
                            eval_examples: int = EVAL_EXAMPLES, guard_sample: int = GUARD_SAMPLE,
+                           other_authors: list[Path] = (), threads: int | None = None,
                            say: Callable[[str], None] | None = None,
                            on_step: Callable[[StepProgress], None] | None = None
                            ) -> PipelineResult:
     """Everything `smallcoder train` does; returns the adapter and its report.
 
+    `other_authors`: repositories of other authors, for the cross-author control in the report.
+    `threads`: for training and evaluation alike (None: chosen from the machine).
     `say` gets what happens stage by stage; `on_step`, when given, each training step's figures
     (else they go to `say` as a progress bar).
     """
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
+    thread_counts = ThreadCounts.choose(threads)
     config = config or TrainConfig()
+    if config.threads is None:
+        config = replace(config, threads=thread_counts.train)
     base = registry.resolve_model(model)
     say(f"mining {', '.join(str(repo) for repo in repos)}")
     dataset = mine(repos)
@@ -109,9 +118,12 @@ def train_personal_adapter(repos: list[Path], out: Path, *, model: str | None = 
 
     say("evaluating base and adapter on held-out files and the guard set")
     corpus = "\n".join(source.text for source in dataset.train if source.language == "python")
+    others = [author_code(mine([repo]), repo.name) for repo in other_authors]
     report = evaluate_adapter(base, out, held_out, corpus,
                               unseen=dataset.held_out + dataset.validation,
-                              examples=eval_examples, guard_sample=guard_sample)
+                              examples=eval_examples, guard_sample=guard_sample,
+                              author=author_code(dataset, "you"), others=others,
+                              threads=thread_counts.evaluate)
     export_adapter(result.adapter_dir, out, replace(
         provenance, scores=report.scores_for_metadata(), guard_passed=report.guard_passed))
     markdown = write_report(report, out, {
@@ -124,6 +136,15 @@ def train_personal_adapter(repos: list[Path], out: Path, *, model: str | None = 
                  f"held out ({dataset.stats.split_by})"})
     say(f"report written to {markdown}")
     return PipelineResult(out, markdown, result, report.guard_passed)
+
+
+def author_code(dataset: Dataset, name: str) -> AuthorCode:
+    """An author's Python files, as the style measures take them: those trained on, and those
+    held out or watched for overfitting."""
+    def python(sources: tuple[SourceFile, ...]) -> tuple[str, ...]:
+        return tuple(source.text for source in sources if source.language == "python")
+
+    return AuthorCode(name, python(dataset.train), python(dataset.held_out + dataset.validation))
 
 
 def _examples_of(dataset: Dataset, base: Path, seed: int
