@@ -110,19 +110,17 @@ def train_personal_adapter(repos: list[Path], out: Path, *, model: str | None = 
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     thread_counts = ThreadCounts.choose(threads)
     config = config or TrainConfig()
-    if config.threads is None:
-        config = replace(config, threads=thread_counts.train)
+    config = replace(config, threads=config.threads or thread_counts.train,
+                     max_minutes=config.max_minutes if max_minutes is None else max_minutes)
     base = registry.resolve_model(model)
     say(f"mining {', '.join(str(repo) for repo in repos)}")
     dataset = mine(repos)
     say(dataset.stats.summary())
     examples, held_out, validation = _examples_of(dataset, base, config.seed)
-    from_accepted = _accepted_work_examples(dataset, base, say) if accepted_work else []
-    examples += from_accepted
+    examples += (from_accepted := _accepted_work_examples(dataset, base, say)
+                 if accepted_work else [])
     data_sha256 = training_data_sha256(dataset, from_accepted)
     say(f"{len(examples)} training examples, {len(held_out)} held-out examples")
-    if max_minutes is not None:
-        config = replace(config, max_minutes=max_minutes)
     work = out.with_name(out.name + ".work")
     prepare_work_folder(work, start, say)
     result = train(base, examples, work, config, validation=validation, on_progress=say,
@@ -146,17 +144,24 @@ def train_personal_adapter(repos: list[Path], out: Path, *, model: str | None = 
                               threads=thread_counts.evaluate)
     export_adapter(result.adapter_dir, out, replace(
         provenance, scores=report.scores_for_metadata(), guard_passed=report.guard_passed))
-    markdown = write_report(report, out, {
+    markdown = write_report(report, out, _report_facts(provenance, dataset, result,
+                                                       from_accepted, accepted_work))
+    say(f"report written to {markdown}")
+    return PipelineResult(out, markdown, result, report.guard_passed)
+
+
+def _report_facts(provenance: Provenance, dataset: Dataset, result: TrainResult,
+                  from_accepted: list[Example], accepted_work: bool) -> dict[str, str]:
+    """What the report says the adapter was trained from and how."""
+    return {
         "base model": provenance.base_model, "base sha256": provenance.base_sha256,
-        "dataset sha256": data_sha256, "training steps": str(result.steps) + (
+        "dataset sha256": provenance.dataset_sha256, "training steps": str(result.steps) + (
             "" if result.best_step is None else f" (adapter of step {result.best_step}, lowest "
                                                 f"validation loss {result.validation_loss:.3f})"),
         "training tokens/s": f"{result.tokens_per_second:.0f}",
         "files": f"{dataset.stats.train_files} for training, {dataset.stats.held_out_files} "
                  f"held out ({dataset.stats.split_by})",
-        "examples from your accepted work": _accepted_fact(from_accepted, accepted_work)})
-    say(f"report written to {markdown}")
-    return PipelineResult(out, markdown, result, report.guard_passed)
+        "examples from your accepted work": _accepted_fact(from_accepted, accepted_work)}
 
 
 def author_code(dataset: Dataset, name: str) -> AuthorCode:
