@@ -16,6 +16,7 @@ from training.events import (
     EXIT_INTERRUPTED,
     TrainingRequest,
     add_request_arguments,
+    leave_the_libraries_to_the_os,
     print_event,
     run_training,
     say_interrupted,
@@ -55,6 +56,8 @@ def run_train(args: argparse.Namespace) -> int:
         summary, status = run_training(request, progress_json=args.progress_json)
     except ValueError as error:
         raise UserError(str(error)) from error
+    finally:
+        leave_the_libraries_to_the_os()
     if args.progress_json:
         print_event("result", **summary)
     elif args.json:

@@ -17,6 +17,7 @@ from training.events import (
     TrainingRequest,
     TrainingRequestError,
     add_request_arguments,
+    leave_the_libraries_to_the_os,
     print_event,
     run_training,
 )
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    finally:
+        leave_the_libraries_to_the_os()
     print_event("result", **summary)
     return status
 

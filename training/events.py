@@ -7,6 +7,7 @@ step, and last `{"event": "result", …}` with the summary.
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from dataclasses import dataclass
@@ -109,9 +110,18 @@ def add_request_arguments(parser) -> None:
     start.add_argument("--fresh", dest="start", action="store_const", const="fresh",
                        help="delete OUT.work's checkpoint and start from the base")
     start.add_argument("--continue", dest="start", action="store_const", const="continue",
-                       help="continue from OUT.work's checkpoint (an error without one); by "
-                            "default a checkpoint is continued when there is one")
+                       help="continue from OUT.work's checkpoint to the end of its schedule "
+                            "(an error without one); by default a checkpoint is continued when "
+                            "there is one")
     parser.set_defaults(start="auto")
+
+
+def leave_the_libraries_to_the_os() -> None:
+    """Called once a run's result is out: the process has nothing left to do but exit, and
+    tearing down torch, transformers and peft object by object took 4 s on two busy cores, so
+    Ctrl-C or Cancel seemed not to stop it. Frozen objects are left to the operating system
+    (atexit handlers still run and files are still flushed); exit took 0.6 s."""
+    gc.freeze()
 
 
 def say_interrupted() -> None:
