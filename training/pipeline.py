@@ -23,6 +23,7 @@ from training.examples import Example, GgufTokenizer, build_examples
 from training.export import Provenance, export_adapter
 from training.machine import ThreadCounts
 from training.mine import Dataset, SourceFile, mine
+from training.preflight import START_MODES
 from training.report import write_report
 from training.style import AuthorCode
 from training.train import (
@@ -35,7 +36,6 @@ from training.train import (
 )
 
 EVAL_SEED = 1
-START_MODES = ("auto", "continue", "fresh")
 # What training writes derives from the user's code: readable by the user alone.
 PRIVATE_UMASK = 0o077
 PRIVATE_FILE_MODE = 0o600
