@@ -27,6 +27,7 @@ from pathlib import Path
 from model import registry
 from model.home import smallcoder_home
 from training.evaluate import (
+    STYLE_FUNCTIONS,
     evaluate_adapter,
     guard_tasks,
     score_arm,
@@ -71,6 +72,8 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget per adapter")
     parser.add_argument("--eval-examples", type=int, default=24)
     parser.add_argument("--guard", type=int, default=40, help="HumanEval guard tasks")
+    parser.add_argument("--style-functions", type=int, default=STYLE_FUNCTIONS,
+                        help="functions begun in an empty file for the style measures")
     parser.add_argument("--learning-rate", type=float, default=BENCH_CONFIG.learning_rate,
                         help="peak learning rate (default: %(default)s)")
     parser.add_argument("--adapters", nargs="+", choices=list(CORPORA), default=list(CORPORA),
@@ -103,7 +106,8 @@ def main() -> int:
     for target, (target_dataset, _, held_out, _) in data.items():
         corpus = style_features("\n".join(source.text for source in target_dataset.train))
         tasks = guard_tasks(args.guard) if target in args.adapters else []
-        prompts = style_prompts(target_dataset.held_out + target_dataset.validation)
+        prompts = style_prompts(target_dataset.held_out + target_dataset.validation,
+                                args.style_functions)
         base_arms[target] = score_arm(base, None, held_out[:args.eval_examples], corpus, tasks,
                                       prompts)
         print(f"base on {target}: {base_arms[target][0]}", file=sys.stderr, flush=True)
@@ -137,6 +141,7 @@ def main() -> int:
                                       unseen=target_dataset.held_out + target_dataset.validation,
                                       examples=args.eval_examples,
                                       guard_sample=args.guard if own else 0,
+                                      style_functions=args.style_functions,
                                       base_arm=(base_scores, base_style),
                                       author=authors[target] if own else None,
                                       others=[code for other, code in authors.items()
@@ -214,6 +219,22 @@ def print_row(row: dict) -> None:
           f"style {before['style_agreement']:.1f} -> {after['style_agreement']:.1f} (in context "
           f"{before['style_in_context']:.1f} -> {after['style_in_context']:.1f}){guard}  "
           f"train {row['train_tokens_per_second']:.1f} tokens/s", flush=True)
+    if (relative := row.get("relative_style")) is not None:
+        closed = relative["gap_closed"]
+        shares = relative["classified_as_author"] or {}
+        controls = "; ".join(f"toward {c['other']}: closed {_share(c['gap_closed'])}, "
+                             f"classified theirs {c['base_share']} -> {c['adapter_share']} %, "
+                             f"{'holds' if c['holds'] else 'FAILS'}"
+                             for c in relative["cross_author"])
+        print(f"    style gap closed {_share(closed)} over "
+              f"{sum(f['counted'] for f in relative['features'])} habits with room; classifier "
+              f"{relative['classifier_accuracy']} % right on held-out code, new functions "
+              f"classified the author's {shares.get('base')} -> {shares.get('adapter')} %; "
+              f"cross-author control {controls or 'not run'}", flush=True)
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"
 
 
 if __name__ == "__main__":

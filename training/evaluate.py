@@ -367,7 +367,8 @@ def evaluate_adapter(base_gguf: Path, adapter_gguf: Path, held_out: list[Example
                      examples: int = EVAL_EXAMPLES, guard_sample: int = GUARD_SAMPLE,
                      base_arm: tuple[Scores, StyleSample] | None = None,
                      author: AuthorCode | None = None, others: Iterable[AuthorCode] = (),
-                     threads: int | None = None) -> Report:
+                     threads: int | None = None, style_functions: int = STYLE_FUNCTIONS
+                     ) -> Report:
     """Base and base+adapter on the same held-out examples, style prompts (functions of the
     `unseen` files: not trained on) and guard tasks. `base_arm` is the base's result from
     score_arm on the same examples and prompts, when the caller already has it. With `author`
@@ -376,7 +377,7 @@ def evaluate_adapter(base_gguf: Path, adapter_gguf: Path, held_out: list[Example
     chosen = held_out[:examples]
     corpus = style_features(corpus_text)
     tasks = guard_tasks(guard_sample)
-    prompts = style_prompts(unseen)
+    prompts = style_prompts(unseen, style_functions)
     base_scores, base_style = base_arm or score_arm(base_gguf, None, chosen, corpus, tasks,
                                                     prompts, threads)
     adapted_scores, adapted_style = score_arm(base_gguf, adapter_gguf, chosen, corpus, tasks,
