@@ -14,7 +14,7 @@ import pytest_lsp
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from server.accepted import refactor_change
-from tests.server.test_lsp import fake_model, start, wait_for_state
+from tests.server.test_lsp import URI, fake_model, open_document, start, wait_for_state
 from tests.server.test_lsp_solve import SERVER, examples_copy, solve
 
 HOME = Path(tempfile.mkdtemp(prefix="smallcoder-accepted-home-"))
@@ -39,9 +39,9 @@ async def client(lsp_client: LanguageClient, tmp_path):
     await lsp_client.shutdown_session()
 
 
-async def kept_files(count: int, timeout_s: float = 10) -> list[Path]:
+async def kept_files(count: int, kind: str = "fix", timeout_s: float = 10) -> list[Path]:
     deadline = time.monotonic() + timeout_s
-    while len(found := sorted((HOME / "accepted").glob("fix-*.json"))) < count:
+    while len(found := sorted((HOME / "accepted").glob(f"{kind}-*.json"))) < count:
         assert time.monotonic() < deadline, found
         await asyncio.sleep(0.1)
     return found
@@ -60,6 +60,21 @@ async def test_an_accepted_fix_is_kept_with_the_tests_it_made_pass(learning_clie
     assert "price_cents * (100 - percent) // 100" in record["after"]
     assert record["evidence"]["failing_before"] and record["evidence"]["passing_after"]
     assert oct(kept.stat().st_mode & 0o777) == "0o600"
+
+
+async def test_an_applied_refactoring_is_kept_relative_to_the_workspace(learning_client):
+    client = learning_client
+    open_document(client)
+    answer = await client.protocol.send_request_async("smallcoder/refactor", {
+        "textDocument": {"uri": URI}, "position": {"line": 4, "character": 4},
+        "instruction": "tidy it"})
+    assert answer.offerId
+    client.protocol.notify("smallcoder/accepted", {"offerId": answer.offerId})
+    [kept] = await kept_files(1, "refactor")
+    record = json.loads(kept.read_text())
+    assert (record["workspace"], record["evidence"]) == (
+        "/work/project", {"function": "mean", "instruction": "tidy it"})
+    assert record["before"] != record["after"]
 
 
 async def test_without_the_setting_no_fix_is_offered_for_training(client, tmp_path):
