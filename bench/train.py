@@ -27,6 +27,7 @@ from pathlib import Path
 from model import registry
 from model.home import smallcoder_home
 from training.evaluate import (
+    STYLE_FUNCTIONS,
     evaluate_adapter,
     guard_tasks,
     score_arm,
@@ -36,7 +37,8 @@ from training.evaluate import (
 from training.examples import GgufTokenizer, build_examples
 from training.export import Provenance, export_adapter, verify_export
 from training.mine import mine
-from training.pipeline import base_sha256
+from training.pipeline import author_code, base_sha256
+from training.report import write_report
 from training.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +72,11 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget per adapter")
     parser.add_argument("--eval-examples", type=int, default=24)
     parser.add_argument("--guard", type=int, default=40, help="HumanEval guard tasks")
+    parser.add_argument("--style-functions", type=int, default=STYLE_FUNCTIONS,
+                        help="functions begun in an empty file for the style measures")
+    parser.add_argument("--own-only", action="store_true",
+                        help="evaluate each adapter on its own author's files only (the "
+                             "cross-author control needs no more; half the evaluation time)")
     parser.add_argument("--learning-rate", type=float, default=BENCH_CONFIG.learning_rate,
                         help="peak learning rate (default: %(default)s)")
     parser.add_argument("--adapters", nargs="+", choices=list(CORPORA), default=list(CORPORA),
@@ -95,13 +102,17 @@ def main() -> int:
                       build_examples(dataset.validation, tokenizer, seed=1,
                                      max_tokens=SEQUENCE_TOKENS))
 
+    authors = {name: author_code(dataset, name) for name, (dataset, *_) in data.items()}
     # The base is the same in every row: score it once per author (with the guard set when that
     # author's adapter is trained), not once per adapter.
     base_arms = {}
     for target, (target_dataset, _, held_out, _) in data.items():
+        if args.own_only and target not in args.adapters:
+            continue
         corpus = style_features("\n".join(source.text for source in target_dataset.train))
         tasks = guard_tasks(args.guard) if target in args.adapters else []
-        prompts = style_prompts(target_dataset.held_out + target_dataset.validation)
+        prompts = style_prompts(target_dataset.held_out + target_dataset.validation,
+                                args.style_functions)
         base_arms[target] = score_arm(base, None, held_out[:args.eval_examples], corpus, tasks,
                                       prompts)
         print(f"base on {target}: {base_arms[target][0]}", file=sys.stderr, flush=True)
@@ -124,16 +135,26 @@ def main() -> int:
               f"{result.tokens_per_second:.1f} tokens/s, {minutes:.1f} min; {check.summary()}",
               file=sys.stderr)
         for target, (target_dataset, _, held_out, _) in data.items():
-            corpus = "\n".join(source.text for source in target_dataset.train)
             own = target == name
+            if args.own_only and not own:
+                continue
+            corpus = "\n".join(source.text for source in target_dataset.train)
             base_scores, base_style = base_arms[target]
             if not own:
                 base_scores = replace(base_scores, guard_exact_match=None)
+            # On its own author, the style is also measured relative to the author, with the
+            # other author as the cross-author control.
             report = evaluate_adapter(base, out, held_out, corpus,
                                       unseen=target_dataset.held_out + target_dataset.validation,
                                       examples=args.eval_examples,
                                       guard_sample=args.guard if own else 0,
-                                      base_arm=(base_scores, base_style))
+                                      style_functions=args.style_functions,
+                                      base_arm=(base_scores, base_style),
+                                      author=authors[target] if own else None,
+                                      others=[code for other, code in authors.items()
+                                              if other != target] if own else ())
+            if own:
+                write_report(report, out, {"author": name, "training steps": str(result.steps)})
             rows.append({"adapter": name, "evaluated_on": target,
                          "train_tokens_per_second": round(result.tokens_per_second, 1),
                          "steps": result.steps, "tokens": result.tokens,
@@ -142,6 +163,7 @@ def main() -> int:
                          "train_minutes": round(minutes, 1),
                          "export_check": asdict(check),
                          "base": asdict(report.base), "adapter_scores": asdict(report.adapted),
+                         "relative_style": relative_figures(report),
                          "style_features": {"corpus": report.style_features_corpus,
                                             "base": report.style_features_base,
                                             "adapter": report.style_features_adapted}})
@@ -176,6 +198,23 @@ def training_speed(name: str, steps: int) -> int:
     return 0
 
 
+def relative_figures(report) -> dict | None:
+    """The gap closed, the classifier's shares and the cross-author control, as JSON."""
+    if report.style_gap is None:
+        return None
+    shares = report.discrimination
+    return {"gap_closed": report.style_gap.mean_closed,
+            "features": [asdict(feature) | {"closed": feature.closed, "counted": feature.counted}
+                         for feature in report.style_gap.features],
+            "classifier_accuracy": shares and shares.held_out_accuracy,
+            "classified_as_author": shares and {"base": shares.base_share,
+                                                "adapter": shares.adapter_share},
+            "cross_author": [{"other": control.name, "gap_closed": control.gap.mean_closed,
+                              "base_share": control.base_share,
+                              "adapter_share": control.adapter_share, "holds": control.holds}
+                             for control in report.cross_author]}
+
+
 def print_row(row: dict) -> None:
     before, after = row["base"], row["adapter_scores"]
     change = (before["perplexity"] - after["perplexity"]) / before["perplexity"] * 100
@@ -187,6 +226,22 @@ def print_row(row: dict) -> None:
           f"style {before['style_agreement']:.1f} -> {after['style_agreement']:.1f} (in context "
           f"{before['style_in_context']:.1f} -> {after['style_in_context']:.1f}){guard}  "
           f"train {row['train_tokens_per_second']:.1f} tokens/s", flush=True)
+    if (relative := row.get("relative_style")) is not None:
+        closed = relative["gap_closed"]
+        shares = relative["classified_as_author"] or {}
+        controls = "; ".join(f"toward {c['other']}: closed {_share(c['gap_closed'])}, "
+                             f"classified theirs {c['base_share']} -> {c['adapter_share']} %, "
+                             f"{'holds' if c['holds'] else 'FAILS'}"
+                             for c in relative["cross_author"])
+        print(f"    style gap closed {_share(closed)} over "
+              f"{sum(f['counted'] for f in relative['features'])} habits with room; classifier "
+              f"{relative['classifier_accuracy']} % right on held-out code, new functions "
+              f"classified the author's {shares.get('base')} -> {shares.get('adapter')} %; "
+              f"cross-author control {controls or 'not run'}", flush=True)
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Progress goes to stderr (with --progress-json: training/events.py's JSON lines on stdout);
 the adapter and its report (markdown + PNG) land next to --out. Ctrl-C leaves a checkpoint in
-OUT.work/ (exported to --out); the same command resumes it.
+OUT.work/ (exported to --out); the same command continues from it (--fresh starts over).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from cli.common import UserError
 from training.events import (
     EXIT_INTERRUPTED,
     TrainingRequest,
+    add_request_arguments,
+    leave_the_libraries_to_the_os,
     print_event,
     run_training,
     say_interrupted,
@@ -36,6 +38,7 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
                               help="optimizer steps at most (default 400)")
     train_parser.add_argument("--no-eval", action="store_true",
                               help="skip the evaluation report")
+    add_request_arguments(train_parser)
     train_parser.add_argument("--json", action="store_true", help="machine-readable summary")
     train_parser.add_argument("--progress-json", action="store_true",
                               help="one JSON object a line on stdout: stage messages "
@@ -46,11 +49,15 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     request = TrainingRequest(tuple(args.repo), args.out, args.model, args.max_minutes,
-                              args.max_steps, evaluate=not args.no_eval)
+                              args.max_steps, evaluate=not args.no_eval,
+                              other_authors=tuple(args.other_author), threads=args.threads,
+                              accepted_work=args.accepted_work, start=args.start)
     try:
         summary, status = run_training(request, progress_json=args.progress_json)
     except ValueError as error:
         raise UserError(str(error)) from error
+    finally:
+        leave_the_libraries_to_the_os()
     if args.progress_json:
         print_event("result", **summary)
     elif args.json:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
@@ -22,6 +23,7 @@ from analyzers.functions import enclosing_function
 from assist import actions
 from assist.workspace import related_for
 from model.engine import CancelToken
+from server.accepted import refactor_change
 from server.app import SmallCoderServer
 from server.model_host import ModelUnavailable
 from server.protocol import cursor, language_of, path_of, span_range, text_position
@@ -64,7 +66,7 @@ def register(server: SmallCoderServer) -> None:
             return action
         uri, position = text_position({"textDocument": {"uri": action.data.get("uri")},
                                        "position": action.data.get("position")})
-        action.edit, _name = await _refactor(ls, uri, position, "")
+        action.edit, _refactoring = await _refactor(ls, uri, position, "")
         return action
 
     @server.feature("smallcoder/refactor")
@@ -74,9 +76,9 @@ def register(server: SmallCoderServer) -> None:
         instruction = getattr(params, "instruction", None) or ""
         if not isinstance(instruction, str):
             raise JsonRpcInvalidParams("params.instruction must be a string")
-        edit, name = await _refactor(ls, uri, position, instruction,
-                                     partial_result_token(params))
-        return {"edit": ls.protocol._converter.unstructure(edit), "functionName": name}
+        edit, refactoring = await _refactor(ls, uri, position, instruction,
+                                            partial_result_token(params))
+        return _refactor_answer(ls, uri, edit, refactoring, instruction)
 
     @server.feature("smallcoder/explain")
     async def explain_request(ls: SmallCoderServer, params: Any) -> dict:
@@ -96,6 +98,21 @@ def register(server: SmallCoderServer) -> None:
                                                             document.source, line, run.engine)),
             on_text=partial.on_text)
         return {"markdown": explanation.markdown, "functionName": explanation.function_name}
+
+
+def _refactor_answer(ls: SmallCoderServer, uri: str, edit: types.WorkspaceEdit,
+                     refactoring: actions.Refactoring, instruction: str) -> dict:
+    """The edit, the function's name, and while learning from accepted work is on, the id
+    under which the refactoring is kept if the user accepts it (server/accepted.py). The
+    document is as the refactoring began: _refactor refuses one that changed meanwhile."""
+    offer_id = None
+    if ls.settings.training_learn_from_accepted:
+        folders = [Path(path_of(folder.uri)) for folder in ls.workspace.folders.values()]
+        offer_id = ls.accepted_offers.offer(refactor_change(
+            folders, uri, ls.document(uri).source, refactoring.new_document,
+            refactoring.span.qualified_name, instruction))
+    return {"edit": ls.protocol._converter.unstructure(edit),
+            "functionName": refactoring.span.qualified_name, "offerId": offer_id}
 
 
 class PartialResults:
@@ -165,7 +182,7 @@ def _language_or_error(document: TextDocument) -> str:
 
 async def _refactor(ls: SmallCoderServer, uri: str, position: types.Position,
                     instruction: str, partial_token: str | int | None = None
-                    ) -> tuple[types.WorkspaceEdit, str]:
+                    ) -> tuple[types.WorkspaceEdit, actions.Refactoring]:
     document = ls.document(uri)
     language = _language_or_error(document)
     line, character = cursor(document, position)
@@ -187,7 +204,7 @@ async def _refactor(ls: SmallCoderServer, uri: str, position: types.Position,
         text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri,
                                                                     version=document.version),
         edits=[edit])])
-    return workspace_edit, result.span.qualified_name
+    return workspace_edit, result
 
 
 async def _long_action(ls: SmallCoderServer, description: str,

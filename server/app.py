@@ -27,6 +27,7 @@ from assist.workspace import WorkspaceContext
 from model import registry
 from model.engine import CancelToken
 from model.errors import ModelError
+from server.accepted import AcceptedOffers
 from server.jsonrpc import SmallCoderProtocol
 from server.model_host import EngineFactory, ModelHost, ModelState, Status
 from server.protocol import open_document, path_of
@@ -58,6 +59,8 @@ class SmallCoderServer(LanguageServer):
         self.on_disk_change: list[Callable[[], None]] = []
         # Files changed on disk being read into the index: the next completion waits for them.
         self.reading_disk_changes: asyncio.Future | None = None
+        # Solve fixes and refactorings offered, kept for training if the user accepts them.
+        self.accepted_offers = AcceptedOffers()
 
     # ------------------------------------------------------------ transport and errors
 

@@ -12,7 +12,7 @@ import sys
 
 from lsprotocol import types
 
-from server import actions, completion, documents, solve, status, train
+from server import accepted, actions, completion, documents, solve, status, train
 from server.app import SmallCoderServer
 from server.model_host import EngineFactory
 
@@ -51,7 +51,7 @@ def create_server(engine_factory: EngineFactory | None = None) -> SmallCoderServ
         for stop in ls.on_exit:
             stop()
 
-    for feature in (completion, actions, status, documents, solve, train):
+    for feature in (completion, actions, status, documents, solve, train, accepted):
         feature.register(server)
     return server
 

@@ -175,6 +175,18 @@ class Settings:
         "Largest workspace, in MB, that **Solve with Agent** copies to work in; a bigger one is "
         "refused with a message (list big data files in `.gitignore`, or raise this).",
         minimum=1)
+    training_learn_from_accepted: bool = setting(
+        "training.learnFromAccepted", False,
+        "Keep the fixes you accept from **Solve with Agent** (with the failing tests they made "
+        "pass) and the refactorings you accept, on this machine only (under "
+        "`$SMALLCODER_HOME/accepted`, readable by you alone; never a change with a key, token or "
+        "password in it), and learn from them in the next **Train Personal Adapter**.",
+        scope="machine-overridable")
+    training_threads: int = setting(
+        "training.threads", 0,
+        "Threads for training a personal adapter and evaluating it. `0`: the physical cores "
+        "SmallCoder may use on this machine.",
+        minimum=0, scope="machine-overridable")
     languages_enabled: Mapping[str, bool] = setting(
         "enable", DEFAULT_LANGUAGES_ENABLED,
         "Inline completions per language, keyed by VS Code's language id (`python`, "

@@ -19,6 +19,7 @@ from agent.runner import TestCommandError
 from agent.sandbox import FileChange, SandboxError
 from agent.solve import Budget, SolveResult, solve
 from model.engine import CancelToken
+from server.accepted import fix_changes
 from server.app import SmallCoderServer
 from server.model_host import ModelUnavailable
 from server.progress import ClientProgress
@@ -66,7 +67,11 @@ def register(server: SmallCoderServer) -> None:
         ls.log("info", f"agent: {result.status} after {result.rounds} round(s); "
                        f"transcript {result.transcript}")
         edit = workspace_edit(ls, workspace, result.changes)
-        return {"status": result.status, "rounds": result.rounds, "diff": result.diff,
+        offer_id = None
+        if ls.settings.training_learn_from_accepted:
+            offer_id = ls.accepted_offers.offer(fix_changes(workspace, test_command, result))
+        return {"offerId": offer_id, "status": result.status, "rounds": result.rounds,
+                "diff": result.diff,
                 "edit": ls.protocol._converter.unstructure(edit),
                 "transcript": str(result.transcript), "message": result.message,
                 "failingBefore": result.failing_before, "failingAfter": result.failing_after,

@@ -27,6 +27,7 @@ from server.progress import ClientProgress
 from server.protocol import optional_field, path_or_uri
 from training.events import parse_event
 from training.preflight import (
+    START_MODES,
     missing_training_packages,
     repository_problem,
     training_packages_problem,
@@ -61,11 +62,20 @@ class TrainingJob:
     model: str
     max_minutes: float | None
     max_steps: int | None
+    start: str = "auto"  # "auto" | "continue" | "fresh", as `smallcoder train` takes it
+    threads: int = 0  # 0: the child chooses from the machine
+    accepted_work: bool = False
 
     def command(self) -> list[str]:
         """`python -m training` with the server's own interpreter, which has SmallCoder."""
         command = [sys.executable, "-m", "training", "--out", str(self.out),
                    "--model", self.model]
+        if self.start != "auto":
+            command.append(f"--{self.start}")
+        if self.threads:
+            command += ["--threads", str(self.threads)]
+        if self.accepted_work:
+            command.append("--accepted-work")
         for repo in self.repos:
             command += ["--repo", str(repo)]
         if self.max_minutes is not None:
@@ -85,7 +95,9 @@ def register(server: SmallCoderServer) -> None:
         if one_at_a_time.locked():
             raise JsonRpcInvalidParams("an adapter is already being trained: cancel it first")
         async with one_at_a_time:
-            job = await asyncio.to_thread(job_from_params, params, ls.settings.model)
+            job = await asyncio.to_thread(job_from_params, params, ls.settings.model,
+                                          threads=ls.settings.training_threads,
+                                          accepted_work=ls.settings.training_learn_from_accepted)
             progress = ClientProgress(ls, optional_field(params, "workDoneToken", (str, int)),
                                       PROGRESS_TITLE, log_prefix="training")
             progress.begin(percentage=0)
@@ -106,9 +118,12 @@ def register(server: SmallCoderServer) -> None:
         return {"missing": await asyncio.to_thread(missing_training_packages)}
 
 
-def job_from_params(params: Any, model: str) -> TrainingJob:
+def job_from_params(params: Any, model: str, *, threads: int = 0,
+                    accepted_work: bool = False) -> TrainingJob:
     """The request checked before anything slow starts: this Python must have the training
-    packages, and every repository code."""
+    packages, and every repository code. `params.start` is "continue" (from the checkpoint of
+    an earlier run of the same request, an error without one), "fresh" (that checkpoint
+    deleted) or "auto" (continue when there is one, the default)."""
     if (problem := training_packages_problem()) is not None:
         raise JsonRpcInvalidParams(problem)
     given = optional_field(params, "repositories", (list, tuple)) or []
@@ -127,8 +142,11 @@ def job_from_params(params: Any, model: str) -> TrainingJob:
     out = optional_field(params, "out", str)
     if out is not None and not out.endswith(".gguf"):
         raise JsonRpcInvalidParams(f"params.out {out} should end in .gguf")
+    start = optional_field(params, "start", str) or "auto"
+    if start not in START_MODES:
+        raise JsonRpcInvalidParams(f"params.start must be one of {', '.join(START_MODES)}")
     return TrainingJob(repos, Path(out).resolve() if out else default_adapter_path(repos, model),
-                       model, max_minutes, max_steps)
+                       model, max_minutes, max_steps, start, threads, accepted_work)
 
 
 def default_adapter_path(repos: tuple[Path, ...], model: str) -> Path:

@@ -16,6 +16,8 @@ from training.events import (
     EXIT_INTERRUPTED,
     TrainingRequest,
     TrainingRequestError,
+    add_request_arguments,
+    leave_the_libraries_to_the_os,
     print_event,
     run_training,
 )
@@ -28,9 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model")
     parser.add_argument("--max-minutes", type=float)
     parser.add_argument("--max-steps", type=int)
+    add_request_arguments(parser)
     args = parser.parse_args(argv)
     request = TrainingRequest(tuple(args.repo), args.out, args.model, args.max_minutes,
-                              args.max_steps)
+                              args.max_steps, other_authors=tuple(args.other_author),
+                              threads=args.threads, accepted_work=args.accepted_work,
+                              start=args.start)
     try:
         summary, status = run_training(request, progress_json=True)
     except (TrainingRequestError, ValueError, ModelError) as error:
@@ -38,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    finally:
+        leave_the_libraries_to_the_os()
     print_event("result", **summary)
     return status
 

@@ -2,12 +2,14 @@
 
 Held-out perplexity on the middles of held-out files, FIM exact match there, style agreement of
 the generated code with the user's corpus, and a guard set (HumanEval single-line infilling)
-that catches forgetting. Written as a markdown report with a PNG chart next to the adapter.
+that catches forgetting. training/report.py writes it as markdown with a PNG chart.
 
 Style is measured where the model has only its own habits to go on: each function of the files
 not trained on is begun (`def name(`) in an otherwise empty file, and what the model writes
 from there is compared with the corpus. Inside a file the base copies the quotes and hints it
 sees, so the completions' style (also reported, "in context") says little about the adapter.
+The same functions are measured relative to the author (training/style.py): the share of the
+base→author gap closed, an author classifier's verdict, and the cross-author control.
 """
 
 from __future__ import annotations
@@ -28,7 +30,16 @@ from analyzers.functions import functions
 from model.engine import GenerationParams, LlamaCppEngine
 from model.prompts import END_OF_TEXT, fim_prompt_tokens, fim_request_at
 from training.examples import IGNORE_INDEX, Example
+from training.machine import machine_threads
 from training.mine import SourceFile
+from training.style import (
+    AuthorCode,
+    CrossAuthor,
+    Discrimination,
+    StyleGap,
+    python_functions,
+    relative_style,
+)
 
 GUARD_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / (
     "HumanEval-SingleLineInfilling.jsonl.gz")
@@ -62,6 +73,7 @@ class StyleSample:
 
     new_file: dict[str, float]
     in_context: dict[str, float]
+    functions: tuple[str, ...] = ()  # the new-file functions themselves
 
 
 @dataclass
@@ -71,6 +83,11 @@ class Report:
     style_features_corpus: dict[str, float] = field(default_factory=dict)
     style_features_base: dict[str, float] = field(default_factory=dict)
     style_features_adapted: dict[str, float] = field(default_factory=dict)
+    # Relative to the author (training/style.py): the gap closed, the classifier's verdicts,
+    # and for each other author given, the control that the adapter does not move toward them.
+    style_gap: StyleGap | None = None
+    discrimination: Discrimination | None = None
+    cross_author: tuple[CrossAuthor, ...] = ()
 
     @property
     def guard_passed(self) -> bool | None:
@@ -85,6 +102,13 @@ class Report:
             for name, value in vars(scores).items():
                 if value is not None:
                     values[f"{arm}.{name}"] = float(value)
+        if self.style_gap is not None and self.style_gap.mean_closed is not None:
+            values["style_gap_closed"] = self.style_gap.mean_closed
+        if self.discrimination is not None:
+            for arm in ("base", "adapter"):
+                share = getattr(self.discrimination, f"{arm}_share")
+                if share is not None:
+                    values[f"{arm}.classified_as_author"] = share
         return values
 
 
@@ -272,7 +296,13 @@ def first_function(head: str, generated: str) -> str:
 
 
 def generate_functions(engine: LlamaCppEngine, prompts: list[StylePrompt]) -> str:
-    """The functions the model writes from each prompt's head in an empty file, greedy. The
+    """The functions the model writes from each prompt's head in an empty file, greedy, as one
+    text."""
+    return "\n".join(written_functions(engine, prompts))
+
+
+def written_functions(engine: LlamaCppEngine, prompts: list[StylePrompt]) -> list[str]:
+    """The function the model writes from each prompt's head in an empty file, greedy. The
     function's own name is the author's, so it is left out of what is compared."""
     written = []
     for prompt in prompts:
@@ -281,7 +311,7 @@ def generate_functions(engine: LlamaCppEngine, prompts: list[StylePrompt]) -> st
         result = engine.generate(fim_prompt_tokens(request, engine),
                                  GenerationParams(max_tokens=STYLE_NEW_TOKENS))
         written.append(first_function("def f(", result.text))
-    return "\n".join(written)
+    return written
 
 
 def style_agreement(generated: dict[str, float], corpus: dict[str, float],
@@ -305,25 +335,29 @@ def style_agreement(generated: dict[str, float], corpus: dict[str, float],
 
 def score_arm(base_gguf: Path, adapter_gguf: Path | None, chosen: list[Example],
               corpus: dict[str, float], tasks: list[dict],
-              prompts: list[StylePrompt] = ()) -> tuple[Scores, StyleSample]:
+              prompts: list[StylePrompt] = (), threads: int | None = None
+              ) -> tuple[Scores, StyleSample]:
     """One arm (the base alone when `adapter_gguf` is None) on the given examples, style
-    prompts and guard tasks: its scores and the style features of what it wrote."""
+    prompts and guard tasks: its scores and the style features of what it wrote. `threads`:
+    llama.cpp's threads (None: the machine's, training/machine.py)."""
     import llama_cpp
 
+    threads = threads or machine_threads()
     llm = llama_cpp.Llama(model_path=str(base_gguf), n_ctx=2048, n_batch=512, logits_all=True,
-                          verbose=False,
+                          verbose=False, n_threads=threads, n_threads_batch=threads,
                           lora_path=None if adapter_gguf is None else str(adapter_gguf))
     try:
         perplexity = middle_perplexity(llm, chosen)
     finally:
         llm.close()
-    engine = LlamaCppEngine(base_gguf, context_tokens=2048)
+    engine = LlamaCppEngine(base_gguf, context_tokens=2048, threads=threads)
     engine.set_adapter(adapter_gguf)
     pairs = generate_middles(engine, chosen)
+    written = written_functions(engine, list(prompts))
     sample = StyleSample(
-        new_file=style_features(generate_functions(engine, list(prompts)), STYLE_MIN_EVIDENCE),
+        new_file=style_features("\n".join(written), STYLE_MIN_EVIDENCE),
         in_context=style_features("\n".join(generated for generated, _ in pairs),
-                                  STYLE_MIN_EVIDENCE))
+                                  STYLE_MIN_EVIDENCE), functions=tuple(written))
     return Scores(perplexity=perplexity, fim_exact_match=exact_match(pairs),
                   style_agreement=style_agreement(sample.new_file, corpus),
                   guard_exact_match=guard_exact_match(engine, tasks),
@@ -333,18 +367,23 @@ def score_arm(base_gguf: Path, adapter_gguf: Path | None, chosen: list[Example],
 def evaluate_adapter(base_gguf: Path, adapter_gguf: Path, held_out: list[Example],
                      corpus_text: str, *, unseen: Iterable[SourceFile] = (),
                      examples: int = EVAL_EXAMPLES, guard_sample: int = GUARD_SAMPLE,
-                     base_arm: tuple[Scores, StyleSample] | None = None) -> Report:
+                     base_arm: tuple[Scores, StyleSample] | None = None,
+                     author: AuthorCode | None = None, others: Iterable[AuthorCode] = (),
+                     threads: int | None = None, style_functions: int = STYLE_FUNCTIONS
+                     ) -> Report:
     """Base and base+adapter on the same held-out examples, style prompts (functions of the
     `unseen` files: not trained on) and guard tasks. `base_arm` is the base's result from
-    score_arm on the same examples and prompts, when the caller already has it."""
+    score_arm on the same examples and prompts, when the caller already has it. With `author`
+    (the adapter's) the style is also measured relative to the author, and against each of
+    `others` as a control (training/style.py)."""
     chosen = held_out[:examples]
     corpus = style_features(corpus_text)
     tasks = guard_tasks(guard_sample)
-    prompts = style_prompts(unseen)
+    prompts = style_prompts(unseen, style_functions)
     base_scores, base_style = base_arm or score_arm(base_gguf, None, chosen, corpus, tasks,
-                                                    prompts)
+                                                    prompts, threads)
     adapted_scores, adapted_style = score_arm(base_gguf, adapter_gguf, chosen, corpus, tasks,
-                                              prompts)
+                                              prompts, threads)
     # Both arms are scored on the same features: those each arm's code showed. A feature only
     # one arm's code has evidence for would otherwise move that arm's score alone.
     agreements = {}
@@ -357,71 +396,26 @@ def evaluate_adapter(base_gguf: Path, adapter_gguf: Path, held_out: list[Example
                           style_in_context=agreements["in_context"][0])
     adapted_scores = replace(adapted_scores, style_agreement=agreements["new_file"][1],
                              style_in_context=agreements["in_context"][1])
+    relative = None if author is None else relative_style(
+        author, list(base_style.functions), list(adapted_style.functions), others,
+        reference_functions())
     return Report(base_scores, adapted_scores, corpus, base_style.new_file,
-                  adapted_style.new_file)
+                  adapted_style.new_file,
+                  style_gap=None if relative is None else relative.gap,
+                  discrimination=None if relative is None else relative.discrimination,
+                  cross_author=() if relative is None else relative.cross_author)
 
 
-def write_report(report: Report, adapter_gguf: Path, facts: dict[str, str]) -> Path:
-    """ADAPTER.report.md and ADAPTER.report.png beside the adapter."""
-    markdown = adapter_gguf.with_suffix(".report.md")
-    chart = adapter_gguf.with_suffix(".report.png")
-    _chart(report, chart)
-    base, adapted = report.base, report.adapted
-    guard = report.guard_passed
-    verdict = ("not measured (guard data missing)" if guard is None else
-               "passed" if guard else
-               f"FAILED: lost more than {GUARD_MAX_LOSS_POINTS:g} points; the server will not "
-               f"enable this adapter")
-
-    def row(name: str, before: float | None, after: float | None, unit: str = "") -> str:
-        if before is None or after is None:
-            return f"| {name} | n/a | n/a | |"
-        return f"| {name} | {before:.2f}{unit} | {after:.2f}{unit} | {after - before:+.2f} |"
-
-    lines = [
-        f"# Personal adapter report: {adapter_gguf.name}", "",
-        *[f"- {key}: {value}" for key, value in facts.items()], "",
-        "| measure | base | with adapter | change |", "|---|---|---|---|",
-        row("held-out perplexity (middles)", base.perplexity, adapted.perplexity),
-        row("held-out FIM exact match", base.fim_exact_match, adapted.fim_exact_match, " %"),
-        row("style agreement with your code (new functions)", base.style_agreement,
-            adapted.style_agreement),
-        row("style agreement inside your files (completions)", base.style_in_context,
-            adapted.style_in_context),
-        row("guard set exact match (HumanEval)", base.guard_exact_match,
-            adapted.guard_exact_match, " %"),
-        "", f"Guard set: {verdict}.", "", "## Style features of new functions (share, 0-1)", "",
-        "Each function of the files not trained on, begun as `def name(` in an empty file; "
-        "n/a where the code showed a habit too seldom to compare.", "",
-        "| feature | your code | base | with adapter |", "|---|---|---|---|",
-        *[f"| {name} | {value:.2f} | {_share(report.style_features_base, name)} "
-          f"| {_share(report.style_features_adapted, name)} |"
-          for name, value in sorted(report.style_features_corpus.items())],
-        "", f"![chart]({chart.name})", "",
-    ]
-    markdown.write_text("\n".join(lines))
-    return markdown
-
-
-def _share(features: dict[str, float], name: str) -> str:
-    return f"{features[name]:.2f}" if name in features else "n/a"
-
-
-def _chart(report: Report, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    names = ["perplexity", "FIM exact %", "style agreement", "guard exact %"]
-    base = [report.base.perplexity, report.base.fim_exact_match, report.base.style_agreement,
-            report.base.guard_exact_match or 0.0]
-    adapted = [report.adapted.perplexity, report.adapted.fim_exact_match,
-               report.adapted.style_agreement, report.adapted.guard_exact_match or 0.0]
-    figure, axes = pyplot.subplots(1, len(names), figsize=(12, 3))
-    for axis, name, before, after in zip(axes, names, base, adapted, strict=True):
-        axis.bar(["base", "adapter"], [before, after], color=["#999999", "#3b7dd8"])
-        axis.set_title(name)
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    pyplot.close(figure)
+def reference_functions() -> list[str]:
+    """Functions of authors other than the user's, for the style classifiers: the HumanEval
+    solutions of the guard set, each problem once."""
+    if not GUARD_FILE.is_file():
+        return []
+    programs = {}
+    with gzip.open(GUARD_FILE, "rt") as lines:
+        for line in lines:
+            task = json.loads(line)
+            problem = task["task_id"].rsplit("/", 1)[0]
+            programs.setdefault(problem, task["prompt"] + task["canonical_solution"]
+                                + task["suffix"])
+    return [function for text in programs.values() for function in python_functions(text)]

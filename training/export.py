@@ -16,6 +16,7 @@ import gguf
 import numpy as np
 
 from model.adapters import GUARD_PASSED_KEY, PROVENANCE_PREFIX, SCORE_PREFIX
+from training.machine import machine_threads
 
 # Projections the adapter may touch, in Hugging Face names; llama.cpp has a slot for each.
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -161,19 +162,24 @@ MAX_AMPLIFIED_SCALE = 64.0
 
 
 def check_export(base_gguf: Path, adapter_gguf: Path, peft_model,
-                 tokens: list[int]) -> ExportCheck:
+                 tokens: list[int], threads: int | None = None) -> ExportCheck:
     """llama.cpp's logit shift from the adapter against peft's on `tokens` (see ExportCheck):
     at scale 1, then amplified above the noise. The shift (with adapter minus without) isolates
     the adapter's effect from the difference between the quantized base llama.cpp runs and the
-    dequantized one torch trains."""
-    llama_base = _llama_logits(base_gguf, None, tokens)
+    dequantized one torch trains. `threads` for both (None: the machine's count)."""
+    import torch
+
+    threads = threads or machine_threads()
+    torch.set_num_threads(threads)
+    llama_base = _llama_logits(base_gguf, None, tokens, threads=threads)
     peft_base = _peft_logits(peft_model, tokens, None)
-    llama_shift = _llama_logits(base_gguf, adapter_gguf, tokens, 1.0) - llama_base
+    llama_shift = _llama_logits(base_gguf, adapter_gguf, tokens, 1.0, threads) - llama_base
     peft_shift = _peft_logits(peft_model, tokens, 1.0) - peft_base
     shift_rms, noise_rms = _rms(peft_shift), _rms(llama_base - peft_base)
     scale = float(np.clip(SIGNAL_TO_NOISE * noise_rms / max(shift_rms, 1e-12), 1.0,
                           MAX_AMPLIFIED_SCALE))
-    amplified = _pearson(_llama_logits(base_gguf, adapter_gguf, tokens, scale) - llama_base,
+    amplified = _pearson(_llama_logits(base_gguf, adapter_gguf, tokens, scale, threads)
+                         - llama_base,
                          _peft_logits(peft_model, tokens, scale) - peft_base)
     slope = float(np.dot(llama_shift.ravel(), peft_shift.ravel())
                   / max(float(np.dot(peft_shift.ravel(), peft_shift.ravel())), 1e-24))
@@ -210,12 +216,14 @@ def _peft_logits(peft_model, tokens: list[int], scale: float | None) -> np.ndarr
 
 
 def _llama_logits(base_gguf: Path, adapter_gguf: Path | None, tokens: list[int],
-                  scale: float = 1.0) -> np.ndarray:
+                  scale: float = 1.0, threads: int | None = None) -> np.ndarray:
     import llama_cpp
 
+    threads = threads or machine_threads()
     llm = llama_cpp.Llama(model_path=str(base_gguf), n_ctx=max(256, len(tokens) + 8),
                           n_batch=512, logits_all=True, lora_path=None if adapter_gguf is None
-                          else str(adapter_gguf), lora_scale=scale, verbose=False)
+                          else str(adapter_gguf), lora_scale=scale, verbose=False,
+                          n_threads=threads, n_threads_batch=threads)
     try:
         llm.eval(tokens)
         return np.array(llm.scores[: len(tokens)], dtype=np.float64)
@@ -224,7 +232,7 @@ def _llama_logits(base_gguf: Path, adapter_gguf: Path | None, tokens: list[int],
 
 
 def verify_export(base_gguf: Path, adapter_dir: Path, adapter_gguf: Path,
-                  probe_tokens: list[int]) -> ExportCheck:
+                  probe_tokens: list[int], threads: int | None = None) -> ExportCheck:
     """Load the peft adapter on the torch base from the same GGUF and compare logit shifts with
     llama.cpp's on the quantized base (see ExportCheck)."""
     import torch
@@ -235,4 +243,4 @@ def verify_export(base_gguf: Path, adapter_dir: Path, adapter_gguf: Path,
                                                 gguf_file=base_gguf.name, dtype=torch.float32)
     model = PeftModel.from_pretrained(base, str(adapter_dir))
     model.eval()
-    return check_export(base_gguf, adapter_gguf, model, probe_tokens)
+    return check_export(base_gguf, adapter_gguf, model, probe_tokens, threads)

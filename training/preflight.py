@@ -15,6 +15,10 @@ from pathlib import Path
 
 from training.mine import has_source_files
 
+# How a run begins: continue from OUT.work/'s checkpoint when there is one, insist on one, or
+# delete it first.
+START_MODES = ("auto", "continue", "fresh")
+
 
 def repository_problem(repo: Path) -> str | None:
     """What makes `repo` useless for training, or None; asked before anything slow starts."""

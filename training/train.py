@@ -18,6 +18,7 @@ from pathlib import Path
 
 from training.examples import IGNORE_INDEX, Example, iterate_forever
 from training.export import TARGET_MODULES
+from training.stopping import StopRequest
 
 CHECKPOINT_DIR = "checkpoint"
 BEST_DIR = "best"  # the adapter at the lowest validation loss so far
@@ -187,12 +188,14 @@ def learning_rate(step: int, config: TrainConfig) -> float:
 def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: TrainConfig,
           *, validation: list[Example] | None = None,
           on_progress: Callable[[str], None] | None = None,
-          on_step: Callable[[StepProgress], None] | None = None) -> TrainResult:
+          on_step: Callable[[StepProgress], None] | None = None,
+          stop: StopRequest | None = None) -> TrainResult:
     """Train (or resume) a LoRA adapter in `out_dir`; returns where the adapter is.
 
-    Stops at max_steps, at the wall-time budget, at Ctrl-C, or when the loss on `validation`
-    (examples of files not trained on) has not fallen for `patience` evaluations; a checkpoint
-    is saved each time. With validation, the adapter returned is the one of its lowest loss.
+    Stops at max_steps, at the wall-time budget, at Ctrl-C (or `stop.request()`) within one
+    decoder layer's work (training/stopping.py), or when the loss on `validation` (examples of
+    files not trained on) has not fallen for `patience` evaluations; a checkpoint is saved each
+    time. With validation, the adapter returned is the one of its lowest loss.
     Each step's figures go to `on_step` when given (a program reads them), else as a progress
     bar line to `on_progress` (a person reads it).
     """
@@ -201,26 +204,43 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
     if not examples:
         raise ValueError("no training examples: the repositories gave no usable source files")
     report = on_progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    show = on_step or (lambda progress: report(progress.bar()))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, optimizer = _model_and_optimizer(gguf_path, examples, config, device, report)
     checkpoint = out_dir / CHECKPOINT_DIR
     watch = Validation(list(validation or [])[:config.validation_examples], out_dir / BEST_DIR)
     state, config = _start_or_resume(model, optimizer, checkpoint, watch, config, report)
-    stream = _examples_from_step(examples, config, state.step)
-    if watch.examples and state.step == 0 and watch.best_step is None:
-        # Step 0 is the base itself (LoRA starts as a no-op): the mark training has to beat.
-        report(watch.evaluate(model, 0, device))
+    stop = stop or StopRequest()
+    with stop.on_sigint(), stop.checked_in_every_layer(model):
+        if watch.examples and state.step == 0 and watch.best_step is None:
+            # Step 0 is the base itself (LoRA starts as a no-op): the mark training has to beat.
+            report(watch.evaluate(model, 0, device))
+        start, seconds_before = time.perf_counter(), state.seconds
+        stopped_by = _loop(model, optimizer, examples, checkpoint, state, config, watch, device,
+                           report, on_step, stop)
+        if (watch.examples and stopped_by in ("steps", "time") and state.step
+                and watch.last_step != state.step):
+            report(watch.evaluate(model, state.step, device))
+        state.seconds = seconds_before + time.perf_counter() - start
+        _save(model, optimizer, checkpoint, state, config, watch)
+    adapter = watch.best_dir if watch.best_step is not None else checkpoint
+    return TrainResult(adapter, state.step, state.tokens, state.seconds, state.last_loss,
+                       stopped_by, watch.best_loss, watch.best_step)
 
+
+def _loop(model, optimizer, examples: list[Example], checkpoint: Path, state: LoopState,
+          config: TrainConfig, watch: Validation, device: str, report: Callable[[str], None],
+          on_step: Callable[[StepProgress], None] | None, stop: StopRequest) -> str:
+    """Optimizer steps until a reason to stop, which it returns; `state` follows them."""
+    show = on_step or (lambda progress: report(progress.bar()))
+    stream = _examples_from_step(examples, config, state.step)
     start, seconds_before, first_step = time.perf_counter(), state.seconds, state.step
     deadline = None if config.max_minutes is None else start + config.max_minutes * 60
-    stopped_by = "steps"
     model.train()
     try:
         while state.step < config.max_steps:
+            stop.check()  # a stop requested while the last step was being saved
             if (reason := _reason_to_stop(watch, config, deadline)) is not None:
-                stopped_by = reason
-                break
+                return reason
             loss, tokens = _optimizer_step(model, optimizer, stream, state.step, config, device)
             state.add_step(loss, tokens, seconds_before + time.perf_counter() - start)
             if deadline is not None and state.step - first_step == STEPS_TO_TIME:
@@ -229,19 +249,11 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
             show(step_progress(state.step, config, loss, state.tokens, state.seconds, deadline))
             if _evaluate_and_checkpoint(model, optimizer, checkpoint, state, config, watch,
                                         device, report):
-                stopped_by = "validation"
-                break
+                return "validation"
     except KeyboardInterrupt:
-        stopped_by = "interrupt"
         report("interrupted: saving a checkpoint at the last finished step")
-    if (watch.examples and stopped_by in ("steps", "time") and state.step
-            and watch.last_step != state.step):
-        report(watch.evaluate(model, state.step, device))
-    state.seconds = seconds_before + time.perf_counter() - start
-    _save(model, optimizer, checkpoint, state, config, watch)
-    adapter = watch.best_dir if watch.best_step is not None else checkpoint
-    return TrainResult(adapter, state.step, state.tokens, state.seconds, state.last_loss,
-                       stopped_by, watch.best_loss, watch.best_step)
+        return "interrupt"
+    return "steps"
 
 
 def _model_and_optimizer(gguf_path: Path, examples: list[Example], config: TrainConfig,

@@ -7,7 +7,7 @@
 import * as vscode from 'vscode';
 import { ExplainPanel } from './explainPanel';
 import { sendWithPartialResults, withCancellableProgress } from './progress';
-import { downloadModelRequest, explainRequest, FunctionParams, NO_PARAMS, refactorRequest } from './protocol';
+import { acceptedNotification, downloadModelRequest, explainRequest, FunctionParams, NO_PARAMS, refactorRequest } from './protocol';
 import { errorMessage, ServerController } from './server';
 import { readSettings, updateSetting } from './settings';
 import { Snooze, SNOOZE_MINUTES } from './snooze';
@@ -85,6 +85,9 @@ export function registerCommands(
         const edit = await client.protocol2CodeConverter.asWorkspaceEdit(result.edit);
         if (!(await vscode.workspace.applyEdit(edit))) {
             throw new Error(`VS Code did not apply the refactoring of ${result.functionName}: did the file change meanwhile?`);
+        }
+        if (result.offerId) {
+            void client.sendNotification(acceptedNotification, { offerId: result.offerId });
         }
         vscode.window.setStatusBarMessage(`SmallCoder refactored ${result.functionName}`, 5000);
     });

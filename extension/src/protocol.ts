@@ -58,6 +58,8 @@ export interface RefactorParams extends FunctionParams, PartialResultParams {
 export interface RefactorResult {
     edit: WorkspaceEdit;
     functionName: string;
+    /** Set while smallcoder.training.learnFromAccepted is on: tell the server when the user applies it. */
+    offerId?: string | null;
 }
 
 /** How far the model has got: tokens generated so far, over every attempt. */
@@ -111,6 +113,8 @@ export interface SolveResult {
     isolation: string;
     /** Links the copy left out, or copied by content, because they led outside the workspace. */
     notes: string[];
+    /** Set for a solved run while smallcoder.training.learnFromAccepted is on: tell the server on Accept. */
+    offerId?: string | null;
 }
 
 export const solveRequest = new RequestType<SolveParams, SolveResult, void>('smallcoder/solve');
@@ -120,6 +124,8 @@ export interface TrainParams {
     repositories: string[];
     /** Wall-time budget for training; the evaluation comes after it. */
     maxMinutes?: number;
+    /** 'auto' (the default) continues from the last run's checkpoint when there is one. */
+    start?: 'auto' | 'continue' | 'fresh';
     /** A progress token the client created; the server reports steps, loss, tokens/s and ETA on it. */
     workDoneToken?: string;
 }
@@ -145,3 +151,6 @@ export interface TrainingPackagesResult {
 }
 
 export const trainingPackagesRequest = new RequestType<NoParams, TrainingPackagesResult, void>('smallcoder/trainingPackages');
+
+/** The user applied a Solve fix or a refactoring offered under this id: the server keeps it for training. */
+export const acceptedNotification = new NotificationType<{ offerId: string }>('smallcoder/accepted');

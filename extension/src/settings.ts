@@ -36,6 +36,10 @@ export interface SmallCoderSettings {
     agent: {
         maxCopyMb: number;
     };
+    training: {
+        learnFromAccepted: boolean;
+        threads: number;
+    };
 }
 
 /** The current `smallcoder.*` settings, defaults filled in by VS Code from package.json. */
@@ -60,6 +64,10 @@ export function readSettings(scope?: vscode.Uri): SmallCoderSettings {
         exclude: declared<string[]>(config, 'exclude'),
         agent: {
             maxCopyMb: declared<number>(config, 'agent.maxCopyMb'),
+        },
+        training: {
+            learnFromAccepted: declared<boolean>(config, 'training.learnFromAccepted'),
+            threads: declared<number>(config, 'training.threads'),
         },
     };
     // A program or a file comes from the workspace's settings only when it may (see trust.ts).

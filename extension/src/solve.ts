@@ -5,7 +5,7 @@
 import * as vscode from 'vscode';
 import { LanguageClient } from 'vscode-languageclient/node';
 import { requestWithProgress } from './progress';
-import { SolveResult, solveRequest } from './protocol';
+import { acceptedNotification, SolveResult, solveRequest } from './protocol';
 import { readSettings } from './settings';
 
 export const PROPOSED_SCHEME = 'smallcoder-proposed';
@@ -108,6 +108,9 @@ export async function solveWithAgent(
     for (const [uri] of files) {
         const document = vscode.workspace.textDocuments.find((open) => open.uri.toString() === uri.toString());
         await document?.save();
+    }
+    if (result.offerId) {
+        void client.sendNotification(acceptedNotification, { offerId: result.offerId });
     }
     vscode.window.setStatusBarMessage(`SmallCoder: the agent's change is applied to ${files.length} file(s)`, 5000);
 }

@@ -39,7 +39,11 @@ export async function trainPersonalAdapter(
     if (minutes === undefined) {
         return;
     }
-    const result = await runTraining(client, repositories, minutes);
+    const start = await askStart();
+    if (start === undefined) {
+        return;
+    }
+    const result = await runTraining(client, repositories, minutes, start);
     if (result === undefined) {
         void vscode.window.showInformationMessage(
             'SmallCoder: training stopped. Its checkpoint is kept: train the same folders again to resume.',
@@ -122,11 +126,27 @@ async function askMinutes(context: vscode.ExtensionContext): Promise<number | un
     return minutes;
 }
 
+/** Continue the checkpoint an earlier run of the same folders left (when there is one), or start over. */
+async function askStart(): Promise<'auto' | 'fresh' | undefined> {
+    const items: (vscode.QuickPickItem & { start: 'auto' | 'fresh' })[] = [
+        { label: 'Continue from the Checkpoint', description: 'if an earlier run of these folders left one', start: 'auto' },
+        { label: 'Start Fresh', description: 'discard that checkpoint and train from the model', start: 'fresh' },
+    ];
+    const chosen = await vscode.window.showQuickPick(items, { title: TITLE, ignoreFocusOut: true });
+    return chosen?.start;
+}
+
 /** The request under a cancellable notification that shows the server's step, loss and ETA. */
-function runTraining(client: LanguageClient, repositories: vscode.Uri[], maxMinutes: number): Promise<TrainResult | undefined> {
+function runTraining(
+    client: LanguageClient,
+    repositories: vscode.Uri[],
+    maxMinutes: number,
+    start: 'auto' | 'fresh',
+): Promise<TrainResult | undefined> {
     return requestWithProgress(client, 'SmallCoder: training a personal adapter', trainRequest, {
         repositories: repositories.map((uri) => uri.toString()),
         maxMinutes,
+        start,
     });
 }
 

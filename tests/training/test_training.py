@@ -588,19 +588,28 @@ def test_a_planted_checkpoint_is_refused_without_running_its_code(tmp_path):
 
 def test_evaluation_report_compares_base_and_adapter(repo, tiny_model, tokenizer,
                                                      random_adapter, tmp_path):
-    from training.evaluate import evaluate_adapter, write_report
+    from training.evaluate import evaluate_adapter
     from training.examples import build_examples
+    from training.pipeline import author_code
+    from training.report import write_report
+    from training.style import AuthorCode
 
     _, gguf_file = random_adapter
     dataset = mine([repo])
     held_out = build_examples(dataset.held_out, tokenizer, max_tokens=256)
     corpus = "\n".join(source.text for source in dataset.train)
+    other = AuthorCode("someone-else", (module_variant(40),), (module_variant(41),))
     report = evaluate_adapter(tiny_model, gguf_file, held_out, corpus, examples=2,
-                              guard_sample=2)
+                              guard_sample=2, unseen=dataset.held_out,
+                              author=author_code(dataset, "you"), others=[other], threads=1)
     assert report.base.perplexity > 1 and report.adapted.perplexity > 1
     assert report.base.perplexity != report.adapted.perplexity
+    assert report.style_gap is not None and report.discrimination is not None
+    assert [control.name for control in report.cross_author] == ["someone-else"]
     markdown = write_report(report, tmp_path / "personal.gguf", {"steps": "6"})
-    assert "held-out perplexity" in markdown.read_text()
+    text = markdown.read_text()
+    assert "held-out perplexity" in text
+    assert "## Your style, habit by habit" in text and "## Cross-author control" in text
     assert markdown.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -615,7 +624,7 @@ def test_style_is_compared_on_the_features_both_arms_wrote(monkeypatch, tmp_path
     arms = {None: {"double_quotes": 1.0, "line_length": length},
             "adapter": {"line_length": length}}
 
-    def score_arm(base, adapter, chosen, corpus_features, tasks, prompts):
+    def score_arm(base, adapter, chosen, corpus_features, tasks, prompts, threads):
         features = arms[None if adapter is None else "adapter"]
         agreement = evaluate.style_agreement(features, corpus_features)
         return Scores(2.0, 0.0, agreement, None, agreement), StyleSample(features, features)
@@ -682,7 +691,8 @@ def test_docstring_format_is_one_habit_compared_by_its_distribution():
 
 
 def test_report_shows_both_style_measures_and_habits_an_arm_did_not_show(tmp_path):
-    from training.evaluate import Report, Scores, write_report
+    from training.evaluate import Report, Scores
+    from training.report import write_report
 
     report = Report(Scores(3.0, 10.0, 60.0, 40.0, 85.0), Scores(2.5, 20.0, 82.0, 40.0, 88.0),
                     {"annotated_params": 0.9, "comprehensions": 0.3},
