@@ -1,4 +1,5 @@
-"""Explain and refactor a function: prompts, reply parsing and validation.
+"""Refactor a function: the prompt, reply parsing and validation; what explain and refactor
+share (how they ask the model, the function at the cursor). Explain is `assist/explain.py`.
 
 Shared by the code actions and the custom requests. The function is
 found with tree-sitter; its file's imports and the related code the packer chose (callees,
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from analyzers.definitions import imports
 from analyzers.functions import FunctionSpan, enclosing_function, find_function, replace_span
@@ -18,7 +19,6 @@ from analyzers.syntax import has_syntax_errors
 from model import chat
 from model.engine import CancelToken, Engine, GenerationParams
 
-EXPLAIN_MAX_TOKENS = 400
 REFACTOR_MAX_TOKENS = 1024
 REFACTOR_ATTEMPTS = 3
 RETRY_TEMPERATURE = 0.7
@@ -33,12 +33,6 @@ LANGUAGE_NAMES = {"python": "Python", "javascript": "JavaScript", "typescript": 
 
 class ActionError(Exception):
     """The action cannot be done here; the message tells the user why and what to do."""
-
-
-@dataclass(frozen=True)
-class Explanation:
-    function_name: str
-    markdown: str
 
 
 @dataclass(frozen=True)
@@ -85,50 +79,6 @@ def _context(text: str, language: str, span: FunctionSpan, related: str = "") ->
         parts.append(f"The file's imports:\n```{fence}\n{header}\n```\n")
     parts.append(f"The function:\n```{fence}\n{dedented(span)}\n```")
     return "\n".join(parts)
-
-
-def explain(run: Run, text: str, language: str, line: int, character: int,
-            related: str = "") -> Explanation:
-    """`related`: code the packer chose for the function (callees, types, callers), Markdown.
-
-    While the model writes, `run.on_text` gets the explanation's Markdown piece by piece:
-    joined, the pieces are always the start of the Markdown returned, so a reader can be
-    shown them as they come.
-    """
-    span = function_at(text, language, line, character)
-    header = f"### `{span.qualified_name}`\n\n"
-    name = LANGUAGE_NAMES.get(language, language)
-    reply = replace(run, on_text=_markdown_pieces(header, run.on_text)).ask(
-        f"Explain this {name} function to a developer who is reading it: what it is for, its "
-        f"inputs and result, side effects, and any edge case or bug you notice. Answer in "
-        f"Markdown, in under 200 words.\n\n{_context(text, language, span, related)}",
-        EXPLAIN_MAX_TOKENS,
-    )
-    if not reply.strip():
-        raise ActionError("the model gave no explanation; try again")
-    return Explanation(span.qualified_name, f"{header}{reply.strip()}\n")
-
-
-def _markdown_pieces(header: str, on_text: Callable[[str], None] | None
-                     ) -> Callable[[str], None] | None:
-    """Turns the reply's pieces into pieces of the explanation `explain` returns: the header
-    comes with the first words, and blank space at either end of the reply is held back, as
-    the returned Markdown strips it."""
-    if on_text is None:
-        return None
-    reply, sent = "", 0
-
-    def on_reply_piece(piece: str) -> None:
-        nonlocal reply, sent
-        reply += piece
-        if not (body := reply.strip()):
-            return
-        markdown = header + body
-        if len(markdown) > sent:
-            on_text(markdown[sent:])
-            sent = len(markdown)
-
-    return on_reply_piece
 
 
 def refactor(run: Run, text: str, language: str, line: int, character: int,

@@ -19,12 +19,21 @@ from pygls.workspace import TextDocument
 
 from analyzers.completion_cut import SYNTAX_CHECK_MAX_CHARACTERS
 from analyzers.functions import enclosing_function
-from assist import actions
+from assist import actions, explain
+from assist.grounding import grounding_in
 from assist.workspace import related_for
 from model.engine import CancelToken
 from server.app import SmallCoderServer
 from server.model_host import ModelUnavailable
-from server.protocol import cursor, language_of, path_of, span_range, text_position
+from server.protocol import (
+    cursor,
+    field,
+    language_of,
+    optional_field,
+    path_of,
+    span_range,
+    text_position,
+)
 
 REFACTOR_TITLE = "Refactor this function"
 EXPLAIN_TITLE = "Explain this function"
@@ -86,16 +95,28 @@ def register(server: SmallCoderServer) -> None:
         document = ls.document(uri)
         language = _language_or_error(document)
         line, character = cursor(document, position)
-        name = _function_name(document, language, line, character)
+        scope = optional_field(params, "scope", str) or "function"
+        selection = _selected_lines(document, params)
+        if selection is not None and scope == "function":
+            scope = "selection"
+        subject = _subject(document, language, line, character, scope, selection)
+        name = subject.name
         partial = PartialResults(ls, partial_result_token(params),
                                  lambda text, _pieces: {"functionName": name, "markdown": text})
-        explanation = await _long_action(
-            ls, f"explaining {name}",
-            lambda run: actions.explain(run, document.source, language, line, character,
-                                        related=related_for(ls.context, path_of(uri),
-                                                            document.source, line, run.engine)),
-            on_text=partial.on_text)
-        return {"markdown": explanation.markdown, "functionName": explanation.function_name}
+        path, source = path_of(uri), document.source
+
+        def explain_on(run: actions.Run) -> explain.Explanation:
+            related = related_for(ls.context, path, source, line, run.engine)
+            return explain.explain(run, source, language, line, character, related,
+                                   path=ls.context.prompt_path(path), scope=scope,
+                                   selection=selection,
+                                   grounding=grounding_in(ls.context, path, source, language,
+                                                          related))
+
+        explanation = await _long_action(ls, f"explaining {name}", explain_on,
+                                         on_text=partial.on_text)
+        return {"markdown": explanation.markdown, "functionName": explanation.function_name,
+                "notes": list(explanation.notes), "outline": explanation.outline}
 
 
 class PartialResults:
@@ -134,13 +155,34 @@ def partial_result_token(params: Any) -> str | int | None:
 def _function_name(document: TextDocument, language: str, line: int, character: int) -> str:
     """Found before the model starts: the partial results carry the name, and a cursor
     outside any function is refused without loading the long-job context."""
+    return _subject(document, language, line, character, "function", None).name
+
+
+def _subject(document: TextDocument, language: str, line: int, character: int, scope: str,
+             selection: tuple[int, int] | None) -> explain.Subject:
     if (size := len(document.source)) > MAX_PARSED_CHARACTERS:
         raise JsonRpcInvalidParams(f"{document.uri} has {size:,} characters: explain and "
                                    f"refactor work in files up to {MAX_PARSED_CHARACTERS:,}")
     try:
-        return actions.function_at(document.source, language, line, character).qualified_name
+        return explain.subject_at(document.source, language, document.uri, line, character,
+                                  scope, selection)
     except actions.ActionError as error:
         raise JsonRpcInvalidParams(str(error)) from error
+
+
+def _selected_lines(document: TextDocument, params: Any) -> tuple[int, int] | None:
+    """The lines of `params.range` (0-based, inclusive), or None without a range or when it is
+    empty; a range ending at column 0 leaves that line out, as the editor shows it."""
+    selected = optional_field(params, "range", (dict, tuple))
+    if selected is None:
+        return None
+    start, end = (cursor(document, text_position({
+        "textDocument": {"uri": document.uri},
+        "position": field(selected, end, (dict, tuple))})[1]) for end in ("start", "end"))
+    if start == end:
+        return None
+    last = end[0] - 1 if end[1] == 0 and end[0] > start[0] else end[0]
+    return start[0], last
 
 
 def _offered_actions(document: TextDocument, start: types.Position) -> list[types.CodeAction]:

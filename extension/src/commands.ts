@@ -7,7 +7,7 @@
 import * as vscode from 'vscode';
 import { ExplainPanel } from './explainPanel';
 import { sendWithPartialResults, withCancellableProgress } from './progress';
-import { downloadModelRequest, explainRequest, FunctionParams, NO_PARAMS, refactorRequest } from './protocol';
+import { downloadModelRequest, explainRequest, ExplainParams, FunctionParams, NO_PARAMS, refactorRequest } from './protocol';
 import { errorMessage, ServerController } from './server';
 import { readSettings, updateSetting } from './settings';
 import { Snooze, SNOOZE_MINUTES } from './snooze';
@@ -43,8 +43,9 @@ export function registerCommands(
         );
 
     // The panel opens with the first words and follows the model; Cancel keeps what it wrote.
+    // With code selected in the editor, the selection is explained rather than its function.
     register('smallcoder.explainFunction', async (uri?: string | vscode.Uri, position?: PositionArgument) => {
-        const params = functionParams(uri, position);
+        const params: ExplainParams = { ...functionParams(uri, position), range: selectedRange(uri) };
         const client = server.runningClient();
         const view = explainPanel.startExplanation();
         const result = await withCancellableProgress('SmallCoder', (token, progress) => {
@@ -187,6 +188,16 @@ async function pickSnoozeMinutes(): Promise<number | undefined> {
 }
 
 /** The function to work on: the code action's arguments, or else the cursor in the active editor. */
+/** The active editor's selection, when the command came from the palette and it is not empty. */
+function selectedRange(uri?: string | vscode.Uri): ExplainParams['range'] {
+    const editor = vscode.window.activeTextEditor;
+    if (uri !== undefined || editor === undefined || editor.selection.isEmpty) {
+        return undefined;
+    }
+    const { start, end } = editor.selection;
+    return { start: { line: start.line, character: start.character }, end: { line: end.line, character: end.character } };
+}
+
 function functionParams(uri?: string | vscode.Uri, position?: PositionArgument): FunctionParams {
     if (uri !== undefined && position !== undefined) {
         return {

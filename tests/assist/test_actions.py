@@ -1,10 +1,10 @@
-"""Refactor and explain: reply parsing and validation, with scripted model replies."""
+"""Refactor: reply parsing and validation, with scripted model replies."""
 
 from __future__ import annotations
 
 import pytest
 
-from assist.actions import ActionError, Run, explain, refactor
+from assist.actions import ActionError, Run, refactor
 from tests.fakes import ScriptedEngine
 
 METHOD = ("import math\n\n\nclass Shape:\n    def area(self, radius: list[float]) -> float:\n"
@@ -73,26 +73,6 @@ def test_refactor_in_typescript_keeps_the_body_braces():
     result = refactor(Run(engine), text, "typescript", 1, 2)
     assert result.new_document == ("export function twice(n: number): number {\n"
                                    "  const doubled = n + n;\n  return doubled;\n}\n")
-
-
-def test_explain_sends_the_function_and_imports_and_titles_the_answer():
-    engine = ScriptedEngine(["It computes the area of a circle."])
-    result = explain(Run(engine), METHOD, "python", 5, 4)
-    prompt = engine.detokenize(engine.prompts[0])
-    assert "import math" in prompt
-    assert "def area(self, radius: list[float]) -> float:" in prompt
-    assert result.function_name == "Shape.area"
-    assert result.markdown == "### `Shape.area`\n\nIt computes the area of a circle.\n"
-
-
-def test_explain_streams_markdown_that_always_begins_the_answer():
-    engine = ScriptedEngine([("\n", " It", " computes", " the area", ".", "\n\n", "Done", ".\n")])
-    shown: list[str] = []
-    result = explain(Run(engine, on_text=lambda piece: shown.append(
-        (shown[-1] if shown else "") + piece)), METHOD, "python", 5, 4)
-    assert shown[0] == "### `Shape.area`\n\nIt"
-    assert all(result.markdown.startswith(markdown) for markdown in shown)
-    assert shown[-1] == result.markdown.rstrip()
 
 
 def test_refactor_streams_every_reply_it_asks_for():
