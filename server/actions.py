@@ -91,32 +91,7 @@ def register(server: SmallCoderServer) -> None:
     async def explain_request(ls: SmallCoderServer, params: Any) -> dict:
         """Partial results: {"functionName", "markdown"}, the explanation so far, each one the
         start of the final answer's markdown."""
-        uri, position = text_position(params)
-        document = ls.document(uri)
-        language = _language_or_error(document)
-        line, character = cursor(document, position)
-        scope = optional_field(params, "scope", str) or "function"
-        selection = _selected_lines(document, params)
-        if selection is not None and scope == "function":
-            scope = "selection"
-        subject = _subject(document, language, line, character, scope, selection)
-        name = subject.name
-        partial = PartialResults(ls, partial_result_token(params),
-                                 lambda text, _pieces: {"functionName": name, "markdown": text})
-        path, source = path_of(uri), document.source
-
-        def explain_on(run: actions.Run) -> explain.Explanation:
-            related = related_for(ls.context, path, source, line, run.engine)
-            return explain.explain(run, source, language, line, character, related,
-                                   path=ls.context.prompt_path(path), scope=scope,
-                                   selection=selection,
-                                   grounding=grounding_in(ls.context, path, source, language,
-                                                          related))
-
-        explanation = await _long_action(ls, f"explaining {name}", explain_on,
-                                         on_text=partial.on_text)
-        return {"markdown": explanation.markdown, "functionName": explanation.function_name,
-                "notes": list(explanation.notes), "outline": explanation.outline}
+        return await _explain(ls, params)
 
 
 class PartialResults:
@@ -203,6 +178,36 @@ def _language_or_error(document: TextDocument) -> str:
         raise JsonRpcInvalidParams(f"SmallCoder cannot parse {document.uri}: it handles "
                                    f"Python, JavaScript and TypeScript")
     return language
+
+
+async def _explain(ls: SmallCoderServer, params: Any) -> dict:
+    """Explain the function, class, file or selection the request names (see explain_request)."""
+    uri, position = text_position(params)
+    document = ls.document(uri)
+    language = _language_or_error(document)
+    line, character = cursor(document, position)
+    scope = optional_field(params, "scope", str) or "function"
+    selection = _selected_lines(document, params)
+    if selection is not None and scope == "function":
+        scope = "selection"
+    subject = _subject(document, language, line, character, scope, selection)
+    name = subject.name
+    partial = PartialResults(ls, partial_result_token(params),
+                             lambda text, _pieces: {"functionName": name, "markdown": text})
+    path, source = path_of(uri), document.source
+
+    def explain_on(run: actions.Run) -> explain.Explanation:
+        related = related_for(ls.context, path, source, line, run.engine)
+        return explain.explain(run, source, language, line, character, related,
+                               path=ls.context.prompt_path(path), scope=scope,
+                               selection=selection,
+                               grounding=grounding_in(ls.context, path, source, language,
+                                                      related))
+
+    explanation = await _long_action(ls, f"explaining {name}", explain_on,
+                                     on_text=partial.on_text)
+    return {"markdown": explanation.markdown, "functionName": explanation.function_name,
+            "notes": list(explanation.notes), "outline": explanation.outline}
 
 
 async def _refactor(ls: SmallCoderServer, uri: str, position: types.Position,
