@@ -9,13 +9,15 @@ types, callers) go along as context.
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from analyzers.definitions import imports
 from analyzers.functions import FunctionSpan, enclosing_function, find_function, replace_span
 from analyzers.rewrite import dedented, extract_code_blocks, indent_like
-from analyzers.syntax import has_syntax_errors
+from analyzers.syntax import first_syntax_error, has_syntax_errors
+from assist.checks import Cancelled, CheckResult, RefactorChecks, Rewrite
 from model import chat
 from model.engine import CancelToken, Engine, GenerationParams
 
@@ -40,6 +42,8 @@ class Refactoring:
     span: FunctionSpan
     new_function: str
     new_document: str
+    checks: tuple[CheckResult, ...] = ()  # what the offered rewrite passed, in order
+    candidates: int = 1  # how many the model wrote until one passed
 
 
 @dataclass(frozen=True)
@@ -82,9 +86,14 @@ def _context(text: str, language: str, span: FunctionSpan, related: str = "") ->
 
 
 def refactor(run: Run, text: str, language: str, line: int, character: int,
-             instruction: str = "", related: str = "") -> Refactoring:
-    """Rewrite the function at the cursor; the result parses and keeps the signature."""
+             instruction: str = "", related: str = "", checks: RefactorChecks | None = None
+             ) -> Refactoring:
+    """Rewrite the function at the cursor. A candidate is offered once it parses and keeps the
+    signature (unless the instruction asks to change it), and passes `checks` (callers, the
+    workspace's linters and tests) when given; one that fails is asked again with the reason,
+    up to REFACTOR_ATTEMPTS candidates. `checks` are closed before this returns."""
     span = function_at(text, language, line, character)
+    _refuse_broken(span, language)
     goal = instruction.strip() or DEFAULT_REFACTOR_GOAL
     may_change_signature = bool(SIGNATURE_WORDS.search(instruction))
     name = LANGUAGE_NAMES.get(language, language)
@@ -92,17 +101,71 @@ def refactor(run: Run, text: str, language: str, line: int, character: int,
     # Small models follow the instruction best when it comes last, after the code.
     request = (f"{_context(text, language, span, related)}\n\nRewrite this {name} function: {goal}."
                f"{keep} Reply with only the rewritten function, in one ```{language} block.")
-    problem = ""
-    for attempt in range(REFACTOR_ATTEMPTS):
-        feedback = f"\n\nYour previous answer was rejected: {problem}" if problem else ""
-        # Greedy decoding would repeat a rejected answer: later attempts sample.
-        reply = run.ask(request + feedback, REFACTOR_MAX_TOKENS,
-                        temperature=0.0 if attempt == 0 else RETRY_TEMPERATURE, seed=attempt)
-        try:
-            return _validated(text, language, span, reply, may_change_signature)
-        except ActionError as error:
-            problem = str(error)
+    problem, checked = "", False
+    try:
+        for attempt in range(REFACTOR_ATTEMPTS):
+            feedback = f"\n\nYour previous answer was rejected: {problem}" if problem else ""
+            # Greedy decoding would repeat a rejected answer: later attempts sample.
+            reply = run.ask(request + feedback, REFACTOR_MAX_TOKENS,
+                            temperature=0.0 if attempt == 0 else RETRY_TEMPERATURE, seed=attempt)
+            try:
+                candidate = _validated(text, language, span, reply, may_change_signature)
+            except ActionError as error:
+                problem = str(error)
+                continue
+            results = _checked(run, candidate, language, text, checks)
+            failed = next((result for result in results if not result.passed), None)
+            if failed is None:
+                return replace(candidate, checks=results, candidates=attempt + 1)
+            problem, checked = f"{failed.name}: {failed.detail}", True
+    finally:
+        if checks is not None:
+            checks.close()
+    if checked:
+        raise ActionError(f"no rewrite passed the checks in {REFACTOR_ATTEMPTS} candidates; "
+                          f"the last failed {problem}")
     raise ActionError(f"the model's rewrite was not usable: {problem}")
+
+
+def _refuse_broken(span: FunctionSpan, language: str) -> None:
+    """A function that does not parse has no behaviour to keep: refused, with where."""
+    error = first_syntax_error(dedented(span), language)
+    if error is not None:
+        row, _column, what = error
+        raise ActionError(f"`{span.qualified_name}` does not parse (line "
+                          f"{span.start_point[0] + row + 1}: {what}): fix the syntax error "
+                          f"first, then refactor")
+
+
+def _checked(run: Run, candidate: Refactoring, language: str, text: str,
+             checks: RefactorChecks | None) -> tuple[CheckResult, ...]:
+    """Every check the candidate went through, `parses` and `signature` included."""
+    span = candidate.span
+    new_signature = _rewritten_span(candidate, language).signature
+    changed = _names(new_signature) != _names(span.signature)
+    results = [CheckResult("parses", True, "the rewritten file parses"),
+               CheckResult("signature", True, f"changed as asked: `{new_signature.strip()}`"
+                           if changed else "kept")]
+    if checks is None:
+        return tuple(results)
+    if run.cancel is not None and run.cancel.cancelled:
+        raise ActionError("cancelled")
+    rewrite = Rewrite(checks.path, language, text, candidate.new_document, span.name,
+                      dedented(_rewritten_span(candidate, language)), span.kind == "method")
+    try:
+        results += checks.run(rewrite, changed)
+    except Cancelled as error:
+        raise ActionError("cancelled") from error
+    return tuple(results)
+
+
+def _rewritten_span(candidate: Refactoring, language: str) -> FunctionSpan:
+    """The rewritten function, parsed at column 0."""
+    code = textwrap.dedent(" " * candidate.span.start_point[1] + candidate.new_function)
+    found = find_function(code, language, candidate.span.name)
+    if found is None:  # renamed as asked: the first function of the text
+        found = _top_level_functions(code, language)[0]
+    return found
 
 
 def _validated(text: str, language: str, span: FunctionSpan, reply: str,

@@ -1,6 +1,8 @@
 """Code actions and the explain / refactor requests: LSP in, assist/actions out.
 
-The refactor's edit is computed on `codeAction/resolve`, so offering the action costs nothing;
+The refactor's edit is computed on `codeAction/resolve`, so offering the action costs nothing,
+and is offered only once the rewrite passed its checks (`assist/checks.py`: callers, the
+workspace's linters, its tests in a scratch copy when a test command is set);
 both run on the long-job engine, cancellable, and yield to completions between tokens. While
 the model writes, the requests report on the client's `partialResultToken`: the explanation so
 far, or how many tokens the refactor has generated.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
@@ -20,6 +23,7 @@ from pygls.workspace import TextDocument
 from analyzers.completion_cut import SYNTAX_CHECK_MAX_CHARACTERS
 from analyzers.functions import enclosing_function
 from assist import actions, explain
+from assist.checks import RefactorChecks
 from assist.grounding import grounding_in
 from assist.workspace import related_for
 from model.engine import CancelToken
@@ -73,19 +77,24 @@ def register(server: SmallCoderServer) -> None:
             return action
         uri, position = text_position({"textDocument": {"uri": action.data.get("uri")},
                                        "position": action.data.get("position")})
-        action.edit, _name = await _refactor(ls, uri, position, "")
+        action.edit, _result = await _refactor(ls, uri, position, "")
         return action
 
     @server.feature("smallcoder/refactor")
     async def refactor_request(ls: SmallCoderServer, params: Any) -> dict:
-        """Partial results: {"functionName", "generatedTokens"} while the model writes."""
+        """Partial results: {"functionName", "generatedTokens"} while the model writes. The
+        answer says which checks the offered rewrite passed (`checks`: name, passed, detail)
+        and how many candidates the model wrote; when none passes, the error says why."""
         uri, position = text_position(params)
         instruction = getattr(params, "instruction", None) or ""
         if not isinstance(instruction, str):
             raise JsonRpcInvalidParams("params.instruction must be a string")
-        edit, name = await _refactor(ls, uri, position, instruction,
-                                     partial_result_token(params))
-        return {"edit": ls.protocol._converter.unstructure(edit), "functionName": name}
+        edit, result = await _refactor(ls, uri, position, instruction,
+                                       partial_result_token(params))
+        return {"edit": ls.protocol._converter.unstructure(edit),
+                "functionName": result.span.qualified_name,
+                "checks": [check.to_json() for check in result.checks],
+                "candidates": result.candidates}
 
     @server.feature("smallcoder/explain")
     async def explain_request(ls: SmallCoderServer, params: Any) -> dict:
@@ -212,7 +221,7 @@ async def _explain(ls: SmallCoderServer, params: Any) -> dict:
 
 async def _refactor(ls: SmallCoderServer, uri: str, position: types.Position,
                     instruction: str, partial_token: str | int | None = None
-                    ) -> tuple[types.WorkspaceEdit, str]:
+                    ) -> tuple[types.WorkspaceEdit, actions.Refactoring]:
     document = ls.document(uri)
     language = _language_or_error(document)
     line, character = cursor(document, position)
@@ -221,11 +230,13 @@ async def _refactor(ls: SmallCoderServer, uri: str, position: types.Position,
     # The engine streams a piece per token (a character split over two tokens comes once).
     partial = PartialResults(ls, partial_token, lambda _text, pieces: {
         "functionName": name, "generatedTokens": pieces})
+    path = path_of(uri)
     result = await _long_action(
         ls, f"refactoring {name}",
         lambda run: actions.refactor(run, source, language, line, character, instruction,
-                                     related=related_for(ls.context, path_of(uri), source,
-                                                         line, run.engine)),
+                                     related=related_for(ls.context, path, source, line,
+                                                         run.engine),
+                                     checks=refactor_checks(ls, path, run.cancel)),
         on_text=partial.on_text)
     if document.version != version_at_start:
         raise JsonRpcInvalidParams("the document changed while the refactor ran: try again")
@@ -234,7 +245,20 @@ async def _refactor(ls: SmallCoderServer, uri: str, position: types.Position,
         text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri,
                                                                     version=document.version),
         edits=[edit])])
-    return workspace_edit, result.span.qualified_name
+    return workspace_edit, result
+
+
+def refactor_checks(ls: SmallCoderServer, path: str, cancel: CancelToken | None
+                    ) -> RefactorChecks:
+    """The checks of a refactor of the file at `path`: its workspace folder's linters, and its
+    test command run in a scratch copy. The extension sends a test command only in a trusted
+    workspace, so only then may programs the workspace brings (its eslint) run."""
+    index = ls.context.index_for(path)
+    folder = index.root if index is not None else ls.context.folder_of(path)
+    relative = Path(path).resolve().relative_to(folder).as_posix() if folder else path
+    return RefactorChecks(folder, relative, index, test_command=ls.settings.test_command,
+                          workspace_programs=bool(ls.settings.test_command), cancel=cancel,
+                          max_copy_bytes=ls.settings.agent_max_copy_mb * 1024**2)
 
 
 async def _long_action(ls: SmallCoderServer, description: str,

@@ -85,7 +85,10 @@ export function registerCommands(
         if (!(await vscode.workspace.applyEdit(edit))) {
             throw new Error(`VS Code did not apply the refactoring of ${result.functionName}: did the file change meanwhile?`);
         }
-        vscode.window.setStatusBarMessage(`SmallCoder refactored ${result.functionName}`, 5000);
+        // Which checks the rewrite passed before it was offered (the tests among them, when set).
+        const checks = (result.checks ?? []).map((check) => `${check.passed ? '✓' : '✗'} ${check.name}`).join(', ');
+        log.info(`refactored ${result.functionName}: ${(result.checks ?? []).map((c) => `${c.name}: ${c.detail}`).join('; ')}`);
+        vscode.window.setStatusBarMessage(`SmallCoder refactored ${result.functionName}${checks ? ` — ${checks}` : ''}`, 8000);
     });
 
     const proposed = new ProposedFiles();

@@ -62,9 +62,18 @@ export interface RefactorParams extends FunctionParams, PartialResultParams {
     instruction?: string;
 }
 
+/** One check the rewrite went through before it was offered (parses, signature, callers, a linter, tests). */
+export interface RefactorCheck {
+    name: string;
+    passed: boolean;
+    detail: string;
+}
+
 export interface RefactorResult {
     edit: WorkspaceEdit;
     functionName: string;
+    checks?: RefactorCheck[];
+    candidates?: number;
 }
 
 /** How far the model has got: tokens generated so far, over every attempt. */
