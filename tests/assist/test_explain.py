@@ -151,3 +151,10 @@ def test_code_within_the_budget_is_shown_whole():
     assert code_within(code, len, 100) == (code, False)
     outline, outlined = code_within(code, len, 30)
     assert outlined and outline == "def f():\n    if x:\n        ..."
+
+
+def test_called_from_a_file_holding_a_caller_is_not_flagged(shop):
+    result, _ = _explain("It is called from `report.py` and used in `checkout.py`.", shop)
+    claims = [note for note in result.notes if note.startswith("“called by")]
+    assert claims == ["“called by `checkout.py`”: the index finds no call of `mean` in "
+                      "`checkout.py`; it is called by `spread`, `weekly_report`."]
