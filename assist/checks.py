@@ -32,6 +32,7 @@ TEST_TIMEOUT_S = 300
 TEST_MEMORY_BYTES = 2 * 1024**3
 MAX_COPY_BYTES = 512 * 1024**2
 MAX_SHOWN_CALLS = 3
+TSC_SCRIPT = "node_modules/typescript/bin/tsc"
 ESLINT_CONFIGS = ("eslint.config.js", "eslint.config.mjs", "eslint.config.cjs",
                   "eslint.config.ts", ".eslintrc", ".eslintrc.js", ".eslintrc.cjs",
                   ".eslintrc.json", ".eslintrc.yml", ".eslintrc.yaml")
@@ -43,7 +44,7 @@ class Cancelled(Exception):
 
 @dataclass(frozen=True)
 class CheckResult:
-    name: str  # "parses", "signature", "callers", "ruff", "pyflakes", "eslint", "tests"
+    name: str  # "parses", "signature", "callers", "ruff", "pyflakes", "eslint", "tsc", "tests"
     passed: bool
     detail: str
 
@@ -81,6 +82,7 @@ class RefactorChecks:
     max_copy_bytes: int = MAX_COPY_BYTES
     _sandbox: Sandbox | None = field(default=None, init=False, repr=False)
     _baseline: TestRun | None = field(default=None, init=False, repr=False)
+    _tsc_baseline: TestRun | None = field(default=None, init=False, repr=False)
 
     def run(self, rewrite: Rewrite, signature_changed: bool) -> list[CheckResult]:
         """The checks in order, cheapest first, stopping at the first that fails."""
@@ -89,6 +91,7 @@ class RefactorChecks:
             lambda: self.callers(rewrite, signature_changed),
             *(lambda linter=linter: linter(self.workspace, rewrite)
               for linter in self.linters(rewrite.language)),
+            lambda: self.typescript(rewrite),
             lambda: self.tests(rewrite)]
         for step in steps:
             result = step()
@@ -154,6 +157,34 @@ class RefactorChecks:
             found.append(_eslint)
         return found
 
+    # ------------------------------------------------------------ tsc
+
+    def typescript(self, rewrite: Rewrite) -> CheckResult | None:
+        """The workspace's own tsc on the scratch copy, when it has a tsconfig.json and may run
+        its programs: passed when the file has no type error the original did not have."""
+        root = self.workspace
+        if (rewrite.language not in ("typescript", "tsx") or root is None
+                or not self.workspace_programs or not (root / "tsconfig.json").is_file()
+                or not (root / TSC_SCRIPT).is_file()):
+            return None
+        # Started by its path in the copy, where the runner mounts node_modules: the shared
+        # folder's real path is hidden from a confined run when it lies under /tmp.
+        command = TestCommand(("node", TSC_SCRIPT, "--noEmit", "--pretty", "false", "-p", "."))
+        try:
+            sandbox = self._sandbox_made()
+        except SandboxError as error:
+            return CheckResult("tsc", False, f"cannot copy the workspace: {error}")
+        after = self._run_on(command, sandbox, rewrite)
+        if self._tsc_baseline is None:
+            self._tsc_baseline = self._run(command, sandbox)
+        new = Counter(_tsc_errors(after.output, rewrite.path)) - Counter(
+            _tsc_errors(self._tsc_baseline.output, rewrite.path))
+        if after.timed_out:
+            return CheckResult("tsc", False, f"tsc did not finish in {self.test_timeout_s:.0f} s")
+        if new:
+            return CheckResult("tsc", False, "new: " + "; ".join(list(new.elements())[:3]))
+        return CheckResult("tsc", True, "no new type error")
+
     # ------------------------------------------------------------ tests
 
     def tests(self, rewrite: Rewrite) -> CheckResult | None:
@@ -166,11 +197,7 @@ class RefactorChecks:
             sandbox = self._sandbox_made()
         except (TestCommandError, SandboxError) as error:
             return CheckResult("tests", False, f"cannot run the tests: {error}")
-        sandbox.write(rewrite.path, rewrite.new_document)
-        try:
-            after = self._run(command, sandbox)
-        finally:
-            sandbox.write(rewrite.path, rewrite.old_document)
+        after = self._run_on(command, sandbox, rewrite)
         if after.passed:
             return CheckResult("tests", True, f"`{command}` passes ({after.duration_s:.1f} s)")
         if after.timed_out:
@@ -193,6 +220,14 @@ class RefactorChecks:
             self._sandbox = Sandbox(self.workspace, self.max_copy_bytes)
         return self._sandbox
 
+    def _run_on(self, command: TestCommand, sandbox: Sandbox, rewrite: Rewrite) -> TestRun:
+        """`command` in the copy holding the rewritten file; the original is put back after."""
+        sandbox.write(rewrite.path, rewrite.new_document)
+        try:
+            return self._run(command, sandbox)
+        finally:
+            sandbox.write(rewrite.path, rewrite.old_document)
+
     def _run(self, command: TestCommand, sandbox: Sandbox) -> TestRun:
         run = run_tests(command, sandbox.root, cancel=self.cancel,
                         limits=Limits(timeout_s=self.test_timeout_s,
@@ -201,6 +236,12 @@ class RefactorChecks:
         if run.cancelled:
             raise Cancelled("cancelled")
         return run
+
+
+def _tsc_errors(output: str, path: str) -> list[str]:
+    """tsc's errors in `path` (`file(line,col): error TS1234: message`), without positions."""
+    pattern = rf"^{re.escape(path)}\(\d+,\d+\): error (TS\d+: .*)$"
+    return re.findall(pattern, output, re.MULTILINE)
 
 
 def _uses_ruff(root: Path) -> bool:

@@ -3,6 +3,7 @@ tests (in a scratch copy) accept it; scripted model replies, real tests and lint
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -13,6 +14,7 @@ from analyzers.index import WorkspaceIndex
 from assist.actions import ActionError, Run, refactor
 from assist.checks import RefactorChecks
 from model.engine import CancelToken
+from tests.conftest import REPO_ROOT
 from tests.fakes import ScriptedEngine
 
 PRICES = ("def discounted(price: int, percent: int) -> int:\n"
@@ -24,6 +26,7 @@ KEEPS = ("```python\ndef discounted(price: int, percent: int) -> int:\n"
 BREAKS = ("```python\ndef discounted(price: int, percent: int) -> int:\n"
           "    return price * percent // 100\n```")
 TEST_COMMAND = f"{sys.executable} -m pytest -q -p no:cacheprovider"
+TYPESCRIPT = REPO_ROOT / "node_modules" / "typescript"
 
 
 @pytest.fixture
@@ -107,3 +110,21 @@ def test_a_refactor_cancelled_while_the_tests_run_changes_nothing(shop):
         refactor(Run(engine, cancel), PRICES, "python", 1, 4, checks=checks)
     assert (shop / "prices.py").read_text() == PRICES
     assert checks._sandbox is None  # the copy is gone
+
+
+@pytest.mark.skipif(not TYPESCRIPT.is_dir(), reason="needs the repository's npm install")
+def test_a_new_type_error_fails_when_the_workspace_has_tsc(tmp_path):
+    (tmp_path / "tsconfig.json").write_text('{"compilerOptions": {"strict": true}, '
+                                            '"files": ["twice.ts"]}')
+    # A node_modules as npm lays it out: the copy shares it, and sees nothing outside it.
+    shutil.copytree(TYPESCRIPT, tmp_path / "node_modules" / "typescript")
+    text = "export function twice(n: number): number {\n  return n * 2;\n}\n"
+    (tmp_path / "twice.ts").write_text(text)
+    wrong = "```ts\nfunction twice(n: number): number {\n  return `${n}${n}`;\n}\n```"
+    checks = RefactorChecks(tmp_path, "twice.ts", workspace_programs=True)
+    with pytest.raises(ActionError, match="tsc: new: TS2322: Type 'string' is not assignable"):
+        refactor(Run(ScriptedEngine([wrong])), text, "typescript", 1, 2, checks=checks)
+    right = "```ts\nfunction twice(n: number): number {\n  return n + n;\n}\n```"
+    checks = RefactorChecks(tmp_path, "twice.ts", workspace_programs=True)
+    result = refactor(Run(ScriptedEngine([right])), text, "typescript", 1, 2, checks=checks)
+    assert ("tsc", True) in [(check.name, check.passed) for check in result.checks]
