@@ -13,7 +13,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from analyzers.definitions import imports
+from analyzers.definitions import definitions, imports, references
 from analyzers.functions import FunctionSpan, enclosing_function, find_function, replace_span
 from analyzers.rewrite import dedented, extract_code_blocks, indent_like
 from analyzers.syntax import first_syntax_error, has_syntax_errors
@@ -177,13 +177,33 @@ def _validated(text: str, language: str, span: FunctionSpan, reply: str,
         raise ActionError(f"the signature changed from `{span.signature.strip()}` to "
                           f"`{candidate.signature.strip()}`: keep the parameter names")
     rewritten = candidate.text if may_change_signature else _with_header_of(span, candidate)
-    new_function = indent_like(span, rewritten)
+    separator = "\n\n\n" if language == "python" else "\n\n"
+    new_function = separator.join([*_helpers_in_reply(reply, language, span, candidate, text),
+                                   indent_like(span, rewritten)])
     new_document = replace_span(text, span, new_function)
     if has_syntax_errors(new_document, language) and not has_syntax_errors(text, language):
         raise ActionError("the rewritten file does not parse")
     if new_function.strip() == span.text.strip():
         raise ActionError("the function already reads well: the model suggested no change")
     return Refactoring(span, new_function, new_document)
+
+
+def _helpers_in_reply(reply: str, language: str, span: FunctionSpan, candidate: FunctionSpan,
+                      text: str) -> list[str]:
+    """Functions the rewrite calls that the reply defines beside it and the file lacks (what
+    "extract a helper" asks for): they go in front of it. Only for a top-level function; a
+    method's helper would need a place in its class."""
+    if "." in span.qualified_name or span.start_point[1] != 0:
+        return []
+    defined = {definition.name for definition in definitions(text, language)}
+    used = {reference.name for reference in references(dedented(candidate), language)}
+    found: dict[str, str] = {}
+    for code in extract_code_blocks(reply):
+        for function in _top_level_functions(code, language):
+            if function.name != candidate.name and function.name in used \
+                    and function.name not in defined:
+                found.setdefault(function.name, dedented(function).rstrip())
+    return list(found.values())
 
 
 def _function_in_reply(reply: str, language: str, span: FunctionSpan,

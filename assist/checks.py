@@ -211,6 +211,9 @@ class RefactorChecks:
             return CheckResult("tests", True, f"`{command}`: the {len(after.failing_ids)} "
                                               f"failing test(s) failed before the rewrite too")
         what = ", ".join(new[:MAX_SHOWN_CALLS]) or f"exit code {after.exit_code}"
+        said = [f.message.strip().splitlines()[-1][:200] for f in after.failures
+                if f.test_id in new and f.message.strip()]
+        what += f" ({said[0]})" if said else ""
         return CheckResult("tests", False, f"`{command}` fails after the rewrite and passed "
                                            f"before: {what}")
 

@@ -81,3 +81,13 @@ def test_refactor_streams_every_reply_it_asks_for():
     pieces: list[str] = []
     refactor(Run(ScriptedEngine([renamed, fixed]), on_text=pieces.append), METHOD, "python", 5, 8)
     assert "".join(pieces) == renamed + fixed
+
+
+def test_a_helper_the_rewrite_extracts_goes_in_front_of_it():
+    text = "import math\n\n\ndef hypot(a, b):\n    return math.sqrt(a * a + b * b)\n\n\nx = 1\n"
+    reply = ("```python\ndef square(v):\n    return v * v\n\n\ndef hypot(a, b):\n"
+             "    return math.sqrt(square(a) + square(b))\n\n\ndef unused():\n    pass\n```")
+    result = refactor(Run(ScriptedEngine([reply])), text, "python", 4, 4, "extract a helper")
+    assert result.new_document == (
+        "import math\n\n\ndef square(v):\n    return v * v\n\n\ndef hypot(a, b):\n"
+        "    return math.sqrt(square(a) + square(b))\n\n\nx = 1\n")
