@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from analyzers.calls import python_signature
 from analyzers.definitions import definitions, imports, references
 from analyzers.functions import FunctionSpan, enclosing_function, find_function, replace_span
 from analyzers.rewrite import dedented, extract_code_blocks, indent_like
@@ -142,7 +143,7 @@ def _checked(run: Run, candidate: Refactoring, language: str, text: str,
     """Every check the candidate went through, `parses` and `signature` included."""
     span = candidate.span
     new_signature = _rewritten_span(candidate, language).signature
-    changed = _names(new_signature) != _names(span.signature)
+    changed = not _same_parameters(new_signature, span.signature, language)
     results = [CheckResult("parses", True, "the rewritten file parses"),
                CheckResult("signature", True, f"changed as asked: `{new_signature.strip()}`"
                            if changed else "kept")]
@@ -171,7 +172,8 @@ def _rewritten_span(candidate: Refactoring, language: str) -> FunctionSpan:
 def _validated(text: str, language: str, span: FunctionSpan, reply: str,
                may_change_signature: bool) -> Refactoring:
     candidate = _function_in_reply(reply, language, span, may_change_signature)
-    if not may_change_signature and _names(candidate.signature) != _names(span.signature):
+    if not may_change_signature and not _same_parameters(candidate.signature, span.signature,
+                                                         language):
         # Spelling a type differently (List for list) is harmless: the original header is put
         # back. Renamed parameters are not: the body would refer to names that do not exist.
         raise ActionError(f"the signature changed from `{span.signature.strip()}` to "
@@ -262,6 +264,22 @@ def _top_level_functions(code: str, language: str) -> list[FunctionSpan]:
 
     return [function for function in functions(code, language)
             if "." not in function.qualified_name]
+
+
+def _same_parameters(new: str, old: str, language: str) -> bool:
+    """Whether two signatures take the same parameters: for Python the same names and kinds
+    (annotations and defaults may differ: the original header is put back), elsewhere the same
+    identifiers."""
+    if language == "python":
+        new_parameters, old_parameters = _python_parameters(new), _python_parameters(old)
+        if new_parameters is not None and old_parameters is not None:
+            return new_parameters == old_parameters
+    return _names(new) == _names(old)
+
+
+def _python_parameters(signature: str) -> list[tuple[str, object]] | None:
+    parsed = python_signature(f"{signature.strip().rstrip(':')}:\n    pass\n")
+    return None if parsed is None else [(p.name, p.kind) for p in parsed[0].parameters.values()]
 
 
 def _names(signature: str) -> set[str]:

@@ -162,8 +162,7 @@ def refactor_row(engine: LlamaCppEngine, case: Case, instruction: str) -> dict:
                            "refactor": instruction}
     if not found:
         return {**row, "error": f"no function {case.function}"}
-    line = found[0].start_line + 1 if found[0].start_line + 1 <= found[0].end_line else \
-        found[0].start_line
+    line = found[0].start_line  # on its `def`: a line of its body may be a nested function's
     workspace = Path(tempfile.mkdtemp(prefix="smallcoder-bench-actions-ws-"))
     write_files(workspace, case.files)
     checks = RecordingChecks(workspace, case.path, test_command=case.test_command,

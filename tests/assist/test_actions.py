@@ -91,3 +91,12 @@ def test_a_helper_the_rewrite_extracts_goes_in_front_of_it():
     assert result.new_document == (
         "import math\n\n\ndef square(v):\n    return v * v\n\n\ndef hypot(a, b):\n"
         "    return math.sqrt(square(a) + square(b))\n\n\nx = 1\n")
+
+
+def test_refactor_that_only_adds_annotations_keeps_the_original_header():
+    text = "def get_factors(n):\n    return [d for d in range(1, n + 1) if n % d == 0]\n"
+    reply = ("```python\nfrom typing import List\n\n\ndef get_factors(n: int) -> List[int]:\n"
+             "    return [divisor for divisor in range(1, n + 1) if n % divisor == 0]\n```")
+    result = refactor(Run(ScriptedEngine([reply])), text, "python", 1, 4)
+    assert result.new_document == ("def get_factors(n):\n    return [divisor for divisor in "
+                                   "range(1, n + 1) if n % divisor == 0]\n")
