@@ -175,8 +175,8 @@ def _wrong_callers(prose: str, grounding: Grounding) -> list[str]:
     for raw in CALLER_CLAIM.findall(prose):
         quoted = raw.startswith("`")
         claimed = raw.strip("`").split("(")[0].strip()
-        if not re.fullmatch(r"[A-Za-z_][\w.]*", claimed):
-            continue
+        if not re.fullmatch(r"[A-Za-z_][\w.]*", claimed) or claimed in COMMON_NAMES:
+            continue  # "used in `with` statements", "called by `self`": not a caller's name
         looks_like_code = quoted or raw.endswith("(") or PROSE_IDENTIFIER.fullmatch(claimed) \
             or (grounding.index is not None and grounding.index.definitions_named(claimed))
         if not looks_like_code or claimed in callers or claimed.split(".")[-1] in callers:

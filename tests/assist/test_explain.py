@@ -158,3 +158,8 @@ def test_called_from_a_file_holding_a_caller_is_not_flagged(shop):
     claims = [note for note in result.notes if note.startswith("“called by")]
     assert claims == ["“called by `checkout.py`”: the index finds no call of `mean` in "
                       "`checkout.py`; it is called by `spread`, `weekly_report`."]
+
+
+def test_a_keyword_after_used_in_is_not_taken_for_a_caller(shop):
+    result, _ = _explain("It is used in `with` blocks and called by `self` methods.", shop)
+    assert result.notes == ()
