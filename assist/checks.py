@@ -206,6 +206,13 @@ class RefactorChecks:
         if self._baseline is None:
             self._baseline = self._run(command, sandbox)
         before = self._baseline
+        if str(command) in before.failing_ids | after.failing_ids:
+            # No per-test report (not pytest, or it could not start): failing before tells
+            # nothing about what the rewrite did.
+            return CheckResult("tests", False, f"`{command}` fails (exit code {after.exit_code}) "
+                                               f"without naming the failing tests, before the "
+                                               f"rewrite too: cannot tell whether it keeps "
+                                               f"behaviour")
         new = sorted(after.failing_ids - before.failing_ids)
         if not before.passed and not new and after.failing_ids:
             return CheckResult("tests", True, f"`{command}`: the {len(after.failing_ids)} "

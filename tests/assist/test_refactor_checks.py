@@ -128,3 +128,10 @@ def test_a_new_type_error_fails_when_the_workspace_has_tsc(tmp_path):
     checks = RefactorChecks(tmp_path, "twice.ts", workspace_programs=True)
     result = refactor(Run(ScriptedEngine([right])), text, "typescript", 1, 2, checks=checks)
     assert ("tsc", True) in [(check.name, check.passed) for check in result.checks]
+
+
+def test_tests_that_fail_without_naming_a_test_refuse_the_rewrite(shop):
+    missing = f"{sys.executable} -c \"raise SystemExit(3)\""
+    with pytest.raises(ActionError, match=r"fails \(exit code 3\) without naming the failing "
+                                          r"tests, before the rewrite too"):
+        _refactor(shop, [KEEPS], test_command=missing)
