@@ -10,7 +10,6 @@ never runs the model: it only receives a function that counts tokens.
 
 from __future__ import annotations
 
-import bisect
 import functools
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -18,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from analyzers.bm25 import identifier_terms
+from analyzers.calls import callers_in
 from analyzers.definitions import Definition
 from analyzers.index import WorkspaceIndex
 from analyzers.python_names import module_maps, used_definitions
@@ -330,16 +330,12 @@ def _callers(target: Target, language: str, index: WorkspaceIndex) -> list[Snipp
         text = index.text_of(path)
         if entry is None or text is None:
             continue
-        starts = [d.start_line for d in entry.definitions]
-        for line in lines:
-            holders = [d for d in entry.definitions[:bisect.bisect_right(starts, line)]
-                       if d.kind != "class" and d.start_line <= line <= d.end_line
-                       and not (path == target_path and d.start_line == callee.start_line)]
-            if holders:
-                found.append(definition_snippet(
-                    path, holders[-1], text, entry.language, "caller",
-                    f"calls `{callee.name}` (line {line + 1})", CALLER_SCORE,
-                    entry.definitions))
+        own = callee if path == target_path else None
+        for caller in callers_in(path, entry.definitions, lines, own):
+            found.append(definition_snippet(
+                path, caller.definition, text, entry.language, "caller",
+                f"calls `{callee.name}` (line {caller.line + 1})", CALLER_SCORE,
+                entry.definitions))
         if len(found) >= MAX_CALLERS:
             break
     return found[:MAX_CALLERS]

@@ -99,6 +99,24 @@ def has_syntax_errors(text: str, language: str) -> bool:
     return parse(text, language).root_node.has_error
 
 
+def first_syntax_error(text: str, language: str) -> tuple[int, int, str] | None:
+    """Where tree-sitter first had to recover, as a 0-based (line, column) and what stands
+    there (the line's text, or what is missing), or None when `text` parses."""
+    node = parse(text, language).root_node
+    if not node.has_error:
+        return None
+    while True:
+        broken = next((child for child in node.children if child.has_error or child.is_missing
+                       or child.type == "ERROR"), None)
+        if broken is None or node.type == "ERROR" or node.is_missing:
+            break
+        node = broken
+    row, column = node.start_point.row, node.start_point.column
+    if node.is_missing:
+        return row, column, f"missing `{node.type}`"
+    return row, column, text.split("\n")[row].strip()[:80]
+
+
 def parsed(text: str, language: str) -> tuple[Node, bytes]:
     """The syntax tree's root and the UTF-8 source of `text`, for the `…_in` functions.
 

@@ -1,4 +1,5 @@
-"""Explain and refactor a function: prompts, reply parsing and validation.
+"""Refactor a function: the prompt, reply parsing and validation; what explain and refactor
+share (how they ask the model, the function at the cursor). Explain is `assist/explain.py`.
 
 Shared by the code actions and the custom requests. The function is
 found with tree-sitter; its file's imports and the related code the packer chose (callees,
@@ -8,17 +9,19 @@ types, callers) go along as context.
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from analyzers.definitions import imports
+from analyzers.calls import python_signature
+from analyzers.definitions import definitions, imports, references
 from analyzers.functions import FunctionSpan, enclosing_function, find_function, replace_span
 from analyzers.rewrite import dedented, extract_code_blocks, indent_like
-from analyzers.syntax import has_syntax_errors
+from analyzers.syntax import first_syntax_error, has_syntax_errors
+from assist.checks import Cancelled, CheckResult, RefactorChecks, Rewrite
 from model import chat
 from model.engine import CancelToken, Engine, GenerationParams
 
-EXPLAIN_MAX_TOKENS = 400
 REFACTOR_MAX_TOKENS = 1024
 REFACTOR_ATTEMPTS = 3
 RETRY_TEMPERATURE = 0.7
@@ -36,16 +39,12 @@ class ActionError(Exception):
 
 
 @dataclass(frozen=True)
-class Explanation:
-    function_name: str
-    markdown: str
-
-
-@dataclass(frozen=True)
 class Refactoring:
     span: FunctionSpan
     new_function: str
     new_document: str
+    checks: tuple[CheckResult, ...] = ()  # what the offered rewrite passed, in order
+    candidates: int = 1  # how many the model wrote until one passed
 
 
 @dataclass(frozen=True)
@@ -87,54 +86,15 @@ def _context(text: str, language: str, span: FunctionSpan, related: str = "") ->
     return "\n".join(parts)
 
 
-def explain(run: Run, text: str, language: str, line: int, character: int,
-            related: str = "") -> Explanation:
-    """`related`: code the packer chose for the function (callees, types, callers), Markdown.
-
-    While the model writes, `run.on_text` gets the explanation's Markdown piece by piece:
-    joined, the pieces are always the start of the Markdown returned, so a reader can be
-    shown them as they come.
-    """
-    span = function_at(text, language, line, character)
-    header = f"### `{span.qualified_name}`\n\n"
-    name = LANGUAGE_NAMES.get(language, language)
-    reply = replace(run, on_text=_markdown_pieces(header, run.on_text)).ask(
-        f"Explain this {name} function to a developer who is reading it: what it is for, its "
-        f"inputs and result, side effects, and any edge case or bug you notice. Answer in "
-        f"Markdown, in under 200 words.\n\n{_context(text, language, span, related)}",
-        EXPLAIN_MAX_TOKENS,
-    )
-    if not reply.strip():
-        raise ActionError("the model gave no explanation; try again")
-    return Explanation(span.qualified_name, f"{header}{reply.strip()}\n")
-
-
-def _markdown_pieces(header: str, on_text: Callable[[str], None] | None
-                     ) -> Callable[[str], None] | None:
-    """Turns the reply's pieces into pieces of the explanation `explain` returns: the header
-    comes with the first words, and blank space at either end of the reply is held back, as
-    the returned Markdown strips it."""
-    if on_text is None:
-        return None
-    reply, sent = "", 0
-
-    def on_reply_piece(piece: str) -> None:
-        nonlocal reply, sent
-        reply += piece
-        if not (body := reply.strip()):
-            return
-        markdown = header + body
-        if len(markdown) > sent:
-            on_text(markdown[sent:])
-            sent = len(markdown)
-
-    return on_reply_piece
-
-
 def refactor(run: Run, text: str, language: str, line: int, character: int,
-             instruction: str = "", related: str = "") -> Refactoring:
-    """Rewrite the function at the cursor; the result parses and keeps the signature."""
+             instruction: str = "", related: str = "", checks: RefactorChecks | None = None
+             ) -> Refactoring:
+    """Rewrite the function at the cursor. A candidate is offered once it parses and keeps the
+    signature (unless the instruction asks to change it), and passes `checks` (callers, the
+    workspace's linters and tests) when given; one that fails is asked again with the reason,
+    up to REFACTOR_ATTEMPTS candidates. `checks` are closed before this returns."""
     span = function_at(text, language, line, character)
+    _refuse_broken(span, language)
     goal = instruction.strip() or DEFAULT_REFACTOR_GOAL
     may_change_signature = bool(SIGNATURE_WORDS.search(instruction))
     name = LANGUAGE_NAMES.get(language, language)
@@ -142,35 +102,110 @@ def refactor(run: Run, text: str, language: str, line: int, character: int,
     # Small models follow the instruction best when it comes last, after the code.
     request = (f"{_context(text, language, span, related)}\n\nRewrite this {name} function: {goal}."
                f"{keep} Reply with only the rewritten function, in one ```{language} block.")
-    problem = ""
-    for attempt in range(REFACTOR_ATTEMPTS):
-        feedback = f"\n\nYour previous answer was rejected: {problem}" if problem else ""
-        # Greedy decoding would repeat a rejected answer: later attempts sample.
-        reply = run.ask(request + feedback, REFACTOR_MAX_TOKENS,
-                        temperature=0.0 if attempt == 0 else RETRY_TEMPERATURE, seed=attempt)
-        try:
-            return _validated(text, language, span, reply, may_change_signature)
-        except ActionError as error:
-            problem = str(error)
+    problem, checked = "", False
+    try:
+        for attempt in range(REFACTOR_ATTEMPTS):
+            feedback = f"\n\nYour previous answer was rejected: {problem}" if problem else ""
+            # Greedy decoding would repeat a rejected answer: later attempts sample.
+            reply = run.ask(request + feedback, REFACTOR_MAX_TOKENS,
+                            temperature=0.0 if attempt == 0 else RETRY_TEMPERATURE, seed=attempt)
+            try:
+                candidate = _validated(text, language, span, reply, may_change_signature)
+            except ActionError as error:
+                problem = str(error)
+                continue
+            results = _checked(run, candidate, language, text, checks)
+            failed = next((result for result in results if not result.passed), None)
+            if failed is None:
+                return replace(candidate, checks=results, candidates=attempt + 1)
+            problem, checked = f"{failed.name}: {failed.detail}", True
+    finally:
+        if checks is not None:
+            checks.close()
+    if checked:
+        raise ActionError(f"no rewrite passed the checks in {REFACTOR_ATTEMPTS} candidates; "
+                          f"the last failed {problem}")
     raise ActionError(f"the model's rewrite was not usable: {problem}")
+
+
+def _refuse_broken(span: FunctionSpan, language: str) -> None:
+    """A function that does not parse has no behaviour to keep: refused, with where."""
+    error = first_syntax_error(dedented(span), language)
+    if error is not None:
+        row, _column, what = error
+        raise ActionError(f"`{span.qualified_name}` does not parse (line "
+                          f"{span.start_point[0] + row + 1}: {what}): fix the syntax error "
+                          f"first, then refactor")
+
+
+def _checked(run: Run, candidate: Refactoring, language: str, text: str,
+             checks: RefactorChecks | None) -> tuple[CheckResult, ...]:
+    """Every check the candidate went through, `parses` and `signature` included."""
+    span = candidate.span
+    new_signature = _rewritten_span(candidate, language).signature
+    changed = not _same_parameters(new_signature, span.signature, language)
+    results = [CheckResult("parses", True, "the rewritten file parses"),
+               CheckResult("signature", True, f"changed as asked: `{new_signature.strip()}`"
+                           if changed else "kept")]
+    if checks is None:
+        return tuple(results)
+    if run.cancel is not None and run.cancel.cancelled:
+        raise ActionError("cancelled")
+    rewrite = Rewrite(checks.path, language, text, candidate.new_document, span.name,
+                      dedented(_rewritten_span(candidate, language)), span.kind == "method")
+    try:
+        results += checks.run(rewrite, changed)
+    except Cancelled as error:
+        raise ActionError("cancelled") from error
+    return tuple(results)
+
+
+def _rewritten_span(candidate: Refactoring, language: str) -> FunctionSpan:
+    """The rewritten function, parsed at column 0."""
+    code = textwrap.dedent(" " * candidate.span.start_point[1] + candidate.new_function)
+    found = find_function(code, language, candidate.span.name)
+    if found is None:  # renamed as asked: the first function of the text
+        found = _top_level_functions(code, language)[0]
+    return found
 
 
 def _validated(text: str, language: str, span: FunctionSpan, reply: str,
                may_change_signature: bool) -> Refactoring:
     candidate = _function_in_reply(reply, language, span, may_change_signature)
-    if not may_change_signature and _names(candidate.signature) != _names(span.signature):
+    if not may_change_signature and not _same_parameters(candidate.signature, span.signature,
+                                                         language):
         # Spelling a type differently (List for list) is harmless: the original header is put
         # back. Renamed parameters are not: the body would refer to names that do not exist.
         raise ActionError(f"the signature changed from `{span.signature.strip()}` to "
                           f"`{candidate.signature.strip()}`: keep the parameter names")
     rewritten = candidate.text if may_change_signature else _with_header_of(span, candidate)
-    new_function = indent_like(span, rewritten)
+    separator = "\n\n\n" if language == "python" else "\n\n"
+    new_function = separator.join([*_helpers_in_reply(reply, language, span, candidate, text),
+                                   indent_like(span, rewritten)])
     new_document = replace_span(text, span, new_function)
     if has_syntax_errors(new_document, language) and not has_syntax_errors(text, language):
         raise ActionError("the rewritten file does not parse")
     if new_function.strip() == span.text.strip():
         raise ActionError("the function already reads well: the model suggested no change")
     return Refactoring(span, new_function, new_document)
+
+
+def _helpers_in_reply(reply: str, language: str, span: FunctionSpan, candidate: FunctionSpan,
+                      text: str) -> list[str]:
+    """Functions the rewrite calls that the reply defines beside it and the file lacks (what
+    "extract a helper" asks for): they go in front of it. Only for a top-level function; a
+    method's helper would need a place in its class."""
+    if "." in span.qualified_name or span.start_point[1] != 0:
+        return []
+    defined = {definition.name for definition in definitions(text, language)}
+    used = {reference.name for reference in references(dedented(candidate), language)}
+    found: dict[str, str] = {}
+    for code in extract_code_blocks(reply):
+        for function in _top_level_functions(code, language):
+            if function.name != candidate.name and function.name in used \
+                    and function.name not in defined:
+                found.setdefault(function.name, dedented(function).rstrip())
+    return list(found.values())
 
 
 def _function_in_reply(reply: str, language: str, span: FunctionSpan,
@@ -229,6 +264,22 @@ def _top_level_functions(code: str, language: str) -> list[FunctionSpan]:
 
     return [function for function in functions(code, language)
             if "." not in function.qualified_name]
+
+
+def _same_parameters(new: str, old: str, language: str) -> bool:
+    """Whether two signatures take the same parameters: for Python the same names and kinds
+    (annotations and defaults may differ: the original header is put back), elsewhere the same
+    identifiers."""
+    if language == "python":
+        new_parameters, old_parameters = _python_parameters(new), _python_parameters(old)
+        if new_parameters is not None and old_parameters is not None:
+            return new_parameters == old_parameters
+    return _names(new) == _names(old)
+
+
+def _python_parameters(signature: str) -> list[tuple[str, object]] | None:
+    parsed = python_signature(f"{signature.strip().rstrip(':')}:\n    pass\n")
+    return None if parsed is None else [(p.name, p.kind) for p in parsed[0].parameters.values()]
 
 
 def _names(signature: str) -> set[str]:

@@ -217,6 +217,10 @@ class WorkspaceContext:
                       index=index, recent=None, resolve=resolve)
         return tuple(s for s in result.snippets if s.kind not in ACTION_SKIPS)
 
+    def folder_of(self, path: str) -> Path | None:
+        """The innermost workspace folder holding `path`, indexed yet or not."""
+        return self._root_of(path)
+
     def _root_of(self, path: str) -> Path | None:
         """The innermost workspace folder holding `path`, indexed yet or not."""
         candidate = Path(path)

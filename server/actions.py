@@ -1,6 +1,8 @@
 """Code actions and the explain / refactor requests: LSP in, assist/actions out.
 
-The refactor's edit is computed on `codeAction/resolve`, so offering the action costs nothing;
+The refactor's edit is computed on `codeAction/resolve`, so offering the action costs nothing,
+and is offered only once the rewrite passed its checks (`assist/checks.py`: callers, the
+workspace's linters, its tests in a scratch copy when a test command is set);
 both run on the long-job engine, cancellable, and yield to completions between tokens. While
 the model writes, the requests report on the client's `partialResultToken`: the explanation so
 far, or how many tokens the refactor has generated.
@@ -20,13 +22,23 @@ from pygls.workspace import TextDocument
 
 from analyzers.completion_cut import SYNTAX_CHECK_MAX_CHARACTERS
 from analyzers.functions import enclosing_function
-from assist import actions
+from assist import actions, explain
+from assist.checks import RefactorChecks
+from assist.grounding import grounding_in
 from assist.workspace import related_for
 from model.engine import CancelToken
 from server.accepted import refactor_change
 from server.app import SmallCoderServer
 from server.model_host import ModelUnavailable
-from server.protocol import cursor, language_of, path_of, span_range, text_position
+from server.protocol import (
+    cursor,
+    field,
+    language_of,
+    optional_field,
+    path_of,
+    span_range,
+    text_position,
+)
 
 REFACTOR_TITLE = "Refactor this function"
 EXPLAIN_TITLE = "Explain this function"
@@ -71,7 +83,9 @@ def register(server: SmallCoderServer) -> None:
 
     @server.feature("smallcoder/refactor")
     async def refactor_request(ls: SmallCoderServer, params: Any) -> dict:
-        """Partial results: {"functionName", "generatedTokens"} while the model writes."""
+        """Partial results: {"functionName", "generatedTokens"} while the model writes. The
+        answer says which checks the offered rewrite passed (`checks`: name, passed, detail)
+        and how many candidates the model wrote; when none passes, the error says why."""
         uri, position = text_position(params)
         instruction = getattr(params, "instruction", None) or ""
         if not isinstance(instruction, str):
@@ -84,20 +98,7 @@ def register(server: SmallCoderServer) -> None:
     async def explain_request(ls: SmallCoderServer, params: Any) -> dict:
         """Partial results: {"functionName", "markdown"}, the explanation so far, each one the
         start of the final answer's markdown."""
-        uri, position = text_position(params)
-        document = ls.document(uri)
-        language = _language_or_error(document)
-        line, character = cursor(document, position)
-        name = _function_name(document, language, line, character)
-        partial = PartialResults(ls, partial_result_token(params),
-                                 lambda text, _pieces: {"functionName": name, "markdown": text})
-        explanation = await _long_action(
-            ls, f"explaining {name}",
-            lambda run: actions.explain(run, document.source, language, line, character,
-                                        related=related_for(ls.context, path_of(uri),
-                                                            document.source, line, run.engine)),
-            on_text=partial.on_text)
-        return {"markdown": explanation.markdown, "functionName": explanation.function_name}
+        return await _explain(ls, params)
 
 
 def _refactor_answer(ls: SmallCoderServer, uri: str, edit: types.WorkspaceEdit,
@@ -112,7 +113,9 @@ def _refactor_answer(ls: SmallCoderServer, uri: str, edit: types.WorkspaceEdit,
             folders, uri, ls.document(uri).source, refactoring.new_document,
             refactoring.span.qualified_name, instruction))
     return {"edit": ls.protocol._converter.unstructure(edit),
-            "functionName": refactoring.span.qualified_name, "offerId": offer_id}
+            "functionName": refactoring.span.qualified_name, "offerId": offer_id,
+            "checks": [check.to_json() for check in refactoring.checks],
+            "candidates": refactoring.candidates}
 
 
 class PartialResults:
@@ -151,13 +154,34 @@ def partial_result_token(params: Any) -> str | int | None:
 def _function_name(document: TextDocument, language: str, line: int, character: int) -> str:
     """Found before the model starts: the partial results carry the name, and a cursor
     outside any function is refused without loading the long-job context."""
+    return _subject(document, language, line, character, "function", None).name
+
+
+def _subject(document: TextDocument, language: str, line: int, character: int, scope: str,
+             selection: tuple[int, int] | None) -> explain.Subject:
     if (size := len(document.source)) > MAX_PARSED_CHARACTERS:
         raise JsonRpcInvalidParams(f"{document.uri} has {size:,} characters: explain and "
                                    f"refactor work in files up to {MAX_PARSED_CHARACTERS:,}")
     try:
-        return actions.function_at(document.source, language, line, character).qualified_name
+        return explain.subject_at(document.source, language, document.uri, line, character,
+                                  scope, selection)
     except actions.ActionError as error:
         raise JsonRpcInvalidParams(str(error)) from error
+
+
+def _selected_lines(document: TextDocument, params: Any) -> tuple[int, int] | None:
+    """The lines of `params.range` (0-based, inclusive), or None without a range or when it is
+    empty; a range ending at column 0 leaves that line out, as the editor shows it."""
+    selected = optional_field(params, "range", (dict, tuple))
+    if selected is None:
+        return None
+    start, end = (cursor(document, text_position({
+        "textDocument": {"uri": document.uri},
+        "position": field(selected, end, (dict, tuple))})[1]) for end in ("start", "end"))
+    if start == end:
+        return None
+    last = end[0] - 1 if end[1] == 0 and end[0] > start[0] else end[0]
+    return start[0], last
 
 
 def _offered_actions(document: TextDocument, start: types.Position) -> list[types.CodeAction]:
@@ -180,6 +204,36 @@ def _language_or_error(document: TextDocument) -> str:
     return language
 
 
+async def _explain(ls: SmallCoderServer, params: Any) -> dict:
+    """Explain the function, class, file or selection the request names (see explain_request)."""
+    uri, position = text_position(params)
+    document = ls.document(uri)
+    language = _language_or_error(document)
+    line, character = cursor(document, position)
+    scope = optional_field(params, "scope", str) or "function"
+    selection = _selected_lines(document, params)
+    if selection is not None and scope == "function":
+        scope = "selection"
+    subject = _subject(document, language, line, character, scope, selection)
+    name = subject.name
+    partial = PartialResults(ls, partial_result_token(params),
+                             lambda text, _pieces: {"functionName": name, "markdown": text})
+    path, source = path_of(uri), document.source
+
+    def explain_on(run: actions.Run) -> explain.Explanation:
+        related = related_for(ls.context, path, source, line, run.engine)
+        return explain.explain(run, source, language, line, character, related,
+                               path=ls.context.prompt_path(path), scope=scope,
+                               selection=selection,
+                               grounding=grounding_in(ls.context, path, source, language,
+                                                      related))
+
+    explanation = await _long_action(ls, f"explaining {name}", explain_on,
+                                     on_text=partial.on_text)
+    return {"markdown": explanation.markdown, "functionName": explanation.function_name,
+            "notes": list(explanation.notes), "outline": explanation.outline}
+
+
 async def _refactor(ls: SmallCoderServer, uri: str, position: types.Position,
                     instruction: str, partial_token: str | int | None = None
                     ) -> tuple[types.WorkspaceEdit, actions.Refactoring]:
@@ -191,11 +245,13 @@ async def _refactor(ls: SmallCoderServer, uri: str, position: types.Position,
     # The engine streams a piece per token (a character split over two tokens comes once).
     partial = PartialResults(ls, partial_token, lambda _text, pieces: {
         "functionName": name, "generatedTokens": pieces})
+    path = path_of(uri)
     result = await _long_action(
         ls, f"refactoring {name}",
         lambda run: actions.refactor(run, source, language, line, character, instruction,
-                                     related=related_for(ls.context, path_of(uri), source,
-                                                         line, run.engine)),
+                                     related=related_for(ls.context, path, source, line,
+                                                         run.engine),
+                                     checks=refactor_checks(ls, path, run.cancel)),
         on_text=partial.on_text)
     if document.version != version_at_start:
         raise JsonRpcInvalidParams("the document changed while the refactor ran: try again")
@@ -205,6 +261,19 @@ async def _refactor(ls: SmallCoderServer, uri: str, position: types.Position,
                                                                     version=document.version),
         edits=[edit])])
     return workspace_edit, result
+
+
+def refactor_checks(ls: SmallCoderServer, path: str, cancel: CancelToken | None
+                    ) -> RefactorChecks:
+    """The checks of a refactor of the file at `path`: its workspace folder's linters, and its
+    test command run in a scratch copy. The extension sends a test command only in a trusted
+    workspace, so only then may programs the workspace brings (its eslint) run."""
+    index = ls.context.index_for(path)
+    folder = index.root if index is not None else ls.context.folder_of(path)
+    relative = Path(path).resolve().relative_to(folder).as_posix() if folder else path
+    return RefactorChecks(folder, relative, index, test_command=ls.settings.test_command,
+                          workspace_programs=bool(ls.settings.test_command), cancel=cancel,
+                          max_copy_bytes=ls.settings.agent_max_copy_mb * 1024**2)
 
 
 async def _long_action(ls: SmallCoderServer, description: str,

@@ -167,8 +167,8 @@ class Settings:
     test_command: str = setting(
         "testCommand", "",
         "Command that runs the workspace's tests (for example `pytest -q`). \"Solve with "
-        "Agent\" offers it first and runs it. Refactorings never run it: a rewritten function "
-        "is offered once it parses and keeps its name and parameters.",
+        "Agent\" offers it first and runs it; a refactoring runs it in a scratch copy and "
+        "offers the rewritten function only when no test that passed before fails.",
         scope="machine-overridable", names_program_or_file=True)
     agent_max_copy_mb: int = setting(
         "agent.maxCopyMb", 512,

@@ -4,7 +4,8 @@ The fake answers by the kind of prompt it gets: a fixed continuation for fill-in
 (or, when the prompt holds a `fake-engine reply: TEXT` line, TEXT, `\n` for a line break: tests
 of what reaches the prompt make a file say what the fake should answer; a line of the context
 that says `fake-engine reply for NAME: TEXT` wins when the edited file is NAME),
-a fixed explanation, for a refactor the function it was shown with one comment added, and for
+a fixed explanation (or TEXT, when the code shown holds `fake-engine explanation: TEXT`), for a
+refactor the function it was shown with one comment added, and for
 the agent the fix of examples/' failing test.
 $SMALLCODER_FAKE_TOKEN_SECONDS slows it down to model a real generation.
 """
@@ -34,6 +35,7 @@ AGENT_FIX = ("```python\ndef apply_discount(price_cents: int, percent: int) -> i
              "    if not 0 <= percent <= 100:\n"
              "        raise ValueError(f\"discount must be between 0 and 100, got {percent}\")\n"
              "    return price_cents * (100 - percent) // 100\n```")
+EXPLANATION_MARKER = re.compile(r"fake-engine explanation: (.*)")
 FIM_REPLY_MARKER = re.compile(r"fake-engine reply(?: for ([\w.]+))?: (.*)")
 # The edited file's name in a FIM prompt: `<|file_sep|>{path}\n<|fim_prefix|>`.
 EDITED_FILE = re.compile(r"<\|file_sep\|>([^\n]*)\n<\|fim_prefix\|>")
@@ -64,7 +66,8 @@ class RuleEngine(ScriptedEngine):
             said = fim_reply_said(prompt_text)
             return FIM_REPLY if said is None else f"    {said.strip()}\n".replace("\\n", "\n")
         if prompt_text.startswith("system: ") and "Explain this" in prompt_text:
-            return EXPLANATION
+            said = EXPLANATION_MARKER.search(prompt_text)
+            return EXPLANATION if said is None else said.group(1)
         if "Find the bug and fix it" in prompt_text:
             return AGENT_FIX
         shown = SHOWN_FUNCTION.search(prompt_text)

@@ -7,7 +7,7 @@
 import * as vscode from 'vscode';
 import { ExplainPanel } from './explainPanel';
 import { sendWithPartialResults, withCancellableProgress } from './progress';
-import { acceptedNotification, downloadModelRequest, explainRequest, FunctionParams, NO_PARAMS, refactorRequest } from './protocol';
+import { acceptedNotification, downloadModelRequest, explainRequest, ExplainParams, FunctionParams, NO_PARAMS, refactorRequest } from './protocol';
 import { errorMessage, ServerController } from './server';
 import { readSettings, updateSetting } from './settings';
 import { Snooze, SNOOZE_MINUTES } from './snooze';
@@ -45,8 +45,9 @@ export function registerCommands(
         );
 
     // The panel opens with the first words and follows the model; Cancel keeps what it wrote.
+    // With code selected in the editor, the selection is explained rather than its function.
     register('smallcoder.explainFunction', async (uri?: string | vscode.Uri, position?: PositionArgument) => {
-        const params = functionParams(uri, position);
+        const params: ExplainParams = { ...functionParams(uri, position), range: selectedRange(uri) };
         const client = server.runningClient();
         const view = explainPanel.startExplanation();
         const result = await withCancellableProgress('SmallCoder', (token, progress) => {
@@ -89,7 +90,10 @@ export function registerCommands(
         if (result.offerId) {
             void client.sendNotification(acceptedNotification, { offerId: result.offerId });
         }
-        vscode.window.setStatusBarMessage(`SmallCoder refactored ${result.functionName}`, 5000);
+        // Which checks the rewrite passed before it was offered (the tests among them, when set).
+        const checks = (result.checks ?? []).map((check) => `${check.passed ? '✓' : '✗'} ${check.name}`).join(', ');
+        log.info(`refactored ${result.functionName}: ${(result.checks ?? []).map((c) => `${c.name}: ${c.detail}`).join('; ')}`);
+        vscode.window.setStatusBarMessage(`SmallCoder refactored ${result.functionName}${checks ? ` — ${checks}` : ''}`, 8000);
     });
 
     const proposed = new ProposedFiles();
@@ -202,6 +206,16 @@ async function pickSnoozeMinutes(): Promise<number | undefined> {
 }
 
 /** The function to work on: the code action's arguments, or else the cursor in the active editor. */
+/** The active editor's selection, when the command came from the palette and it is not empty. */
+function selectedRange(uri?: string | vscode.Uri): ExplainParams['range'] {
+    const editor = vscode.window.activeTextEditor;
+    if (uri !== undefined || editor === undefined || editor.selection.isEmpty) {
+        return undefined;
+    }
+    const { start, end } = editor.selection;
+    return { start: { line: start.line, character: start.character }, end: { line: end.line, character: end.character } };
+}
+
 function functionParams(uri?: string | vscode.Uri, position?: PositionArgument): FunctionParams {
     if (uri !== undefined && position !== undefined) {
         return {

@@ -38,11 +38,18 @@ export interface PartialResultParams {
     partialResultToken?: ProgressToken;
 }
 
-export interface ExplainParams extends FunctionParams, PartialResultParams {}
+/** `range`: explain the selected lines; `scope`: the function (default), class or file there. */
+export interface ExplainParams extends FunctionParams, PartialResultParams {
+    range?: { start: { line: number; character: number }; end: { line: number; character: number } };
+    scope?: 'function' | 'class' | 'file' | 'selection';
+}
 
+/** `notes`: what the workspace index contradicts in the explanation (also under its markdown). */
 export interface ExplainResult {
     markdown: string;
     functionName: string;
+    notes?: string[];
+    outline?: boolean;
 }
 
 /** The explanation so far: `markdown` is always the start of the final result's. */
@@ -55,11 +62,20 @@ export interface RefactorParams extends FunctionParams, PartialResultParams {
     instruction?: string;
 }
 
+/** One check the rewrite went through before it was offered (parses, signature, callers, a linter, tests). */
+export interface RefactorCheck {
+    name: string;
+    passed: boolean;
+    detail: string;
+}
+
 export interface RefactorResult {
     edit: WorkspaceEdit;
     functionName: string;
     /** Set while smallcoder.training.learnFromAccepted is on: tell the server when the user applies it. */
     offerId?: string | null;
+    checks?: RefactorCheck[];
+    candidates?: number;
 }
 
 /** How far the model has got: tokens generated so far, over every attempt. */

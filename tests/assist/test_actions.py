@@ -1,10 +1,10 @@
-"""Refactor and explain: reply parsing and validation, with scripted model replies."""
+"""Refactor: reply parsing and validation, with scripted model replies."""
 
 from __future__ import annotations
 
 import pytest
 
-from assist.actions import ActionError, Run, explain, refactor
+from assist.actions import ActionError, Run, refactor
 from tests.fakes import ScriptedEngine
 
 METHOD = ("import math\n\n\nclass Shape:\n    def area(self, radius: list[float]) -> float:\n"
@@ -75,29 +75,28 @@ def test_refactor_in_typescript_keeps_the_body_braces():
                                    "  const doubled = n + n;\n  return doubled;\n}\n")
 
 
-def test_explain_sends_the_function_and_imports_and_titles_the_answer():
-    engine = ScriptedEngine(["It computes the area of a circle."])
-    result = explain(Run(engine), METHOD, "python", 5, 4)
-    prompt = engine.detokenize(engine.prompts[0])
-    assert "import math" in prompt
-    assert "def area(self, radius: list[float]) -> float:" in prompt
-    assert result.function_name == "Shape.area"
-    assert result.markdown == "### `Shape.area`\n\nIt computes the area of a circle.\n"
-
-
-def test_explain_streams_markdown_that_always_begins_the_answer():
-    engine = ScriptedEngine([("\n", " It", " computes", " the area", ".", "\n\n", "Done", ".\n")])
-    shown: list[str] = []
-    result = explain(Run(engine, on_text=lambda piece: shown.append(
-        (shown[-1] if shown else "") + piece)), METHOD, "python", 5, 4)
-    assert shown[0] == "### `Shape.area`\n\nIt"
-    assert all(result.markdown.startswith(markdown) for markdown in shown)
-    assert shown[-1] == result.markdown.rstrip()
-
-
 def test_refactor_streams_every_reply_it_asks_for():
     renamed = "```python\ndef area(self, r: list[float]) -> float:\n    return 3.14 * r[0]\n```"
     fixed = "```python\ndef area(self, radius: list[float]) -> float:\n    return radius[0]\n```"
     pieces: list[str] = []
     refactor(Run(ScriptedEngine([renamed, fixed]), on_text=pieces.append), METHOD, "python", 5, 8)
     assert "".join(pieces) == renamed + fixed
+
+
+def test_a_helper_the_rewrite_extracts_goes_in_front_of_it():
+    text = "import math\n\n\ndef hypot(a, b):\n    return math.sqrt(a * a + b * b)\n\n\nx = 1\n"
+    reply = ("```python\ndef square(v):\n    return v * v\n\n\ndef hypot(a, b):\n"
+             "    return math.sqrt(square(a) + square(b))\n\n\ndef unused():\n    pass\n```")
+    result = refactor(Run(ScriptedEngine([reply])), text, "python", 4, 4, "extract a helper")
+    assert result.new_document == (
+        "import math\n\n\ndef square(v):\n    return v * v\n\n\ndef hypot(a, b):\n"
+        "    return math.sqrt(square(a) + square(b))\n\n\nx = 1\n")
+
+
+def test_refactor_that_only_adds_annotations_keeps_the_original_header():
+    text = "def get_factors(n):\n    return [d for d in range(1, n + 1) if n % d == 0]\n"
+    reply = ("```python\nfrom typing import List\n\n\ndef get_factors(n: int) -> List[int]:\n"
+             "    return [divisor for divisor in range(1, n + 1) if n % divisor == 0]\n```")
+    result = refactor(Run(ScriptedEngine([reply])), text, "python", 1, 4)
+    assert result.new_document == ("def get_factors(n):\n    return [divisor for divisor in "
+                                   "range(1, n + 1) if n % divisor == 0]\n")

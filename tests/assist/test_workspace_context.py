@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from assist import actions
+from assist import actions, explain
 from assist.completion import CompletionSettings, complete_in_workspace
 from assist.workspace import WorkspaceContext, related_for
 from model.prompts import FILE_SEP
@@ -125,7 +125,7 @@ def test_explain_shows_the_functions_callees_from_other_files(workspace):
     engine = ScriptedEngine(["It converts feet."])
     path = root / "pkg" / "report.py"
     related = related_for(context, str(path), REPORT, 4, engine)
-    actions.explain(actions.Run(engine), REPORT, "python", 4, 4, related=related)
+    explain.explain(actions.Run(engine), REPORT, "python", 4, 4, related=related)
     prompt = engine.detokenize(engine.prompts[-1])
     assert "`pkg/units.py` lines 1-3 (the target uses `to_metres` (jedi))" in prompt
     assert "return feet / 3.28084" in prompt

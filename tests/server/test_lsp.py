@@ -238,6 +238,28 @@ async def test_explain_returns_markdown_named_after_the_function(client):
     assert "**mean**" in result.markdown
 
 
+async def test_explain_flags_a_caller_the_index_does_not_know(client):
+    text = MEAN.replace("    total = sum(values)\n", "    # fake-engine explanation: It is used "
+                        "by `apply_discount` to average prices.\n    total = sum(values)\n")
+    open_document(client, uri="file:///work/project/grounded.py", text=text)
+    result = await client.protocol.send_request_async("smallcoder/explain", {
+        "textDocument": {"uri": "file:///work/project/grounded.py"},
+        "position": {"line": 4, "character": 0}})
+    claim = next(note for note in result.notes if note.startswith("“called by"))
+    assert claim.startswith("“called by `apply_discount`”: the index finds no call of `mean`")
+    assert f"- {claim}\n" in result.markdown.split("Checked against the workspace index")[1]
+
+
+async def test_explain_a_selection_or_a_whole_file(client):
+    selected = await client.protocol.send_request_async("smallcoder/explain", {
+        "textDocument": {"uri": URI}, "position": {"line": 3, "character": 0},
+        "range": {"start": {"line": 3, "character": 0}, "end": {"line": 5, "character": 0}}})
+    assert selected.functionName == "lines 4-5"
+    whole = await client.protocol.send_request_async("smallcoder/explain", {
+        "textDocument": {"uri": URI}, "position": {"line": 8, "character": 0}, "scope": "file"})
+    assert whole.functionName == "stats.py" and whole.markdown.startswith("### `stats.py`")
+
+
 async def test_explain_outside_a_function_says_where_to_put_the_cursor(client):
     with pytest.raises(Exception, match="no function at the cursor"):
         await client.protocol.send_request_async("smallcoder/explain", {

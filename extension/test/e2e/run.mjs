@@ -22,6 +22,7 @@ import {
     stopCodeServer,
     writeUserSettings,
 } from './codeServer.mjs';
+import { ACTION_CHECK_SETTINGS, actionCheckScenarios } from './actionChecks.mjs';
 import { EDITOR_CONVENTION_SETTINGS, editorConventionScenarios } from './editorConventions.mjs';
 import { assert, lineNumberOf, userSetting, waitFor } from './helpers.mjs';
 import { Workbench } from './workbench.mjs';
@@ -475,6 +476,7 @@ const scenarios = [
         },
     },
     ...editorConventionScenarios,
+    ...actionCheckScenarios,
 ];
 
 /** A "python" for smallcoder.pythonPath that runs the fake server whatever arguments it gets. */
@@ -506,7 +508,7 @@ async function main() {
         const fakeModel = join(sandbox.root, 'fake.gguf');
         writeFileSync(fakeModel, 'GGUF');
         smallcoderSettings['smallcoder.model'] = fakeModel;
-        Object.assign(smallcoderSettings, EDITOR_CONVENTION_SETTINGS);
+        Object.assign(smallcoderSettings, EDITOR_CONVENTION_SETTINGS, ACTION_CHECK_SETTINGS);
     } else if (process.env.SMALLCODER_MODEL) {
         smallcoderSettings['smallcoder.model'] = process.env.SMALLCODER_MODEL;
     }

@@ -1,0 +1,185 @@
+"""Explain a function, a class, a selection or a whole file, grounded in the workspace.
+
+The prompt carries the related code the packer chose and the facts of `grounding` (callers,
+names used, return annotation, the module's docstring); the answer is checked against the same
+facts and what the workspace contradicts is shown under it as notes. Code too long for the
+budget is explained from its outline, and the answer says so.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from analyzers.definitions import Definition, definitions, imports
+from assist.actions import LANGUAGE_NAMES, ActionError, Run, function_at
+from assist.grounding import Grounding, GroundingOf, check_explanation
+
+EXPLAIN_MAX_TOKENS = 400
+# The code itself: beyond this the prompt shows its outline. On a 2-core CPU at 50 prompt
+# tokens/s the 1.5B reads this much in half a minute.
+EXPLAIN_CODE_MAX_TOKENS = 1536
+SCOPES = ("function", "class", "file", "selection")
+NOTES_HEADING = "**Checked against the workspace index:**"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What is explained: its kind (one of SCOPES), its name for the title, its lines."""
+
+    kind: str
+    name: str
+    code: str
+    lines: tuple[int, int]  # 0-based, inclusive
+    definition: Definition | None  # for a function or a class
+
+
+@dataclass(frozen=True)
+class Explanation:
+    function_name: str  # the subject's name (a function's qualified name, for the title)
+    markdown: str
+    notes: tuple[str, ...] = ()  # what the workspace index contradicts, also in the markdown
+    outline: bool = False  # explained from its outline: too long for the budget
+
+
+def subject_at(text: str, language: str, path: str, line: int, character: int,
+               scope: str = "function", selection: tuple[int, int] | None = None) -> Subject:
+    """The code to explain: the function or class around (line, character), the selected
+    lines (0-based, inclusive), or the whole file."""
+    lines = text.split("\n")
+    if scope == "file":
+        return Subject("file", path.rsplit("/", 1)[-1], text, (0, len(lines) - 1), None)
+    if scope == "selection":
+        if selection is None or selection[0] > selection[1]:
+            raise ActionError("select the lines to explain first")
+        first, last = max(0, selection[0]), min(len(lines) - 1, selection[1])
+        code = "\n".join(lines[first:last + 1])
+        if not code.strip():
+            raise ActionError("the selection is empty: select the code to explain")
+        return Subject("selection", f"lines {first + 1}-{last + 1}", code, (first, last), None)
+    if scope == "class":
+        classes = [d for d in definitions(text, language)
+                   if d.kind == "class" and d.start_line <= line <= d.end_line]
+        if not classes:
+            raise ActionError("there is no class at the cursor: put it inside one")
+        found = classes[-1]
+        return Subject("class", found.qualified_name,
+                       "\n".join(lines[found.start_line:found.end_line + 1]),
+                       (found.start_line, found.end_line), found)
+    if scope != "function":
+        raise ActionError(f"cannot explain a {scope!r}: ask for one of {', '.join(SCOPES)}")
+    span = function_at(text, language, line, character)
+    first, last = span.start_point[0], span.end_point[0]
+    found = next((d for d in reversed(definitions(text, language)) if d.kind != "class"
+                  and d.name == span.name and d.start_line <= line <= d.end_line), None)
+    return Subject("function", span.qualified_name, "\n".join(lines[first:last + 1]),
+                   (first, last), found)
+
+
+def explain(run: Run, text: str, language: str, line: int, character: int,
+            related: str = "", *, path: str = "", scope: str = "function",
+            selection: tuple[int, int] | None = None,
+            grounding: GroundingOf | None = None) -> Explanation:
+    """`related`: code the packer chose (callees, types, callers), Markdown; `grounding` gives
+    the facts of the subject (None: the prompt has none and the answer is not checked).
+
+    While the model writes, `run.on_text` gets the explanation's Markdown piece by piece:
+    joined, the pieces are always the start of the Markdown returned, so a reader can be
+    shown them as they come.
+    """
+    subject = subject_at(text, language, path, line, character, scope, selection)
+    shown, outlined = code_within(subject.code, run.engine.count_tokens, EXPLAIN_CODE_MAX_TOKENS)
+    header = f"### `{subject.name}`\n\n"
+    if outlined:
+        header += (f"> {subject.kind.capitalize()} too long to show whole (over "
+                   f"{EXPLAIN_CODE_MAX_TOKENS} tokens): explained from its outline, its "
+                   f"signatures and outermost statements.\n\n")
+    facts = grounding(subject.definition, subject.lines) if grounding is not None else None
+    reply = replace(run, on_text=_markdown_pieces(header, run.on_text)).ask(
+        _prompt(subject, shown, text, language, related, facts, outlined), EXPLAIN_MAX_TOKENS)
+    if not reply.strip():
+        raise ActionError("the model gave no explanation; try again")
+    markdown = f"{header}{reply.strip()}\n"
+    notes = check_explanation(reply, facts) if facts is not None else ()
+    if notes:
+        markdown += f"\n---\n{NOTES_HEADING}\n" + "".join(f"- {note}\n" for note in notes)
+    return Explanation(subject.name, markdown, notes, outlined)
+
+
+def _prompt(subject: Subject, shown: str, text: str, language: str, related: str,
+            facts: Grounding | None, outlined: bool) -> str:
+    name = LANGUAGE_NAMES.get(language, language)
+    what = {"function": "function", "class": "class", "file": "file",
+            "selection": "code"}[subject.kind]
+    ask = (f"Explain this {name} {what} to a developer who is reading it: what it is for, its "
+           f"inputs and result, side effects, and any edge case or bug you notice. Answer in "
+           f"Markdown, in under 200 words.")
+    parts = [ask, ""]
+    if related:
+        parts.append(f"Related code from the workspace (what the {what} uses, and its "
+                     f"callers):\n\n{related}\n")
+    header = "\n".join(imports(text, language))
+    if header and subject.kind != "file":
+        parts.append(f"The file's imports:\n```{language}\n{header}\n```\n")
+    if facts is not None:
+        parts.append(facts.prompt_facts() + "\n")
+    label = f"The {what}" + (" in outline (deeper lines elided)" if outlined else "")
+    parts.append(f"{label}:\n```{language}\n{_dedent(shown)}\n```")
+    return "\n".join(parts)
+
+
+def code_within(code: str, count_tokens: Callable[[str], int], budget_tokens: int
+                ) -> tuple[str, bool]:
+    """`code` itself when it fits `budget_tokens`, else its outline: the lines at the two
+    outermost indentation levels (a function's signature and top-level statements, a file's
+    definitions and their first level), deeper ones elided, cut to what fits."""
+    if count_tokens(code) <= budget_tokens:
+        return code, False
+    lines = code.split("\n")
+    levels = sorted({_indent(line) for line in lines if line.strip()})
+    deepest = levels[1] if len(levels) > 1 else levels[0] if levels else 0
+    kept: list[str] = []
+    for line in lines:
+        if not line.strip() or _indent(line) <= deepest:
+            kept.append(line)
+        elif not kept or kept[-1].strip() not in ("...", "…"):
+            kept.append(" " * (deepest + 4) + "...")
+    low, high = 1, len(kept)
+    while low < high:  # the most outline lines that fit
+        middle = (low + high + 1) // 2
+        if count_tokens("\n".join(kept[:middle])) <= budget_tokens:
+            low = middle
+        else:
+            high = middle - 1
+    return "\n".join(kept[:low]), True
+
+
+def _indent(line: str) -> int:
+    return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
+
+
+def _dedent(code: str) -> str:
+    return textwrap.dedent(code)
+
+
+def _markdown_pieces(header: str, on_text: Callable[[str], None] | None
+                     ) -> Callable[[str], None] | None:
+    """Turns the reply's pieces into pieces of the explanation `explain` returns: the header
+    comes with the first words, and blank space at either end of the reply is held back, as
+    the returned Markdown strips it."""
+    if on_text is None:
+        return None
+    reply, sent = "", 0
+
+    def on_reply_piece(piece: str) -> None:
+        nonlocal reply, sent
+        reply += piece
+        if not (body := reply.strip()):
+            return
+        markdown = header + body
+        if len(markdown) > sent:
+            on_text(markdown[sent:])
+            sent = len(markdown)
+
+    return on_reply_piece

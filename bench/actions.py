@@ -1,0 +1,398 @@
+"""Explain and Refactor, measured: does a refactor keep behaviour, with and without the checks;
+does an explanation name things that do not exist, with and without grounding; how long until
+the first words show and until it is done. Beside this run's raw llama.cpp speed.
+
+Refactor (a): HumanEval's canonical solutions and QuixBugs' correct programs, each asked for
+the REFACTORS below through `assist.actions.refactor` with the product's checks (the task's
+tests as the workspace's test command, in a scratch copy). "Without checks" is what the
+refactor offered before them: the first candidate that parses and keeps its signature, which is
+the first one the checks see in the same run (same prompt, greedy). Every offered rewrite is
+then tested again by this harness, apart from the checks.
+Explain (b): functions sampled from packages pip installed (click, pathspec), indexed as a
+workspace; each explained without grounding (the prompt before #36: the function, its imports,
+the packer's related code) and with it (the facts, and the answer checked). Both answers are
+judged by the same index: a name or file that exists nowhere in the package, a "called by X"
+that X does not do, a return type against the annotation.
+Rows go to bench/results/actions-<time>.jsonl as they come: a cut run keeps them.
+
+Run: .venv/bin/python bench/actions.py [--model NAME] [--limit N] [--parts refactor explain]
+     [--suites humaneval quixbugs] [--packages click pathspec] [--refactors ...] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import importlib
+import json
+import os
+import random
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agent.runner import Limits, TestCommand, run_tests
+from analyzers.definitions import definitions
+from assist.actions import ActionError, Run, refactor
+from assist.checks import CheckResult, RefactorChecks, Rewrite
+from assist.explain import explain
+from assist.grounding import check_explanation, grounding_in
+from assist.workspace import WorkspaceContext, related_for
+from bench.session import raw_speed
+from model import registry
+from model.engine import LlamaCppEngine
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+HUMANEVAL = DATA / "HumanEval-MultiLineInfilling.jsonl.gz"
+QUIXBUGS = DATA / "quixbugs-python.jsonl"
+RESULTS = ROOT / "bench" / "results"
+REFACTORS = ("simplify", "add type hints", "rename variables to be clearer",
+             "extract a helper")
+PACKAGES = ("click", "pathspec")
+SEED = 20261207
+CONTEXT_TOKENS = 8192
+TEST_TIMEOUT_S = 60.0
+# Functions worth explaining: long enough to say something about, short enough to show whole.
+EXPLAIN_MIN_LINES, EXPLAIN_MAX_LINES = 4, 40
+
+
+@dataclass(frozen=True)
+class Case:
+    """A correct program and its tests, as a workspace: `files`, the file and function to
+    refactor, the command that tests it."""
+
+    suite: str
+    name: str
+    files: dict[str, str]
+    path: str
+    function: str
+    test_command: str
+
+
+# ------------------------------------------------------------------ the cases
+
+
+def humaneval_cases() -> list[Case]:
+    """One case per HumanEval problem: its prompt, canonical solution and tests as pytest."""
+    seen: dict[str, Case] = {}
+    with gzip.open(HUMANEVAL, "rt") as lines:
+        for line in lines:
+            task = json.loads(line)
+            problem = "/".join(task["task_id"].split("/")[1:3])
+            if problem in seen:
+                continue
+            solution = task["prompt"] + task["canonical_solution"] + task["suffix"]
+            tests = (f"from solution import *  # noqa: F403\n\n{task['test']}\n\n\n"
+                     f"def test_check():\n    check({task['entry_point']})\n")
+            seen[problem] = Case("humaneval", problem, {"solution.py": solution,
+                                                        "test_solution.py": tests},
+                                 "solution.py", task["entry_point"],
+                                 f"{sys.executable} -m pytest -q -x test_solution.py")
+    return list(seen.values())
+
+
+def quixbugs_cases() -> list[Case]:
+    """The correct version of each QuixBugs program (`fixed_files`) and its tests."""
+    cases = []
+    for line in QUIXBUGS.read_text().splitlines():
+        if not line.strip():
+            continue
+        case = json.loads(line)
+        argv = TestCommand.parse(case["test_cmd"]).argv
+        if argv[0] == "python":
+            argv = (sys.executable, *argv[1:])
+        cases.append(Case("quixbugs", case["name"], case["fixed_files"], f"{case['name']}.py",
+                          case["name"], shlex.join(argv)))
+    return cases
+
+
+def sampled(items: list, limit: int | None, seed: int) -> list:
+    if limit is None or limit >= len(items):
+        return items
+    return random.Random(seed).sample(items, limit)
+
+
+# ------------------------------------------------------------------ refactor
+
+
+@dataclass
+class RecordingChecks(RefactorChecks):
+    """The product's checks, remembering every candidate they saw and what they said."""
+
+    seen: list[tuple[Rewrite, list[CheckResult]]] = field(default_factory=list)
+
+    def run(self, rewrite: Rewrite, signature_changed: bool) -> list[CheckResult]:
+        results = super().run(rewrite, signature_changed)
+        self.seen.append((rewrite, results))
+        return results
+
+
+def tests_pass(case: Case, document: str) -> bool:
+    """The harness's own verdict: the case's tests on `document`, in a fresh folder."""
+    folder = Path(tempfile.mkdtemp(prefix="smallcoder-bench-actions-"))
+    try:
+        write_files(folder, {**case.files, case.path: document})
+        run = run_tests(TestCommand.parse(case.test_command), folder,
+                        limits=Limits(timeout_s=TEST_TIMEOUT_S))
+        return run.passed
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_files(root: Path, files: dict[str, str]) -> None:
+    for path, text in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+
+def refactor_row(engine: LlamaCppEngine, case: Case, instruction: str) -> dict:
+    text = case.files[case.path]
+    found = [d for d in definitions(text, "python") if d.name == case.function]
+    row: dict[str, Any] = {"type": "refactor", "suite": case.suite, "case": case.name,
+                           "refactor": instruction}
+    if not found:
+        return {**row, "error": f"no function {case.function}"}
+    line = found[0].start_line  # on its `def`: a line of its body may be a nested function's
+    workspace = Path(tempfile.mkdtemp(prefix="smallcoder-bench-actions-ws-"))
+    write_files(workspace, case.files)
+    checks = RecordingChecks(workspace, case.path, test_command=case.test_command,
+                             test_timeout_s=TEST_TIMEOUT_S)
+    clock = Clock()
+    try:
+        result = refactor(Run(engine, on_text=clock.on_text), text, "python", line, 4,
+                          instruction, checks=checks)
+        offered, refused = result.new_document, None
+    except ActionError as error:
+        offered, refused = None, str(error)
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+    first = checks.seen[0][0].new_document if checks.seen else None
+    row.update(first_token_ms=clock.first_ms, done_ms=clock.elapsed_ms(),
+               candidates_checked=len(checks.seen),
+               unchecked_offered=first is not None,
+               unchecked_passes=first is not None and tests_pass(case, first),
+               checked_offered=offered is not None,
+               checked_passes=offered is not None and tests_pass(case, offered),
+               refused=refused,
+               checks=[[c.to_json() for c in results] for _rewrite, results in checks.seen])
+    return row
+
+
+# ------------------------------------------------------------------ explain
+
+
+def package_functions(package: Path, limit: int | None, seed: int) -> list[tuple[Path, int]]:
+    """(file, 0-based line inside the function) of functions a reader would ask about."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text()
+        for definition in definitions(text, "python"):
+            size = definition.end_line - definition.start_line + 1
+            if definition.kind != "class" and EXPLAIN_MIN_LINES <= size <= EXPLAIN_MAX_LINES \
+                    and not definition.name.startswith("__"):
+                found.append((path, definition.start_line + 1))
+    return sampled(found, limit, seed)
+
+
+def explain_rows(engine: LlamaCppEngine, package: Path, limit: int | None, seed: int
+                 ) -> list[dict]:
+    home = Path(tempfile.mkdtemp(prefix="smallcoder-bench-actions-home-"))
+    context = WorkspaceContext(home)
+    try:
+        context.open_folder(package)
+        rows = []
+        for path, line in package_functions(package, limit, seed):
+            text = path.read_text()
+            related = related_for(context, str(path), text, line, engine)
+            facts = grounding_in(context, str(path), text, "python", related)
+            for grounded in (False, True):
+                rows.append(explain_row(engine, package, path, text, line, related, facts,
+                                        grounded))
+                print(f"  explain {rows[-1]['function']} grounded={grounded}: "
+                      f"{rows[-1]['problems']}", file=sys.stderr)
+        return rows
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def explain_row(engine: LlamaCppEngine, package: Path, path: Path, text: str, line: int,
+                related: str, facts: Callable, grounded: bool) -> dict:
+    clock = Clock()
+    relative = path.relative_to(package.parent).as_posix()
+    result = explain(Run(engine, on_text=clock.on_text), text, "python", line, 4, related,
+                     path=relative, grounding=facts if grounded else None)
+    subject = [d for d in definitions(text, "python")
+               if d.kind != "class" and d.start_line <= line <= d.end_line][-1]
+    reply = result.markdown.split("\n\n", 1)[1].split("\n---\n**Checked")[0]
+    judged = check_explanation(reply, facts(subject, (subject.start_line, subject.end_line)))
+    return {"type": "explain", "package": package.name, "file": relative,
+            "function": result.function_name, "grounded": grounded,
+            "first_text_ms": clock.first_ms, "done_ms": clock.elapsed_ms(),
+            "unknown_name": any("not defined" in n or "not a file" in n for n in judged),
+            "wrong_caller": any(n.startswith("“called by") for n in judged),
+            "wrong_return": any(n.startswith("“returns") for n in judged),
+            "problems": list(judged), "shown_notes": list(result.notes),
+            "markdown": result.markdown}
+
+
+# ------------------------------------------------------------------ timing and summary
+
+
+class Clock:
+    """When the first piece of text came, and how long the whole took."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.first_ms: float | None = None
+
+    def on_text(self, _piece: str) -> None:
+        if self.first_ms is None:
+            self.first_ms = round((time.perf_counter() - self.started) * 1e3)
+
+    def elapsed_ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1e3)
+
+
+def share(rows: list[dict], key: str) -> float | None:
+    return round(100 * sum(bool(row[key]) for row in rows) / len(rows), 1) if rows else None
+
+
+def median(values: list[float | None]) -> float | None:
+    present = sorted(value for value in values if value is not None)
+    return present[len(present) // 2] if present else None
+
+
+def summaries(rows: list[dict]) -> list[dict]:
+    found = []
+    refactors = [row for row in rows if row["type"] == "refactor" and "error" not in row]
+    for suite in sorted({row["suite"] for row in refactors}):
+        chosen = [row for row in refactors if row["suite"] == suite]
+        unchecked = [row for row in chosen if row["unchecked_offered"]]
+        checked = [row for row in chosen if row["checked_offered"]]
+        found.append({"type": "summary", "part": "refactor", "suite": suite, "n": len(chosen),
+                      "unchecked_offered_pct": share(chosen, "unchecked_offered"),
+                      "unchecked_preserved_pct": share(unchecked, "unchecked_passes"),
+                      "checked_offered_pct": share(chosen, "checked_offered"),
+                      "checked_preserved_pct": share(checked, "checked_passes"),
+                      "median_first_token_ms": median([r["first_token_ms"] for r in chosen]),
+                      "median_done_ms": median([r["done_ms"] for r in chosen])})
+    explains = [row for row in rows if row["type"] == "explain"]
+    for grounded in (False, True):
+        chosen = [row for row in explains if row["grounded"] == grounded]
+        if chosen:
+            found.append({"type": "summary", "part": "explain", "grounded": grounded,
+                          "n": len(chosen), "unknown_name_pct": share(chosen, "unknown_name"),
+                          "wrong_caller_pct": share(chosen, "wrong_caller"),
+                          "wrong_return_pct": share(chosen, "wrong_return"),
+                          "unknown_or_wrong_caller_pct": round(100 * sum(
+                              r["unknown_name"] or r["wrong_caller"] for r in chosen)
+                              / len(chosen), 1),
+                          "median_first_text_ms": median([r["first_text_ms"] for r in chosen]),
+                          "median_done_ms": median([r["done_ms"] for r in chosen])})
+    return found
+
+
+def print_table(machine: dict, summary: list[dict]) -> None:
+    print(f"\n{machine['model']}: {machine['raw_prompt_tokens_per_s']} prompt tok/s, "
+          f"{machine['raw_generation_tokens_per_s']} generation tok/s raw "
+          f"({machine['threads']} threads, load {machine['load_average'][0]:.1f})")
+    print(f"{'refactor':<12} {'n':>4} {'offered':>9} {'kept':>7} {'offered':>9} {'kept':>7} "
+          f"{'1st tok s':>10} {'done s':>8}")
+    print(f"{'':<12} {'':>4} {'- no checks -':>17} {'-- checks --':>17}")
+    for row in (r for r in summary if r["part"] == "refactor"):
+        print(f"{row['suite']:<12} {row['n']:>4} {row['unchecked_offered_pct']!s:>8}% "
+              f"{row['unchecked_preserved_pct']!s:>6}% {row['checked_offered_pct']!s:>8}% "
+              f"{row['checked_preserved_pct']!s:>6}% {_s(row['median_first_token_ms']):>10} "
+              f"{_s(row['median_done_ms']):>8}")
+    print(f"\n{'explain':<12} {'n':>4} {'unknown':>8} {'caller':>7} {'return':>7} "
+          f"{'either':>7} {'1st text s':>11} {'done s':>8}")
+    for row in (r for r in summary if r["part"] == "explain"):
+        label = "grounded" if row["grounded"] else "ungrounded"
+        print(f"{label:<12} {row['n']:>4} {row['unknown_name_pct']!s:>7}% "
+              f"{row['wrong_caller_pct']!s:>6}% {row['wrong_return_pct']!s:>6}% "
+              f"{row['unknown_or_wrong_caller_pct']!s:>6}% {_s(row['median_first_text_ms']):>11} "
+              f"{_s(row['median_done_ms']):>8}")
+    print("kept: share of offered rewrites whose tests still pass; a refused refactor leaves "
+          "the code as it was")
+
+
+def _s(milliseconds: float | None) -> str:
+    return "-" if milliseconds is None else f"{milliseconds / 1e3:.1f}"
+
+
+# ------------------------------------------------------------------ main
+
+
+def run(args: argparse.Namespace, results: IO[str]) -> None:
+    rows: list[dict] = []
+
+    def write_row(row: dict) -> None:
+        results.write(json.dumps({"model": args.model, **row}) + "\n")
+        results.flush()
+
+    model_path = registry.resolve_model(args.model)
+    machine = {"type": "machine", "model": args.model, "limit": args.limit, "seed": args.seed,
+               "logical_cpus": os.cpu_count(), "load_average": os.getloadavg(),
+               **raw_speed(model_path, (ROOT / "analyzers" / "packer.py").read_text())}
+    write_row(machine)
+    engine = LlamaCppEngine(model_path, context_tokens=CONTEXT_TOKENS, threads=args.threads)
+    if "refactor" in args.parts:
+        suites = {"humaneval": humaneval_cases, "quixbugs": quixbugs_cases}
+        for suite in args.suites:
+            for case in sampled(suites[suite](), args.limit, args.seed):
+                for instruction in args.refactors:
+                    engine.clear_cache()
+                    row = refactor_row(engine, case, instruction)
+                    rows.append(row)
+                    write_row(row)
+                    print(f"  refactor {case.name} '{instruction}': unchecked "
+                          f"{row.get('unchecked_passes')}, checked offered "
+                          f"{row.get('checked_offered')} passes {row.get('checked_passes')}",
+                          file=sys.stderr)
+    if "explain" in args.parts:
+        for name in args.packages:
+            package = Path(importlib.import_module(name).__file__).parent
+            for row in explain_rows(engine, package, args.limit, args.seed):
+                rows.append(row)
+                write_row(row)
+    summary = summaries(rows)
+    for row in summary:
+        write_row(row)
+    print_table(machine, summary)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct-q4_k_m")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="cases per suite and functions per package (default: all)")
+    parser.add_argument("--parts", nargs="+", default=["refactor", "explain"],
+                        choices=["refactor", "explain"])
+    parser.add_argument("--suites", nargs="+", default=["humaneval", "quixbugs"],
+                        choices=["humaneval", "quixbugs"])
+    parser.add_argument("--refactors", nargs="+", default=list(REFACTORS))
+    parser.add_argument("--packages", nargs="+", default=list(PACKAGES))
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--threads", type=int, help="llama.cpp threads (default: physical "
+                        "cores)")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"actions-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+    with out.open("w") as results:
+        run(args, results)
+    print(f"rows: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+// Explain and Refactor checked against the workspace (issue #36), in a real editor against the
+// real server with the rule-following fake engine (`--fake-engine`): an explanation naming a
+// caller the index does not know shows a note under it, and a refactor whose tests fail is
+// refused with the check that failed. The fake engine explains with the text of a
+// `fake-engine explanation:` comment and refactors by adding a `# rewritten` comment
+// (tests/lsp_fake_server.py), which the workspace's test here forbids.
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from './codeServer.mjs';
+import { assert, lineNumberOf } from './helpers.mjs';
+
+/**
+ * The test command the refactor runs (in a scratch copy): only the test written below, with the
+ * repository's Python by its real path (a checkout under /tmp is hidden from a confined run).
+ */
+const PYTHON = join(realpathSync(join(repoRoot, '.venv')), 'bin', 'python');
+export const ACTION_CHECK_SETTINGS = { 'smallcoder.testCommand': `${PYTHON} -m pytest -q tests/test_discounts.py` };
+
+const PRICING = `"""Prices for the shop."""
+
+
+def net_price(gross_cents: int) -> int:
+    # fake-engine explanation: Returns the net price; it is used by \`apply_refund\` at checkout.
+    return gross_cents * 100 // 120
+`;
+
+const DISCOUNTS = `def half_price(cents: int) -> int:
+    return cents // 2
+`;
+
+const DISCOUNT_TEST = `from pathlib import Path
+
+
+def test_discounts_is_as_written():
+    assert "rewritten" not in (Path(__file__).parent.parent / "discounts.py").read_text()
+`;
+
+export const actionCheckScenarios = [
+    {
+        name: 'Explain shows a note under the explanation for a caller the workspace index does not know',
+        fakeEngineOnly: true,
+        async run(workbench, sandbox) {
+            const file = join(sandbox.workspace, 'pricing.py');
+            writeFileSync(file, PRICING);
+            await workbench.openFile('pricing.py');
+            await workbench.goTo(lineNumberOf(file, 'def net_price') + 2, 9);
+            await workbench.runCommand('SmallCoder: Explain Function');
+            const panelTab = workbench.page.locator('.tab[aria-label*="SmallCoder: Explain net_price"]').first();
+            await workbench.waitForUnlessError(panelTab, 120_000);
+            const explanation = workbench.webviewBody('#smallcoder-explanation');
+            await workbench.waitForUnlessError(explanation.getByText('Checked against the workspace index'), 60_000);
+            const text = await explanation.innerText();
+            await workbench.screenshot('explanation-with-a-flagged-caller');
+            assert(/called by apply_refund.*the index finds no call of net_price/s.test(text.replace(/`/g, '')),
+                `the panel does not flag apply_refund: "${text}"`);
+        },
+    },
+    {
+        name: 'a refactor whose tests fail in the scratch copy is refused, and the file stays as it was',
+        fakeEngineOnly: true,
+        async run(workbench, sandbox) {
+            const file = join(sandbox.workspace, 'discounts.py');
+            writeFileSync(file, DISCOUNTS);
+            mkdirSync(join(sandbox.workspace, 'tests'), { recursive: true });
+            writeFileSync(join(sandbox.workspace, 'tests', 'test_discounts.py'), DISCOUNT_TEST);
+            await workbench.openFile('discounts.py');
+            await workbench.goTo(lineNumberOf(file, 'def half_price') + 1, 9);
+            await workbench.runCommand('SmallCoder: Refactor Function');
+            const instruction = workbench.page.locator('.quick-input-widget input');
+            await instruction.waitFor();
+            await workbench.page.keyboard.press('Enter');
+            const refused = workbench.page.locator('.notifications-toasts .notification-list-item', {
+                hasText: /no rewrite passed the checks.*tests/,
+            }).first();
+            await refused.waitFor({ timeout: 180_000 });
+            await workbench.screenshot('refactor-refused-by-the-tests');
+            const message = (await refused.innerText()).replace(/\s+/g, ' ');
+            assert(message.includes('test_discounts_is_as_written'), `the refusal does not name the failing test: "${message}"`);
+            assert(readFileSync(file, 'utf8') === DISCOUNTS, 'discounts.py changed on disk');
+            assert(!(await workbench.page.locator('.tab.active.dirty').isVisible()), 'the refused refactor edited the buffer');
+        },
+    },
+];

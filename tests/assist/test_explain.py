@@ -1,0 +1,165 @@
+"""Explain: what the prompt carries, what the answer is checked against, with scripted replies
+and a real index of a small workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from analyzers.index import WorkspaceIndex
+from assist.actions import ActionError, Run
+from assist.explain import EXPLAIN_CODE_MAX_TOKENS, NOTES_HEADING, code_within, explain
+from assist.grounding import grounding_for
+from tests.fakes import ScriptedEngine
+
+METHOD = ("import math\n\n\nclass Shape:\n    def area(self, radius: list[float]) -> float:\n"
+          "        return math.pi * radius[0] ** 2\n\n\nx = 1\n")
+STATS = ('"""Small statistics helpers for the shop\'s reports."""\n\n\n'
+         "def mean(values: list[float]) -> float:\n"
+         "    return sum(values) / len(values)\n\n\n"
+         "def spread(values: list[float]) -> float:\n"
+         "    centre = mean(values)\n"
+         "    return max(abs(v - centre) for v in values)\n")
+REPORT = ("from stats import mean\n\n\ndef weekly_report(sales: list[float]) -> str:\n"
+          "    return f'average {mean(sales)}'\n")
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> WorkspaceIndex:
+    (tmp_path / "stats.py").write_text(STATS)
+    (tmp_path / "report.py").write_text(REPORT)
+    index = WorkspaceIndex(tmp_path)
+    index.refresh()
+    return index
+
+
+def _explain(reply: str, index: WorkspaceIndex | None, text: str = STATS, line: int = 4,
+             path: str = "stats.py", **options):
+    engine = ScriptedEngine([reply])
+    result = explain(Run(engine), text, "python", line, 4, path=path, grounding=lambda d, lines:
+                     grounding_for(index, path, text, "python", d, lines, ""), **options)
+    return result, engine.detokenize(engine.prompts[0])
+
+
+def test_explain_sends_the_function_and_imports_and_titles_the_answer():
+    engine = ScriptedEngine(["It computes the area of a circle."])
+    result = explain(Run(engine), METHOD, "python", 5, 4)
+    prompt = engine.detokenize(engine.prompts[0])
+    assert "import math" in prompt
+    assert "def area(self, radius: list[float]) -> float:" in prompt
+    assert result.function_name == "Shape.area"
+    assert result.markdown == "### `Shape.area`\n\nIt computes the area of a circle.\n"
+    assert result.notes == ()
+
+
+def test_explain_streams_markdown_that_always_begins_the_answer():
+    engine = ScriptedEngine([("\n", " It", " computes", " the area", ".", "\n\n", "Done", ".\n")])
+    shown: list[str] = []
+    result = explain(Run(engine, on_text=lambda piece: shown.append(
+        (shown[-1] if shown else "") + piece)), METHOD, "python", 5, 4)
+    assert shown[0] == "### `Shape.area`\n\nIt"
+    assert all(result.markdown.startswith(markdown) for markdown in shown)
+    assert shown[-1] == result.markdown.rstrip()
+
+
+def test_the_prompt_names_the_real_callers_the_module_docstring_and_the_return_type(shop):
+    _, prompt = _explain("It averages.", shop)
+    assert "`mean` is called by:" in prompt
+    assert "`spread` (stats.py)" in prompt and "`weekly_report` (report.py)" in prompt
+    assert "Small statistics helpers for the shop's reports." in prompt
+    assert "annotated to return `float`" in prompt
+
+
+def test_the_prompt_says_when_nothing_calls_the_function(shop):
+    _, prompt = _explain("It measures spread.", shop, line=8)
+    assert "Nothing in the workspace calls `spread`: do not name any caller." in prompt
+
+
+def test_a_caller_that_does_not_call_the_function_is_flagged(shop):
+    result, _ = _explain("It is used by `apply_discount` and called by `weekly_report`.", shop)
+    claims = [note for note in result.notes if note.startswith("“called by")]
+    assert claims == ["“called by `apply_discount`”: the index finds no call of `mean` in "
+                      "`apply_discount`; it is called by `spread`, `weekly_report`."]
+
+
+def test_a_name_that_exists_nowhere_is_flagged_and_real_ones_are_not(shop):
+    result, _ = _explain("Calls `sum` and `len` on `values`, like `weekly_report`; see "
+                         "`compute_median()` and `safe_divide` helpers.", shop)
+    flagged = [note.split("`")[1] for note in result.notes if "not defined" in note]
+    assert flagged == ["compute_median", "safe_divide"]
+    assert result.markdown.endswith(
+        f"{NOTES_HEADING}\n- `compute_median` is not defined or used anywhere in the "
+        f"workspace.\n- `safe_divide` is not defined or used anywhere in the workspace.\n")
+
+
+def test_a_snake_case_name_in_prose_is_checked_too(shop):
+    result, _ = _explain("The mean feeds normalize_scores later.", shop)
+    assert result.notes == ("`normalize_scores` is not defined or used anywhere in the "
+                            "workspace.",)
+
+
+def test_a_file_that_is_not_in_the_workspace_is_flagged(shop):
+    result, _ = _explain("Defined in `stats.py`, used in report.py and in `helpers/math_utils.py`.",
+                         shop)
+    assert result.notes == ("`helpers/math_utils.py` is not a file of the workspace.",)
+
+
+def test_a_return_type_against_the_annotation_is_flagged(shop):
+    result, _ = _explain("It returns an integer, the mean of the values.", shop)
+    assert result.notes == ("“returns int”: the function is annotated to return `float`.",)
+    agreeing, _ = _explain("It returns a float: the mean.", shop)
+    assert agreeing.notes == ()
+
+
+def test_without_an_index_the_file_itself_grounds_the_check():
+    result, _ = _explain("Used by `spread`; also by `ghost`.", None)
+    assert [note.split("`")[1] for note in result.notes] == ["ghost"]
+
+
+def test_explain_a_class_a_selection_and_a_whole_file():
+    klass, prompt = _explain("A shape.", None, text=METHOD, line=3, path="shapes.py",
+                             scope="class")
+    assert klass.function_name == "Shape" and "Explain this Python class" in prompt
+    selected, prompt = _explain("Squares.", None, text=METHOD, line=5, path="shapes.py",
+                                scope="selection", selection=(5, 5))
+    assert selected.function_name == "lines 6-6"
+    assert "```python\nreturn math.pi * radius[0] ** 2\n```" in prompt
+    whole, prompt = _explain("Shapes.", None, text=METHOD, line=0, path="pkg/shapes.py",
+                             scope="file")
+    assert whole.function_name == "shapes.py" and "x = 1" in prompt
+
+
+def test_a_class_is_asked_for_outside_any_class():
+    with pytest.raises(ActionError, match="no class at the cursor"):
+        _explain("x", None, text=METHOD, line=9, path="shapes.py", scope="class")
+
+
+def test_a_function_too_long_for_the_budget_is_explained_from_its_outline_with_a_note():
+    body = "".join(f"    if n == {i}:\n        total += {i} * weight\n        log(total)\n"
+                   for i in range(400))
+    text = f"def score(n, weight):\n    total = 0\n{body}    return total\n"
+    result, prompt = _explain("It scores.", None, text=text, line=1, path="s.py")
+    assert result.outline
+    assert "explained from its outline" in result.markdown.split("It scores.")[0]
+    assert "        log(total)" not in prompt and "    if n == 0:\n        ...\n" in prompt
+    assert len(prompt) < EXPLAIN_CODE_MAX_TOKENS + 2000
+
+
+def test_code_within_the_budget_is_shown_whole():
+    code = "def f():\n    if x:\n        return 1\n"
+    assert code_within(code, len, 100) == (code, False)
+    outline, outlined = code_within(code, len, 30)
+    assert outlined and outline == "def f():\n    if x:\n        ..."
+
+
+def test_called_from_a_file_holding_a_caller_is_not_flagged(shop):
+    result, _ = _explain("It is called from `report.py` and used in `checkout.py`.", shop)
+    claims = [note for note in result.notes if note.startswith("“called by")]
+    assert claims == ["“called by `checkout.py`”: the index finds no call of `mean` in "
+                      "`checkout.py`; it is called by `spread`, `weekly_report`."]
+
+
+def test_a_keyword_after_used_in_is_not_taken_for_a_caller(shop):
+    result, _ = _explain("It is used in `with` blocks and called by `self` methods.", shop)
+    assert result.notes == ()
