@@ -12,7 +12,7 @@ import pytest
 
 from agent.context import gather_context, is_test_file
 from agent.failures import Failure, Frame
-from agent.proposals import reply_start
+from agent.proposals import apply_proposal, parse_proposal, reply_start
 from agent.solve import Budget, solve
 from tests.agent.test_runners import live_project
 from tests.fakes import ScriptedEngine
@@ -171,3 +171,39 @@ def test_the_real_model_runs_the_loop_on_a_node_test_project(real_engine, tmp_pa
         assert "a + b" in result.changes[0].new_text
     else:
         assert result.changes == ()
+
+
+MAXIMA = """#include "maxima.h"
+
+int max_of(const int *values, int count) {
+    int best = 0;
+    for (int i = 0; i < count; i++) {
+        if (values[i] > best) best = values[i];
+    }
+    return best;
+}
+"""
+
+
+def test_a_c_fix_that_needs_a_header_brings_its_include_after_the_files_own(tmp_path):
+    (tmp_path / "maxima.c").write_text(MAXIMA)
+    failure = Failure("negative", "Assertion failed", (Frame("maxima.c", 6, "max_of"),))
+    context = gather_context(tmp_path, (failure,), len)
+    reply = ("```c\n#include <limits.h>\n#include \"maxima.h\"\n\n"
+             "int max_of(const int *values, int count) {\n    int best = INT_MIN;\n"
+             "    for (int i = 0; i < count; i++) {\n"
+             "        if (values[i] > best) best = values[i];\n    }\n    return best;\n}\n```")
+    files = {"maxima.c": MAXIMA}
+    apply_proposal(parse_proposal(reply, context), files.__getitem__, files.__setitem__)
+    assert files["maxima.c"].startswith('#include "maxima.h"\n#include <limits.h>\n\nint max_of')
+    assert "int best = INT_MIN;" in files["maxima.c"]
+
+
+def test_a_python_replys_imports_are_not_added_to_the_file(tmp_path):
+    (tmp_path / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    failure = Failure("test_calc.py::test_add", "assert -1 == 5", (Frame("calc.py", 2, "add"),))
+    context = gather_context(tmp_path, (failure,), len)
+    reply = "```python\nfrom calc import add\n\ndef add(a, b):\n    return a + b\n```"
+    files = {"calc.py": "def add(a, b):\n    return a - b\n"}
+    apply_proposal(parse_proposal(reply, context), files.__getitem__, files.__setitem__)
+    assert files["calc.py"] == "def add(a, b):\n    return a + b\n"
