@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.context import gather_context, is_test_file
+from agent.context import gather_context, is_test_file, render_function
 from agent.failures import Failure, Frame
 from agent.proposals import apply_proposal, parse_proposal, reply_start
 from agent.solve import Budget, solve
@@ -207,3 +207,19 @@ def test_a_python_replys_imports_are_not_added_to_the_file(tmp_path):
     files = {"calc.py": "def add(a, b):\n    return a - b\n"}
     apply_proposal(parse_proposal(reply, context), files.__getitem__, files.__setitem__)
     assert files["calc.py"] == "def add(a, b):\n    return a + b\n"
+
+
+def test_an_anonymous_test_is_shown_as_its_whole_call_and_the_function_it_calls(tmp_path):
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "a.test.ts").write_text(
+        'import { describe, expect, it } from "vitest";\nimport { add } from "../src/a";\n\n'
+        'describe("calc", () => {\n  it("adds", () => {\n    expect(add(2, 3)).toBe(5);\n'
+        '  });\n\n  it("other", () => {\n    expect(1).toBe(1);\n  });\n});\n')
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.ts").write_text(
+        "export function add(a: number, b: number): number {\n  return a - b;\n}\n")
+    failure = Failure("test/a.test.ts::calc > adds", "x", (Frame("test/a.test.ts", 6, ""),))
+    test, code = gather_context(tmp_path, (failure,), len).functions
+    assert (test.editable, render_function(test)) == (
+        False, 'it("adds", () => {\n  expect(add(2, 3)).toBe(5);\n});')
+    assert (code.path, code.span.name, code.editable) == ("src/a.ts", "add", True)
