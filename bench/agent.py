@@ -12,7 +12,8 @@ Run: .venv/bin/python bench/agent.py [--suite quixbugs humanevalfix devset] [--s
      [--languages javascript rust ...]
 
 A devset language whose tool is missing is skipped, and said so. TypeScript cases get vitest
-from SMALLCODER_VITEST_MODULES, else one installed once with npm under $SMALLCODER_HOME/bench.
+from SMALLCODER_VITEST_MODULES, else scripts/setup.sh's .tools/test-runners, else one installed
+once with npm under $SMALLCODER_HOME/bench.
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ def vitest_modules() -> Path:
     given = os.environ.get("SMALLCODER_VITEST_MODULES")
     if given:
         return Path(given)
+    installed = Path(__file__).resolve().parent.parent / ".tools" / "test-runners" / "node_modules"
+    if (installed / "vitest").is_dir():  # scripts/setup.sh puts it there
+        return installed
     prefix = smallcoder_home() / "bench" / "vitest"
     if not (prefix / "node_modules" / "vitest").is_dir():
         prefix.mkdir(parents=True, exist_ok=True)
