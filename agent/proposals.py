@@ -17,7 +17,7 @@ from agent.failures import failure_text
 from analyzers.definitions import import_statements, imports
 from analyzers.functions import FunctionSpan, find_function, functions, replace_span
 from analyzers.rewrite import CODE_BLOCK, dedented, extract_code_blocks, indent_like
-from analyzers.syntax import has_syntax_errors, language_for_path
+from analyzers.syntax import has_syntax_errors, language_for_path, parse
 
 BARE_FENCE = re.compile(r"\n```[ \t]*\n")
 OPENING_FENCE = re.compile(r"(?:^|\n)```[\w+-]+[ \t]*\n")
@@ -57,9 +57,9 @@ class Proposal:
 
     @property
     def key(self) -> tuple[tuple[str, str, str], ...]:
-        """Identity for spotting a repeated proposal (whitespace at line ends ignored)."""
+        """Identity for spotting a repeated proposal: its code, comments and layout aside."""
         return tuple((item.path, item.qualified_name,
-                      "\n".join(line.rstrip() for line in item.new_text.strip().split("\n")))
+                      code_tokens(item.new_text, language_for_path(item.path) or "python"))
                      for item in self.replacements)
 
     def as_code(self) -> str:
@@ -162,7 +162,7 @@ def parse_proposal(reply: str, context: FailureContext) -> Proposal:
             new_text = dedented(candidate).rstrip()
             if language == "python" and target.span.docstring and not candidate.docstring:
                 new_text = _with_docstring_of(dedented(target.span), new_text)
-            if new_text.strip() == dedented(target.span).strip():
+            if code_tokens(new_text, language) == code_tokens(dedented(target.span), language):
                 continue
             found[(target.path, target.span.qualified_name)] = Replacement(
                 target.path, target.span.qualified_name, new_text,
@@ -199,6 +199,22 @@ def apply_proposal(proposal: Proposal, read: Callable[[str], str],
             raise ProposalError(f"{path} does not parse with the new code")
     for path, text in new_texts.items():
         write(path, text)
+
+
+def code_tokens(code: str, language: str) -> str:
+    """The code's tokens without its comments: a reply that only adds "// Corrected" to an
+    unchanged function changes nothing, and is not worth a test run."""
+    tokens: list[str] = []
+    source = code.encode()
+    pending = [parse(code, language).root_node]
+    while pending:
+        node = pending.pop()
+        if "comment" in node.type:
+            continue
+        if node.child_count == 0:
+            tokens.append(source[node.start_byte:node.end_byte].decode(errors="replace"))
+        pending.extend(reversed(node.children))
+    return " ".join(tokens)
 
 
 def _new_imports(code: str, language: str, file_imports: list[str]) -> tuple[str, ...]:

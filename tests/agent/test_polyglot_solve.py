@@ -12,7 +12,7 @@ import pytest
 
 from agent.context import gather_context, is_test_file, render_function
 from agent.failures import Failure, Frame
-from agent.proposals import apply_proposal, parse_proposal, reply_start
+from agent.proposals import ProposalError, apply_proposal, parse_proposal, reply_start
 from agent.solve import Budget, solve
 from tests.agent.test_runners import live_project
 from tests.fakes import ScriptedEngine
@@ -223,3 +223,16 @@ def test_an_anonymous_test_is_shown_as_its_whole_call_and_the_function_it_calls(
     assert (test.editable, render_function(test)) == (
         False, 'it("adds", () => {\n  expect(add(2, 3)).toBe(5);\n});')
     assert (code.path, code.span.name, code.editable) == ("src/a.ts", "add", True)
+
+
+def test_a_reply_that_only_adds_a_comment_changes_nothing(tmp_path):
+    (tmp_path / "calc.js").write_text("function add(a, b) {\n  return a - b;\n}\n")
+    failure = Failure("test/calc.test.js::adds", "-1 !== 5", (Frame("calc.js", 2, "add"),))
+    context = gather_context(tmp_path, (failure,), len)
+    with pytest.raises(ProposalError, match="changed none"):
+        parse_proposal("```javascript\nfunction add(a, b) {\n  return a - b; // Corrected\n}\n```",
+                       context)
+    a = parse_proposal("```javascript\nfunction add(a, b) {\n  return a + b;\n}\n```", context)
+    b = parse_proposal("```javascript\nfunction add(a, b) {\n  // fixed\n  return a + b;\n}\n```",
+                       context)
+    assert a.key == b.key
