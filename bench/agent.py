@@ -207,7 +207,8 @@ def summarize(rows: list[dict]) -> dict:
         "cases": len(rows),
         "agent_resolved_pct": rate("agent"),
         "single_shot_resolved_pct": rate("single_shot"),
-        "agent_median_seconds": statistics.median(row["agent"]["seconds"] for row in rows),
+        "agent_median_seconds": round(statistics.median(row["agent"]["seconds"]
+                                                        for row in rows), 1),
         "agent_mean_rounds_when_solved": round(statistics.mean(r["rounds"] for r in solved), 2)
         if solved else None,
         "agent_median_patch_lines_when_solved": statistics.median(
