@@ -170,11 +170,16 @@ def _enclosing_block(text: str, language: str, line: int, name: str) -> Function
         node = node.parent
     if node is None or node.end_point[0] - node.start_point[0] > MAX_TEST_BLOCK_LINES:
         return None
-    # From the start of its line: the call that names the test (`it('adds', () => {`).
+    # From the start of its line, the call that names the test (`it('adds', () => {`), to the
+    # end of that call's statement (`});`).
     start = source.rfind(b"\n", 0, node.start_byte) + 1
-    block = source[start:node.end_byte].decode(errors="replace")
-    return FunctionSpan(name or "test", name or "test", "arrow", start, node.end_byte,
-                        (node.start_point[0], 0), node.end_point, block.split("\n")[0], start,
+    end = node
+    while end.parent is not None and end.parent.type in ("arguments", "call_expression",
+                                                         "expression_statement"):
+        end = end.parent
+    block = source[start:end.end_byte].decode(errors="replace")
+    return FunctionSpan(name or "test", name or "test", "arrow", start, end.end_byte,
+                        (node.start_point[0], 0), end.end_point, block.split("\n")[0], start,
                         None, block)
 
 

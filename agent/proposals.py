@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from agent.context import FailureContext, ShownFunction, render_function
 from agent.failures import failure_text
+from analyzers.definitions import import_statements, imports
 from analyzers.functions import FunctionSpan, find_function, functions, replace_span
 from analyzers.rewrite import CODE_BLOCK, dedented, extract_code_blocks, indent_like
-from analyzers.syntax import has_syntax_errors, language_for_path
+from analyzers.syntax import has_syntax_errors, language_for_path, parse
 
 BARE_FENCE = re.compile(r"\n```[ \t]*\n")
 OPENING_FENCE = re.compile(r"(?:^|\n)```[\w+-]+[ \t]*\n")
@@ -29,6 +30,9 @@ CORRECTION_WORDS = re.compile(r"\b(should|correct|change|replace|instead|fix|rig
 # A stated correction is taken only if it resembles the line it corrects (difflib ratio).
 MIN_CORRECTION_SIMILARITY = 0.5
 # The code block's language, per tree-sitter language: the name models know best.
+# Languages whose replies may add an include or import the file lacks; in Python and
+# JavaScript a reply's imports are mostly the test's own, and would import the module itself.
+IMPORTING_LANGUAGES = frozenset({"c", "cpp", "java", "go", "rust"})
 FENCES = {"python": "python", "javascript": "javascript", "typescript": "typescript",
           "tsx": "tsx", "go": "go", "rust": "rust", "java": "java", "c": "c", "cpp": "cpp"}
 
@@ -42,6 +46,9 @@ class Replacement:
     path: str
     qualified_name: str
     new_text: str  # the whole function at column 0
+    # Includes and imports the reply wrote with it that the file lacks (languages where the
+    # function cannot bring its own: INT_MIN needs <limits.h>).
+    new_imports: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,9 +57,9 @@ class Proposal:
 
     @property
     def key(self) -> tuple[tuple[str, str, str], ...]:
-        """Identity for spotting a repeated proposal (whitespace at line ends ignored)."""
+        """Identity for spotting a repeated proposal: its code, comments and layout aside."""
         return tuple((item.path, item.qualified_name,
-                      "\n".join(line.rstrip() for line in item.new_text.strip().split("\n")))
+                      code_tokens(item.new_text, language_for_path(item.path) or "python"))
                      for item in self.replacements)
 
     def as_code(self) -> str:
@@ -78,11 +85,13 @@ def proposal_prompt(context: FailureContext, feedback: str = "") -> str:
     language = language_for_path(context.editable[0].path) or ""
     fence = FENCES.get(language, "")
     header = "def line" if language == "python" else "signature"
+    include = (" If the fix needs a header the file does not include, put its #include line "
+               "above the function." if language in ("c", "cpp") else "")
     parts.append(
         f"\nFind the bug and fix it so that the failing tests pass. The bug is probably small: "
         f"change only what is wrong, and do not change the tests. "
         f"Reply with the whole corrected function (its {header} and body; only the functions "
-        f"you change, among {names}) in one ```{fence} block.")
+        f"you change, among {names}) in one ```{fence} block.{include}")
     return "\n".join(parts)
 
 
@@ -153,10 +162,11 @@ def parse_proposal(reply: str, context: FailureContext) -> Proposal:
             new_text = dedented(candidate).rstrip()
             if language == "python" and target.span.docstring and not candidate.docstring:
                 new_text = _with_docstring_of(dedented(target.span), new_text)
-            if new_text.strip() == dedented(target.span).strip():
+            if code_tokens(new_text, language) == code_tokens(dedented(target.span), language):
                 continue
             found[(target.path, target.span.qualified_name)] = Replacement(
-                target.path, target.span.qualified_name, new_text)
+                target.path, target.span.qualified_name, new_text,
+                _new_imports(code, language, context.imports.get(target.path, [])))
     if not found:
         stated = _stated_line_fix(reply, editable)
         if stated is not None:
@@ -180,13 +190,59 @@ def apply_proposal(proposal: Proposal, read: Callable[[str], str],
         span = find_function(text, language, item.qualified_name)
         if span is None:
             raise ProposalError(f"{item.qualified_name} is no longer in {item.path}")
-        new_texts[item.path] = replace_span(text, span, indent_like(span, item.new_text))
+        new_texts[item.path] = _with_imports(
+            replace_span(text, span, indent_like(span, item.new_text)), language,
+            item.new_imports)
     for path, text in new_texts.items():
         language = language_for_path(path) or "python"
         if has_syntax_errors(text, language) and not has_syntax_errors(read(path), language):
             raise ProposalError(f"{path} does not parse with the new code")
     for path, text in new_texts.items():
         write(path, text)
+
+
+def code_tokens(code: str, language: str) -> str:
+    """The code's tokens without its comments: a reply that only adds "// Corrected" to an
+    unchanged function changes nothing, and is not worth a test run."""
+    tokens: list[str] = []
+    source = code.encode()
+    pending = [parse(code, language).root_node]
+    while pending:
+        node = pending.pop()
+        if "comment" in node.type:
+            continue
+        if node.child_count == 0:
+            tokens.append(source[node.start_byte:node.end_byte].decode(errors="replace"))
+        pending.extend(reversed(node.children))
+    return " ".join(tokens)
+
+
+def _new_imports(code: str, language: str, file_imports: list[str]) -> tuple[str, ...]:
+    """The reply's includes and imports that its file has not, where a reply may add them."""
+    if language not in IMPORTING_LANGUAGES:
+        return ()
+    present = {line.strip() for line in file_imports}
+    return tuple(dict.fromkeys(line.strip() for line in imports(code, language)
+                               if line.strip() not in present
+                               and not line.strip().startswith("package ")))
+
+
+def _with_imports(text: str, language: str, new_imports: tuple[str, ...]) -> str:
+    """`text` with the imports it lacks added after its last one (or after Go's package line,
+    or at its top)."""
+    statements = import_statements(text, language)
+    missing = [line for line in new_imports
+               if line not in {statement.text.strip() for statement in statements}]
+    if not missing:
+        return text
+    lines = text.split("\n")
+    if statements:
+        last = statements[-1]
+        at = last.start_line + last.text.rstrip("\n").count("\n") + 1
+    else:
+        at = next((index + 1 for index, line in enumerate(lines)
+                   if language == "go" and line.startswith("package ")), 0)
+    return "\n".join(lines[:at] + missing + lines[at:])
 
 
 def _with_docstring_of(original: str, rewritten: str) -> str:

@@ -308,13 +308,11 @@ def solve(workspace: Path, test_command: str, budget: Budget = Budget(), *, engi
         baseline = current = loop.test()
         transcript.write("tests", round=0, **run_record(baseline))
         status, rounds, message = "unsolved", 0, ""
-        environment = _environment_problem(baseline)
         if baseline.passed:
             status, message = "already-passing", "the tests already pass"
         elif baseline.cancelled:
             status = "cancelled"
-        elif environment:
-            message = environment
+        elif message := _environment_problem(baseline):
             transcript.write("environment", message=message)
         else:
             progress(f"round 0: {len(baseline.failing_ids)} failing")

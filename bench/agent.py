@@ -12,7 +12,8 @@ Run: .venv/bin/python bench/agent.py [--suite quixbugs humanevalfix devset] [--s
      [--languages javascript rust ...]
 
 A devset language whose tool is missing is skipped, and said so. TypeScript cases get vitest
-from SMALLCODER_VITEST_MODULES, else one installed once with npm under $SMALLCODER_HOME/bench.
+from SMALLCODER_VITEST_MODULES, else scripts/setup.sh's .tools/test-runners, else one installed
+once with npm under $SMALLCODER_HOME/bench.
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ def vitest_modules() -> Path:
     given = os.environ.get("SMALLCODER_VITEST_MODULES")
     if given:
         return Path(given)
+    installed = Path(__file__).resolve().parent.parent / ".tools" / "test-runners" / "node_modules"
+    if (installed / "vitest").is_dir():  # scripts/setup.sh puts it there
+        return installed
     prefix = smallcoder_home() / "bench" / "vitest"
     if not (prefix / "node_modules" / "vitest").is_dir():
         prefix.mkdir(parents=True, exist_ok=True)
@@ -203,7 +207,8 @@ def summarize(rows: list[dict]) -> dict:
         "cases": len(rows),
         "agent_resolved_pct": rate("agent"),
         "single_shot_resolved_pct": rate("single_shot"),
-        "agent_median_seconds": statistics.median(row["agent"]["seconds"] for row in rows),
+        "agent_median_seconds": round(statistics.median(row["agent"]["seconds"]
+                                                        for row in rows), 1),
         "agent_mean_rounds_when_solved": round(statistics.mean(r["rounds"] for r in solved), 2)
         if solved else None,
         "agent_median_patch_lines_when_solved": statistics.median(

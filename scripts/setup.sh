@@ -62,14 +62,31 @@ if [ "$installed" = no ]; then
     echo "$want $EXTRAS" > "$STAMP"
 fi
 
+SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo "sudo -n")
 # The agent runs a workspace's tests under bubblewrap when it is installed (agent/isolation.py:
 # no network, the scratch copy the only writable folder). Without it they run unconfined.
 if [ "$(uname -s)" = Linux ] && ! command -v bwrap > /dev/null && command -v apt-get > /dev/null
 then
     echo "==> installing bubblewrap (confines the agent's test runs)"
-    SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo "sudo -n")
     $SUDO apt-get install -y -q bubblewrap > /dev/null \
         || echo "==> could not install bubblewrap: run \`sudo apt install bubblewrap\`" >&2
+fi
+
+# The agent's runner tests (tests/agent/test_runners.py) run the real tools where they are
+# installed and skip the others: Go from Debian; vitest and jest from npm into
+# .tools/test-runners (node_modules/ of the repository holds the extension's packages only).
+if [ "$(uname -s)" = Linux ] && ! command -v go > /dev/null && command -v apt-get > /dev/null
+then
+    echo "==> installing Go (the agent's go test runner tests)"
+    $SUDO apt-get install -y -q golang-go > /dev/null \
+        || echo "==> could not install Go: the go test runner tests will be skipped" >&2
+fi
+RUNNERS=.tools/test-runners
+if command -v npm > /dev/null && { ! [ -f "$RUNNERS/node_modules/vitest/package.json" ] \
+        || ! [ -f "$RUNNERS/node_modules/jest/package.json" ]; }; then
+    echo "==> installing vitest and jest (the agent's JavaScript runner tests)"
+    npm install --prefix "$RUNNERS" --no-audit --no-fund --silent vitest@3 jest@29 > /dev/null \
+        || echo "==> could not install vitest and jest: their runner tests will be skipped" >&2
 fi
 
 for model in "$@"; do

@@ -334,9 +334,11 @@ def write_project(name: str, root: Path, broken_build: bool = False) -> str:
 
 def node_modules_with(package: str) -> Path | None:
     """A node_modules holding `package` (vitest, jest): SMALLCODER_<PACKAGE>_MODULES, else
-    the repository's own."""
+    the one scripts/setup.sh installs them in, else the repository's own."""
+    repository = Path(__file__).resolve().parents[2]
     for folder in (os.environ.get(f"SMALLCODER_{package.upper()}_MODULES"),
-                   str(Path(__file__).resolve().parents[2] / "node_modules")):
+                   str(repository / ".tools" / "test-runners" / "node_modules"),
+                   str(repository / "node_modules")):
         if folder and (Path(folder) / package / "package.json").is_file():
             return Path(folder)
     return None

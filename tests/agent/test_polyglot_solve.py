@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.context import gather_context, is_test_file
+from agent.context import gather_context, is_test_file, render_function
 from agent.failures import Failure, Frame
-from agent.proposals import reply_start
+from agent.proposals import ProposalError, apply_proposal, parse_proposal, reply_start
 from agent.solve import Budget, solve
 from tests.agent.test_runners import live_project
 from tests.fakes import ScriptedEngine
@@ -171,3 +171,68 @@ def test_the_real_model_runs_the_loop_on_a_node_test_project(real_engine, tmp_pa
         assert "a + b" in result.changes[0].new_text
     else:
         assert result.changes == ()
+
+
+MAXIMA = """#include "maxima.h"
+
+int max_of(const int *values, int count) {
+    int best = 0;
+    for (int i = 0; i < count; i++) {
+        if (values[i] > best) best = values[i];
+    }
+    return best;
+}
+"""
+
+
+def test_a_c_fix_that_needs_a_header_brings_its_include_after_the_files_own(tmp_path):
+    (tmp_path / "maxima.c").write_text(MAXIMA)
+    failure = Failure("negative", "Assertion failed", (Frame("maxima.c", 6, "max_of"),))
+    context = gather_context(tmp_path, (failure,), len)
+    reply = ("```c\n#include <limits.h>\n#include \"maxima.h\"\n\n"
+             "int max_of(const int *values, int count) {\n    int best = INT_MIN;\n"
+             "    for (int i = 0; i < count; i++) {\n"
+             "        if (values[i] > best) best = values[i];\n    }\n    return best;\n}\n```")
+    files = {"maxima.c": MAXIMA}
+    apply_proposal(parse_proposal(reply, context), files.__getitem__, files.__setitem__)
+    assert files["maxima.c"].startswith('#include "maxima.h"\n#include <limits.h>\n\nint max_of')
+    assert "int best = INT_MIN;" in files["maxima.c"]
+
+
+def test_a_python_replys_imports_are_not_added_to_the_file(tmp_path):
+    (tmp_path / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    failure = Failure("test_calc.py::test_add", "assert -1 == 5", (Frame("calc.py", 2, "add"),))
+    context = gather_context(tmp_path, (failure,), len)
+    reply = "```python\nfrom calc import add\n\ndef add(a, b):\n    return a + b\n```"
+    files = {"calc.py": "def add(a, b):\n    return a - b\n"}
+    apply_proposal(parse_proposal(reply, context), files.__getitem__, files.__setitem__)
+    assert files["calc.py"] == "def add(a, b):\n    return a + b\n"
+
+
+def test_an_anonymous_test_is_shown_as_its_whole_call_and_the_function_it_calls(tmp_path):
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "a.test.ts").write_text(
+        'import { describe, expect, it } from "vitest";\nimport { add } from "../src/a";\n\n'
+        'describe("calc", () => {\n  it("adds", () => {\n    expect(add(2, 3)).toBe(5);\n'
+        '  });\n\n  it("other", () => {\n    expect(1).toBe(1);\n  });\n});\n')
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.ts").write_text(
+        "export function add(a: number, b: number): number {\n  return a - b;\n}\n")
+    failure = Failure("test/a.test.ts::calc > adds", "x", (Frame("test/a.test.ts", 6, ""),))
+    test, code = gather_context(tmp_path, (failure,), len).functions
+    assert (test.editable, render_function(test)) == (
+        False, 'it("adds", () => {\n  expect(add(2, 3)).toBe(5);\n});')
+    assert (code.path, code.span.name, code.editable) == ("src/a.ts", "add", True)
+
+
+def test_a_reply_that_only_adds_a_comment_changes_nothing(tmp_path):
+    (tmp_path / "calc.js").write_text("function add(a, b) {\n  return a - b;\n}\n")
+    failure = Failure("test/calc.test.js::adds", "-1 !== 5", (Frame("calc.js", 2, "add"),))
+    context = gather_context(tmp_path, (failure,), len)
+    with pytest.raises(ProposalError, match="changed none"):
+        parse_proposal("```javascript\nfunction add(a, b) {\n  return a - b; // Corrected\n}\n```",
+                       context)
+    a = parse_proposal("```javascript\nfunction add(a, b) {\n  return a + b;\n}\n```", context)
+    b = parse_proposal("```javascript\nfunction add(a, b) {\n  // fixed\n  return a + b;\n}\n```",
+                       context)
+    assert a.key == b.key
