@@ -12,6 +12,7 @@ demo:
 test:
 	scripts/setup.sh $(SMALL_MODEL)
 	scripts/setup_editor.sh
+	scripts/setup_test_tools.sh
 	.venv/bin/ruff check .
 	SMALLCODER_MODEL=$(SMALL_MODEL) .venv/bin/pytest
 	npm run --silent test:unit  # the toolchain check and pip command lines, without VS Code
@@ -23,6 +24,7 @@ test:
 setup:
 	scripts/setup.sh $(SMALL_MODEL) $(DEFAULT_MODEL)
 	scripts/setup_editor.sh
+	scripts/setup_test_tools.sh
 
 bench:
 	.venv/bin/python bench/engine.py

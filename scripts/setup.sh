@@ -72,23 +72,6 @@ then
         || echo "==> could not install bubblewrap: run \`sudo apt install bubblewrap\`" >&2
 fi
 
-# The agent's runner tests (tests/agent/test_runners.py) run the real tools where they are
-# installed and skip the others: Go from Debian; vitest and jest from npm into
-# .tools/test-runners (node_modules/ of the repository holds the extension's packages only).
-if [ "$(uname -s)" = Linux ] && ! command -v go > /dev/null && command -v apt-get > /dev/null
-then
-    echo "==> installing Go (the agent's go test runner tests)"
-    $SUDO apt-get install -y -q golang-go > /dev/null \
-        || echo "==> could not install Go: the go test runner tests will be skipped" >&2
-fi
-RUNNERS=.tools/test-runners
-if command -v npm > /dev/null && { ! [ -f "$RUNNERS/node_modules/vitest/package.json" ] \
-        || ! [ -f "$RUNNERS/node_modules/jest/package.json" ]; }; then
-    echo "==> installing vitest and jest (the agent's JavaScript runner tests)"
-    npm install --prefix "$RUNNERS" --no-audit --no-fund --silent vitest@3 jest@29 > /dev/null \
-        || echo "==> could not install vitest and jest: their runner tests will be skipped" >&2
-fi
-
 for model in "$@"; do
     "$VENV/bin/smallcoder" model pull "$model"
 done

@@ -334,7 +334,7 @@ def write_project(name: str, root: Path, broken_build: bool = False) -> str:
 
 def node_modules_with(package: str) -> Path | None:
     """A node_modules holding `package` (vitest, jest): SMALLCODER_<PACKAGE>_MODULES, else
-    the one scripts/setup.sh installs them in, else the repository's own."""
+    the one scripts/setup_test_tools.sh installs them in, else the repository's own."""
     repository = Path(__file__).resolve().parents[2]
     for folder in (os.environ.get(f"SMALLCODER_{package.upper()}_MODULES"),
                    str(repository / ".tools" / "test-runners" / "node_modules"),
