@@ -17,6 +17,7 @@ Rows go to bench/results/actions-<time>.jsonl as they come: a cut run keeps them
 
 Run: .venv/bin/python bench/actions.py [--model NAME] [--limit N] [--parts refactor explain]
      [--suites humaneval quixbugs] [--packages click pathspec] [--refactors ...] [--threads N]
+     .venv/bin/python bench/actions.py --summarize bench/results/actions-<time>.jsonl
 """
 
 from __future__ import annotations
@@ -385,7 +386,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--threads", type=int, help="llama.cpp threads (default: physical "
                         "cores)")
+    parser.add_argument("--summarize", type=Path, metavar="JSONL",
+                        help="print the table of an earlier run's rows (a cut run too); no model")
     args = parser.parse_args()
+    if args.summarize is not None:
+        rows = [json.loads(line) for line in args.summarize.read_text().splitlines() if line]
+        print_table(rows[0], summaries([row for row in rows if row["type"] != "summary"]))
+        return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"actions-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     with out.open("w") as results:
