@@ -349,14 +349,15 @@ COUNTDOWN_FIX = ("```python\ndef countdown(n):\n    while n > 0:\n        n -= 2
 
 
 def test_a_suite_that_outlives_its_timeout_is_solved_from_the_test_that_hangs(tmp_path):
-    # Each test hangs until pytest-timeout stops it after 1 s; the whole run is killed at 4 s,
-    # before pytest writes any report, so only a run that stops at the first failure says where.
+    # Each test hangs until pytest-timeout stops it after 5 s; the whole run is killed at 15 s,
+    # before pytest writes any report (five hangs take 25 s), so only a run that stops at the
+    # first failure says where. The margins leave a loaded machine 10 s to start pytest.
     workspace = tmp_path / "ws"
     workspace.mkdir()
     (workspace / "countdown.py").write_text(COUNTDOWN)
     (workspace / "test_countdown.py").write_text(COUNTDOWN_TESTS)
     engine = ScriptedEngine([COUNTDOWN_FIX])
-    result = solve(workspace, f"{PYTEST} --timeout 1", replace(ONE_ROUND, test_timeout_s=4),
+    result = solve(workspace, f"{PYTEST} --timeout 5", replace(ONE_ROUND, test_timeout_s=15),
                    engine=engine)
     assert result.status == "solved", result.message
     assert "countdown" in engine.detokenize(engine.prompts[0])
