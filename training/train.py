@@ -215,8 +215,8 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
             # Step 0 is the base itself (LoRA starts as a no-op): the mark training has to beat.
             report(watch.evaluate(model, 0, device))
         start, seconds_before = time.perf_counter(), state.seconds
-        stopped_by = _loop(model, optimizer, examples, checkpoint, state, config, watch, device,
-                           report, on_step, stop)
+        stopped_by, config = _loop(model, optimizer, examples, checkpoint, state, config, watch,
+                                   device, report, on_step, stop)
         if (watch.examples and stopped_by in ("steps", "time") and state.step
                 and watch.last_step != state.step):
             report(watch.evaluate(model, state.step, device))
@@ -229,8 +229,11 @@ def train(gguf_path: Path, examples: list[Example], out_dir: Path, config: Train
 
 def _loop(model, optimizer, examples: list[Example], checkpoint: Path, state: LoopState,
           config: TrainConfig, watch: Validation, device: str, report: Callable[[str], None],
-          on_step: Callable[[StepProgress], None] | None, stop: StopRequest) -> str:
-    """Optimizer steps until a reason to stop, which it returns; `state` follows them."""
+          on_step: Callable[[StepProgress], None] | None, stop: StopRequest
+          ) -> tuple[str, TrainConfig]:
+    """Optimizer steps until a reason to stop; returns it, and the schedule as fitted to a
+    wall-time budget (the checkpoint keeps it, so a resumed run ends where this one would).
+    `state` follows the steps."""
     show = on_step or (lambda progress: report(progress.bar()))
     stream = _examples_from_step(examples, config, state.step)
     start, seconds_before, first_step = time.perf_counter(), state.seconds, state.step
@@ -240,7 +243,7 @@ def _loop(model, optimizer, examples: list[Example], checkpoint: Path, state: Lo
         while state.step < config.max_steps:
             stop.check()  # a stop requested while the last step was being saved
             if (reason := _reason_to_stop(watch, config, deadline)) is not None:
-                return reason
+                return reason, config
             loss, tokens = _optimizer_step(model, optimizer, stream, state.step, config, device)
             state.add_step(loss, tokens, seconds_before + time.perf_counter() - start)
             if deadline is not None and state.step - first_step == STEPS_TO_TIME:
@@ -249,11 +252,11 @@ def _loop(model, optimizer, examples: list[Example], checkpoint: Path, state: Lo
             show(step_progress(state.step, config, loss, state.tokens, state.seconds, deadline))
             if _evaluate_and_checkpoint(model, optimizer, checkpoint, state, config, watch,
                                         device, report):
-                return "validation"
+                return "validation", config
     except KeyboardInterrupt:
         report("interrupted: saving a checkpoint at the last finished step")
-        return "interrupt"
-    return "steps"
+        return "interrupt", config
+    return "steps", config
 
 
 def _model_and_optimizer(gguf_path: Path, examples: list[Example], config: TrainConfig,
