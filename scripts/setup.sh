@@ -13,22 +13,14 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 
-# llama.cpp builds for this CPU (-march=native), which turns on its AMX kernels where the CPU
-# reports AMX; in a VM that reports AMX without enabling its registers (this kind of machine)
-# they crash the first decode with a general protection fault. Build without them.
-if [ "$(uname -m)" = x86_64 ]; then
-    LLAMA_CFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
-else
-    LLAMA_CFLAGS=""
-fi
-LLAMA=$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)
+source scripts/llama_flags.sh
 # The wheel is built once per version and flags, outside the checkout: pip's own wheel cache
 # would hand a fresh clone a wheel built with other flags.
 WHEELS=${SMALLCODER_HOME:-$HOME/.cache/smallcoder}/wheels/$(echo "$LLAMA $LLAMA_CFLAGS" | sha256sum | cut -c1-16)
 
 # Reinstall only when the declared dependencies or the build flags changed: the second run
 # takes a second.
-want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml scripts/setup.sh scripts/llama_flags.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
     echo "==> installing Python packages (llama-cpp-python compiles once, about 5 minutes)"
     "$VENV/bin/pip" install --quiet --upgrade pip
@@ -41,6 +33,10 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
     "$VENV/bin/pip" install --quiet --find-links "$WHEELS" -e ".[dev,train]"
     echo "$want" > "$STAMP"
 fi
+
+# llama.cpp's own server, for a team server and the remote engine's tests (issue #33): built
+# from the same llama.cpp as the wheel, with the same flags, once (then a file test).
+PIP="$VENV/bin/pip" scripts/build_llama_server.sh
 
 # The agent runs a workspace's tests under bubblewrap when it is installed (agent/isolation.py:
 # no network, the scratch copy the only writable folder). Without it they run unconfined.
