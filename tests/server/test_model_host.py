@@ -6,7 +6,10 @@ import threading
 import time
 from pathlib import Path
 
-from server.model_host import ModelHost, ModelState, Status
+from model.llama_server import free_loopback_port
+from model.remote import RemoteConfig
+from server.model_host import ModelHost, ModelState, Remote, Status
+from tests.conftest import small_model_path
 from tests.fakes import ScriptedEngine
 
 
@@ -58,3 +61,23 @@ def test_two_loads_never_build_engines_at_the_same_time(tmp_path):
         load.join()
     assert factory.most_at_once == 1
     assert host.status.state == ModelState.READY and host.status.model == second
+
+
+def _unreachable_team_server(fallback: bool) -> Remote:
+    return Remote(RemoteConfig("llama-server", f"http://127.0.0.1:{free_loopback_port()}"),
+                  fallback)
+
+
+def test_an_unreachable_team_server_is_an_error_that_says_so(tmp_path):
+    host = ModelHost(lambda status: None, engine_factory=CountingFactory(0))
+    host.load(str(small_model_path()), 0, remote=_unreachable_team_server(fallback=False))
+    assert host.status.state == ModelState.ERROR
+    assert "cannot connect" in host.status.message
+
+
+def test_an_unreachable_team_server_falls_back_to_the_local_model_when_allowed(tmp_path):
+    host = ModelHost(lambda status: None, engine_factory=CountingFactory(0))
+    host.load(str(small_model_path()), 0, remote=_unreachable_team_server(fallback=True))
+    assert host.status.state == ModelState.READY
+    assert "team server not used" in host.status.message
+    assert isinstance(host.interactive_engine, ScriptedEngine)
