@@ -128,13 +128,12 @@ export class ServerController implements vscode.Disposable {
 
     /**
      * The server's environment: the team server's API key from secret storage goes in
-     * SMALLCODER_API_KEY, only when a team server is chosen (never in settings or the logs).
+     * SMALLCODER_API_KEY when a team server is chosen (never in settings or the logs); without
+     * a stored key, one in VS Code's own environment is passed on (CI, a launcher script).
      */
     private async serverEnvironment(engine: EngineKind): Promise<NodeJS.ProcessEnv> {
-        const env = { ...process.env };
-        delete env[API_KEY_ENVIRONMENT];
         const key = engine === 'local' ? undefined : await this.context.secrets.get(API_KEY_SECRET);
-        return key ? { ...env, [API_KEY_ENVIRONMENT]: key } : env;
+        return key ? { ...process.env, [API_KEY_ENVIRONMENT]: key } : process.env;
     }
 
     private createClient(python: string, cwd: string, env: NodeJS.ProcessEnv): LanguageClient {
