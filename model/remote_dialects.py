@@ -71,7 +71,7 @@ class LlamaServerDialect:
         settings = props.get("default_generation_settings") or {}
         context = settings.get("n_ctx") if isinstance(settings, dict) else None
         model = str(props.get("model_alias") or props.get("model_path") or "llama-server")
-        return ServerInfo(model.rsplit("/", 1)[-1],
+        return ServerInfo(model.rsplit("/", 1)[-1].removesuffix(".gguf"),
                           context if isinstance(context, int) and context > 0 else None)
 
     def _tokenize(self, text: str) -> list[int]:
@@ -180,7 +180,7 @@ class OpenAIDialect:
                               f"{self.endpoint.url} does not serve {self.model!r} (it serves "
                               f"{', '.join(ids) or 'nothing'}): set smallcoder.serverModel")
         self._check_vocabulary(vocabulary)
-        return ServerInfo(self.model, None)
+        return ServerInfo(self.model.rsplit("/", 1)[-1].removesuffix(".gguf"), None)
 
     def _prompt_tokens(self, text: str) -> int | None:
         answer = request_json(self.endpoint, "POST", "/v1/completions",

@@ -207,16 +207,16 @@ class EventStream:
         self._connection: http.client.HTTPConnection | None = None
 
     def close(self) -> None:
+        """Shut the socket down; safe from any thread. The connection object itself is closed
+        by the thread that reads it (`__exit__`): closing it under a blocked read breaks
+        http.client's state instead of the read."""
         with self._lock:
             self._closed = True
             connection = self._connection
-        if connection is None:
-            return
-        sock = connection.sock
+        sock = connection.sock if connection is not None else None
         if sock is not None:
             with contextlib.suppress(OSError):  # the other side closed it already
                 sock.shutdown(socket.SHUT_RDWR)
-        connection.close()
 
     @property
     def closed(self) -> bool:
@@ -227,6 +227,8 @@ class EventStream:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+        if self._connection is not None:
+            self._connection.close()
 
     def _start(self) -> http.client.HTTPResponse | None:
         """Connect and send; None when closed meanwhile (a cancel)."""
