@@ -161,6 +161,7 @@ def agreement(name: str, tasks: list[dict], threads: int | None) -> dict:
                          "first_difference_token": None if ours.text == theirs.text else first,
                          "local": ours.text, "llama_server": theirs.text,
                          "finish": [ours.finish_reason, theirs.finish_reason]})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # a cut run keeps them
     same = sum(row["same"] for row in rows)
     return {"model": name, "tasks": len(rows), "identical": same,
             "agreement": round(100 * same / max(1, len(rows)), 1), "outcomes": rows}

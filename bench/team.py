@@ -148,6 +148,9 @@ def run_users(engines: list[Engine], requests: int, think_ms: tuple[int, int], l
         "p95_ms": round(percentile(everyone, 0.95), 1),
         "aggregate_generated_tokens_per_s": round(
             sum(run.generated_tokens for run in runs) / wall_s, 1),
+        # Completions typed mid-line stop within a few tokens: prompts are most of the work.
+        "aggregate_evaluated_prompt_tokens_per_s": round(
+            sum(run.evaluated_prompt_tokens for run in runs) / wall_s, 1),
         "per_user": [{"user": run.user, "p50_ms": round(percentile(run.latencies_ms, 0.5), 1),
                       "p95_ms": round(percentile(run.latencies_ms, 0.95), 1)} for run in runs],
     }
@@ -185,7 +188,8 @@ def print_summary(row: dict) -> None:
                      for entry in row["per_user"])
     print(f"{row['engine']:<14} users {row['users']}  p50 {row['p50_ms']} ms  p95 "
           f"{row['p95_ms']} ms  aggregate {row['aggregate_generated_tokens_per_s']} generated "
-          f"tok/s  ({row['requests']} requests, {row['errors']} errors, {row['wall_s']} s)  "
+          f"tok/s, {row['aggregate_evaluated_prompt_tokens_per_s']} prompt tok/s  "
+          f"({row['requests']} requests, {row['errors']} errors, {row['wall_s']} s)  "
           f"per user p50/p95: {users}", flush=True)
 
 
