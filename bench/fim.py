@@ -87,22 +87,30 @@ def same_code(inserted: str, expected: str) -> bool:
     return inserted.strip() == expected.strip()
 
 
+def post_processed(plan, raw: str, finish_reason: str) -> str:
+    """What the editor would insert: the stop rule's cut, as while streaming, then the plan's
+    finishing (scope cut, suffix trim, parse check)."""
+    ended = finish_reason == "eos"
+    cut = plan.stop_rule(raw + "\n" if ended else raw)
+    return plan.finish(raw[:cut] if cut is not None else raw, complete=ended or cut is not None)
+
+
+def task_plan(task: dict):
+    """The completion plan at the task's gap: the cursor at column 0 of the missing lines."""
+    return plan_completion(task["prompt"] + task["suffix"], task["prompt"].count("\n"), 0,
+                           path="solution.py", repo_name="humaneval",
+                           settings=CompletionSettings(max_tokens=MAX_TOKENS))
+
+
 def evaluate(engine: LlamaCppEngine, task: dict) -> Outcome:
     prefix, suffix, expected = task["prompt"], task["suffix"], task["canonical_solution"]
-    document = prefix + suffix
-    line = prefix.count("\n")
-    plan = plan_completion(document, line, 0, path="solution.py", repo_name="humaneval",
-                           settings=CompletionSettings(max_tokens=MAX_TOKENS))
+    plan = task_plan(task)
     started = time.perf_counter()
     result = engine.generate(fim_prompt_tokens(plan.request, engine),
                              GenerationParams(max_tokens=MAX_TOKENS))
     latency = (time.perf_counter() - started) * 1e3
     raw = result.text
-    # The post-processed arm sees what the stop rule would have cut while streaming.
-    ended = result.finish_reason == "eos"
-    cut = plan.stop_rule(raw + "\n" if ended else raw)
-    post = plan.finish(raw[:cut] if cut is not None else raw,
-                       complete=ended or cut is not None)
+    post = post_processed(plan, raw, result.finish_reason)
     return Outcome(
         task_id=task["task_id"],
         passed_post=passes(prefix + post + suffix, task),
@@ -147,24 +155,27 @@ def agreement(name: str, tasks: list[dict], threads: int | None) -> dict:
             LlamaServerProcess(options, Path(logs) / "server.log") as server:
         remote = RemoteEngine(path, RemoteConfig("llama-server", server.url))
         for task in tasks:
-            document = task["prompt"] + task["suffix"]
-            plan = plan_completion(document, task["prompt"].count("\n"), 0, path="solution.py",
-                                   repo_name="humaneval",
-                                   settings=CompletionSettings(max_tokens=MAX_TOKENS))
+            plan = task_plan(task)
             prompt = fim_prompt_tokens(plan.request, local)
             local.clear_cache()
             ours, theirs = local.generate(prompt, params), remote.generate(prompt, params)
             mine, other = local.tokenize(ours.text), local.tokenize(theirs.text)
             first = next((i for i, (a, b) in enumerate(zip(mine, other, strict=False))
                           if a != b), min(len(mine), len(other)))
+            inserted = [post_processed(plan, result.text, result.finish_reason)
+                        for result in (ours, theirs)]
             rows.append({"task_id": task["task_id"], "same": ours.text == theirs.text,
+                         "same_inserted": inserted[0] == inserted[1],
                          "first_difference_token": None if ours.text == theirs.text else first,
                          "local": ours.text, "llama_server": theirs.text,
                          "finish": [ours.finish_reason, theirs.finish_reason]})
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # a cut run keeps them
     same = sum(row["same"] for row in rows)
+    inserted = sum(row["same_inserted"] for row in rows)
     return {"model": name, "tasks": len(rows), "identical": same,
-            "agreement": round(100 * same / max(1, len(rows)), 1), "outcomes": rows}
+            "agreement": round(100 * same / max(1, len(rows)), 1),
+            "inserted_agreement": round(100 * inserted / max(1, len(rows)), 1),
+            "outcomes": rows}
 
 
 def main() -> int:
@@ -211,7 +222,9 @@ def report_agreement(names: list[str], tasks: list[dict], threads: int | None) -
         rows.append(agreement(name, tasks, threads))
         out.write_text(json.dumps(rows, indent=2))
         row = rows[-1]
-        print(f"{name}: {row['identical']}/{row['tasks']} identical ({row['agreement']}%)")
+        print(f"{name}: {row['identical']}/{row['tasks']} raw generations identical "
+              f"({row['agreement']}%), {row['inserted_agreement']}% of what the editor "
+              f"would insert")
         for outcome in row["outcomes"]:
             if not outcome["same"]:
                 print(f"  {outcome['task_id']}: differ from token "
