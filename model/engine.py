@@ -11,7 +11,8 @@ import codecs
 import ctypes
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -20,10 +21,13 @@ from model.errors import ModelError
 from model.greedy import GreedyDecoder
 from model.kv_cache import common_prefix_length
 from model.loading import (
+    chat_tokens,
+    check_coder_model,
     check_gguf_header,
     gpu_layers_for_model,
     physical_cores,
     plain_tokens,
+    single_special_id,
 )
 from model.prompt_cache import PromptCache, SyncStep
 from model.prompts import FIM_TOKENS, fim_stop_tokens
@@ -49,7 +53,6 @@ DEFAULT_STATE_CACHE_BYTES = 256 * 1024**2
 REUSE_CHUNKS = False
 # Timed at load, so that the prompt speed is known before the first request.
 SPEED_PROBE_TEXT = "def scaled(values, factor):\n    return [value * factor for value in values]\n"
-SUPPORTED_ARCHITECTURES = ("qwen2",)
 
 FinishReason = str  # "stop" | "length" | "time" | "cancelled" | "eos"
 
@@ -98,13 +101,34 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
 
     def cancel(self) -> None:
-        self._event.set()
+        with self._lock:
+            self._event.set()
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            callback()
 
     @property
     def cancelled(self) -> bool:
         return self._event.is_set()
+
+    @contextmanager
+    def on_cancel(self, callback: Callable[[], None]) -> Iterator[None]:
+        """Call `callback` (from the cancelling thread) if the token is cancelled while the
+        block runs, or at once if it already is: a remote request closes its socket there."""
+        with self._lock:
+            self._callbacks.append(callback)
+            already = self._event.is_set()
+        try:
+            if already:
+                callback()
+            yield
+        finally:
+            with self._lock:
+                self._callbacks.remove(callback)
 
 
 @dataclass(frozen=True)
@@ -211,7 +235,7 @@ class LlamaCppEngine:
                 f"it supports ({error}); run `smallcoder model verify`, or pull it again"
             ) from error
         self.gpu_layers = gpu_layers
-        self._check_model()
+        check_coder_model(self._llm, model_path)
         self._special_ids = {name: self._single_special_id(name) for name in FIM_TOKENS}
         self._stop_ids = {self._single_special_id(name) for name in fim_stop_tokens()}
         self._stop_ids.add(self._llm.token_eos())
@@ -226,23 +250,8 @@ class LlamaCppEngine:
 
     # ------------------------------------------------------------ loading
 
-    def _check_model(self) -> None:
-        arch = self._llm.metadata.get("general.architecture", "unknown")
-        if arch not in SUPPORTED_ARCHITECTURES:
-            raise ModelError(
-                f"{self.path.name} is a {arch!r} model; SmallCoder's prompts need a Qwen2.5-Coder "
-                f"model ({', '.join(SUPPORTED_ARCHITECTURES)}): set SMALLCODER_MODEL to one"
-            )
-        missing = [name for name in FIM_TOKENS if self._single_special_id(name) is None]
-        if missing:
-            raise ModelError(
-                f"{self.path.name} has no fill-in-the-middle tokens {', '.join(missing)}: it is "
-                f"not a Qwen2.5-Coder model; use qwen2.5-coder-1.5b-instruct-q4_k_m"
-            )
-
     def _single_special_id(self, name: str) -> int | None:
-        ids = self._llm.tokenize(name.encode(), add_bos=False, special=True)
-        return ids[0] if len(ids) == 1 else None
+        return single_special_id(self._llm, name)
 
     # ------------------------------------------------------------ tokens
 
@@ -264,18 +273,7 @@ class LlamaCppEngine:
 
     def chat_prompt(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """Tokens of a chat rendered with the GGUF's own chat template, ready to answer."""
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        template = self._llm.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise ModelError(f"{self.name} carries no chat template; use an Instruct model")
-        formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=self.detokenize([self._llm.token_eos()]),
-            bos_token=self.detokenize([self._llm.token_bos()]),
-        )
-        rendered = formatter(messages=list(messages)).prompt
-        return self._llm.tokenize(rendered.encode("utf-8"), add_bos=False, special=True)
+        return chat_tokens(self._llm, messages, self.name)
 
     def clear_cache(self) -> None:
         """Forget the KV cache and the saved states: the next call evaluates its whole prompt."""

@@ -4,15 +4,18 @@ fit the GPU, how many threads to use, how plain text becomes tokens.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
 
 from model.errors import ModelError
+from model.prompts import FIM_TOKENS
 
 # Room kept free on the GPU for llama.cpp's compute buffers, beyond weights and KV cache.
 GPU_OVERHEAD_BYTES = 300 * 1024**2
 GGUF_MAGIC = b"GGUF"
+SUPPORTED_ARCHITECTURES = ("qwen2",)
 
 
 def physical_cores() -> int:
@@ -79,3 +82,43 @@ def gpu_layers_for_model(llama_cpp, path: Path, context_tokens: int, budget_byte
         int(metadata.get(f"{arch}.block_count", 0)),
         kv_cache_bytes(metadata, context_tokens),
     )
+
+
+def single_special_id(llm, name: str) -> int | None:
+    """The id of the special token spelled `name`, or None when the vocabulary has none."""
+    ids = llm.tokenize(name.encode(), add_bos=False, special=True)
+    return ids[0] if len(ids) == 1 else None
+
+
+def check_coder_model(llm, path: Path) -> None:
+    """Fail with advice unless `llm` (a llama_cpp.Llama, vocabulary only is enough) is a
+    Qwen2.5-Coder model with its fill-in-the-middle tokens."""
+    arch = llm.metadata.get("general.architecture", "unknown")
+    if arch not in SUPPORTED_ARCHITECTURES:
+        raise ModelError(
+            f"{path.name} is a {arch!r} model; SmallCoder's prompts need a Qwen2.5-Coder "
+            f"model ({', '.join(SUPPORTED_ARCHITECTURES)}): set SMALLCODER_MODEL to one"
+        )
+    missing = [name for name in FIM_TOKENS if single_special_id(llm, name) is None]
+    if missing:
+        raise ModelError(
+            f"{path.name} has no fill-in-the-middle tokens {', '.join(missing)}: it is "
+            f"not a Qwen2.5-Coder model; use qwen2.5-coder-1.5b-instruct-q4_k_m"
+        )
+
+
+def chat_tokens(llm, messages: Sequence[dict[str, str]], name: str) -> list[int]:
+    """Tokens of a chat rendered with the GGUF's own chat template, ready to answer."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise ModelError(f"{name} carries no chat template; use an Instruct model")
+
+    def text_of(token: int) -> str:
+        return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+    formatter = Jinja2ChatFormatter(template=template, eos_token=text_of(llm.token_eos()),
+                                    bos_token=text_of(llm.token_bos()))
+    rendered = formatter(messages=list(messages)).prompt
+    return llm.tokenize(rendered.encode("utf-8"), add_bos=False, special=True)

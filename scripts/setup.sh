@@ -23,15 +23,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 
-# llama.cpp builds for this CPU (-march=native), which turns on its AMX kernels where the CPU
-# reports AMX; in a VM that reports AMX without enabling its registers (this kind of machine)
-# they crash the first decode with a general protection fault. Build without them.
-if [ "$(uname -m)" = x86_64 ]; then
-    LLAMA_CFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
-else
-    LLAMA_CFLAGS=""
-fi
-LLAMA=$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)
+source scripts/llama_flags.sh
 # The wheel is built once per version and flags, outside the checkout: pip's own wheel cache
 # would hand a fresh clone a wheel built with other flags.
 WHEELS=${SMALLCODER_HOME:-$HOME/.cache/smallcoder}/wheels/$(echo "$LLAMA $LLAMA_CFLAGS" | sha256sum | cut -c1-16)
@@ -39,7 +31,7 @@ WHEELS=${SMALLCODER_HOME:-$HOME/.cache/smallcoder}/wheels/$(echo "$LLAMA $LLAMA_
 # Reinstall only when the declared dependencies or the build flags changed, or an extra is asked
 # for that is not installed yet: the second run takes a second. The stamp holds the hash, then
 # the extras installed.
-want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml scripts/setup.sh scripts/llama_flags.sh | sha256sum | cut -c1-16)
 read -r have_hash have_extras 2>/dev/null < "$STAMP" || true
 installed=yes
 [ "${have_hash:-}" = "$want" ] || installed=no

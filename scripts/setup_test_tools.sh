@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Sets up, idempotently, the test runners of other languages that the test suite drives for
-# real (`make test` runs it; the demo does not need them).
+# Sets up, idempotently, the programs the test suite drives for real beside SmallCoder: llama.cpp's
+# llama-server and the test runners of other languages (`make test` and `make setup` run it; the
+# demo needs none of them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo "sudo -n")
+
+# llama.cpp's own server, for the remote engine's tests and a team server (issue #33): built
+# from the same llama.cpp as the wheel, with the same flags, once (then a file test).
+PIP=.venv/bin/pip scripts/build_llama_server.sh
 # The agent's runner tests (tests/agent/test_runners.py) run the real tools where they are
 # installed and skip the others: Go from Debian; vitest and jest from npm into
 # .tools/test-runners (node_modules/ of the repository holds the extension's packages only).

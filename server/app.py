@@ -27,9 +27,11 @@ from assist.workspace import WorkspaceContext
 from model import registry
 from model.engine import CancelToken
 from model.errors import ModelError
+from model.remote import RemoteConfig
+from model.remote_http import unencrypted_warning
 from server.accepted import AcceptedOffers
 from server.jsonrpc import SmallCoderProtocol
-from server.model_host import EngineFactory, ModelHost, ModelState, Status
+from server.model_host import EngineFactory, ModelHost, ModelState, Remote, Status
 from server.protocol import open_document, path_of
 from server.settings import LOG_LEVELS, Settings, settings_from_client
 from server.transport import read_frames
@@ -118,10 +120,12 @@ class SmallCoderServer(LanguageServer):
     async def load_model(self) -> None:
         """Load the configured model with progress; offer the download when it is missing."""
         settings = self.settings
+        remote = self.team_server()
         await self._with_progress(
-            f"SmallCoder: loading {settings.model}",
+            f"SmallCoder: loading {settings.model}" if remote is None else
+            f"SmallCoder: connecting to {settings.server_url}",
             asyncio.to_thread(self.host.load, settings.model, settings.vram_budget_mb,
-                              settings.adapter, settings.adapter_scale),
+                              settings.adapter, settings.adapter_scale, remote),
         )
         status = self.host.status
         if status.state == ModelState.READY:
@@ -133,6 +137,20 @@ class SmallCoderServer(LanguageServer):
             self.log("error", status.message)
             self.window_show_message(types.ShowMessageParams(
                 type=types.MessageType.Error, message=f"SmallCoder: {status.message}"))
+
+    def team_server(self) -> Remote | None:
+        """The team server the settings choose (None: the local engine); an http:// URL to
+        another machine is warned about, since prompts hold the user's code."""
+        settings = self.settings
+        if settings.engine == "local":
+            return None
+        if (warning := unencrypted_warning(settings.server_url)) is not None:
+            self.log("warning", warning)
+            self.window_show_message(types.ShowMessageParams(
+                type=types.MessageType.Warning, message=f"SmallCoder: {warning}"))
+        config = RemoteConfig(settings.engine, settings.server_url, settings.server_model,
+                              RemoteConfig.api_key_from_environment())
+        return Remote(config, settings.engine_fallback)
 
     async def offer_download(self, name: str) -> None:
         spec = registry.REGISTRY[name]

@@ -18,8 +18,17 @@ from model import registry
 from model.adapters import read_adapter_info
 from model.engine import Engine
 from model.errors import ModelError
+from model.remote import RemoteConfig, RemoteEngine
 
 EngineFactory = Callable[[Path, int], Engine]
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A team server to use instead of the local engine, and whether to fall back to it."""
+
+    config: RemoteConfig
+    fallback: bool = False
 
 
 class ModelState(StrEnum):
@@ -145,17 +154,19 @@ class ModelHost:
     # ------------------------------------------------------------ loading
 
     def load(self, model: str, vram_budget_mb: int, adapter: str | None = None,
-             adapter_scale: float = 1.0) -> None:
+             adapter_scale: float = 1.0, remote: Remote | None = None) -> None:
         """Load `model` (a registry name or a path); blocking, run it off the event loop.
+        With `remote`, a team server evaluates the tokens and `model` is only the vocabulary
+        prompts are laid out with (its GGUF must be here).
 
         One load at a time: a settings change while a model loads waits for it, or two
         engines would be built at once and the slower one would win, whichever it was. An
         adapter switch waits for it too (`set_adapter`)."""
         with self._one_load:
-            self._load(model, vram_budget_mb, adapter, adapter_scale)
+            self._load(model, vram_budget_mb, adapter, adapter_scale, remote)
 
     def _load(self, model: str, vram_budget_mb: int, adapter: str | None,
-              adapter_scale: float) -> None:
+              adapter_scale: float, remote: Remote | None) -> None:
         with self._lock:
             self._interactive = self._background = None
             self._path = None
@@ -173,18 +184,33 @@ class ModelHost:
             self._set_status(state=ModelState.ERROR, message=cannot_open(model, error))
             return
         try:
-            engine = self._factory(path, vram_budget_mb)
+            engine, note = self._engine_for(path, vram_budget_mb, remote)
         except ModelError as error:
             self._set_status(state=ModelState.ERROR, message=str(error))
             return
         with self._lock:
             self._interactive = engine
             self._path = path
+            # A server runs long jobs beside completions in its own slots: one engine for both.
+            self._background = engine if remote is not None and note is None else None
         if self._state_cache_mb is not None:
             self.set_state_cache_limit(self._state_cache_mb)
-        self._set_status(state=ModelState.READY, message=f"{engine.name} ready")
+        self._set_status(state=ModelState.READY, message=f"{engine.name} ready{note or ''}")
         if adapter:
             self._set_adapter(adapter, adapter_scale)
+
+    def _engine_for(self, path: Path, vram_budget_mb: int, remote: Remote | None
+                    ) -> tuple[Engine, str | None]:
+        """The engine, and why it is the local one when a server was asked for (fallback)."""
+        if remote is None:
+            return self._factory(path, vram_budget_mb), None
+        self._set_status(message=f"connecting to {remote.config.url}")
+        try:
+            return RemoteEngine(path, remote.config), None
+        except ModelError as error:
+            if not remote.fallback:
+                raise
+            return self._factory(path, vram_budget_mb), f" (team server not used: {error})"
 
     def set_adapter(self, adapter: str, scale: float) -> None:
         """Apply a GGUF LoRA adapter ('' for none) over the loaded base, without reloading it.

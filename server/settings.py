@@ -35,6 +35,7 @@ from model.registry import DEFAULT_MODEL
 
 SECTION = "smallcoder"
 LOG_LEVELS = ("error", "warning", "info", "debug")
+ENGINES = ("local", "llama-server", "openai")
 PACKAGE_JSON = Path(__file__).resolve().parent.parent / "package.json"
 # The Python type of a field → the JSON schema type VS Code validates it with.
 JSON_TYPES = {bool: "boolean", int: "number", float: "number", str: "string",
@@ -55,9 +56,9 @@ class Setting:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     scope: str | None = None  # VS Code's scope; None: "window", VS Code's own default
-    # It names a program or a file SmallCoder runs or loads: an untrusted workspace's settings
-    # cannot set it (package.json's restrictedConfigurations), and a trusted one's value is
-    # shown to the user before it is first used.
+    # It names a program or a file SmallCoder runs or loads, or a server it sends code to: an
+    # untrusted workspace's settings cannot set it (package.json's restrictedConfigurations),
+    # and a trusted one's value is shown to the user before it is first used.
     names_program_or_file: bool = False
     environment: str | None = None  # a variable that replaces the default on the server
     field: str = ""  # the Settings field; filled in from the class that declares the setting
@@ -123,6 +124,31 @@ class Settings:
         "path of a local `.gguf` file. Left unset, the server serves `$SMALLCODER_MODEL` when "
         "VS Code's environment has it, else this default.",
         environment="SMALLCODER_MODEL", scope="machine-overridable", names_program_or_file=True)
+    engine: str = setting(
+        "engine", "local",
+        "Where the model runs: `local` (in the language server, on this machine), "
+        "`llama-server` (a team's llama.cpp server at `smallcoder.serverUrl`, sent token ids) "
+        "or `openai` (any OpenAI-compatible server there, such as vLLM, sent prompt text). "
+        "Nothing leaves this machine unless you choose a server. Its API key is kept in VS "
+        "Code's secret storage: **SmallCoder: Set Team Server API Key**.",
+        choices=ENGINES, scope="machine-overridable", names_program_or_file=True)
+    server_url: str = setting(
+        "serverUrl", "",
+        "The team server's URL when `smallcoder.engine` is not `local`, for example "
+        "`http://127.0.0.1:8080` or `https://gpu-box.example.com`. Prompts hold your code: "
+        "`http://` to another machine sends it unencrypted.",
+        scope="machine-overridable", names_program_or_file=True)
+    server_model: str = setting(
+        "serverModel", "",
+        "The model name to ask an `openai` server for (as its `/v1/models` lists it); empty: "
+        "the first it lists. `smallcoder.model` must still name a local GGUF of the same "
+        "family: SmallCoder lays out prompts with its vocabulary.",
+        scope="machine-overridable", names_program_or_file=True)
+    engine_fallback: bool = setting(
+        "engineFallback", False,
+        "When the team server cannot be used at start (unreachable, key refused, another "
+        "model), run the local model instead of showing an error.",
+        scope="machine-overridable")
     inline_enabled: bool = setting(
         "inlineCompletions.enabled", True,
         "Show the model's completions as ghost text while you type.")
@@ -205,9 +231,10 @@ class Settings:
         """Whether inline completions are on in documents of `language_id`."""
         return self.languages_enabled.get(language_id, self.languages_enabled.get("*", True))
 
-    def engine_key(self) -> tuple[str, int]:
+    def engine_key(self) -> tuple:
         """What the loaded model depends on: a change here means loading it again."""
-        return (self.model, self.vram_budget_mb)
+        return (self.model, self.vram_budget_mb, self.engine, self.server_url, self.server_model,
+                self.engine_fallback)
 
 
 def _table() -> tuple[Setting, ...]:
@@ -291,7 +318,7 @@ def settings_from_client(options: Any, base: Settings | None = None
 UNTRUSTED_DESCRIPTION = (
     "In an untrusted workspace SmallCoder completes, explains and refactors code, but does not "
     "run the agent or the workspace's tests, and ignores the workspace's settings that name a "
-    "program or a file (Python, model, adapter, test command).")
+    "program, a file or a server (Python, model, adapter, test command, team server).")
 
 
 def package_json_capabilities() -> dict[str, Any]:

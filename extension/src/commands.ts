@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import { ExplainPanel } from './explainPanel';
 import { sendWithPartialResults, withCancellableProgress } from './progress';
 import { acceptedNotification, downloadModelRequest, explainRequest, ExplainParams, FunctionParams, NO_PARAMS, refactorRequest } from './protocol';
-import { errorMessage, ServerController } from './server';
+import { API_KEY_SECRET, errorMessage, ServerController } from './server';
 import { readSettings, updateSetting } from './settings';
 import { Snooze, SNOOZE_MINUTES } from './snooze';
 import { PROPOSED_SCHEME, ProposedFiles, solveWithAgent } from './solve';
@@ -159,6 +159,20 @@ export function registerCommands(
     register('smallcoder.restartServer', () => server.restart());
 
     registerWalkthroughCommands(context, log, register);
+    register('smallcoder.setTeamServerApiKey', async () => {
+        const key = await vscode.window.showInputBox({
+            title: 'SmallCoder: team server API key',
+            prompt: 'Kept in VS Code secret storage and given to the language server only; empty removes it.',
+            password: true,
+            ignoreFocusOut: true,
+        });
+        if (key === undefined) {
+            return;
+        }
+        await (key ? context.secrets.store(API_KEY_SECRET, key) : context.secrets.delete(API_KEY_SECRET));
+        log.info(key ? 'team server API key stored; restarting the language server' : 'team server API key removed');
+        await server.restart();
+    });
 
     register('smallcoder.showLogs', async () => log.show());
 

@@ -17,13 +17,16 @@ import {
 } from 'vscode-languageclient/node';
 import { ensureManagedPython, ToolchainMissing } from './managedPython';
 import { NO_PARAMS, ServerState, ServerStatus, statusChangedNotification, statusRequest } from './protocol';
-import { readSettings, SECTION, serverSettingsMiddleware, settingsForServer } from './settings';
+import { EngineKind, readSettings, SECTION, serverSettingsMiddleware, settingsForServer } from './settings';
 import { Snooze } from './snooze';
 import { confirmWorkspacePrograms } from './trust';
 import { StatusBar } from './statusBar';
 import { showToolchainReport } from './walkthrough';
 
 const SERVER_ARGS = ['-m', 'cli', 'serve'];
+/** Where the team server's API key is kept (VS Code's SecretStorage), and how the server gets it. */
+export const API_KEY_SECRET = 'smallcoder.teamServerApiKey';
+const API_KEY_ENVIRONMENT = 'SMALLCODER_API_KEY';
 
 export class ServerController implements vscode.Disposable {
     private client: LanguageClient | undefined;
@@ -113,7 +116,7 @@ export class ServerController implements vscode.Disposable {
 
         this.log.info(`Starting the language server: ${python} ${SERVER_ARGS.join(' ')} (in ${cwd})`);
         this.statusBar.showPhase('starting', `${python} ${SERVER_ARGS.join(' ')}`);
-        const client = this.createClient(python, cwd);
+        const client = this.createClient(python, cwd, await this.serverEnvironment(settings.engine));
         this.client = client;
         this.python = python;
         this.serverState = undefined;
@@ -136,9 +139,19 @@ export class ServerController implements vscode.Disposable {
         return ensureManagedPython(this.context, this.log);
     }
 
-    private createClient(python: string, cwd: string): LanguageClient {
+    /**
+     * The server's environment: the team server's API key from secret storage goes in
+     * SMALLCODER_API_KEY when a team server is chosen (never in settings or the logs); without
+     * a stored key, one in VS Code's own environment is passed on (CI, a launcher script).
+     */
+    private async serverEnvironment(engine: EngineKind): Promise<NodeJS.ProcessEnv> {
+        const key = engine === 'local' ? undefined : await this.context.secrets.get(API_KEY_SECRET);
+        return key ? { ...process.env, [API_KEY_ENVIRONMENT]: key } : process.env;
+    }
+
+    private createClient(python: string, cwd: string, env: NodeJS.ProcessEnv): LanguageClient {
         const restartPolicy = new RestartOnlyAfterRunning();
-        const serverOptions: ServerOptions = { command: python, args: SERVER_ARGS, options: { cwd, env: process.env } };
+        const serverOptions: ServerOptions = { command: python, args: SERVER_ARGS, options: { cwd, env } };
         const clientOptions: LanguageClientOptions = {
             documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
             outputChannel: this.log,

@@ -6,11 +6,14 @@
  */
 import * as vscode from 'vscode';
 import { Middleware } from 'vscode-languageclient/node';
-import { FILE_SETTINGS, guardedValue, PROGRAM_SETTINGS } from './trust';
+import { FILE_SETTINGS, guardedValue, PROGRAM_SETTINGS, SERVER_SETTINGS } from './trust';
 
 export const SECTION = 'smallcoder';
 
 export type ServerLogLevel = 'error' | 'warning' | 'info' | 'debug';
+
+/** Where the model runs: in the language server, or on a team's server (issue #33). */
+export type EngineKind = 'local' | 'llama-server' | 'openai';
 
 /** Inline completions per VS Code language id; `*` for the languages not listed. */
 export type LanguageSwitches = Record<string, boolean>;
@@ -18,6 +21,10 @@ export type LanguageSwitches = Record<string, boolean>;
 export interface SmallCoderSettings {
     pythonPath: string;
     model: string;
+    engine: EngineKind;
+    serverUrl: string;
+    serverModel: string;
+    engineFallback: boolean;
     inlineCompletions: {
         enabled: boolean;
         maxTokens: number;
@@ -48,6 +55,10 @@ export function readSettings(scope?: vscode.Uri): SmallCoderSettings {
     const settings: SmallCoderSettings = {
         pythonPath: declared<string>(config, 'pythonPath'),
         model: declared<string>(config, 'model'),
+        engine: declared<EngineKind>(config, 'engine'),
+        serverUrl: declared<string>(config, 'serverUrl'),
+        serverModel: declared<string>(config, 'serverModel'),
+        engineFallback: declared<boolean>(config, 'engineFallback'),
         inlineCompletions: {
             enabled: declared<boolean>(config, 'inlineCompletions.enabled'),
             maxTokens: declared<number>(config, 'inlineCompletions.maxTokens'),
@@ -71,8 +82,9 @@ export function readSettings(scope?: vscode.Uri): SmallCoderSettings {
         },
     };
     // A program or a file comes from the workspace's settings only when it may (see trust.ts).
-    for (const key of [...PROGRAM_SETTINGS, ...FILE_SETTINGS]) {
-        settings[key] = guardedValue(key, scope) ?? (config.inspect<string>(key)?.defaultValue as string);
+    for (const key of [...PROGRAM_SETTINGS, ...FILE_SETTINGS, ...SERVER_SETTINGS]) {
+        (settings as unknown as Record<string, string>)[key] =
+            guardedValue(key, scope) ?? (config.inspect<string>(key)?.defaultValue as string);
     }
     return settings;
 }

@@ -12,7 +12,10 @@ const SECTION = 'smallcoder';
 export const PROGRAM_SETTINGS = ['pythonPath', 'testCommand'] as const;
 /** Settings whose value is a file SmallCoder loads: never taken from an untrusted workspace. */
 export const FILE_SETTINGS = ['model', 'adapter'] as const;
-type GuardedSetting = (typeof PROGRAM_SETTINGS)[number] | (typeof FILE_SETTINGS)[number];
+/** Settings that send the user's code to a server: confirmed like a program before first use. */
+export const SERVER_SETTINGS = ['engine', 'serverUrl', 'serverModel'] as const;
+type GuardedSetting = (typeof PROGRAM_SETTINGS)[number] | (typeof FILE_SETTINGS)[number] | (typeof SERVER_SETTINGS)[number];
+const CONFIRMED_SETTINGS = [...PROGRAM_SETTINGS, ...SERVER_SETTINGS] as const;
 const AGREED_KEY = 'smallcoder.trust.agreed';
 
 let agreements: vscode.Memento | undefined;
@@ -39,7 +42,7 @@ function agreed(key: GuardedSetting): string[] {
 export function guardedValue(key: GuardedSetting, scope?: vscode.Uri): string | undefined {
     const inspected = vscode.workspace.getConfiguration(SECTION, scope).inspect<string>(key);
     const fromWorkspace = workspaceValue(key, scope);
-    const isProgram = (PROGRAM_SETTINGS as readonly string[]).includes(key);
+    const isProgram = (CONFIRMED_SETTINGS as readonly string[]).includes(key);
     if (fromWorkspace !== undefined && vscode.workspace.isTrusted && (!isProgram || agreed(key).includes(fromWorkspace))) {
         return fromWorkspace;
     }
@@ -54,7 +57,7 @@ export async function confirmWorkspacePrograms(): Promise<void> {
     if (!vscode.workspace.isTrusted || agreements === undefined) {
         return;
     }
-    const unseen = PROGRAM_SETTINGS.map((key) => ({ key, value: workspaceValue(key) })).filter(
+    const unseen = CONFIRMED_SETTINGS.map((key) => ({ key, value: workspaceValue(key) })).filter(
         ({ key, value }) => value && !agreed(key).includes(value) && !declined.has(`${key}\0${value}`),
     ) as { key: GuardedSetting; value: string }[];
     if (unseen.length === 0) {
@@ -63,7 +66,7 @@ export async function confirmWorkspacePrograms(): Promise<void> {
     const listed = unseen.map(({ key, value }) => `"${SECTION}.${key}": ${value}`).join('\n\n');
     const run = 'Run it';
     const answer = await vscode.window.showWarningMessage(
-        `This workspace's settings name programs for SmallCoder to run:\n\n${listed}\n\nSmallCoder runs them only if you agree; otherwise it uses your own settings.`,
+        `This workspace's settings name programs for SmallCoder to run, or a server to send your code to:\n\n${listed}\n\nSmallCoder uses them only if you agree; otherwise it uses your own settings.`,
         { modal: true },
         run,
         'Use my own setting',

@@ -6,7 +6,10 @@ import threading
 import time
 from pathlib import Path
 
-from server.model_host import ModelHost, ModelState, Status
+from model.llama_server import free_loopback_port
+from model.remote import RemoteConfig
+from server.model_host import ModelHost, ModelState, Remote, Status
+from tests.conftest import small_model_path
 from tests.fakes import ScriptedEngine
 from tests.model.test_adapters import write_adapter
 
@@ -93,3 +96,23 @@ def test_an_adapter_chosen_while_the_model_loads_is_applied_to_the_loaded_model(
     assert [engine.adapters for engine in built] == [[(tmp_path / "personal.gguf", 0.5)]]
     assert host.status.adapter == str(tmp_path / "personal.gguf")
     assert host.status.state == ModelState.READY
+
+
+def _unreachable_team_server(fallback: bool) -> Remote:
+    return Remote(RemoteConfig("llama-server", f"http://127.0.0.1:{free_loopback_port()}"),
+                  fallback)
+
+
+def test_an_unreachable_team_server_is_an_error_that_says_so(tmp_path):
+    host = ModelHost(lambda status: None, engine_factory=CountingFactory(0))
+    host.load(str(small_model_path()), 0, remote=_unreachable_team_server(fallback=False))
+    assert host.status.state == ModelState.ERROR
+    assert "cannot connect" in host.status.message
+
+
+def test_an_unreachable_team_server_falls_back_to_the_local_model_when_allowed(tmp_path):
+    host = ModelHost(lambda status: None, engine_factory=CountingFactory(0))
+    host.load(str(small_model_path()), 0, remote=_unreachable_team_server(fallback=True))
+    assert host.status.state == ModelState.READY
+    assert "team server not used" in host.status.message
+    assert isinstance(host.interactive_engine, ScriptedEngine)

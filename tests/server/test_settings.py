@@ -92,7 +92,8 @@ def test_settings_naming_a_program_or_a_file_are_the_users_not_an_untrusted_work
     may override it, and is then asked), and package.json restricts it in untrusted workspaces."""
     free_text = {row.key for row in SETTINGS if row.type is str and not row.choices}
     guarded = {row.key for row in SETTINGS if row.names_program_or_file}
-    assert free_text == guarded == {"pythonPath", "model", "adapter", "testCommand"}
+    assert free_text <= guarded == {"pythonPath", "model", "adapter", "testCommand", "engine",
+                                    "serverUrl", "serverModel"}
     assert {BY_KEY[key].scope for key in guarded} == {"machine-overridable"}
     untrusted = json.loads(PACKAGE_JSON.read_text(encoding="utf-8"))["capabilities"][
         "untrustedWorkspaces"]
@@ -111,6 +112,7 @@ def test_the_extension_takes_programs_and_files_only_through_the_trust_guard():
     assert "guardedValue(key, scope)" in source and "guardedValue('model', scope)" in source
     listed = set(re.findall(r"'(\w+)'", trust.split("PROGRAM_SETTINGS = ")[1].split(";")[0]))
     listed |= set(re.findall(r"'(\w+)'", trust.split("FILE_SETTINGS = ")[1].split(";")[0]))
+    listed |= set(re.findall(r"'(\w+)'", trust.split("SERVER_SETTINGS = ")[1].split(";")[0]))
     assert listed == {row.key for row in SETTINGS if row.names_program_or_file}
 
 

@@ -7,6 +7,7 @@
 // own behaviour (languages, exclusions, files changed on disk) meets the editor's;
 // `--managed-python` tests the first start of a user without smallcoder.pythonPath.
 // `--only REGEX` runs the scenarios whose names match (and the two start-up ones they need).
+// SMALLCODER_E2E_SERVER_URL runs them with smallcoder.engine llama-server at that URL.
 // Prints "e2e: N passed, N failed" and exits non-zero on any failure.
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -511,6 +512,11 @@ async function main() {
         Object.assign(smallcoderSettings, EDITOR_CONVENTION_SETTINGS, ACTION_CHECK_SETTINGS);
     } else if (process.env.SMALLCODER_MODEL) {
         smallcoderSettings['smallcoder.model'] = process.env.SMALLCODER_MODEL;
+    }
+    if (process.env.SMALLCODER_E2E_SERVER_URL) {
+        // The same scenarios on a team server (issue #33): its key comes in SMALLCODER_API_KEY.
+        smallcoderSettings['smallcoder.engine'] = 'llama-server';
+        smallcoderSettings['smallcoder.serverUrl'] = process.env.SMALLCODER_E2E_SERVER_URL;
     }
     writeUserSettings(sandbox, smallcoderSettings);
     console.log(`e2e sandbox: ${sandbox.root}`);

@@ -1,5 +1,5 @@
 // The pip command lines of the managed environment: llama.cpp built as scripts/setup.sh builds
-// it (same flags, same wheel folder), torch's CPU build for training.
+// it (same flags, from scripts/llama_flags.sh; same wheel folder), torch's CPU build for training.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -8,11 +8,13 @@ import { test } from 'node:test';
 import { lacksTorchCpuBuild, llamaBuildFlags, llamaWheelFolder, smallcoderHome, trainingInstallArgs } from '../../src/pipCommands';
 
 const SETUP_SH = readFileSync(join(process.cwd(), 'scripts', 'setup.sh'), 'utf8');
+const LLAMA_FLAGS_SH = readFileSync(join(process.cwd(), 'scripts', 'llama_flags.sh'), 'utf8');
 const PINS = ['torch==2.13.0', 'transformers==5.23.0', 'peft==0.21.2', 'matplotlib==3.11.2'];
 
 test("the llama.cpp build flags on x86-64 are scripts/setup.sh's AMX guard", () => {
-    const fromSetup = /LLAMA_CFLAGS="([^"]*)"/.exec(SETUP_SH)?.[1];
-    assert.ok(fromSetup, 'scripts/setup.sh sets no LLAMA_CFLAGS');
+    assert.match(SETUP_SH, /source scripts\/llama_flags\.sh/);
+    const fromSetup = /LLAMA_CFLAGS="([^"]*)"/.exec(LLAMA_FLAGS_SH)?.[1];
+    assert.ok(fromSetup, 'scripts/llama_flags.sh sets no LLAMA_CFLAGS');
     assert.equal(llamaBuildFlags('x64'), fromSetup);
     assert.equal(llamaBuildFlags('arm64'), '');
 });
