@@ -371,7 +371,9 @@ def test_cancel_kills_a_running_test_command(tmp_path):
     run = run_tests(TestCommand.parse(f"{sys.executable} -c 'import time; time.sleep(60)'"),
                     tmp_path, cancel=cancel)
     assert run.cancelled
-    assert time.monotonic() - started < 2
+    # Killed, not waited for: the command would sleep 60 s (the bound leaves a loaded machine
+    # room to start Python and deliver the signals).
+    assert time.monotonic() - started < 20
 
 
 def test_a_test_command_that_does_not_exist_is_a_clear_error(tmp_path):
