@@ -74,15 +74,16 @@ def load_cases(suite: str, sample: int | None, seed: int, names: list[str] | Non
 
 
 def devset_case(folder: Path) -> dict:
-    """A devset project as a case: its files, and its one planted bug's fix (for
-    --check-harness only)."""
+    """A devset project as a case: its files, and the fix of its planted bug, or the list of
+    fixes of its bugs (for --check-harness only)."""
     meta = json.loads((folder / "case.json").read_text())
     project = folder / "project"
     files = {path.relative_to(project).as_posix(): path.read_text()
              for path in sorted(project.rglob("*")) if path.is_file()}
-    fix = meta["fix"]
+    fixes = meta["fix"] if isinstance(meta["fix"], list) else [meta["fix"]]
     fixed = dict(files)
-    fixed[fix["path"]] = files[fix["path"]].replace(fix["old"], fix["new"], 1)
+    for fix in fixes:
+        fixed[fix["path"]] = fixed[fix["path"]].replace(fix["old"], fix["new"], 1)
     return {"name": folder.name, "language": meta["language"], "files": files,
             "fixed_files": fixed, "test_cmd": meta["test_cmd"]}
 
