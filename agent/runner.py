@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from typing import IO
@@ -216,6 +218,7 @@ def _run_limited(argv: list[str], confinement: Confinement, limits: Limits,
             filter(None, [str(PYTEST_PLUGIN_FOLDER), env.get("PYTHONPATH")]))
     program = find_program(TestCommand(tuple(argv)), cwd, confinement.shared_folders)
     limited_argv, in_child = limited([program, *argv[1:]], limits)
+    in_child = _with_interrupt_restored(in_child)
     command = confined(limited_argv, confinement)
     started = time.monotonic()
     try:
@@ -247,6 +250,23 @@ def _run_limited(argv: list[str], confinement: Confinement, limits: Limits,
     # Paths relative to the copy: the same from run to run, and what the user knows them as.
     text = output.text().replace(f"{cwd.resolve()}{os.sep}", "")
     return process.returncode, text, time.monotonic() - started, timed_out, cancelled
+
+
+def _with_interrupt_restored(in_child: Callable[[], None] | None
+                             ) -> Callable[[], None] | None:
+    """A server started in the background by a shell ignores SIGINT, and an ignored signal
+    stays ignored across exec: the test command would never get the SIGINT that makes it
+    print its traceback. Only then, the child sets it back to its default before exec (a
+    single system call; `in_child`, the limits, still runs)."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        return in_child
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if in_child is not None:
+            in_child()
+
+    return restore
 
 
 class HeadTailOutput:

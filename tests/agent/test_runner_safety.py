@@ -4,6 +4,7 @@ nothing left running, nothing leaked, bounded output, and a traceback when it is
 from __future__ import annotations
 
 import ast
+import signal
 import subprocess
 import sys
 import time
@@ -113,3 +114,17 @@ def test_a_plain_command_stopped_at_its_timeout_shows_its_traceback(tmp_path):
     assert run.timed_out and not run.passed
     assert "KeyboardInterrupt" in run.failures[0].message
     assert "wait_for_the_server" in run.failures[0].message
+
+
+def test_a_command_started_by_a_server_that_ignores_sigint_still_shows_its_traceback(tmp_path):
+    # A server started in the background by a shell (`smallcoder serve &`) ignores SIGINT, and
+    # an ignored signal stays ignored across exec: the test command would die without a word.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        run = run_script(tmp_path, "import time\n\n\ndef wait_for_the_server():\n"
+                                   "    time.sleep(60)\n\n\nwait_for_the_server()\n",
+                         Limits(timeout_s=8))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert run.timed_out
+    assert "KeyboardInterrupt" in run.failures[0].message
