@@ -349,6 +349,7 @@ const scenarios = [
             const minutes = workbench.page.locator('.quick-input-widget input');
             await waitFor('the minutes budget to be offered', async () => (await minutes.inputValue()) === '60', 10_000, 200);
             await workbench.page.keyboard.press('Enter');
+            await chooseToContinueFromTheCheckpoint(workbench);
             if (!usesFakeServer) {
                 // A training step needs torch, transformers and peft: the installation works.
                 const step = toasts.filter({ hasText: /step \d+\/\d+/ }).first();
@@ -385,6 +386,7 @@ const scenarios = [
             const minutes = workbench.page.locator('.quick-input-widget input');
             await waitFor('the minutes budget to be offered', async () => (await minutes.inputValue()) === '60', 10_000, 200);
             await workbench.page.keyboard.press('Enter');
+            await chooseToContinueFromTheCheckpoint(workbench);
             const toasts = workbench.page.locator('.notifications-toasts .notification-list-item');
             await workbench.waitForUnlessError(toasts.filter({ hasText: 'tokens/s' }).first(), 20_000);
             await workbench.screenshot('train-progress');
@@ -602,3 +604,12 @@ main().catch((error) => {
     console.error(`e2e: ${error.stack ?? error}`);
     process.exitCode = 1;
 });
+
+/** Train asks whether to continue an earlier run's checkpoint or start fresh (#35): continue. */
+async function chooseToContinueFromTheCheckpoint(workbench) {
+    await workbench.page
+        .locator('.quick-input-widget .monaco-list-row', { hasText: 'Continue from the Checkpoint' })
+        .first()
+        .waitFor({ timeout: 10_000 });
+    await workbench.page.keyboard.press('Enter');
+}
