@@ -39,3 +39,6 @@ export function userSetting(settingsFile, key) {
         return undefined;
     }
 }
+
+/** The placeholder of the instruction box Refactor Function opens (extension/src/commands.ts). */
+export const REFACTOR_PLACEHOLDER = 'for example: use a generator expression';

@@ -25,7 +25,7 @@ import {
 } from './codeServer.mjs';
 import { ACTION_CHECK_SETTINGS, actionCheckScenarios } from './actionChecks.mjs';
 import { EDITOR_CONVENTION_SETTINGS, editorConventionScenarios } from './editorConventions.mjs';
-import { assert, lineNumberOf, userSetting, waitFor } from './helpers.mjs';
+import { REFACTOR_PLACEHOLDER, assert, lineNumberOf, userSetting, waitFor } from './helpers.mjs';
 import { Workbench } from './workbench.mjs';
 
 // `--managed-python` leaves smallcoder.pythonPath empty: the extension then builds its own venv
@@ -194,8 +194,7 @@ const scenarios = [
             const before = readFileSync(file, 'utf8');
             await workbench.goTo(lineNumberOf(file, 'def count_above') + 2, 9);
             await workbench.runCommand('SmallCoder: Refactor Function');
-            const instruction = workbench.page.locator('.quick-input-widget input');
-            await instruction.waitFor();
+            const instruction = await workbench.inputBox(REFACTOR_PLACEHOLDER);
             await instruction.fill('use sum with a generator expression');
             await workbench.screenshot('refactor-instruction');
             await workbench.page.keyboard.press('Enter');

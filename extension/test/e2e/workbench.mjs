@@ -71,6 +71,17 @@ export class Workbench {
     }
 
     /**
+     * The input box a command opened, told by its placeholder: the command palette's own input
+     * is the same element, so waiting for any quick input can find the palette still closing,
+     * and a key pressed then goes to the editor.
+     */
+    async inputBox(placeholder) {
+        const input = this.page.locator(`.quick-input-widget input[placeholder="${placeholder}"]`);
+        await input.waitFor();
+        return input;
+    }
+
+    /**
      * The highlighted entry of the open Quick Open / command palette list, once it shows `text`:
      * Enter picks the highlighted entry, and until the list has been filtered that is whatever
      * was opened last.
