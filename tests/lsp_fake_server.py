@@ -4,7 +4,8 @@ The fake answers by the kind of prompt it gets: a fixed continuation for fill-in
 (or, when the prompt holds a `fake-engine reply: TEXT` line, TEXT, `\n` for a line break: tests
 of what reaches the prompt make a file say what the fake should answer; a line of the context
 that says `fake-engine reply for NAME: TEXT` wins when the edited file is NAME),
-a fixed explanation (or TEXT, when the code shown holds `fake-engine explanation: TEXT`), for a
+a fixed explanation (or TEXT, when the code shown holds `fake-engine explanation: TEXT`; the last
+such line, the one of the code explained, which follows the related code), for a
 refactor the function it was shown with one comment added, and for
 the agent the fix of examples/' failing test.
 $SMALLCODER_FAKE_TOKEN_SECONDS slows it down to model a real generation.
@@ -66,8 +67,9 @@ class RuleEngine(ScriptedEngine):
             said = fim_reply_said(prompt_text)
             return FIM_REPLY if said is None else f"    {said.strip()}\n".replace("\\n", "\n")
         if prompt_text.startswith("system: ") and "Explain this" in prompt_text:
-            said = EXPLANATION_MARKER.search(prompt_text)
-            return EXPLANATION if said is None else said.group(1)
+            # The code explained comes last, after the related code of other files.
+            said = EXPLANATION_MARKER.findall(prompt_text)
+            return said[-1] if said else EXPLANATION
         if "Find the bug and fix it" in prompt_text:
             return AGENT_FIX
         shown = SHOWN_FUNCTION.search(prompt_text)

@@ -19,6 +19,9 @@ import { MODEL_READY_CONTEXT, registerWalkthroughCommands } from './walkthrough'
 /** The arguments the server puts in its "Explain this function" code action. */
 type PositionArgument = { line: number; character: number };
 
+/** What Explain is asked about: the selection goes with 'function' (see selectedRange). */
+type ExplainScope = 'function' | 'class' | 'file';
+
 interface MenuEntry extends vscode.QuickPickItem {
     command: string;
 }
@@ -46,12 +49,16 @@ export function registerCommands(
 
     // The panel opens with the first words and follows the model; Cancel keeps what it wrote.
     // With code selected in the editor, the selection is explained rather than its function.
-    register('smallcoder.explainFunction', async (uri?: string | vscode.Uri, position?: PositionArgument) => {
-        const params: ExplainParams = { ...functionParams(uri, position), range: selectedRange(uri) };
+    const explain = async (scope: ExplainScope, uri?: string | vscode.Uri, position?: PositionArgument) => {
+        const params: ExplainParams = {
+            ...functionParams(uri, position),
+            range: scope === 'function' ? selectedRange(uri) : undefined,
+            scope,
+        };
         const client = server.runningClient();
         const view = explainPanel.startExplanation();
         const result = await withCancellableProgress('SmallCoder', (token, progress) => {
-            progress.report({ message: 'explaining the function…' });
+            progress.report({ message: `explaining the ${scope}…` });
             return sendWithPartialResults(client, explainRequest, params, token, (partial) => {
                 progress.report({ message: `explaining ${partial.functionName}…` });
                 view.showPartial(partial);
@@ -60,7 +67,11 @@ export function registerCommands(
         if (result !== undefined) {
             await view.showFinal(result);
         }
-    });
+    };
+    register('smallcoder.explainFunction', (uri?: string | vscode.Uri, position?: PositionArgument) =>
+        explain('function', uri, position));
+    register('smallcoder.explainClass', () => explain('class'));
+    register('smallcoder.explainFile', () => explain('file'));
 
     register('smallcoder.refactorFunction', async (uri?: string | vscode.Uri, position?: PositionArgument) => {
         const params = functionParams(uri, position);
@@ -180,6 +191,8 @@ export function registerCommands(
         const inlineEnabled = readSettings().inlineCompletions.enabled;
         const entries: MenuEntry[] = [
             { label: '$(comment-discussion) Explain Function', command: 'smallcoder.explainFunction' },
+            { label: '$(comment-discussion) Explain Class', command: 'smallcoder.explainClass' },
+            { label: '$(comment-discussion) Explain File', command: 'smallcoder.explainFile' },
             { label: '$(wand) Refactor Function', command: 'smallcoder.refactorFunction' },
             { label: '$(beaker) Solve with Agent', command: 'smallcoder.solveWithAgent' },
             { label: '$(mortar-board) Train Personal Adapter', command: 'smallcoder.trainAdapter' },

@@ -24,6 +24,17 @@ def net_price(gross_cents: int) -> int:
     return gross_cents * 100 // 120
 `;
 
+// The marker sits at the file's end, far from the cursor: only the whole file's text carries it.
+const SHIPPING = `"""Shipping costs."""
+
+FREE_FROM_CENTS = 5000
+
+
+def cost(total_cents: int) -> int:
+    return 0 if total_cents >= FREE_FROM_CENTS else 499
+# fake-engine explanation: Rates and the free-shipping threshold of the shop.
+`;
+
 const DISCOUNTS = `def half_price(cents: int) -> int:
     return cents // 2
 `;
@@ -53,6 +64,22 @@ export const actionCheckScenarios = [
             await workbench.screenshot('explanation-with-a-flagged-caller');
             assert(/called by apply_refund.*the index finds no call of net_price/s.test(text.replace(/`/g, '')),
                 `the panel does not flag apply_refund: "${text}"`);
+        },
+    },
+    {
+        name: '"SmallCoder: Explain File" explains the whole file, with the cursor outside any function',
+        fakeEngineOnly: true,
+        async run(workbench, sandbox) {
+            const file = join(sandbox.workspace, 'shipping.py');
+            writeFileSync(file, SHIPPING);
+            await workbench.openFile('shipping.py');
+            await workbench.goTo(1, 1);
+            await workbench.runCommand('SmallCoder: Explain File');
+            const panelTab = workbench.page.locator('.tab[aria-label*="SmallCoder: Explain shipping.py"]').first();
+            await workbench.waitForUnlessError(panelTab, 120_000);
+            const explanation = workbench.webviewBody('#smallcoder-explanation');
+            await workbench.waitForUnlessError(explanation.getByText('Rates and the free-shipping threshold'), 60_000);
+            await workbench.screenshot('explanation-of-a-file');
         },
     },
     {
