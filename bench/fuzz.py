@@ -3,7 +3,10 @@
 The same messages as tests/server/test_lsp_fuzz.py (tests/lsp_fuzz.py: real and mutated
 messages, random JSON, broken framing, huge and odd payloads) for --minutes against one server.
 A line of figures goes to bench/results/fuzz-<seed>-<time>.jsonl every --every seconds and at
-the end: messages, requests, answered, crashes, hangs, RSS after warm-up and now.
+the end: messages, requests, answered, crashes, hangs, RSS after warm-up and now, and RSS at
+rest (every document closed, the server idle a moment): what the messages left behind, which is
+what a leak or a fragmented heap makes grow; RSS "now" also holds whatever huge documents happen
+to be open.
 
 Run: .venv/bin/python bench/fuzz.py --minutes 30 [--seed 31]
 """
@@ -21,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from server.memory import TRIM_DELAY_S  # noqa: E402
 from tests.lsp_fuzz import Fuzzer, FuzzReport, run_fuzz  # noqa: E402
 from tests.lsp_wire import WireServer  # noqa: E402
 
@@ -45,22 +49,31 @@ def main() -> int:
         server = WireServer(Path(scratch) / "server.log")
         server.initialize(str(model))
         server.wait_ready()
+        fuzzer = Fuzzer(args.seed, root, str(model))
         last_line = [time.monotonic()]
         # RSS after warm-up, one sample a batch: huge documents come and go, so stability is
         # the median of the later half against the earlier half, not two single samples.
         rss_samples: list[int] = []
+        # And RSS at rest, once a line: every document closed, the server idle for a moment.
+        # What stays then is what the messages left behind; the first is taken at warm-up.
+        idle_samples: list[int] = []
 
         def on_batch(report: FuzzReport) -> None:
             if report.rss_warm_bytes is not None and server.alive():
                 rss_samples.append(server.rss_bytes())
-            if time.monotonic() - last_line[0] >= args.every:
+            if (report.rss_warm_bytes is not None and not idle_samples) or (
+                    time.monotonic() - last_line[0] >= args.every):
                 last_line[0] = time.monotonic()
-                write_line(out, report, server, final=False)
+                now = server.rss_bytes() if server.alive() else None
+                idle = idle_rss(server, fuzzer, report.messages)
+                if report.rss_warm_bytes is not None and idle is not None:
+                    idle_samples.append(idle)
+                write_line(out, report, final=False, now=now, idle=idle)
 
-        report = run_fuzz(server, Fuzzer(args.seed, root, str(model)),
+        report = run_fuzz(server, fuzzer,
                           seconds=args.minutes * 60, warm_up_messages=args.warm_up_messages,
                           on_batch=on_batch)
-        write_line(out, report, server, final=True)
+        write_line(out, report, final=True)
         # A loaded machine may still be working through the last huge messages: the exit is
         # timed, and given a minute before it counts as a hang.
         closing = time.monotonic()
@@ -74,8 +87,8 @@ def main() -> int:
           f"{figures['requests']} requests, {figures['unanswered']} unanswered, "
           f"{figures['crashes']} crashes, {figures['hangs']} hangs; RSS after warm-up "
           f"{figures['rss_warm_mb']} MB, at end {figures['rss_end_mb']} MB; "
-          f"{rss_stability(rss_samples)}; server exit code {exit_code} "
-          f"{exit_seconds:.1f} s after shutdown was asked for; "
+          f"{rss_stability(rss_samples)}; {idle_stability(idle_samples)}; "
+          f"server exit code {exit_code} {exit_seconds:.1f} s after shutdown was asked for; "
           f"lines in {out.relative_to(ROOT)}")
     clean = (report.crashes, report.hangs, len(report.unanswered), exit_code) == (0, 0, 0, 0)
     return 0 if clean else 1
@@ -91,10 +104,37 @@ def rss_stability(samples: list[int]) -> str:
             f"against the earlier half")
 
 
-def write_line(out: Path, report: FuzzReport, server: WireServer, *, final: bool) -> None:
+def idle_stability(samples: list[int]) -> str:
+    if len(samples) < 3:
+        return "too few RSS samples at rest"
+    half = len(samples) // 2
+    later = statistics.median(samples[half:])
+    return (f"RSS at rest {samples[0] / 1024**2:.0f} MB after warm-up, "
+            f"{samples[-1] / 1024**2:.0f} MB at the last line, median of the later half "
+            f"{later / samples[0] - 1:+.0%} against warm-up ({len(samples)} samples)")
+
+
+def idle_rss(server: WireServer, fuzzer: Fuzzer, messages: int) -> int | None:
+    """The server's RSS with every document the fuzzer may have opened closed, once it has
+    answered a request sent after the closes and then had the trim delay to free memory."""
+    if not server.alive():
+        return None
+    for uri in fuzzer.uris:
+        server.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+    try:
+        server.request("smallcoder/status", {}, f"rest-{messages}", timeout_s=60)
+    except AssertionError:
+        return None
+    time.sleep(TRIM_DELAY_S + 1)
+    return server.rss_bytes() if server.alive() else None
+
+
+def write_line(out: Path, report: FuzzReport, *, final: bool,
+               now: int | None = None, idle: int | None = None) -> None:
     figures = report.figures()
     if not final:
-        figures["rss_now_mb"] = round(server.rss_bytes() / 1024**2, 1) if server.alive() else None
+        figures["rss_now_mb"] = round(now / 1024**2, 1) if now is not None else None
+        figures["rss_at_rest_mb"] = round(idle / 1024**2, 1) if idle is not None else None
         figures["unanswered"] = None  # known only at the end
     figures["final"] = final
     with out.open("a") as file:

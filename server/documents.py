@@ -17,6 +17,7 @@ from analyzers.ignore import IGNORE_FILE_NAME
 from analyzers.syntax import LANGUAGES
 from assist.workspace import WorkspaceContext
 from server.app import SmallCoderServer
+from server.memory import release_soon
 from server.protocol import open_document, path_of
 
 WATCH_REGISTRATION_ID = "smallcoder-watched-files"
@@ -90,6 +91,7 @@ def register(server: SmallCoderServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: SmallCoderServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.context.document_closed(path_of(params.text_document.uri))
+        release_soon()  # its text, lines and syntax tree were freed
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     async def watched_files_changed(ls: SmallCoderServer,

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable
 from typing import BinaryIO
 
+from server.memory import LARGE_MESSAGE_BYTES, release_soon
+
 logger = logging.getLogger(__name__)
 
 # vscode-jsonrpc's own messages are a few megabytes at most (a whole document on didOpen).
@@ -147,6 +149,8 @@ async def read_frames(stream: BinaryIO, receive: Callable[[bytes], bool],
         while (body := parser.next_body()) is not None:
             if not receive(body):
                 parser.reject(body)
+            if len(body) >= LARGE_MESSAGE_BYTES:
+                release_soon()
 
     def stalled() -> None:
         parser.abandon_body()

@@ -3,6 +3,11 @@ skipped up to the next header, and no length makes the parser wait or hold more 
 
 from __future__ import annotations
 
+import asyncio
+import os
+
+from server import memory, transport
+from server.memory import release_free_memory
 from server.transport import FrameParser
 
 
@@ -84,3 +89,42 @@ def test_a_zero_length_frame_does_not_eat_the_next_one():
     (empty,) = bodies_of(parser, b"Content-Length: 0\r\n\r\n")
     parser.reject(empty)
     assert bodies_of(parser, framed(1)) == [body(1)]
+
+
+def test_the_heap_is_trimmed_once_after_large_messages_not_after_small_ones(monkeypatch):
+    """A huge didOpen leaves its parsed pieces freed but kept by the C heap: shortly after large
+    messages the server gives the free pages back, once for a burst, never for small ones."""
+    trims: list[float] = []
+    monkeypatch.setattr(memory, "release_free_memory", lambda: trims.append(1.0) or True)
+    monkeypatch.setattr(memory, "TRIM_DELAY_S", 0.2)
+    large = b'{"text": "' + b"a" * transport.LARGE_MESSAGE_BYTES + b'"}'
+    received: list[int] = []
+
+    async def session() -> None:
+        read_end, write_end = os.pipe()
+        reading = asyncio.ensure_future(transport.read_frames(
+            os.fdopen(read_end, "rb"), lambda data: received.append(len(data)) or True))
+        with os.fdopen(write_end, "wb") as writer:
+            def send(data: bytes) -> None:
+                writer.write(b"Content-Length: %d\r\n\r\n" % len(data) + data)
+                writer.flush()
+
+            await asyncio.to_thread(send, body(1))
+            await asyncio.sleep(0.5)
+            assert trims == []
+            await asyncio.to_thread(send, large)
+            await asyncio.to_thread(send, large)
+            for _ in range(100):
+                if trims:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+        await asyncio.wait_for(reading, 10)
+
+    asyncio.run(session())
+    assert received == [len(body(1)), len(large), len(large)]
+    assert trims == [1.0]
+
+
+def test_freeing_the_heap_answers_where_the_c_library_can():
+    assert isinstance(release_free_memory(), bool)
