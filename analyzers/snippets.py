@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from collections import deque
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from analyzers.definitions import (
     references,
 )
 from analyzers.index import SymbolLocation, WorkspaceIndex
+from analyzers.text_cache import RANGE_CACHE_CHARACTERS, TEXT_CACHE_CHARACTERS, cached_by_text
 
 MAX_FULL_DEFINITION_LINES = 40  # a longer definition is shown as an outline
 RECENT_CHUNKS = 16  # size of the ring buffer
@@ -174,23 +174,23 @@ def header_line(definition: Definition, language: str) -> str:
 
 
 # Packing parses the same few files again and again (target, outlines): parse each text once.
-@functools.lru_cache(maxsize=64)
+@cached_by_text(TEXT_CACHE_CHARACTERS)
 def cached_definitions(text: str, language: str) -> list[Definition]:
     return definitions(text, language)
 
 
-@functools.lru_cache(maxsize=64)
+@cached_by_text(TEXT_CACHE_CHARACTERS)
 def cached_lines(text: str) -> list[str]:
     return text.split("\n")
 
 
-@functools.lru_cache(maxsize=16)
+@cached_by_text(RANGE_CACHE_CHARACTERS)
 def cached_references(text: str, language: str, first_line: int, last_line: int) -> list[Reference]:
     """The identifiers on lines first…last (0-based, inclusive)."""
     return references(text, language, (first_line, last_line))
 
 
-@functools.lru_cache(maxsize=64)
+@cached_by_text(TEXT_CACHE_CHARACTERS)
 def cached_import_statements(text: str, language: str) -> list[ImportStatement]:
     return import_statements(text, language)
 
