@@ -27,10 +27,15 @@ RECENT_CHUNK_LINES = 16  # lines around the cursor kept per ring-buffer chunk
 
 @dataclass(frozen=True)
 class Frame:
-    """One frame of a failing test's traceback: a file and a 0-based line."""
+    """One frame of a failing test's traceback, or a function localisation suspects: a file
+    and a 0-based line. `weight` (0…1) scales its score by how likely it holds the bug; a
+    `shown` frame's function is in the prompt already: only what it uses and its callers are
+    packed."""
 
     path: str
     line: int
+    weight: float = 1.0
+    shown: bool = False
 
 
 @dataclass(frozen=True)

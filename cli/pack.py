@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from analyzers.index import WorkspaceIndex
-from analyzers.packer import MAX_BUDGET_TOKENS, Target, jedi_resolver, pack, render
+from analyzers.jedi_resolver import jedi_resolver
+from analyzers.packer import MAX_BUDGET_TOKENS, Target, pack, render
 from assist.workspace import repo_name_for
 from cli.common import UserError, parse_location, read_source
 from model import registry

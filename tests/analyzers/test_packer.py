@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from analyzers.index import WorkspaceIndex
+from analyzers.jedi_resolver import jedi_resolver
 from analyzers.packer import (
     MAX_BUDGET_TOKENS,
     Frame,
     RecentChunks,
     Target,
-    jedi_resolver,
     pack,
     render,
 )
