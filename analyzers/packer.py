@@ -31,6 +31,7 @@ from analyzers.snippets import (
     cached_definitions,
     cached_import_statements,
     cached_references,
+    constant_snippets,
     definition_snippet,
     indexed_snippet,
     outline,
@@ -230,9 +231,12 @@ def _frame_snippets(frame: Frame, index: WorkspaceIndex | None, target: Target) 
         # The frame's function as a target of its own: found as a function target's are.
         own = Target(frame.path, text, frame.line, kind="function")
         region, share = (function.start_line, function.end_line), FRAME_USES_SHARE * frame.weight
-        found += _definitions_of(_used_names(own, language, *region), index, own, region,
-                                 USED_DEFINITION_SCORE * share, "definition",
-                                 f"(via `{function.name}`) uses")
+        used = _used_names(own, language, *region)
+        found += _definitions_of(used, index, own, region, USED_DEFINITION_SCORE * share,
+                                 "definition", f"(via `{function.name}`) uses")
+        found += [snippet for name in used for snippet in constant_snippets(
+            index, name, "definition", f"`{function.name}` uses the constant `{name}`",
+            USED_DEFINITION_SCORE * share)]
         found += [replace(caller, score=caller.score * share)
                   for caller in _callers(own, language, index)]
     return found
