@@ -244,16 +244,7 @@ def _packed_around(sources: _SourceFiles, shown: tuple[ShownFunction, ...],
                     shown=(first.span.start_point[0], first.span.end_point[0]))
     packed = pack(target, min(budget_tokens, MAX_BUDGET_TOKENS), count_tokens, index=index)
     return tuple(snippet for snippet in packed.snippets
-                 if snippet.kind not in PACKED_KINDS_SHOWN_ELSEWHERE
-                 and not any(_overlaps(snippet, item) for item in shown))
-
-
-def _overlaps(snippet: Snippet, item: ShownFunction) -> bool:
-    """Whether the snippet repeats (part of) a shown function; the outline of a class around
-    one says what the function works with, and stays."""
-    return (snippet.path == item.path and snippet.kind != "scope"
-            and snippet.start_line <= item.span.end_point[0]
-            and item.span.start_point[0] <= snippet.end_line)
+                 if snippet.kind not in PACKED_KINDS_SHOWN_ELSEWHERE)
 
 
 def _outermost(chosen: list[ShownFunction]) -> tuple[ShownFunction, ...]:

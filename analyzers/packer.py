@@ -159,17 +159,22 @@ def _candidates(target: Target, index: WorkspaceIndex | None, recent: RecentChun
             found += _similar_lines(target, index, lines)
     if recent is not None:
         found += _recent(recent, target)
-    if target.shown is not None:
-        found = [snippet for snippet in found if not _shown(snippet, target)]
-    return found
+    shown = [(target.path, *target.shown)] if target.shown is not None else []
+    for frame in target.frames:  # a shown frame: its function is in the prompt
+        text = target.text if frame.path == target.path else (
+            index.text_of(frame.path) if index is not None else None)
+        function = _function_at(text, language_for_path(frame.path), frame.line)
+        if frame.shown and function is not None:
+            shown.append((frame.path, function.start_line, function.end_line))
+    return [snippet for snippet in found if not _shown(snippet, shown)]
 
 
-def _shown(snippet: Snippet, target: Target) -> bool:
-    """Whether the prompt holds (some of) the snippet already, as the target's own lines."""
-    if target.shown is None or snippet.path != target.path or snippet.kind == "header":
-        return False  # the header holds only the imports the prompt does not show
-    first, last = target.shown
-    return snippet.start_line <= last and first <= snippet.end_line
+def _shown(snippet: Snippet, shown: list[tuple[str, int, int]]) -> bool:
+    """Whether the prompt holds (some of) the snippet already: the target's own lines, or a
+    shown frame's function. The header holds only the imports the prompt does not show."""
+    return snippet.kind != "header" and any(
+        snippet.path == path and snippet.start_line <= last and first <= snippet.end_line
+        for path, first, last in shown)
 
 
 def _target_region(target: Target, language: str | None) -> tuple[int, int]:
