@@ -187,9 +187,8 @@ def rank_suspects(sources: _SourceFiles, failures: tuple[Failure, ...],
                      + CALLED_BY_MORE_BONUS * max(0, calls - 1),
                      "called by the failing code" if calls else "named by the failing code")
         shown += [item for item, _ in called]
-    traced = [test_id for test_id in (f.test_id for f in failures) if coverage
-              and test_id in coverage]
-    if traced and coverage is not None:
+    traced = [failure.test_id for failure in failures if failure.test_id in (coverage or {})]
+    if coverage and traced:
         ran: Counter[tuple[str, int]] = Counter()
         for test_id in traced:
             for item in {(s.path, s.span.start_byte): s for s in

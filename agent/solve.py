@@ -352,14 +352,8 @@ def solve(workspace: Path, test_command: str, budget: Budget = Budget(), *, engi
         baseline = current = loop.test()
         transcript.write("tests", round=0, **run_record(baseline))
         status, rounds, message = "unsolved", 0, ""
-        if baseline.passed:
-            status, message = "already-passing", "the tests already pass"
-        elif baseline.cancelled:
-            status = "cancelled"
-        elif message := _environment_problem(baseline):
-            transcript.write("environment", message=message)
-        elif loop.localise(baseline):
-            status, message = "flaky", _flaky_message(loop.flaky)
+        if (no_edit := _no_edit_to_try(loop, baseline)) is not None:
+            status, message = no_edit
         else:
             progress(f"round 0: {len(baseline.failing_ids)} failing")
             feedback = ""
@@ -405,6 +399,21 @@ def _announce_copy(sandbox: Sandbox, transcript: Transcript,
     for note in sandbox.notes:
         progress(note)
     progress(f"running the tests (isolation: {isolation})")
+
+
+def _no_edit_to_try(loop: _Loop, baseline: TestRun) -> tuple[str, str] | None:
+    """The status and message of a solve that edits nothing: the tests pass, it was cancelled,
+    they need a service that is not there, or they are flaky. None: localised, go on."""
+    if baseline.passed:
+        return "already-passing", "the tests already pass"
+    if baseline.cancelled:
+        return "cancelled", ""
+    if message := _environment_problem(baseline):
+        loop.transcript.write("environment", message=message)
+        return "unsolved", message
+    if loop.localise(baseline):
+        return "flaky", _flaky_message(loop.flaky)
+    return None
 
 
 def _flaky_message(flaky: frozenset[str]) -> str:

@@ -123,3 +123,28 @@ def test_each_round_records_where_its_time_went(tmp_path):
     assert round_one.tests_ms > 0 and round_one.generated_tokens > 0
     assert round_one.prompt_tokens > 0
     assert result.to_json()["times"][1]["generatedTokens"] == round_one.generated_tokens
+
+
+def test_the_next_round_finds_its_prompt_head_in_the_kv_cache(tmp_path):
+    """The feedback goes after the code: round 2 evaluates only the feedback and what follows."""
+    workspace = shapes_workspace(tmp_path / "ws")
+    wrong = "```python\ndef square_area(side):\n    return side * side + 2\n```"
+    fix = "```python\ndef square_area(side):\n    return side * side\n```"
+    engine = ScriptedEngine([wrong, fix])
+    result = solve(workspace, PYTEST, BUDGET, engine=engine)
+    assert result.status == "solved" and result.rounds == 2
+    first, second = (engine.detokenize(prompt) for prompt in engine.prompts)
+    head = first[:first.index("\nFind the bug")]  # all but the closing instruction
+    assert second.startswith(head) and "Your previous answer was tried" in second[len(head):]
+    reused = result.times[2].prompt_tokens - result.times[2].evaluated_prompt_tokens
+    assert reused >= len(head)
+
+
+def test_a_reply_ends_at_the_fence_that_closes_its_code(tmp_path):
+    """Nothing after the edit is generated: not the tests a small model likes to add."""
+    workspace = shapes_workspace(tmp_path / "ws")
+    fix = "```python\ndef square_area(side):\n    return side * side\n```"
+    chatter = "\n\nAnd some tests:\n```python\n" + "def test_more():\n    pass\n" * 20 + "```\n"
+    result = solve(workspace, PYTEST, BUDGET, engine=ScriptedEngine([fix + chatter]))
+    assert result.status == "solved"
+    assert result.times[1].generated_tokens <= len(fix)
