@@ -1,11 +1,14 @@
 """What the model is shown about failing tests, within a token budget, in any language the
-tree-sitter front end reads.
+tree-sitter front end reads: the agent-specific part, localisation, around the context packer.
 
-The failure messages, the failing test functions (or, for an anonymous test such as a
-`test('…', () => …)` callback, the block around its failing line), the functions of the
-workspace's own files in their tracebacks, then the workspace functions and methods those call,
-ranked, a step at a time: a failure whose assertion sits in the test itself still leads to the
-code under test. And the imports of the files shown.
+Localisation ranks the workspace functions that may hold the bug (`rank_suspects`): those on
+the failing tests' tracebacks, those the failing tests ran (coverage, for pytest: the runner's
+trace), and those the failing code calls or names, a step at a time (a failure whose assertion
+sits in the test itself still leads to the code under test). The prompt shows the failure
+messages, the failing test functions (or, for an anonymous test such as a `test('…', () => …)`
+callback, the block around its failing line), the best few suspects whole, and the imports of
+their files; the packer (`Target(kind="tests")`) fills the rest of the budget with what those
+use and their callers, across files: callees, types, constants.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -21,6 +24,8 @@ from agent.failures import Failure, failure_text
 from agent.sandbox import SKIPPED_FOLDERS
 from analyzers.definitions import imports
 from analyzers.functions import FunctionSpan, enclosing_function, functions
+from analyzers.index import WorkspaceIndex
+from analyzers.packer import MAX_BUDGET_TOKENS, Frame, Snippet, Target, pack
 from analyzers.rewrite import dedented
 from analyzers.syntax import language_for_path, parse
 
@@ -30,6 +35,18 @@ MAX_FAILURES_SHOWN = 5
 CALL_DEPTH = 2
 # Functions a step of the call walk adds at most, the best ranked (the budget may cut more).
 MAX_CALLED_PER_STEP = 8
+# Suspects shown whole (and offered for editing): the best few, not everything ranked. A small
+# model asked to choose among many functions rewrites the wrong one.
+MAX_SUSPECTS_SHOWN = 3
+# Localisation scores: a function on a failing traceback (the innermost most), one the failing
+# tests ran (times the share of them that ran it), one the failing code calls (step 1, then 2).
+TRACEBACK_SCORE = 3.0
+TRACEBACK_DEPTH_STEP = 0.5  # less per frame further out from the innermost workspace frame
+COVERED_SCORE = 2.0
+CALLED_SCORE = (1.0, 0.5)
+CALLED_BY_MORE_BONUS = 0.1  # per further shown function calling it
+# With coverage known, a function the failing tests never ran is hardly where they fail.
+NOT_RUN_FACTOR = 0.2
 MAX_SOURCE_FILE_BYTES = 500_000
 MAX_SOURCE_FILES = 2000
 IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
@@ -50,6 +67,11 @@ ANONYMOUS_FUNCTIONS = frozenset({"arrow_function", "function_expression", "funct
                                  "closure_expression", "func_literal", "lambda_expression",
                                  "lambda"})
 MAX_TEST_BLOCK_LINES = 60
+# Of the packer's choice, what the prompt already holds its own way: each file's imports.
+PACKED_KINDS_SHOWN_ELSEWHERE = frozenset({"header", "target"})
+
+# The functions each test ran, by test id: (path relative to the root, 1-based first line, name).
+Coverage = Mapping[str, tuple[tuple[str, int, str], ...]]
 
 
 @dataclass(frozen=True)
@@ -60,10 +82,21 @@ class ShownFunction:
 
 
 @dataclass(frozen=True)
+class Suspect:
+    """A function that may hold the bug, how likely (higher is likelier) and why."""
+
+    function: ShownFunction
+    score: float
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class FailureContext:
     failures: tuple[Failure, ...]
     functions: tuple[ShownFunction, ...]
     imports: dict[str, list[str]]  # path → import statements, for the files shown
+    related: tuple[Snippet, ...] = ()  # the packer's: what the functions use, their callers
+    suspects: tuple[Suspect, ...] = ()  # the whole ranking, best first
 
     @property
     def editable(self) -> tuple[ShownFunction, ...]:
@@ -85,16 +118,21 @@ def is_test_code(path: str, span: FunctionSpan) -> bool:
 
 def gather_context(root: Path, failures: tuple[Failure, ...],
                    count_tokens: Callable[[str], int],
-                   budget_tokens: int = CONTEXT_BUDGET_TOKENS) -> FailureContext:
-    """The failures and the functions around them, most relevant first, within the budget
-    (the prompt's own words are left out of the count: keep a margin)."""
+                   budget_tokens: int = CONTEXT_BUDGET_TOKENS, *,
+                   coverage: Coverage | None = None,
+                   index: WorkspaceIndex | None = None) -> FailureContext:
+    """The failures, the failing tests, the best suspects and what the packer adds around them,
+    most relevant first, within the budget (the prompt's own words are left out of the count:
+    keep a margin). `coverage` sharpens the ranking; `index` (of `root`, kept current by the
+    caller) spares building one."""
     sources = _SourceFiles(root)
-    candidates: list[ShownFunction] = []
-    for failure in failures[:MAX_FAILURES_SHOWN]:
-        candidates += _failure_functions(sources, failure)
-    for _ in range(CALL_DEPTH):
-        candidates += _called_functions(sources, candidates)
-    spent = sum(count_tokens(failure_text(failure)) for failure in failures[:MAX_FAILURES_SHOWN])
+    shown_failures = failures[:MAX_FAILURES_SHOWN]
+    suspects = rank_suspects(sources, shown_failures, coverage)
+    tests: list[ShownFunction] = []
+    for failure in shown_failures:
+        tests += [item for item in _failure_functions(sources, failure) if not item.editable]
+    candidates = tests + [suspect.function for suspect in suspects[:MAX_SUSPECTS_SHOWN]]
+    spent = sum(count_tokens(failure_text(failure)) for failure in shown_failures)
     chosen: list[ShownFunction] = []
     shown_imports: dict[str, list[str]] = {}
     seen: set[tuple[str, int]] = set()
@@ -110,7 +148,102 @@ def gather_context(root: Path, failures: tuple[Failure, ...],
         spent += cost
         chosen.append(shown)
         shown_imports.setdefault(shown.path, new_imports)
-    return FailureContext(failures[:MAX_FAILURES_SHOWN], _outermost(chosen), shown_imports)
+    functions_shown = _outermost(chosen)
+    weights = {(s.function.path, s.function.span.start_byte): s.score for s in suspects}
+    related = _packed_around(sources, functions_shown, weights, count_tokens,
+                             budget_tokens - spent, index)
+    return FailureContext(shown_failures, functions_shown, shown_imports, related,
+                          tuple(suspects))
+
+
+def rank_suspects(sources: _SourceFiles, failures: tuple[Failure, ...],
+                  coverage: Coverage | None = None) -> list[Suspect]:
+    """The editable workspace functions that may hold the bug, likeliest first: on the
+    tracebacks (innermost first), run by the failing tests (when `coverage` says), called or
+    named by the failing code. Ties keep the order in which they were found."""
+    scores: dict[tuple[str, int], float] = {}
+    reasons: dict[tuple[str, int], list[str]] = {}
+    found: dict[tuple[str, int], ShownFunction] = {}
+
+    def note(item: ShownFunction, score: float, reason: str) -> None:
+        key = (item.path, item.span.start_byte)
+        found.setdefault(key, item)
+        scores[key] = scores.get(key, 0.0) + score
+        reasons.setdefault(key, []).append(reason)
+
+    shown: list[ShownFunction] = []
+    for failure in failures:
+        on_trace = _failure_functions(sources, failure)
+        shown += on_trace
+        editable_frames = [item for item in on_trace if item.editable]
+        for depth, item in enumerate(editable_frames):
+            note(item, max(TRACEBACK_SCORE - TRACEBACK_DEPTH_STEP * depth, CALLED_SCORE[0]),
+                 f"on the traceback of {failure.test_id}")
+    for step in range(CALL_DEPTH):
+        called = _called_functions(sources, shown)
+        for item, calls in called:
+            if item.editable:
+                note(item, CALLED_SCORE[min(step, len(CALLED_SCORE) - 1)]
+                     + CALLED_BY_MORE_BONUS * max(0, calls - 1),
+                     "called by the failing code" if calls else "named by the failing code")
+        shown += [item for item, _ in called]
+    traced = [failure.test_id for failure in failures if failure.test_id in (coverage or {})]
+    if coverage and traced:
+        ran: Counter[tuple[str, int]] = Counter()
+        for test_id in traced:
+            for item in {(s.path, s.span.start_byte): s for s in
+                         _covered_functions(sources, coverage[test_id])}.values():
+                ran[(item.path, item.span.start_byte)] += 1
+                if item.editable:
+                    found.setdefault((item.path, item.span.start_byte), item)
+        for key in found:
+            if ran[key]:
+                scores[key] = scores.get(key, 0.0) + COVERED_SCORE * ran[key] / len(traced)
+                reasons.setdefault(key, []).append(
+                    f"run by {ran[key]} of {len(traced)} failing test(s)")
+            else:
+                scores[key] = scores.get(key, 0.0) * NOT_RUN_FACTOR
+                reasons.setdefault(key, []).append("not run by the failing tests")
+    order = list(found)
+    ranked = sorted(order, key=lambda key: (-scores[key], order.index(key)))
+    return [Suspect(found[key], round(scores[key], 3), tuple(reasons[key])) for key in ranked]
+
+
+def _covered_functions(sources: _SourceFiles, ran: tuple[tuple[str, int, str], ...]
+                       ) -> list[ShownFunction]:
+    """The workspace functions a trace names, as spans (its lines are the code's first lines:
+    a decorated function's span starts at its decorator)."""
+    found = []
+    for path, line, name in ran:
+        for span in sources.functions(path):
+            if span.name == name and span.start_point[0] + 1 <= line <= span.end_point[0] + 1:
+                found.append(ShownFunction(path, span, editable=not is_test_code(path, span)))
+                break
+    return found
+
+
+def _packed_around(sources: _SourceFiles, shown: tuple[ShownFunction, ...],
+                   scores: dict[tuple[str, int], float], count_tokens: Callable[[str], int],
+                   budget_tokens: int, index: WorkspaceIndex | None) -> tuple[Snippet, ...]:
+    """The packer's choice for the failing tests: what the shown functions use (callees, types,
+    constants, across files) and their callers, less what the prompt holds already."""
+    if not shown or budget_tokens <= 0:
+        return ()
+    if index is None:
+        index = WorkspaceIndex(sources.root)
+        index.refresh()
+        index.prepare_lookups()
+    first = shown[0]
+    text = sources.text(first.path) or ""
+    best = max(scores.values(), default=1.0) or 1.0
+    frames = tuple(Frame(item.path, item.span.start_point[0],
+                         weight=scores.get((item.path, item.span.start_byte), best) / best,
+                         shown=True) for item in shown[1:])
+    target = Target(first.path, text, first.span.start_point[0], kind="tests", frames=frames,
+                    shown=(first.span.start_point[0], first.span.end_point[0]))
+    packed = pack(target, min(budget_tokens, MAX_BUDGET_TOKENS), count_tokens, index=index)
+    return tuple(snippet for snippet in packed.snippets
+                 if snippet.kind not in PACKED_KINDS_SHOWN_ELSEWHERE)
 
 
 def _outermost(chosen: list[ShownFunction]) -> tuple[ShownFunction, ...]:
@@ -183,7 +316,8 @@ def _enclosing_block(text: str, language: str, line: int, name: str) -> Function
                         None, block)
 
 
-def _called_functions(sources: _SourceFiles, shown: list[ShownFunction]) -> list[ShownFunction]:
+def _called_functions(sources: _SourceFiles, shown: list[ShownFunction]
+                      ) -> list[tuple[ShownFunction, int]]:
     """Workspace functions and methods that the functions already shown call (or name): the
     code under test is usually called from the test, not on the traceback. Ranked: code
     before tests, then called by more of the shown functions, then called rather than named."""
@@ -202,9 +336,9 @@ def _called_functions(sources: _SourceFiles, shown: list[ShownFunction]) -> list
                     and ("." not in span.qualified_name or called[span.name])):
                 test = is_test_code(path, span)
                 ranked.append(((test, -called[span.name], span.name not in called),
-                               ShownFunction(path, span, editable=not test)))
-    ranked.sort(key=lambda pair: pair[0])
-    return [item for _, item in ranked[:MAX_CALLED_PER_STEP]]
+                               ShownFunction(path, span, editable=not test), called[span.name]))
+    ranked.sort(key=lambda entry: entry[0])
+    return [(item, calls) for _, item, calls in ranked[:MAX_CALLED_PER_STEP]]
 
 
 class _SourceFiles:

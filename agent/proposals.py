@@ -69,7 +69,13 @@ class Proposal:
 def proposal_prompt(context: FailureContext, feedback: str = "") -> str:
     """The request for a fix; the instruction comes last, after the code, where small models
     follow it best."""
-    parts = ["Some tests of this project fail.", "", "Failing tests:"]
+    parts = ["Some tests of this project fail."]
+    if context.related:
+        parts.append("\nRelated code, for reference (do not rewrite it):")
+        for snippet in context.related:
+            fence = FENCES.get(language_for_path(snippet.path) or "", "")
+            parts.append(f"{snippet.path}:\n```{fence}\n{snippet.text}\n```")
+    parts += ["", "Failing tests:"]
     for failure in context.failures:
         parts.append(f"- {failure.test_id}\n{failure_text(failure)}")
     for path, shown in _by_file(context.functions):

@@ -9,6 +9,7 @@ memory. pytest reports through its junit xml; other runners are read by agent/ru
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -19,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 from typing import IO
 
@@ -48,6 +49,7 @@ READER_JOIN_S = 2.0
 PYTEST_REPORT_OPTIONS = ("-o", "junit_family=xunit1", "--tb=native", "-p", "no:cacheprovider",
                          "-o", "verbosity_assertions=2", "-p", "smallcoder_report")
 PYTEST_PLUGIN_FOLDER = Path(__file__).resolve().parent / "pytest_plugin"
+TRACE_FILE_NAME = "trace.json"  # beside the junit report, written by smallcoder_trace
 
 
 class TestCommandError(Exception):
@@ -99,6 +101,9 @@ class TestRun:
     duration_s: float
     timed_out: bool = False
     cancelled: bool = False
+    # With `trace`: the project's functions each test executed, by node id, as
+    # (path relative to the copy, 1-based first line, name).
+    covered: dict[str, tuple[tuple[str, int, str], ...]] = field(default_factory=dict)
 
     @property
     def failing_ids(self) -> frozenset[str]:
@@ -121,10 +126,11 @@ class TestRun:
 def run_tests(command: TestCommand, cwd: Path, *, limits: Limits | None = None,
               only: tuple[str, ...] = (), stop_at_first_failure: bool = False,
               cancel: CancelToken | None = None,
-              shared_folders: dict[str, Path] | None = None) -> TestRun:
+              shared_folders: dict[str, Path] | None = None, trace: bool = False) -> TestRun:
     """Run `command` in `cwd` and read the result; for pytest, with `only` these node ids when
-    given, and stopping at the first failing test when asked. `shared_folders` (name → real
-    folder: a virtual environment, node_modules) are what the copy uses without holding."""
+    given, stopping at the first failing test when asked, and with `trace` recording the
+    functions each test runs (`TestRun.covered`). `shared_folders` (name → real folder: a
+    virtual environment, node_modules) are what the copy uses without holding."""
     limits = limits or Limits()
     argv = list(command.argv)
     report = None
@@ -136,7 +142,8 @@ def run_tests(command: TestCommand, cwd: Path, *, limits: Limits | None = None,
                       ) / "report.xml"
     if command.is_pytest:
         argv += [*PYTEST_REPORT_OPTIONS, f"--junitxml={report}",
-                 *(("--maxfail=1",) if stop_at_first_failure else ()), *only]
+                 *(("--maxfail=1",) if stop_at_first_failure else ()),
+                 *(("-p", "smallcoder_trace") if trace else ()), *only]
     elif runner is not None and report is not None:
         argv = runner.argv(command.argv, report)
     if runner is not None and runner.reserves_address_space:
@@ -145,14 +152,22 @@ def run_tests(command: TestCommand, cwd: Path, *, limits: Limits | None = None,
                               () if report is None else (report.parent,),
                               (PYTEST_PLUGIN_FOLDER, Path(sys.prefix).resolve()))
     started_at = time.time()
+    extra_environment = environment_for(runner, cwd) if runner else {}
+    traced = command.is_pytest and trace and report is not None
+    if traced:
+        extra_environment = {"SMALLCODER_TRACE_FILE": str(report.parent / TRACE_FILE_NAME),
+                             "SMALLCODER_TRACE_ROOT": str(cwd.resolve())}
     try:
         exit_code, output, duration, timed_out, cancelled = _run_limited(
             argv, confinement, limits, cancel, with_plugin=command.is_pytest,
-            extra_environment=environment_for(runner, cwd) if runner else {})
+            extra_environment=extra_environment)
         if runner is not None and not (timed_out or cancelled):
             return _runner_result(runner, command, exit_code, output, duration, report, cwd,
                                   started_at)
-        return _result(command, exit_code, output, duration, timed_out, cancelled, report)
+        run = _result(command, exit_code, output, duration, timed_out, cancelled, report)
+        if traced and report is not None:
+            run = replace(run, covered=_read_trace(report.parent / TRACE_FILE_NAME))
+        return run
     finally:
         if report is not None:
             shutil.rmtree(report.parent, ignore_errors=True)
@@ -177,6 +192,17 @@ def _result(command: TestCommand, exit_code: int | None, output: str, duration: 
     failure = failure_from_output(str(command), exit_code if exit_code is not None else -1,
                                   output)
     return TestRun(False, (failure,), exit_code, output, duration)
+
+
+def _read_trace(path: Path) -> dict[str, tuple[tuple[str, int, str], ...]]:
+    """The functions each test ran, as our trace plugin wrote them; nothing when it wrote
+    nothing (killed at the timeout) or something else (the tests may write anywhere they can)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {str(node): tuple((str(file), int(line), str(name)) for file, line, name in found)
+                for node, found in raw.items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
 
 
 def _runner_result(runner: Runner, command: TestCommand, exit_code: int | None, output: str,

@@ -6,15 +6,19 @@ the user to review, and a JSONL transcript is kept under $SMALLCODER_HOME/transc
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.context import CONTEXT_BUDGET_TOKENS, FailureContext, gather_context
+from agent.context import (
+    CONTEXT_BUDGET_TOKENS,
+    Coverage,
+    FailureContext,
+    gather_context,
+    is_test_file,
+)
 from agent.failures import Failure
 from agent.isolation import isolation_description, isolation_name
 from agent.limits import DEFAULT_MEMORY_LIMIT_BYTES
@@ -44,9 +48,10 @@ from agent.sandbox import (
     SandboxError,
     unified_diff,
 )
+from agent.transcript import RoundTime, Transcript, run_record
+from analyzers.index import WorkspaceIndex
 from model import chat
-from model.engine import CancelToken, Engine, GenerationParams
-from model.home import smallcoder_home
+from model.engine import CancelToken, Engine, GenerationParams, GenerationResult
 
 DEFAULT_ROUNDS = 6
 DEFAULT_WALL_TIME_S = 300.0
@@ -58,8 +63,9 @@ REPLY_MAX_TOKENS = 1024
 SAMPLING_TEMPERATURE = 0.7
 # Room in the model's context for the prompt's own words and the chat template.
 PROMPT_MARGIN_TOKENS = 512
-PRIVATE_FILE_MODE = 0o600
-PRIVATE_FOLDER_MODE = 0o700
+# Another run of a failing command that is not pytest (which reruns only the failing tests),
+# to tell a flaky test from a bug, when the whole run is at most this long.
+FLAKY_RERUN_MAX_S = 20.0
 SYSTEM_PROMPT = "You are SmallCoder, a precise coding assistant that fixes bugs."
 
 
@@ -77,7 +83,8 @@ class Budget:
 
 @dataclass(frozen=True)
 class SolveResult:
-    status: str  # "solved" | "already-passing" | "unsolved" | "out-of-time" | "cancelled"
+    # "solved" | "already-passing" | "unsolved" | "out-of-time" | "cancelled" | "flaky"
+    status: str
     rounds: int
     failing_before: int
     failing_after: int
@@ -88,6 +95,8 @@ class SolveResult:
     message: str
     isolation: str = "none"  # how the test command was confined (agent.isolation)
     notes: tuple[str, ...] = ()  # what the copy left out or copied in place of a link
+    times: tuple[RoundTime, ...] = ()  # per round, round 0 first
+    flaky: tuple[str, ...] = ()  # failing tests that passed on a rerun with nothing changed
 
     @property
     def green(self) -> bool:
@@ -100,31 +109,8 @@ class SolveResult:
                                              for change in self.changes},
                 "transcript": str(self.transcript), "durationS": round(self.duration_s, 1),
                 "message": self.message, "isolation": self.isolation,
-                "notes": list(self.notes)}
-
-
-class Transcript:
-    """Prompts, outputs and test results as JSON lines, for review and later training."""
-
-    def __init__(self, workspace: Path) -> None:
-        folder = smallcoder_home() / "transcripts"
-        folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(folder, PRIVATE_FOLDER_MODE)  # they hold the user's code: theirs alone
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.path = folder / f"{stamp}-{workspace.name or 'workspace'}-{os.getpid()}.jsonl"
-
-    def write(self, kind: str, **fields: Any) -> None:
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-                             PRIVATE_FILE_MODE)
-        with open(descriptor, "a", encoding="utf-8") as sink:
-            sink.write(json.dumps({"kind": kind, "time": time.time(), **fields}) + "\n")
-
-
-def run_record(run: TestRun) -> dict[str, Any]:
-    return {"passed": run.passed, "failing": sorted(run.failing_ids),
-            "messages": [failure.message for failure in run.failures],
-            "exit_code": run.exit_code, "duration_s": round(run.duration_s, 2),
-            "timed_out": run.timed_out}
+                "notes": list(self.notes), "times": [t.to_json() for t in self.times],
+                "flaky": list(self.flaky)}
 
 
 class _Loop:
@@ -139,6 +125,10 @@ class _Loop:
         self.deadline = time.monotonic() + budget.wall_time_s
         self.seen: set[tuple] = set()
         self._located: tuple[TestRun, tuple[Failure, ...]] | None = None
+        self.times = [RoundTime(0)]
+        self.coverage: Coverage = {}
+        self.flaky: frozenset[str] = frozenset()
+        self._index: WorkspaceIndex | None = None
 
     def remaining_s(self) -> float:
         return self.deadline - time.monotonic()
@@ -146,12 +136,47 @@ class _Loop:
     def stopped(self) -> bool:
         return self.cancel.cancelled or self.remaining_s() <= 0
 
-    def test(self, only: tuple[str, ...] = (), stop_at_first_failure: bool = False) -> TestRun:
+    def test(self, only: tuple[str, ...] = (), stop_at_first_failure: bool = False,
+             trace: bool = False) -> TestRun:
         limits = Limits(timeout_s=max(1.0, min(self.budget.test_timeout_s, self.remaining_s())),
                         memory_bytes=self.budget.memory_limit_bytes)
-        return run_tests(self.command, self.sandbox.root, limits=limits, only=only,
-                         stop_at_first_failure=stop_at_first_failure, cancel=self.cancel,
-                         shared_folders=self.sandbox.shared_folders)
+        run = run_tests(self.command, self.sandbox.root, limits=limits, only=only,
+                        stop_at_first_failure=stop_at_first_failure, cancel=self.cancel,
+                        shared_folders=self.sandbox.shared_folders, trace=trace)
+        self.times[-1].tests_ms += run.duration_s * 1e3
+        return run
+
+    def localise(self, baseline: TestRun) -> bool:
+        """Run the failing tests once more before any edit: traced when pytest runs them (which
+        functions they run, for the ranking), and to tell a flaky test (it passes now, with
+        nothing changed) from a bug. Other runners rerun the whole command when it is short.
+        True when every failing test is flaky: there is nothing to fix."""
+        if self.stopped() or baseline.timed_out:
+            return False
+        if self.command.is_pytest:
+            rerun = self.test(self._quick_ids(baseline), trace=True)
+            self.coverage = rerun.covered
+        elif baseline.duration_s <= FLAKY_RERUN_MAX_S:
+            rerun = self.test()
+        else:
+            return False
+        if not (rerun.cancelled or rerun.timed_out or rerun.build_failed):
+            self.flaky = baseline.failing_ids - rerun.failing_ids
+        self.transcript.write("localised", flaky=sorted(self.flaky),
+                              covered={test: [list(item) for item in found]
+                                       for test, found in self.coverage.items()})
+        return bool(self.flaky) and self.flaky == baseline.failing_ids
+
+    def context(self, current: TestRun) -> FailureContext:
+        """The prompt's context for `current`, from an index of the copy kept current."""
+        if self._index is None:
+            self._index = WorkspaceIndex(self.sandbox.root)
+        self._index.refresh()
+        self._index.prepare_lookups()
+        room = self.engine.context_tokens - self.budget.reply_max_tokens - PROMPT_MARGIN_TOKENS
+        return gather_context(self.sandbox.root, self.failures_to_show(current),
+                              self.engine.count_tokens, min(self.budget.context_tokens, room),
+                              coverage=self.coverage, index=self._index)
 
     def failures_to_show(self, current: TestRun) -> tuple[Failure, ...]:
         """What the model is shown of `current`.
@@ -174,17 +199,22 @@ class _Loop:
             round_number: int) -> str:
         # Only the very first answer is greedy: the others sample, so that they differ from it
         # (a greedy answer after feedback mostly repeats the first one).
-        return ask_for_proposal(
+        reply, result = ask_for_proposal_timed(
             self.engine, prompt, context, candidate=candidate,
             greedy=candidate == 0 and round_number == 1,
             seed=round_number * 100 + candidate, max_tokens=self.budget.reply_max_tokens,
             time_budget_ms=max(1.0, self.remaining_s()) * 1e3, cancel=self.cancel,
             yield_turn=self.yield_turn)
+        self.times[-1].add_generation(result)
+        return reply
 
     def verify(self, proposal: Proposal, current: TestRun) -> tuple[TestRun | None, str]:
         """Apply in the copy and test: the failing tests first, then the whole suite.
         Returns the full run when the change strictly helps, else None and why not;
         the copy is left as it was either way."""
+        tests = sorted({item.path for item in proposal.replacements if is_test_file(item.path)})
+        if tests:  # the tests say what is right: a change to them is never a fix
+            return None, f"it edits {', '.join(tests)}: change the code, not the tests"
         before = {item.path: self.sandbox.read(item.path) for item in proposal.replacements}
         try:
             apply_proposal(proposal, self.sandbox.read, self.sandbox.write)
@@ -217,9 +247,8 @@ class _Loop:
     def round(self, number: int, current: TestRun, feedback: str
               ) -> tuple[TestRun | None, Proposal | None, str]:
         """Ask for candidates and verify each; the best strict improvement, or the feedback."""
-        room = self.engine.context_tokens - self.budget.reply_max_tokens - PROMPT_MARGIN_TOKENS
-        context = gather_context(self.sandbox.root, self.failures_to_show(current),
-                                 self.engine.count_tokens, min(self.budget.context_tokens, room))
+        self.times.append(RoundTime(number))
+        context = self.context(current)
         if not context.editable:
             return None, None, ""
         prompt = proposal_prompt(context, feedback)
@@ -278,6 +307,21 @@ def ask_for_proposal(engine: Engine, prompt: str, context: FailureContext, *,
                      time_budget_ms: float | None = None, cancel: CancelToken | None = None,
                      yield_turn: Callable[[], None] | None = None) -> str:
     """One answer to `prompt`, its start written for the model (see `reply_start`)."""
+    return ask_for_proposal_timed(engine, prompt, context, candidate=candidate, greedy=greedy,
+                                  seed=seed, max_tokens=max_tokens,
+                                  time_budget_ms=time_budget_ms, cancel=cancel,
+                                  yield_turn=yield_turn)[0]
+
+
+def ask_for_proposal_timed(engine: Engine, prompt: str, context: FailureContext, *,
+                           candidate: int = 0, greedy: bool = True, seed: int = 0,
+                           max_tokens: int = REPLY_MAX_TOKENS,
+                           time_budget_ms: float | None = None,
+                           cancel: CancelToken | None = None,
+                           yield_turn: Callable[[], None] | None = None
+                           ) -> tuple[str, GenerationResult]:
+    """`ask_for_proposal`, with the generation's timings and token counts. The reply ends at
+    the fence that closes its code block (`closing_fence`): nothing after the edit is paid for."""
     start = reply_start(context, candidate)
     params = GenerationParams(
         max_tokens=reply_budget_tokens(context, engine.count_tokens, max_tokens),
@@ -285,7 +329,7 @@ def ask_for_proposal(engine: Engine, prompt: str, context: FailureContext, *,
         temperature=0.0 if greedy else SAMPLING_TEMPERATURE, seed=seed)
     result = chat.ask(engine, SYSTEM_PROMPT, prompt, params, reply_start=start, cancel=cancel,
                       stop_rule=closing_fence, yield_turn=yield_turn)
-    return full_reply(start, result.text)
+    return full_reply(start, result.text), result
 
 
 def solve(workspace: Path, test_command: str, budget: Budget = Budget(), *, engine: Engine,
@@ -308,12 +352,8 @@ def solve(workspace: Path, test_command: str, budget: Budget = Budget(), *, engi
         baseline = current = loop.test()
         transcript.write("tests", round=0, **run_record(baseline))
         status, rounds, message = "unsolved", 0, ""
-        if baseline.passed:
-            status, message = "already-passing", "the tests already pass"
-        elif baseline.cancelled:
-            status = "cancelled"
-        elif message := _environment_problem(baseline):
-            transcript.write("environment", message=message)
+        if (no_edit := _no_edit_to_try(loop, baseline)) is not None:
+            status, message = no_edit
         else:
             progress(f"round 0: {len(baseline.failing_ids)} failing")
             feedback = ""
@@ -344,7 +384,8 @@ def solve(workspace: Path, test_command: str, budget: Budget = Budget(), *, engi
     result = SolveResult(status, rounds, len(baseline.failing_ids), len(current.failing_ids),
                          changes, unified_diff(list(changes)), transcript.path,
                          time.monotonic() - started, message or _summary(status, current),
-                         isolation_name(), tuple(sandbox.notes))
+                         isolation_name(), tuple(sandbox.notes), tuple(loop.times),
+                         tuple(sorted(loop.flaky)))
     transcript.write("end", status=status, rounds=rounds, diff=result.diff,
                      failing=sorted(current.failing_ids))
     return result
@@ -358,6 +399,27 @@ def _announce_copy(sandbox: Sandbox, transcript: Transcript,
     for note in sandbox.notes:
         progress(note)
     progress(f"running the tests (isolation: {isolation})")
+
+
+def _no_edit_to_try(loop: _Loop, baseline: TestRun) -> tuple[str, str] | None:
+    """The status and message of a solve that edits nothing: the tests pass, it was cancelled,
+    they need a service that is not there, or they are flaky. None: localised, go on."""
+    if baseline.passed:
+        return "already-passing", "the tests already pass"
+    if baseline.cancelled:
+        return "cancelled", ""
+    if message := _environment_problem(baseline):
+        loop.transcript.write("environment", message=message)
+        return "unsolved", message
+    if loop.localise(baseline):
+        return "flaky", _flaky_message(loop.flaky)
+    return None
+
+
+def _flaky_message(flaky: frozenset[str]) -> str:
+    return (f"{', '.join(sorted(flaky)[:3])} failed, then passed when run again with nothing "
+            f"changed: flaky, not a bug an edit can be shown to fix; make it deterministic "
+            f"(time, order, randomness, shared state) and solve again")
 
 
 def _environment_problem(run: TestRun) -> str:

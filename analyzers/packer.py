@@ -1,10 +1,11 @@
 """The context packer: what the model sees besides the code at hand, within a token budget.
 
 Read top to bottom: candidates are collected (`_candidates`: from the target's file, the
-workspace index, `python_names` for Python's imports and jedi, `similar` for BM25), scored with
-the constants below, chosen best first until the budget is full (`_fill`, exact counts with the
-model's tokenizer), and finally ordered so that what changes least comes first and the KV cache
-keeps its head. How a definition is shown, whole or as an outline, is `snippets`. The packer
+workspace index, `python_names` for Python's imports, `resolve` for jedi (`jedi_resolver`),
+`similar` for BM25; for failing tests, from their frames too), scored with the constants
+below, chosen best first until the budget is full (`_fill`, exact counts with the model's
+tokenizer), and finally ordered so that what changes least comes first and the KV cache keeps
+its head. How a definition is shown, whole or as an outline, is `snippets`. The packer
 never runs the model: it only receives a function that counts tokens.
 """
 
@@ -13,13 +14,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from analyzers.bm25 import identifier_terms
 from analyzers.calls import callers_in
 from analyzers.definitions import Definition
 from analyzers.index import WorkspaceIndex
-from analyzers.python_names import module_maps, used_definitions
+from analyzers.python_names import module_maps
 from analyzers.similar import similar_places, similar_windows
 from analyzers.snippets import (
     Frame,
@@ -29,6 +30,7 @@ from analyzers.snippets import (
     cached_definitions,
     cached_import_statements,
     cached_references,
+    constant_snippets,
     definition_snippet,
     indexed_snippet,
     outline,
@@ -53,6 +55,9 @@ IMPORTED_NAME_SCORE = 120.0  # signatures of what the target file imports, per w
 # the cursor's line, what the line goes on to name is most likely among them.
 MODULE_MAP_SCORE = 400.0
 CALLER_SCORE = 100.0  # a function that calls the target function
+# For failing tests: what a traceback's (or a suspect's) function uses, and its callers, at this
+# share of the scores above, times the frame's weight.
+FRAME_USES_SHARE = 0.8
 RECENT_SCORE = 80.0  # the newest chunk of the ring buffer of recently edited/viewed code
 RECENT_DECAY = 0.85  # each older ring-buffer chunk is worth this much of the one after it
 SIMILAR_SCORE = 60.0  # the definition most lexically similar (BM25) to the target, scaled down
@@ -146,34 +151,47 @@ def _candidates(target: Target, index: WorkspaceIndex | None, recent: RecentChun
             found += _module_maps(target, index, nearness)
         if target.kind == "function" and language is not None:
             found += _callers(target, language, index)
-        found += _similar(target, index, lines[start:end + 1])
+        if target.kind != "tests":  # lexical likeness says nothing about where a bug is
+            found += _similar(target, index, lines[start:end + 1])
         if target.kind == "cursor":
             found += _similar_lines(target, index, lines)
     if recent is not None:
         found += _recent(recent, target)
-    if target.shown is not None:
-        found = [snippet for snippet in found if not _shown(snippet, target)]
-    return found
+    shown = [(target.path, *target.shown)] if target.shown is not None else []
+    for frame in target.frames:  # a shown frame: its function is in the prompt
+        text = target.text if frame.path == target.path else (
+            index.text_of(frame.path) if index is not None else None)
+        function = _function_at(text, language_for_path(frame.path), frame.line)
+        if frame.shown and function is not None:
+            shown.append((frame.path, function.start_line, function.end_line))
+    return [snippet for snippet in found if not _shown(snippet, shown)]
 
 
-def _shown(snippet: Snippet, target: Target) -> bool:
-    """Whether the prompt holds (some of) the snippet already, as the target's own lines."""
-    if target.shown is None or snippet.path != target.path or snippet.kind == "header":
-        return False  # the header holds only the imports the prompt does not show
-    first, last = target.shown
-    return snippet.start_line <= last and first <= snippet.end_line
+def _shown(snippet: Snippet, shown: list[tuple[str, int, int]]) -> bool:
+    """Whether the prompt holds (some of) the snippet already: the target's own lines, or a
+    shown frame's function. The header holds only the imports the prompt does not show."""
+    return snippet.kind != "header" and any(
+        snippet.path == path and snippet.start_line <= last and first <= snippet.end_line
+        for path, first, last in shown)
 
 
 def _target_region(target: Target, language: str | None) -> tuple[int, int]:
     """0-based inclusive lines of the target: its innermost function, else lines around it."""
     lines = target.text.split("\n")
     line = min(max(target.line, 0), len(lines) - 1)
-    if language is not None and target.kind != "cursor":
-        functions = [d for d in cached_definitions(target.text, language)
-                     if d.kind != "class" and d.start_line <= line <= d.end_line]
-        if functions:
-            return functions[-1].start_line, functions[-1].end_line
+    function = _function_at(target.text, language, line) if target.kind != "cursor" else None
+    if function is not None:
+        return function.start_line, function.end_line
     return max(0, line - TARGET_LINES_BEFORE), min(len(lines) - 1, line + TARGET_LINES_AFTER)
+
+
+def _function_at(text: str | None, language: str | None, line: int) -> Definition | None:
+    """The innermost function (or method) around a 0-based line."""
+    if text is None or language is None:
+        return None
+    functions = [d for d in cached_definitions(text, language)
+                 if d.kind != "class" and d.start_line <= line <= d.end_line]
+    return functions[-1] if functions else None
 
 
 def _enclosing_and_header(target: Target, language: str) -> list[Snippet]:
@@ -201,19 +219,30 @@ def _enclosing_and_header(target: Target, language: str) -> list[Snippet]:
 
 
 def _frame_snippets(frame: Frame, index: WorkspaceIndex | None, target: Target) -> list[Snippet]:
+    """The frame's function (unless the prompt shows it), and for failing tests what it uses
+    (callees, types, constants, in any workspace file) and its callers, by the frame's weight."""
     text = target.text if frame.path == target.path else (
         index.text_of(frame.path) if index is not None else None)
     language = language_for_path(frame.path)
-    if text is None or language is None:
+    function = _function_at(text, language, frame.line)
+    if function is None or text is None:
         return []
-    functions = [d for d in cached_definitions(text, language)
-                 if d.kind != "class" and d.start_line <= frame.line <= d.end_line]
-    if not functions:
-        return []
-    function = functions[-1]
-    return [definition_snippet(frame.path, function, text, language, "frame",
-                                f"on the failing traceback (line {frame.line + 1})",
-                                FAILING_FRAME_SCORE)]
+    found = [] if frame.shown else [definition_snippet(
+        frame.path, function, text, language, "frame",
+        f"on the failing traceback (line {frame.line + 1})", FAILING_FRAME_SCORE * frame.weight)]
+    if target.kind == "tests" and index is not None:
+        # The frame's function as a target of its own: found as a function target's are.
+        own = Target(frame.path, text, frame.line, kind="function")
+        region, share = (function.start_line, function.end_line), FRAME_USES_SHARE * frame.weight
+        used = _used_names(own, language, *region)
+        found += _definitions_of(used, index, own, region, USED_DEFINITION_SCORE * share,
+                                 "definition", f"(via `{function.name}`) uses")
+        found += [snippet for name in used for snippet in constant_snippets(
+            index, name, "definition", f"`{function.name}` uses the constant `{name}`",
+            USED_DEFINITION_SCORE * share)]
+        found += [replace(caller, score=caller.score * share)
+                  for caller in _callers(own, language, index)]
+    return found
 
 
 def _used_names(target: Target, language: str | None, start: int, end: int) -> list[str]:
@@ -316,11 +345,9 @@ def _module_maps(target: Target, index: WorkspaceIndex,
 
 
 def _callers(target: Target, language: str, index: WorkspaceIndex) -> list[Snippet]:
-    functions = [d for d in cached_definitions(target.text, language)
-                 if d.kind != "class" and d.start_line <= target.line <= d.end_line]
-    if not functions:
+    callee = _function_at(target.text, language, target.line)
+    if callee is None:
         return []
-    callee = functions[-1]
     target_path = index.relative(target.path) or target.path
     found: list[Snippet] = []
     for path, lines in index.references_to(callee.name):
@@ -469,21 +496,3 @@ def _cut_to_fit(snippet: Snippet, budget: int, count_tokens: CountTokens) -> Sni
         else:
             high = middle - 1
     return cut(low) if low > 0 else None
-
-
-# ---------------------------------------------------------------- jedi for Python
-
-
-def jedi_resolver(project_root: Path) -> Callable[[Target, int, int], list[Snippet]]:
-    """A `resolve` for `pack`: jedi finds the definitions of the names a Python region uses,
-    in the workspace and in installed packages (shown as outlines when long)."""
-
-    def resolve(target: Target, start: int, end: int) -> list[Snippet]:
-        if language_for_path(target.path) != "python":
-            return []
-        return [definition_snippet(used.path, used.definition, used.text, "python", "definition",
-                                   f"the target uses `{used.name}` (jedi)",
-                                   USED_DEFINITION_SCORE + RESOLVED_BONUS)
-                for used in used_definitions(target.text, target.path, project_root, start, end)]
-
-    return resolve

@@ -23,14 +23,23 @@ from analyzers.text_cache import RANGE_CACHE_CHARACTERS, TEXT_CACHE_CHARACTERS, 
 MAX_FULL_DEFINITION_LINES = 40  # a longer definition is shown as an outline
 RECENT_CHUNKS = 16  # size of the ring buffer
 RECENT_CHUNK_LINES = 16  # lines around the cursor kept per ring-buffer chunk
+MAX_CONSTANT_LINES = 12  # a module-level constant longer than this (a table) is cut
+# A module-level constant or variable set at the start of an unindented line: `LIMIT = 3`,
+# `RATES: dict = {`, `const LIMIT = 3;`, `export const`, Go's `const Limit =`, Rust's `const`.
+CONSTANT_LINE = r"^(?:export\s+)?(?:(?:pub|const|let|var|static|final)\s+)*{name}\s*(?::[^=\n]*)?="
 
 
 @dataclass(frozen=True)
 class Frame:
-    """One frame of a failing test's traceback: a file and a 0-based line."""
+    """One frame of a failing test's traceback, or a function localisation suspects: a file
+    and a 0-based line. `weight` (0…1) scales its score by how likely it holds the bug; a
+    `shown` frame's function is in the prompt already: only what it uses and its callers are
+    packed."""
 
     path: str
     line: int
+    weight: float = 1.0
+    shown: bool = False
 
 
 @dataclass(frozen=True)
@@ -200,3 +209,26 @@ def _comment(language: str, text: str) -> str:
     if language != "python":
         return f"/** {one_line} */"
     return f'"""{one_line} """' if one_line.endswith('"') else f'"""{one_line}"""'
+
+
+def constant_snippets(index: WorkspaceIndex, name: str, kind: str, reason: str,
+                      score: float) -> list[Snippet]:
+    """Where a module-level constant (or variable) `name` is set, in the files that mention it:
+    the definitions the index keeps are functions and classes, and a wrong constant is a bug
+    as often as a wrong line. A multi-line value runs to the next unindented line."""
+    pattern = re.compile(CONSTANT_LINE.format(name=re.escape(name)))
+    found = []
+    for path, lines in index.references_to(name):
+        text = index.text_of(path)
+        all_lines = text.split("\n") if text is not None else []
+        for line in lines:
+            if line >= len(all_lines) or not pattern.match(all_lines[line]):
+                continue
+            end = line
+            while (end + 1 < len(all_lines) and end - line + 1 < MAX_CONSTANT_LINES
+                   and (all_lines[end + 1][:1] in (" ", "\t") or
+                        all_lines[end + 1].strip()[:1] in (")", "]", "}"))):
+                end += 1
+            found.append(Snippet(path, line, end, "\n".join(all_lines[line:end + 1]), kind,
+                                 reason, score))
+    return found

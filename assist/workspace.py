@@ -19,7 +19,8 @@ from analyzers.completion_cut import SYNTAX_CHECK_MAX_CHARACTERS
 from analyzers.definitions import definitions
 from analyzers.ignore import IGNORE_FILE_NAME, IgnoreRules, rules_from_patterns, workspace_rules
 from analyzers.index import WorkspaceIndex
-from analyzers.packer import RecentChunks, Snippet, Target, jedi_resolver, pack
+from analyzers.jedi_resolver import jedi_resolver
+from analyzers.packer import RecentChunks, Snippet, Target, pack
 from analyzers.syntax import language_for_path
 from model.engine import Engine
 from model.home import smallcoder_home

@@ -39,6 +39,7 @@ from agent.proposals import ProposalError, apply_proposal, parse_proposal, propo
 from agent.runner import Limits, TestCommand, run_tests
 from agent.sandbox import Sandbox, unified_diff
 from agent.solve import SYSTEM_PROMPT, Budget, solve
+from agent.transcript import RoundTime
 from model import registry
 from model.engine import GenerationParams, LlamaCppEngine
 from model.home import smallcoder_home
@@ -194,7 +195,23 @@ def agent_run(engine: LlamaCppEngine, case: dict, budget: Budget) -> dict:
         result = solve(workspace, test_command(case), budget, engine=engine)
     return {"resolved": result.status == "solved", "status": result.status,
             "rounds": result.rounds, "seconds": round(result.duration_s, 1),
-            "patch_lines": patch_lines(result.diff), "transcript": str(result.transcript)}
+            "patch_lines": patch_lines(result.diff), "transcript": str(result.transcript),
+            **time_split(result.times), "rounds_time": [t.to_json() for t in result.times]}
+
+
+def time_split(times: tuple[RoundTime, ...]) -> dict:
+    """Where a solve's time went, summed over its rounds, and llama.cpp's raw rates in it."""
+    prompt_ms = sum(t.prompt_ms for t in times)
+    generation_ms = sum(t.generation_ms for t in times)
+    evaluated = sum(t.evaluated_prompt_tokens for t in times)
+    generated = sum(t.generated_tokens for t in times)
+    return {"prompt_s": round(prompt_ms / 1e3, 1), "generation_s": round(generation_ms / 1e3, 1),
+            "tests_s": round(sum(t.tests_ms for t in times) / 1e3, 1),
+            "prompt_tokens": sum(t.prompt_tokens for t in times),
+            "evaluated_prompt_tokens": evaluated, "generated_tokens": generated,
+            "prompt_tok_s": round(evaluated * 1e3 / prompt_ms, 1) if prompt_ms else None,
+            "generation_tok_s": round(generated * 1e3 / generation_ms, 1)
+            if generation_ms else None}
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -204,6 +221,11 @@ def summarize(rows: list[dict]) -> dict:
         return round(100 * sum(row[key]["resolved"] for row in rows) / max(1, len(rows)), 1)
 
     solved = [row["agent"] for row in rows if row["agent"]["resolved"]]
+
+    def median(key: str) -> float | None:
+        values = [row["agent"][key] for row in rows if row["agent"].get(key) is not None]
+        return round(statistics.median(values), 1) if values else None
+
     return {
         "cases": len(rows),
         "agent_resolved_pct": rate("agent"),
@@ -214,6 +236,9 @@ def summarize(rows: list[dict]) -> dict:
         if solved else None,
         "agent_median_patch_lines_when_solved": statistics.median(
             r["patch_lines"] for r in solved) if solved else None,
+        # Per case: evaluating prompts, generating, running tests; llama.cpp's raw rates.
+        **{f"agent_median_{key}": median(key) for key in (
+            "prompt_s", "generation_s", "tests_s", "prompt_tok_s", "generation_tok_s")},
         "single_shot_median_seconds": statistics.median(
             row["single_shot"]["seconds"] for row in rows)
         if rate("single_shot") is not None else None,
@@ -279,9 +304,12 @@ def main() -> int:
                        "single_shot": None if args.no_single_shot
                        else single_shot(engine, case, budget)}
                 rows.append(row)
-                print(f"{model} {case['name']:<32} agent {row['agent']['status']:<11} "
-                      f"{row['agent']['rounds']} rounds {row['agent']['seconds']:6.1f} s  "
-                      f"single shot {_verdict(row['single_shot'])}",
+                agent = row["agent"]
+                print(f"{model} {case['name']:<32} agent {agent['status']:<11} "
+                      f"{agent['rounds']} rounds {agent['seconds']:6.1f} s (prompt "
+                      f"{agent['prompt_s']} s at {agent['prompt_tok_s']} tok/s, generation "
+                      f"{agent['generation_s']} s at {agent['generation_tok_s']} tok/s, tests "
+                      f"{agent['tests_s']} s)  single shot {_verdict(row['single_shot'])}",
                       flush=True)
                 # Written after every case: a run stopped early keeps what it measured.
                 report["runs"][f"{model}/{suite}"] = {"summary": summarize(rows), "cases": rows}

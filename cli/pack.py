@@ -1,6 +1,8 @@
 """`smallcoder pack`: the packer's choice for a file and line, printed with the reasons.
 
-The same packer the language server runs, on a file from disk.
+The same packer the language server runs, on a file from disk; with `--target tests`, what
+Solve with Agent shows the model for a workspace's failing tests: its localisation ranking, the
+functions shown, and the packer's related code.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import time
 from pathlib import Path
 
 from analyzers.index import WorkspaceIndex
-from analyzers.packer import MAX_BUDGET_TOKENS, Target, jedi_resolver, pack, render
+from analyzers.jedi_resolver import jedi_resolver
+from analyzers.packer import MAX_BUDGET_TOKENS, Target, pack, render
 from assist.workspace import repo_name_for
 from cli.common import UserError, parse_location, read_source
+from cli.pack_tests import run_tests_pack
 from model import registry
 from model.home import smallcoder_home
 from model.prompts import fim_window
@@ -35,14 +39,22 @@ def workspace_of(path: Path) -> Path:
 def add_pack_command(commands: argparse._SubParsersAction) -> None:
     pack_command = commands.add_parser(
         "pack", help="show the context the packer would send for FILE:LINE, and why")
-    pack_command.add_argument("location", metavar="FILE:LINE", help="1-based line")
+    pack_command.add_argument("location", metavar="FILE:LINE", nargs="?",
+                              help="1-based line (not for --target tests)")
     pack_command.add_argument("--budget", type=int, default=2048,
                               help=f"token budget (at most {MAX_BUDGET_TOKENS})")
-    pack_command.add_argument("--target", choices=("completion", "cursor", "function"),
+    pack_command.add_argument("--target", choices=("completion", "cursor", "function", "tests"),
                               default="function",
                               help="pack as inline completion does at the line (what its FIM "
-                              "prompt shows is left out), for the cursor's surroundings, or for "
-                              "its enclosing function (explain, refactor)")
+                              "prompt shows is left out), for the cursor's surroundings, for "
+                              "its enclosing function (explain, refactor), or as the agent does "
+                              "for the workspace's failing tests (with --test-cmd or --failures)")
+    pack_command.add_argument("--test-cmd", help="--target tests: the test command, run in a "
+                              "scratch copy of --workspace (pytest runs the failing tests again, "
+                              "traced, for the ranking)")
+    pack_command.add_argument("--failures", type=Path, metavar="REPORT.xml",
+                              help="--target tests: a junit report saved earlier (pytest "
+                              "--junitxml=REPORT.xml), instead of running the tests")
     pack_command.add_argument("--workspace", type=Path, help="workspace folder to index "
                               "(default: the file's git root, else the folder above its "
                               "Python package, else its folder)")
@@ -65,6 +77,10 @@ def _target(path: str, text: str, line: int, kind: str) -> Target:
 
 
 def _run_pack(args: argparse.Namespace) -> int:
+    if args.target == "tests":
+        return run_tests_pack(args)
+    if args.location is None:
+        raise UserError(f"--target {args.target} packs for a place: give FILE:LINE")
     path, line, _ = parse_location(args.location, with_column=False)
     text = read_source(path)
     if not 0 <= args.budget <= MAX_BUDGET_TOKENS:

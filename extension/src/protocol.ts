@@ -114,7 +114,7 @@ export interface SolveParams {
     workDoneToken?: string;
 }
 
-export type SolveStatus = 'solved' | 'already-passing' | 'unsolved' | 'out-of-time' | 'cancelled';
+export type SolveStatus = 'solved' | 'already-passing' | 'unsolved' | 'out-of-time' | 'cancelled' | 'flaky';
 
 export interface SolveResult {
     status: SolveStatus;

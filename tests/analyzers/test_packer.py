@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from analyzers.index import WorkspaceIndex
+from analyzers.jedi_resolver import jedi_resolver
 from analyzers.packer import (
     MAX_BUDGET_TOKENS,
     Frame,
     RecentChunks,
     Target,
-    jedi_resolver,
     pack,
     render,
 )
@@ -438,3 +438,23 @@ def test_counts_are_exact_in_the_real_prompt(workspace, real_engine):
     added = (len(fim_prompt_tokens(with_context, real_engine))
              - len(fim_prompt_tokens(bare, real_engine)))
     assert added == result.used_tokens <= 600
+
+
+def test_a_shown_suspect_of_failing_tests_brings_what_it_uses_and_its_callers_not_itself(
+        workspace):
+    """The agent shows its suspects whole itself: the packer adds around them, across files."""
+    test = "from pkg.units import to_metres\n\n\ndef test_units():\n    assert to_metres(0)\n"
+    target = Target("tests/test_units.py", test, 3, kind="tests", shown=(3, 4),
+                    frames=(Frame("pkg/units.py", 5, shown=True),))
+    result = pack(target, 4000, count_characters, index=WorkspaceIndex.open(workspace))
+    assert not any("def to_metres" in s.text for s in result.snippets if not s.outline)
+    assert any(s.kind == "definition" and "FEET_PER_METRE = " in s.text
+               for s in result.snippets)
+    assert any(s.kind == "caller" and s.path == "pkg/report.py" and "def describe" in s.text
+               for s in result.snippets)
+
+
+def test_failing_tests_get_no_lexically_similar_code(workspace):
+    target = Target("tests/test_report.py", TEST_REPORT, 3, kind="tests")
+    result = pack(target, 4000, count_characters, index=WorkspaceIndex.open(workspace))
+    assert result.snippets and not any(s.kind == "similar" for s in result.snippets)

@@ -82,3 +82,30 @@ def test_pack_for_completion_leaves_out_what_the_fim_prompt_shows(workspace, tmp
     packed = json.loads(result.stdout)
     assert [(s["path"], s["reason"]) for s in packed["snippets"]] == [
         ("pkg/units.py", "the target uses `to_metres`")]
+
+
+def test_pack_for_tests_asks_for_the_failures_it_needs(workspace, tmp_path):
+    result = run_pack("--target", "tests", "--workspace", str(workspace), home=tmp_path / "home")
+    assert result.returncode == 1
+    assert "give --test-cmd CMD" in result.stderr and "--failures REPORT.xml" in result.stderr
+
+
+@pytest.mark.model
+def test_pack_for_tests_shows_the_ranking_the_functions_and_the_related_code(workspace,
+                                                                             tmp_path):
+    """The tests run in a scratch copy; the workspace is left as it was."""
+    (workspace / "test_report.py").write_text(
+        "from pkg.report import describe\n\n\ndef test_describe():\n"
+        "    assert describe(3.28084) == '1.0 m'\n")
+    (workspace / "pkg" / "units.py").write_text(UNITS.replace("/ 3.28084", "* 3.28084"))
+    before = {path: path.read_text() for path in workspace.rglob("*") if path.is_file()}
+    result = run_pack("--target", "tests", "--workspace", str(workspace), "--json",
+                      "--test-cmd", f"{sys.executable} -m pytest -q",
+                      "--model", str(small_model_path()), home=tmp_path / "home")
+    assert result.returncode == 0, result.stderr
+    packed = json.loads(result.stdout)
+    assert [f["test"] for f in packed["failures"]] == ["test_report.py::test_describe"]
+    shown = {(s["path"], s["function"]) for s in packed["suspects"] if s["shown"]}
+    assert shown == {("pkg/units.py", "to_metres"), ("pkg/report.py", "describe")}
+    assert all("run by 1 of 1 failing test(s)" in s["reasons"] for s in packed["suspects"])
+    assert {path: path.read_text() for path in workspace.rglob("*") if path.is_file()} == before
