@@ -11,6 +11,7 @@ never runs the model: it only receives a function that counts tokens.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -37,7 +38,6 @@ from analyzers.snippets import (
     render,
 )
 from analyzers.syntax import language_family, language_for_path
-from analyzers.text_cache import TEXT_CACHE_CHARACTERS, cached_by_text
 
 # ---------------------------------------------------------------- scores: higher is chosen first
 TARGET_SCORE = 1000.0  # the code being completed, explained or fixed
@@ -87,6 +87,8 @@ QUERY_LINES = 8  # for a cursor: the lines before it that similar lines are matc
 IMPORTED_MEMBERS = frozenset({"__init__", "__new__", "constructor", "new"})
 MIN_USEFUL_TOKENS = 24  # a budget remainder below this is not worth a snippet
 CUT_SHARE = 0.5  # a snippet too long for what is left is cut to at most this share of it
+# Counting tokens is the slowest part of packing, and consecutive packs share most snippets.
+COUNT_CACHE_ENTRIES = 4096
 
 # ---------------------------------------------------------------- order in the prompt
 # What changes least goes first: definitions from other files stay put while the user types in
@@ -462,8 +464,7 @@ def _fill(candidates: list[Snippet], budget_tokens: int,
     return chosen
 
 
-# Counting tokens is the slowest part of packing, and consecutive packs share most snippets.
-@cached_by_text(TEXT_CACHE_CHARACTERS)
+@functools.lru_cache(maxsize=COUNT_CACHE_ENTRIES)
 def _count(count_tokens: CountTokens, text: str) -> int:
     return count_tokens(text)
 

@@ -7,6 +7,7 @@ jedi is slow on first use of a module (it parses and caches it), so callers cap 
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections import Counter
@@ -19,7 +20,6 @@ from analyzers.definitions import Definition, import_statements, references
 from analyzers.index import WorkspaceIndex
 from analyzers.snippets import Snippet, cached_definitions, header_line
 from analyzers.syntax import parse
-from analyzers.text_cache import TEXT_CACHE_CHARACTERS, cached_by_text
 
 # Names jedi resolves per call; each costs a goto, a few milliseconds once its cache is warm.
 MAX_NAMES_PER_REGION = 40
@@ -69,7 +69,7 @@ def _imported_modules(text: str, own: str, index: WorkspaceIndex) -> dict[str, s
     return modules
 
 
-@cached_by_text(TEXT_CACHE_CHARACTERS)
+@functools.lru_cache(maxsize=16)
 def _module_imports(text: str) -> tuple[tuple[str, int, tuple[str, ...]], ...]:
     """(name in the file, leading dots, dotted parts) of each name a Python file imports that
     may be a module: `from .. import sql as s` gives ("s", 2, ("sql",))."""

@@ -5,16 +5,17 @@ cursor, the run of lines in each that is most like the lines just typed, with wh
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Set
 
 from analyzers.bm25 import IDENTIFIER
 from analyzers.index import SymbolLocation, WorkspaceIndex
 from analyzers.snippets import Snippet, Target, cached_lines
-from analyzers.text_cache import RANGE_CACHE_CHARACTERS, cached_by_text
 
 WINDOW_LINES = 8  # a run of similar lines: half that match them, half that follow
 WINDOW_STRIDE = 2
+LINE_NAMES_CACHE_ENTRIES = 256  # definitions whose lines' names are kept
 
 
 def similar_places(target: Target, index: WorkspaceIndex, terms: Counter[str],
@@ -62,7 +63,7 @@ def similar_windows(target: Target, index: WorkspaceIndex, query: Set[str],
     return windows
 
 
-@cached_by_text(RANGE_CACHE_CHARACTERS)
+@functools.lru_cache(maxsize=LINE_NAMES_CACHE_ENTRIES)
 def _line_names(text: str, first: int, last: int) -> tuple[frozenset[str], ...]:
     """The identifiers of each of the lines `first`…`last`: the definitions the similar lines
     come from recur pack after pack, and scanning them is most of what finding those lines

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import deque
 from collections.abc import Sequence
@@ -18,7 +19,6 @@ from analyzers.definitions import (
     references,
 )
 from analyzers.index import SymbolLocation, WorkspaceIndex
-from analyzers.text_cache import RANGE_CACHE_CHARACTERS, TEXT_CACHE_CHARACTERS, cached_by_text
 
 MAX_FULL_DEFINITION_LINES = 40  # a longer definition is shown as an outline
 RECENT_CHUNKS = 16  # size of the ring buffer
@@ -183,23 +183,23 @@ def header_line(definition: Definition, language: str) -> str:
 
 
 # Packing parses the same few files again and again (target, outlines): parse each text once.
-@cached_by_text(TEXT_CACHE_CHARACTERS)
+@functools.lru_cache(maxsize=64)
 def cached_definitions(text: str, language: str) -> list[Definition]:
     return definitions(text, language)
 
 
-@cached_by_text(TEXT_CACHE_CHARACTERS)
+@functools.lru_cache(maxsize=64)
 def cached_lines(text: str) -> list[str]:
     return text.split("\n")
 
 
-@cached_by_text(RANGE_CACHE_CHARACTERS)
+@functools.lru_cache(maxsize=16)
 def cached_references(text: str, language: str, first_line: int, last_line: int) -> list[Reference]:
     """The identifiers on lines first…last (0-based, inclusive)."""
     return references(text, language, (first_line, last_line))
 
 
-@cached_by_text(TEXT_CACHE_CHARACTERS)
+@functools.lru_cache(maxsize=64)
 def cached_import_statements(text: str, language: str) -> list[ImportStatement]:
     return import_statements(text, language)
 

@@ -22,8 +22,6 @@ import tree_sitter_rust
 import tree_sitter_typescript
 from tree_sitter import Language, Node, Parser, Query, Tree
 
-from analyzers.text_cache import TREE_CACHE_CHARACTERS, cached_by_text
-
 QUERY_FOLDER = Path(__file__).with_name("queries")
 # A query file may start with `; inherits: other` to begin with the same file of `other`
 # (nvim-treesitter's convention): JavaScript and TypeScript share their patterns as "ecma".
@@ -160,7 +158,7 @@ def node_text(source: bytes, node: Node) -> str:
     return source[node.start_byte:node.end_byte].decode(errors="replace")
 
 
-@cached_by_text(TREE_CACHE_CHARACTERS)
+@functools.lru_cache(maxsize=4)
 def _tree(text: str, language: str) -> tuple[Tree, bytes]:
     return parse(text, language), text.encode()
 
