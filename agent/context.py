@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import re
+import textwrap
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from agent.failures import Failure, failure_text
@@ -72,6 +73,12 @@ PACKED_KINDS_SHOWN_ELSEWHERE = frozenset({"header", "target"})
 
 # The functions each test ran, by test id: (path relative to the root, 1-based first line, name).
 Coverage = Mapping[str, tuple[tuple[str, int, str], ...]]
+# Languages whose methods cannot stand outside their class: a method is shown in its class's
+# declaration, with the class's fields (what its methods read), as the model knows such code.
+CLASS_BOUND_LANGUAGES = frozenset({"java"})
+CLASS_NODE_TYPES = frozenset({"class_declaration", "interface_declaration", "enum_declaration",
+                              "record_declaration"})
+FIELD_NODE_TYPES = frozenset({"field_declaration", "constant_declaration"})
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,9 @@ class ShownFunction:
     path: str  # relative to the workspace
     span: FunctionSpan
     editable: bool  # test code is shown, never edited
+    # The declarations of the classes it stands in, outermost first, each from its line's
+    # start to its `{` and then its fields; only in CLASS_BOUND_LANGUAGES.
+    classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,16 +146,21 @@ def gather_context(root: Path, failures: tuple[Failure, ...],
     chosen: list[ShownFunction] = []
     shown_imports: dict[str, list[str]] = {}
     seen: set[tuple[str, int]] = set()
+    shown_classes: set[str] = set()
     for shown in candidates:
         key = (shown.path, shown.span.start_byte)
         if key in seen:
             continue
         seen.add(key)
         new_imports = [] if shown.path in shown_imports else sources.imports(shown.path)
-        cost = count_tokens(shown.span.text) + sum(count_tokens(line) for line in new_imports)
+        shown = replace(shown, classes=sources.classes_around(shown.path, shown.span))
+        new_classes = [header for header in shown.classes if header not in shown_classes]
+        cost = (count_tokens(shown.span.text) + sum(count_tokens(line) for line in new_imports)
+                + sum(count_tokens(header) for header in new_classes))
         if spent + cost > budget_tokens:
             continue
         spent += cost
+        shown_classes.update(new_classes)
         chosen.append(shown)
         shown_imports.setdefault(shown.path, new_imports)
     functions_shown = _outermost(chosen)
@@ -390,6 +405,26 @@ class _SourceFiles:
         return next(((path, span) for path in self.code_files() for span in self.functions(path)
                      if span.name == name and is_test_code(path, span)), None)
 
+    def classes_around(self, path: str, span: FunctionSpan) -> tuple[str, ...]:
+        """The declarations (to the `{`, then the fields) of the classes `span` stands in, in
+        the languages whose methods cannot stand alone."""
+        text, language = self.text(path), language_for_path(path)
+        if text is None or language not in CLASS_BOUND_LANGUAGES:
+            return ()
+        source = text.encode()
+        node = parse(text, language).root_node.descendant_for_byte_range(span.body_start_byte,
+                                                                         span.body_start_byte)
+        found = []
+        while node is not None:
+            body = node.child_by_field_name("body") if node.type in CLASS_NODE_TYPES else None
+            if body is not None:
+                parts = [source[_line_start(source, node.start_byte):body.start_byte + 1]]
+                parts += [source[_line_start(source, child.start_byte):child.end_byte]
+                          for child in body.named_children if child.type in FIELD_NODE_TYPES]
+                found.append(b"\n".join(parts).decode(errors="replace"))
+            node = node.parent
+        return tuple(reversed(found))
+
     def imports(self, path: str) -> list[str]:
         text, language = self.text(path), language_for_path(path)
         return [] if text is None or language is None else imports(text, language)
@@ -412,5 +447,32 @@ class _SourceFiles:
         return self._code_files
 
 
+def _line_start(source: bytes, offset: int) -> int:
+    return source.rfind(b"\n", 0, offset) + 1
+
+
 def render_function(shown: ShownFunction) -> str:
     return dedented(shown.span)
+
+
+def render_functions(shown: list[ShownFunction]) -> str:
+    """Functions of one file as the model is shown them, in file order: each at column 0, or,
+    in CLASS_BOUND_LANGUAGES, the methods of a class inside its declaration and fields."""
+    groups: list[tuple[tuple[str, ...], list[str]]] = []
+    for item in shown:
+        if not groups or groups[-1][0] != item.classes:
+            groups.append((item.classes, []))
+        indent = _indent_of(item.classes[-1]) + "    " if item.classes else ""
+        groups[-1][1].append(textwrap.indent(render_function(item), indent))
+    texts = []
+    for classes, functions_text in groups:
+        body = "\n\n\n".join(functions_text) if not classes else "\n\n".join(functions_text)
+        if classes:
+            closing = "\n".join(f"{_indent_of(header)}}}" for header in reversed(classes))
+            body = "\n".join(classes) + "\n\n" + body + "\n" + closing
+        texts.append(body)
+    return "\n\n\n".join(texts)
+
+
+def _indent_of(text: str) -> str:
+    return text[:len(text) - len(text.lstrip())]

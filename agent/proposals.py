@@ -12,7 +12,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.context import FailureContext, ShownFunction, render_function
+from agent.context import FailureContext, ShownFunction, render_functions
 from agent.failures import failure_text
 from analyzers.definitions import import_statements, imports
 from analyzers.functions import FunctionSpan, find_function, functions, replace_span
@@ -82,7 +82,7 @@ def proposal_prompt(context: FailureContext, feedback: str = "") -> str:
         fence = FENCES.get(language_for_path(path) or "", "")
         role = "Test code" if not any(item.editable for item in shown) else "Code"
         body = "\n".join(context.imports.get(path, []))
-        functions_text = "\n\n\n".join(render_function(item) for item in shown)
+        functions_text = render_functions(shown)
         body = f"{body}\n\n\n{functions_text}" if body else functions_text
         parts.append(f"\n{role} in {path}:\n```{fence}\n{body}\n```")
     names = ", ".join(f"`{item.span.qualified_name}`" for item in context.editable)

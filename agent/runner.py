@@ -25,7 +25,7 @@ from pathlib import Path, PurePath
 from typing import IO
 
 from agent.failures import Failure, failure_from_output, failures_from_junit
-from agent.isolation import Confinement, confined
+from agent.isolation import Confinement, confined, isolation_name
 from agent.limits import (
     Limits,
     exited_without_reaping,
@@ -144,8 +144,8 @@ def run_tests(command: TestCommand, cwd: Path, *, limits: Limits | None = None,
         argv += [*PYTEST_REPORT_OPTIONS, f"--junitxml={report}",
                  *(("--maxfail=1",) if stop_at_first_failure else ()),
                  *(("-p", "smallcoder_trace") if trace else ()), *only]
-    elif runner is not None and report is not None:
-        argv = runner.argv(command.argv, report)
+    elif runner is not None:
+        argv = runner.argv(command.argv, report, offline=isolation_name() == "bubblewrap")
     if runner is not None and runner.reserves_address_space:
         limits = replace(limits, memory_as_address_space=False)
     confinement = Confinement(cwd.resolve(), dict(shared_folders or {}),

@@ -2,11 +2,11 @@
 
 The runner is told by the command (`node --test`, `npx vitest`, `npx jest`, `cargo test`,
 `mvn test`, `ctest`, `go test`, `npm test` through package.json's script) and the project's
-files. The
-user's command is never rewritten but for one report option the runner documents, added in the
-run of the scratch copy; a report the runner did not write is not an error: the output is read
-instead, down to the generic reading (exit status, file:line references), which says what could
-not be read.
+files. The user's command is never rewritten but for one report option the runner documents,
+added in the run of the scratch copy, and, in a confined run, which has no network, Maven's
+`--offline`. A report the runner did not write is not an error: the output is read instead,
+down to the generic reading (exit status, file:line references), which says what could not be
+read.
 """
 
 from __future__ import annotations
@@ -49,15 +49,24 @@ class Runner:
     name: str  # "node-test", "vitest", "jest", "cargo", "maven", "ctest", "go", "node", "generic"
     report_options: tuple[str, ...] = ()  # with REPORT standing for the report's path
     through_npm: bool = False  # `npm test`: options go after `--` to the script
+    # The runner's documented option for working without the network, and the spellings of it
+    # a command may already have: a confined run has none (see `argv`).
+    offline_options: tuple[str, ...] = ()
 
     @property
     def reserves_address_space(self) -> bool:
         """Runs on V8 or the JVM, whose reservations an address-space limit takes for use."""
         return self.name in ("node-test", "vitest", "jest", "maven", "node")
 
-    def argv(self, argv: tuple[str, ...], report: Path) -> list[str]:
-        """The command with the runner's report option added (never anything else)."""
-        options = [option.replace("REPORT", str(report)) for option in self.report_options]
+    def argv(self, argv: tuple[str, ...], report: Path | None, offline: bool = False
+             ) -> list[str]:
+        """The command with the runner's report option added, and, when the run has no network
+        (`offline`), its offline option: Maven online tries to fetch what its cache lacks, and
+        fails on the read-only cache, where offline it builds from what it has. Nothing else."""
+        if offline and self.offline_options and not set(argv) & set(self.offline_options):
+            argv = (*argv, self.offline_options[0])
+        options = [option.replace("REPORT", str(report)) for option in self.report_options
+                   if report is not None]
         if not options:
             return list(argv)
         if self.through_npm:
@@ -76,7 +85,8 @@ JEST = Runner("jest", ("--json", "--outputFile=REPORT"))
 VITEST = Runner("vitest", ("--reporter=default", "--reporter=junit",
                            "--outputFile.junit=REPORT"))
 CARGO = Runner("cargo")  # libtest's JSON needs a nightly compiler: its text is read
-MAVEN = Runner("maven")  # surefire writes its XML reports without being asked
+# surefire writes its XML reports without being asked
+MAVEN = Runner("maven", offline_options=("--offline", "-o"))
 CTEST = Runner("ctest", ("--output-junit", "REPORT"))
 GO = Runner("go", ("-json",))
 NODE_OTHER = Runner("node")  # another command on V8 or the JVM: read like any command

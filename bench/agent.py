@@ -40,11 +40,13 @@ from agent.runner import Limits, TestCommand, run_tests
 from agent.sandbox import Sandbox, unified_diff
 from agent.solve import SYSTEM_PROMPT, Budget, solve
 from agent.transcript import RoundTime
+from bench.session import raw_speed
 from model import registry
 from model.engine import GenerationParams, LlamaCppEngine
 from model.home import smallcoder_home
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
 DEVSET = Path(__file__).resolve().parent / "devset"
 SUITES = {"quixbugs": DATA / "quixbugs-python.jsonl",
           "humanevalfix": DATA / "humanevalfix-python.jsonl", "devset": DEVSET}
@@ -295,6 +297,12 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"agent-{time.strftime('%Y%m%d-%H%M%S')}.json"
     for model in args.models:
+        # Raw llama.cpp speed in the same run, at the same threads: figures from a loaded
+        # machine are read against it.
+        report.setdefault("machine", {})[model] = {
+            "load_average": os.getloadavg(), "logical_cpus": os.cpu_count(),
+            **raw_speed(registry.resolve_model(model),
+                        (ROOT / "analyzers" / "packer.py").read_text(), args.threads)}
         engine = LlamaCppEngine(registry.resolve_model(model), threads=args.threads)
         for suite in args.suite:
             rows = []
@@ -327,6 +335,10 @@ def main() -> int:
               f"{summary['single_shot_resolved_pct']!s:>8} {summary['agent_median_seconds']:>8} "
               f"{summary['agent_mean_rounds_when_solved'] or '-':>6} "
               f"{summary['agent_median_patch_lines_when_solved'] or '-':>5}")
+    for model, machine in report.get("machine", {}).items():
+        print(f"{model}: raw llama.cpp {machine['raw_prompt_tokens_per_s']} prompt tok/s, "
+              f"{machine['raw_generation_tokens_per_s']} generation tok/s "
+              f"({machine['threads']} threads, load {machine['load_average'][0]:.1f} at the start)")
     print(f"\nresults: {out}")
     return 0
 

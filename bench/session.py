@@ -241,13 +241,14 @@ def suggestion_of(result: Any) -> str:
 # ------------------------------------------------ raw llama.cpp speed
 
 
-def raw_speed(model_path: Path, text: str) -> dict[str, float]:
-    """Prompt and greedy generation tokens/s of llama-cpp-python alone, the server's threads."""
+def raw_speed(model_path: Path, text: str, threads: int | None = None) -> dict[str, float]:
+    """Prompt and greedy generation tokens/s of llama-cpp-python alone, with `threads` (by
+    default the server's: the physical cores)."""
     import llama_cpp
 
     # model/engine.py's physical_cores(), not imported: the engine is what this measures, and
     # the bench must run while it is being changed.
-    threads = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
+    threads = threads or psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
     llm = llama_cpp.Llama(model_path=str(model_path), n_ctx=RAW_CONTEXT_TOKENS,
                           n_threads=threads, n_threads_batch=threads, verbose=False)
     try:

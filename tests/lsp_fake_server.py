@@ -7,7 +7,8 @@ that says `fake-engine reply for NAME: TEXT` wins when the edited file is NAME),
 a fixed explanation (or TEXT, when the code shown holds `fake-engine explanation: TEXT`; the last
 such line, the one of the code explained, which follows the related code), for a
 refactor the function it was shown with one comment added, and for
-the agent the fix of examples/' failing test.
+the agent the code shown with the line under a `fake-engine fix: LINE` comment replaced by LINE
+(the agent must have found and shown that code), else the fix of examples/' failing test.
 $SMALLCODER_FAKE_TOKEN_SECONDS slows it down to model a real generation.
 """
 
@@ -41,6 +42,21 @@ FIM_REPLY_MARKER = re.compile(r"fake-engine reply(?: for ([\w.]+))?: (.*)")
 # The edited file's name in a FIM prompt: `<|file_sep|>{path}\n<|fim_prefix|>`.
 EDITED_FILE = re.compile(r"<\|file_sep\|>([^\n]*)\n<\|fim_prefix\|>")
 SHOWN_FUNCTION = re.compile(r"The function:\n```(\w+)\n(.*?)\n```", re.DOTALL)
+SHOWN_CODE = re.compile(r"```(\w+)\n(.*?)\n```", re.DOTALL)
+# `// fake-engine fix: LINE` (or `#`), and the line under it, which LINE replaces.
+FIX_MARKER = re.compile(r"^(?P<marker>[ \t]*(?://|#) fake-engine fix: (?P<line>.*)\n)[ \t]*.*$",
+                        re.MULTILINE)
+
+
+def marked_fix(prompt_text: str) -> str | None:
+    """The agent's answer when the code it shows holds a `fake-engine fix:` comment: that code
+    block, the line under each such comment replaced by the comment's LINE (indented alike)."""
+    for language, code in SHOWN_CODE.findall(prompt_text):
+        if FIX_MARKER.search(code):
+            fixed = FIX_MARKER.sub(lambda found: found["marker"] + re.match(
+                r"[ \t]*", found["marker"]).group(0) + found["line"].strip(), code)
+            return f"```{language}\n{fixed}\n```"
+    return None
 
 
 def fim_reply_said(prompt_text: str) -> str | None:
@@ -71,7 +87,7 @@ class RuleEngine(ScriptedEngine):
             said = EXPLANATION_MARKER.findall(prompt_text)
             return said[-1] if said else EXPLANATION
         if "Find the bug and fix it" in prompt_text:
-            return AGENT_FIX
+            return marked_fix(prompt_text) or AGENT_FIX
         shown = SHOWN_FUNCTION.search(prompt_text)
         if shown is None:
             return "I cannot help with that."

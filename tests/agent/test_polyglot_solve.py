@@ -12,7 +12,13 @@ import pytest
 
 from agent.context import gather_context, is_test_file, render_function
 from agent.failures import Failure, Frame
-from agent.proposals import ProposalError, apply_proposal, parse_proposal, reply_start
+from agent.proposals import (
+    ProposalError,
+    apply_proposal,
+    parse_proposal,
+    proposal_prompt,
+    reply_start,
+)
 from agent.solve import Budget, solve
 from tests.agent.test_runners import live_project
 from tests.fakes import ScriptedEngine
@@ -236,3 +242,60 @@ def test_a_reply_that_only_adds_a_comment_changes_nothing(tmp_path):
     b = parse_proposal("```javascript\nfunction add(a, b) {\n  // fixed\n  return a + b;\n}\n```",
                        context)
     assert a.key == b.key
+
+
+LEDGER = """package shop;
+
+import java.util.List;
+
+public final class Ledger {
+    private final List<Integer> entries;
+    static final int LIMIT = 100;
+
+    public Ledger(List<Integer> entries) {
+        this.entries = entries;
+    }
+
+    public int total() {
+        int sum = 0;
+        for (int entry : entries) {
+            sum -= entry;
+        }
+        return sum;
+    }
+
+    public static final class Entry {
+        int cents;
+
+        int doubled() {
+            return cents * 2;
+        }
+    }
+}
+"""
+
+
+def test_a_java_method_is_shown_in_its_class_with_the_fields_it_reads(tmp_path):
+    folder = tmp_path / "src" / "main" / "java" / "shop"
+    folder.mkdir(parents=True)
+    (folder / "Ledger.java").write_text(LEDGER)
+    failure = Failure("shop.LedgerTest::sumsEntries", "expected: <5> but was: <-5>",
+                      (Frame("shop/Ledger.java", 16, "shop.Ledger.total"),
+                       Frame("shop/Ledger.java", 26, "shop.Ledger$Entry.doubled")))
+    context = gather_context(tmp_path, (failure,), len)
+    prompt = proposal_prompt(context)
+    assert ("```java\npackage shop;\nimport java.util.List;\n\n\n"
+            "public final class Ledger {\n"
+            "    private final List<Integer> entries;\n"
+            "    static final int LIMIT = 100;\n\n"
+            "    public int total() {\n        int sum = 0;\n") in prompt
+    assert ("    public static final class Entry {\n        int cents;\n\n"
+            "        int doubled() {\n            return cents * 2;\n        }\n    }\n}\n```"
+            ) in prompt
+    reply = ("```java\npublic final class Ledger {\n    public int total() {\n"
+             "        int sum = 0;\n"
+             "        for (int entry : entries) {\n            sum += entry;\n        }\n"
+             "        return sum;\n    }\n}\n```")
+    files = {"src/main/java/shop/Ledger.java": LEDGER}
+    apply_proposal(parse_proposal(reply, context), files.__getitem__, files.__setitem__)
+    assert files["src/main/java/shop/Ledger.java"] == LEDGER.replace("sum -= entry", "sum += entry")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.isolation import isolation_name
 from agent.reports import BUILD_FAILURE_ID, frames_in_output
 from agent.runner import Limits, TestCommand, run_tests
 from agent.runners import detect_runner, read_failures
@@ -266,3 +267,25 @@ def test_npm_test_runs_the_scripts_runner_with_its_report(tmp_path):
         pytest.skip("npm is not installed here")
     run = run_tests(TestCommand.parse("npm test"), tmp_path, limits=Limits(timeout_s=120))
     assert run.failing_ids == EXPECTED["node"].keys()
+
+
+@pytest.mark.parametrize(("command", "expected"), [
+    ("mvn -q test", ["mvn", "-q", "test", "--offline"]),
+    ("mvn -o -q test", ["mvn", "-o", "-q", "test"]),
+    ("./mvnw --offline test", ["./mvnw", "--offline", "test"]),
+])
+def test_maven_runs_offline_where_the_run_has_no_network(command, expected, tmp_path):
+    (tmp_path / "pom.xml").write_text("<project/>")
+    argv = tuple(command.split())
+    runner = detect_runner(argv, tmp_path)
+    assert runner.argv(argv, None, offline=True) == expected
+    assert runner.argv(argv, None, offline=False) == list(argv)
+
+
+@pytest.mark.skipif(isolation_name() != "bubblewrap", reason="runs confined only under bubblewrap")
+def test_the_offered_maven_command_runs_confined_from_the_read_only_cache(tmp_path):
+    """`mvn -q test` (what Solve offers) online, confined: Maven tried to fetch a pom its cache
+    lacked and failed on the read-only ~/.m2, and no test ran. Offline it builds from the cache."""
+    command = live_project("maven", tmp_path).replace(" -o", "")
+    run = run_tests(TestCommand.parse(command), tmp_path, limits=Limits(timeout_s=300))
+    assert run.failing_ids == EXPECTED["maven"].keys()

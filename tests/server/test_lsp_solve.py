@@ -96,6 +96,39 @@ async def test_solve_returns_the_fix_as_an_edit_and_reports_progress(client, tmp
     assert client.progress_reports["solve-1"][-1].kind == "end"
 
 
+SLUG = """function slugify(title) {
+  // fake-engine fix: return title.trim().toLowerCase().split(/\\s+/).join('-');
+  return title.trim().toLowerCase().split(/\\s+/).join('_');
+}
+
+module.exports = { slugify };
+"""
+SLUG_TEST = """const test = require('node:test');
+const assert = require('node:assert');
+const { slugify } = require('./slug');
+
+test('slugify joins the words with hyphens', () => {
+  assert.strictEqual(slugify('  Hello Big World '), 'hello-big-world');
+});
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+async def test_solve_fixes_a_node_test_project_the_fake_engine_is_shown(client, tmp_path):
+    """The e2e JavaScript Solve scenario's project: the fake engine fixes the line its marker
+    names only if the agent read node --test's failure and showed the helper the test calls."""
+    workspace = tmp_path / "slugs"
+    workspace.mkdir()
+    (workspace / "slug.js").write_text(SLUG)
+    (workspace / "slug.test.js").write_text(SLUG_TEST)
+    result = await solve(client, workspace, testCommand="node --test", maxRounds=2)
+    assert result["status"] == "solved", result["message"]
+    assert "+  return title.trim().toLowerCase().split(/\\s+/).join('-');" in result["diff"]
+    (change,) = result["edit"]["documentChanges"]
+    assert change["textDocument"]["uri"] == (workspace / "slug.js").as_uri()
+    assert (workspace / "slug.js").read_text() == SLUG
+
+
 async def test_solve_without_a_test_command_says_what_to_set(client, tmp_path):
     with pytest.raises(Exception, match=r"smallcoder\.testCommand"):
         await client.protocol.send_request_async("smallcoder/solve", {

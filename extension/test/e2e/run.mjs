@@ -24,6 +24,7 @@ import {
     writeUserSettings,
 } from './codeServer.mjs';
 import { ACTION_CHECK_SETTINGS, actionCheckScenarios } from './actionChecks.mjs';
+import { agentRunnerScenarios } from './agentRunners.mjs';
 import { EDITOR_CONVENTION_SETTINGS, editorConventionScenarios } from './editorConventions.mjs';
 import { REFACTOR_PLACEHOLDER, assert, lineNumberOf, userSetting, waitFor } from './helpers.mjs';
 import { Workbench } from './workbench.mjs';
@@ -479,6 +480,7 @@ const scenarios = [
     },
     ...editorConventionScenarios,
     ...actionCheckScenarios,
+    ...agentRunnerScenarios,
 ];
 
 /** A "python" for smallcoder.pythonPath that runs the fake server whatever arguments it gets. */
