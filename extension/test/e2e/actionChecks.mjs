@@ -104,6 +104,8 @@ export const actionCheckScenarios = [
             assert(message.includes('test_discounts_is_as_written'), `the refusal does not name the failing test: "${message}"`);
             assert(readFileSync(file, 'utf8') === DISCOUNTS, 'discounts.py changed on disk');
             assert(!(await workbench.page.locator('.tab.active.dirty').isVisible()), 'the refused refactor edited the buffer');
+            // The refusal is an error toast: the next scenario must not take it for its own.
+            await workbench.runCommand('Notifications: Clear All Notifications');
         },
     },
 ];

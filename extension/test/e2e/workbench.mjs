@@ -41,8 +41,21 @@ export class Workbench {
     }
 
     async openFile(fileName) {
-        await this.quickOpen(fileName);
-        await this.focusedPick(fileName).waitFor();
+        // Quick Open searches a cache of the workspace's files: a file written a moment ago
+        // may be missing from it ("No matching results") until the cache is refreshed.
+        for (let attempt = 1; ; attempt++) {
+            await this.quickOpen(fileName);
+            try {
+                await this.focusedPick(fileName).waitFor({ timeout: 5_000 });
+                break;
+            } catch (error) {
+                if (attempt === 6) {
+                    throw error;
+                }
+                await this.page.keyboard.press('Escape');
+                await this.page.waitForTimeout(1_000);
+            }
+        }
         await this.page.keyboard.press('Enter');
         await this.page.locator(`.tab.active[aria-label^="${fileName}"]`).first().waitFor();
         await this.editor().waitFor();
