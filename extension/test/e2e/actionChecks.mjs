@@ -46,6 +46,19 @@ def test_discounts_is_as_written():
     assert "rewritten" not in (Path(__file__).parent.parent / "discounts.py").read_text()
 `;
 
+/**
+ * Runs an Explain command and waits for its panel, titled after `subject`, to show `text`;
+ * returns the panel's body.
+ */
+async function explain(workbench, command, subject, text) {
+    await workbench.runCommand(command);
+    const panelTab = workbench.page.locator(`.tab[aria-label*="SmallCoder: Explain ${subject}"]`).first();
+    await workbench.waitForUnlessError(panelTab, 120_000);
+    const explanation = workbench.webviewBody('#smallcoder-explanation');
+    await workbench.waitForUnlessError(explanation.getByText(text), 60_000);
+    return explanation;
+}
+
 export const actionCheckScenarios = [
     {
         name: 'Explain shows a note under the explanation for a caller the workspace index does not know',
@@ -55,11 +68,8 @@ export const actionCheckScenarios = [
             writeFileSync(file, PRICING);
             await workbench.openFile('pricing.py');
             await workbench.goTo(lineNumberOf(file, 'def net_price') + 2, 9);
-            await workbench.runCommand('SmallCoder: Explain Function');
-            const panelTab = workbench.page.locator('.tab[aria-label*="SmallCoder: Explain net_price"]').first();
-            await workbench.waitForUnlessError(panelTab, 120_000);
-            const explanation = workbench.webviewBody('#smallcoder-explanation');
-            await workbench.waitForUnlessError(explanation.getByText('Checked against the workspace index'), 60_000);
+            const explanation = await explain(workbench, 'SmallCoder: Explain Function', 'net_price',
+                'Checked against the workspace index');
             const text = await explanation.innerText();
             await workbench.screenshot('explanation-with-a-flagged-caller');
             assert(/called by apply_refund.*the index finds no call of net_price/s.test(text.replace(/`/g, '')),
@@ -74,11 +84,7 @@ export const actionCheckScenarios = [
             writeFileSync(file, SHIPPING);
             await workbench.openFile('shipping.py');
             await workbench.goTo(1, 1);
-            await workbench.runCommand('SmallCoder: Explain File');
-            const panelTab = workbench.page.locator('.tab[aria-label*="SmallCoder: Explain shipping.py"]').first();
-            await workbench.waitForUnlessError(panelTab, 120_000);
-            const explanation = workbench.webviewBody('#smallcoder-explanation');
-            await workbench.waitForUnlessError(explanation.getByText('Rates and the free-shipping threshold'), 60_000);
+            await explain(workbench, 'SmallCoder: Explain File', 'shipping.py', 'Rates and the free-shipping threshold');
             await workbench.screenshot('explanation-of-a-file');
         },
     },
