@@ -235,14 +235,7 @@ class _Loop:
                     self.sandbox.write(path, text)
 
     def _quick_ids(self, current: TestRun) -> tuple[str, ...]:
-        """pytest node ids of the failing tests, when the command lets us add them."""
-        if not self.command.is_pytest or self.command.pytest_selects_tests:
-            return ()
-        ids = tuple(sorted(current.failing_ids))
-        if not all("::" in test_id and (self.sandbox.root / test_id.split("::")[0]).is_file()
-                   for test_id in ids):
-            return ()
-        return ids
+        return failing_test_ids(self.command, self.sandbox.root, current)
 
     def round(self, number: int, current: TestRun, feedback: str
               ) -> tuple[TestRun | None, Proposal | None, str]:
@@ -468,3 +461,14 @@ def _summary(status: str, current: TestRun) -> str:
             "cancelled": "cancelled",
             "out-of-time": f"the time budget ran out with {failing} test(s) failing",
             }.get(status, f"{failing} test(s) still failing after the rounds allowed")
+
+
+def failing_test_ids(command: TestCommand, root: Path, run: TestRun) -> tuple[str, ...]:
+    """pytest node ids of the failing tests of `run`, when the command lets us add them and
+    each names a file of the copy at `root`; else nothing (the whole command runs)."""
+    if not command.is_pytest or command.pytest_selects_tests:
+        return ()
+    ids = tuple(sorted(run.failing_ids))
+    if not all("::" in test_id and (root / test_id.split("::")[0]).is_file() for test_id in ids):
+        return ()
+    return ids

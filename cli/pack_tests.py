@@ -12,6 +12,7 @@ from agent.context import Coverage, FailureContext, gather_context, render_funct
 from agent.failures import Failure, UnsafeReport, failure_text, failures_from_junit
 from agent.runner import TestCommand, TestCommandError, find_program, run_tests
 from agent.sandbox import Sandbox, SandboxError
+from agent.solve import failing_test_ids
 from analyzers.packer import MAX_BUDGET_TOKENS, CountTokens, render
 from cli.common import UserError
 from model import registry
@@ -66,7 +67,7 @@ def _context_from_a_run(root: Path, test_command: str, count_tokens: CountTokens
                 raise UserError(f"`{command}` passes in {root}: no failing test to pack for")
             coverage: Coverage = {}
             if command.is_pytest and not run.timed_out:
-                ids = () if command.pytest_selects_tests else tuple(sorted(run.failing_ids))
+                ids = failing_test_ids(command, sandbox.root, run)
                 coverage = run_tests(command, sandbox.root, only=ids, trace=True,
                                      shared_folders=sandbox.shared_folders).covered
             return gather_context(sandbox.root, run.failures, count_tokens, budget,
