@@ -18,7 +18,15 @@ from analyzers.definitions import definitions, imports, references
 from analyzers.functions import FunctionSpan, enclosing_function, find_function, replace_span
 from analyzers.rewrite import dedented, extract_code_blocks, indent_like
 from analyzers.syntax import first_syntax_error, has_syntax_errors
-from assist.checks import Cancelled, CheckResult, RefactorChecks, Rewrite
+from assist.checks import (
+    MAX_COPY_BYTES,
+    Cancelled,
+    CheckResult,
+    RefactorChecks,
+    Rewrite,
+    checks_in,
+)
+from assist.workspace import WorkspaceContext, related_for
 from model import chat
 from model.engine import CancelToken, Engine, GenerationParams
 
@@ -126,6 +134,18 @@ def refactor(run: Run, text: str, language: str, line: int, character: int,
         raise ActionError(f"no rewrite passed the checks in {REFACTOR_ATTEMPTS} candidates; "
                           f"the last failed {problem}")
     raise ActionError(f"the model's rewrite was not usable: {problem}")
+
+
+def refactor_in_workspace(run: Run, workspace: WorkspaceContext, path: str, text: str,
+                          language: str, line: int, character: int, instruction: str = "", *,
+                          test_command: str = "", max_copy_bytes: int = MAX_COPY_BYTES
+                          ) -> Refactoring:
+    """`refactor` as both front doors ask it, for the file at `path` (absolute): with the related
+    code the workspace's index finds, checked as `checks_in` says (tests: with `test_command`)."""
+    related = related_for(workspace, path, text, line, run.engine)
+    checks = checks_in(workspace, path, test_command, run.cancel, max_copy_bytes)
+    return refactor(run, text, language, line, character, instruction, related=related,
+                    checks=checks)
 
 
 def _refuse_broken(span: FunctionSpan, language: str) -> None:
