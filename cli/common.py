@@ -1,9 +1,16 @@
-"""What every sub-command shares: the user-error type, exit codes, FILE:LINE[:COL] and reading
-a source file."""
+"""What every sub-command shares: the user-error type, exit codes, FILE:LINE[:COL], reading a
+source file, the workspace folder a file belongs to, and opening the model."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+
+from model import registry
+from model.engine import Engine, LlamaCppEngine
+
+# Opens the model `--model` names (None: $SMALLCODER_MODEL, else the default); tests pass a fake.
+EngineOpener = Callable[[str | None], Engine]
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -36,3 +43,28 @@ def read_source(path: Path) -> str:
     except UnicodeDecodeError as error:
         raise UserError(f"{path} is not UTF-8 text (byte {error.start}); "
                         f"SmallCoder reads source files as UTF-8") from error
+
+
+def check_line(path: Path, text: str, line: int) -> None:
+    """Refuses a 0-based `line` past the end of `text`, the file at `path`."""
+    lines = text.count("\n") + 1
+    if line >= lines:
+        raise UserError(f"{path} has {lines} lines, not {line + 1}")
+
+
+def workspace_of(path: Path) -> Path:
+    """The folder the index covers: the file's git root, else the folder above its Python
+    package (so `pkg/a.py` is indexed with its siblings), else the file's folder."""
+    for folder in [path.parent, *path.parent.parents]:
+        if (folder / ".git").exists():
+            return folder
+    folder = path.parent
+    while (folder / "__init__.py").exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+def open_llama_engine(model: str | None) -> Engine:
+    """The model on llama.cpp; a sub-command opens it after checking its input, so that a typo
+    costs no load."""
+    return LlamaCppEngine(registry.resolve_model(model))
