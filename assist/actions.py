@@ -101,8 +101,7 @@ def refactor(run: Run, text: str, language: str, line: int, character: int,
     signature (unless the instruction asks to change it), and passes `checks` (callers, the
     workspace's linters and tests) when given; one that fails is asked again with the reason,
     up to REFACTOR_ATTEMPTS candidates. `checks` are closed before this returns."""
-    span = function_at(text, language, line, character)
-    _refuse_broken(span, language)
+    span = refactorable_function(text, language, line, character)
     goal = instruction.strip() or DEFAULT_REFACTOR_GOAL
     may_change_signature = bool(SIGNATURE_WORDS.search(instruction))
     name = LANGUAGE_NAMES.get(language, language)
@@ -148,14 +147,18 @@ def refactor_in_workspace(run: Run, workspace: WorkspaceContext, path: str, text
                     checks=checks)
 
 
-def _refuse_broken(span: FunctionSpan, language: str) -> None:
-    """A function that does not parse has no behaviour to keep: refused, with where."""
+def refactorable_function(text: str, language: str, line: int, character: int
+                          ) -> FunctionSpan:
+    """The function at the cursor, refused when it does not parse: it has no behaviour to keep.
+    Cheap: a front door asks it before loading the model."""
+    span = function_at(text, language, line, character)
     error = first_syntax_error(dedented(span), language)
     if error is not None:
         row, _column, what = error
         raise ActionError(f"`{span.qualified_name}` does not parse (line "
                           f"{span.start_point[0] + row + 1}: {what}): fix the syntax error "
                           f"first, then refactor")
+    return span
 
 
 def _checked(run: Run, candidate: Refactoring, language: str, text: str,
