@@ -18,7 +18,15 @@ from analyzers.definitions import definitions, imports, references
 from analyzers.functions import FunctionSpan, enclosing_function, find_function, replace_span
 from analyzers.rewrite import dedented, extract_code_blocks, indent_like
 from analyzers.syntax import first_syntax_error, has_syntax_errors
-from assist.checks import Cancelled, CheckResult, RefactorChecks, Rewrite
+from assist.checks import (
+    MAX_COPY_BYTES,
+    Cancelled,
+    CheckResult,
+    RefactorChecks,
+    Rewrite,
+    checks_in,
+)
+from assist.workspace import WorkspaceContext, related_for
 from model import chat
 from model.engine import CancelToken, Engine, GenerationParams
 
@@ -93,8 +101,7 @@ def refactor(run: Run, text: str, language: str, line: int, character: int,
     signature (unless the instruction asks to change it), and passes `checks` (callers, the
     workspace's linters and tests) when given; one that fails is asked again with the reason,
     up to REFACTOR_ATTEMPTS candidates. `checks` are closed before this returns."""
-    span = function_at(text, language, line, character)
-    _refuse_broken(span, language)
+    span = refactorable_function(text, language, line, character)
     goal = instruction.strip() or DEFAULT_REFACTOR_GOAL
     may_change_signature = bool(SIGNATURE_WORDS.search(instruction))
     name = LANGUAGE_NAMES.get(language, language)
@@ -128,14 +135,30 @@ def refactor(run: Run, text: str, language: str, line: int, character: int,
     raise ActionError(f"the model's rewrite was not usable: {problem}")
 
 
-def _refuse_broken(span: FunctionSpan, language: str) -> None:
-    """A function that does not parse has no behaviour to keep: refused, with where."""
+def refactor_in_workspace(run: Run, workspace: WorkspaceContext, path: str, text: str,
+                          language: str, line: int, character: int, instruction: str = "", *,
+                          test_command: str = "", max_copy_bytes: int = MAX_COPY_BYTES
+                          ) -> Refactoring:
+    """`refactor` as both front doors ask it, for the file at `path` (absolute): with the related
+    code the workspace's index finds, checked as `checks_in` says (tests: with `test_command`)."""
+    related = related_for(workspace, path, text, line, run.engine)
+    checks = checks_in(workspace, path, test_command, run.cancel, max_copy_bytes)
+    return refactor(run, text, language, line, character, instruction, related=related,
+                    checks=checks)
+
+
+def refactorable_function(text: str, language: str, line: int, character: int
+                          ) -> FunctionSpan:
+    """The function at the cursor, refused when it does not parse: it has no behaviour to keep.
+    Cheap: a front door asks it before loading the model."""
+    span = function_at(text, language, line, character)
     error = first_syntax_error(dedented(span), language)
     if error is not None:
         row, _column, what = error
         raise ActionError(f"`{span.qualified_name}` does not parse (line "
                           f"{span.start_point[0] + row + 1}: {what}): fix the syntax error "
                           f"first, then refactor")
+    return span
 
 
 def _checked(run: Run, candidate: Refactoring, language: str, text: str,

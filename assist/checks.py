@@ -25,6 +25,7 @@ from agent.runner import TestCommand, TestCommandError, TestRun, run_tests
 from agent.sandbox import Sandbox, SandboxError
 from analyzers.calls import call_fits, python_call_sites, python_signature
 from analyzers.index import WorkspaceIndex
+from assist.workspace import WorkspaceContext
 from model.engine import CancelToken
 
 LINT_TIMEOUT_S = 60
@@ -246,6 +247,21 @@ class RefactorChecks:
         if run.cancelled:
             raise Cancelled("cancelled")
         return run
+
+
+def checks_in(workspace: WorkspaceContext, path: str, test_command: str = "",
+              cancel: CancelToken | None = None, max_copy_bytes: int = MAX_COPY_BYTES
+              ) -> RefactorChecks:
+    """The checks of a refactor of the file at `path` (absolute): its workspace folder's linters,
+    and `test_command` run in a scratch copy. Programs the workspace brings (its eslint) run only
+    with a test command: whoever gives one trusts the workspace's code to run (the extension
+    sends one only in a trusted workspace)."""
+    index = workspace.index_for(path)
+    folder = index.root if index is not None else workspace.folder_of(path)
+    relative = Path(path).resolve().relative_to(folder).as_posix() if folder else path
+    return RefactorChecks(folder, relative, index, test_command=test_command,
+                          workspace_programs=bool(test_command), cancel=cancel,
+                          max_copy_bytes=max_copy_bytes)
 
 
 def _tsc_errors(output: str, path: str) -> list[str]:

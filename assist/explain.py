@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 
 from analyzers.definitions import Definition, definitions, imports
 from assist.actions import LANGUAGE_NAMES, ActionError, Run, function_at
-from assist.grounding import Grounding, GroundingOf, check_explanation
+from assist.grounding import Grounding, GroundingOf, check_explanation, grounding_in
+from assist.workspace import WorkspaceContext, related_for
 
 EXPLAIN_MAX_TOKENS = 400
 # The code itself: beyond this the prompt shows its outline. On a 2-core CPU at 50 prompt
@@ -105,6 +106,17 @@ def explain(run: Run, text: str, language: str, line: int, character: int,
     if notes:
         markdown += f"\n---\n{NOTES_HEADING}\n" + "".join(f"- {note}\n" for note in notes)
     return Explanation(subject.name, markdown, notes, outlined)
+
+
+def explain_in_workspace(run: Run, workspace: WorkspaceContext, path: str, text: str,
+                         language: str, line: int, character: int, *, scope: str = "function",
+                         selection: tuple[int, int] | None = None) -> Explanation:
+    """`explain` as both front doors ask it, for the file at `path` (absolute): with the related
+    code the workspace's index finds, and checked against the facts it holds."""
+    related = related_for(workspace, path, text, line, run.engine)
+    return explain(run, text, language, line, character, related,
+                   path=workspace.prompt_path(path), scope=scope, selection=selection,
+                   grounding=grounding_in(workspace, path, text, language, related))
 
 
 def _prompt(subject: Subject, shown: str, text: str, language: str, related: str,

@@ -9,7 +9,6 @@ import sys
 from assist.completion import CompletionSettings, complete_at
 from assist.workspace import repo_name_for
 from cli.common import UserError, parse_location, read_source
-from model import registry
 
 
 def add_complete_command(commands: argparse._SubParsersAction) -> None:
@@ -25,11 +24,9 @@ def add_complete_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_complete(args: argparse.Namespace) -> int:
-    from model.engine import LlamaCppEngine
-
     path, line, column = parse_location(args.location, with_column=True)
     text = read_source(path)
-    engine = LlamaCppEngine(registry.resolve_model(args.model))
+    engine = args.open_engine(args.model)
     # One answer that the user waits for: no time budget, so the output does not depend on load.
     settings = CompletionSettings(
         max_tokens=args.max_tokens or CompletionSettings().max_tokens, time_budget_ms=None)

@@ -9,10 +9,12 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from cli.common import EXIT_FAILURE, EXIT_USAGE, UserError
+from cli.common import EXIT_FAILURE, EXIT_USAGE, EngineOpener, UserError, open_llama_engine
 from cli.complete import add_complete_command
+from cli.explain import add_explain_command
 from cli.model import add_model_command
 from cli.pack import add_pack_command
+from cli.refactor import add_refactor_command
 from cli.serve import add_serve_command
 from cli.solve import add_solve_command
 from cli.train import add_train_command
@@ -26,8 +28,10 @@ def _version() -> str:
         return "unknown"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, open_engine: EngineOpener = open_llama_engine) -> int:
+    """Runs one sub-command; `open_engine` is how the ones that ask the model open it."""
     parser = _build_parser()
+    parser.set_defaults(open_engine=open_engine)
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
@@ -53,6 +57,8 @@ def _build_parser() -> argparse.ArgumentParser:
     add_model_command(commands)
     add_serve_command(commands)
     add_complete_command(commands)
+    add_explain_command(commands)
+    add_refactor_command(commands)
     add_solve_command(commands)
     add_pack_command(commands)
     add_train_command(commands)

@@ -16,24 +16,12 @@ from analyzers.index import WorkspaceIndex
 from analyzers.jedi_resolver import jedi_resolver
 from analyzers.packer import MAX_BUDGET_TOKENS, Target, pack, render
 from assist.workspace import repo_name_for
-from cli.common import UserError, parse_location, read_source
+from cli.common import UserError, check_line, parse_location, read_source, workspace_of
 from cli.pack_tests import run_tests_pack
 from model import registry
 from model.home import smallcoder_home
 from model.prompts import fim_window
 from model.tokenizer import VocabularyTokenizer
-
-
-def workspace_of(path: Path) -> Path:
-    """The folder the index covers: the file's git root, else the folder above its Python
-    package (so `pkg/a.py` is indexed with its siblings), else the file's folder."""
-    for folder in [path.parent, *path.parent.parents]:
-        if (folder / ".git").exists():
-            return folder
-    folder = path.parent
-    while (folder / "__init__.py").exists() and folder.parent != folder:
-        folder = folder.parent
-    return folder
 
 
 def add_pack_command(commands: argparse._SubParsersAction) -> None:
@@ -85,8 +73,7 @@ def _run_pack(args: argparse.Namespace) -> int:
     text = read_source(path)
     if not 0 <= args.budget <= MAX_BUDGET_TOKENS:
         raise UserError(f"--budget {args.budget}: give 0…{MAX_BUDGET_TOKENS} tokens")
-    if line >= text.count("\n") + 1:
-        raise UserError(f"{path} has {text.count(chr(10)) + 1} lines, not {line + 1}")
+    check_line(path, text, line)
     absolute = path.resolve()
     root = (args.workspace or workspace_of(absolute)).resolve()
     started = time.perf_counter()

@@ -10,11 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-from agent.runner import TestCommand, TestCommandError, find_program
+from agent.runner import TestCommandError
 from agent.sandbox import FileChange, SandboxError, link_leads_outside
 from agent.solve import DEFAULT_ROUNDS, DEFAULT_WALL_TIME_S, Budget, solve
-from cli.common import EXIT_FAILURE, UserError
-from model import registry
+from cli.common import EXIT_FAILURE, UserError, check_test_command
 
 
 def add_solve_command(commands: argparse._SubParsersAction) -> None:
@@ -40,16 +39,12 @@ def add_solve_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run_solve(args: argparse.Namespace) -> int:
-    from model.engine import LlamaCppEngine
     if args.max_rounds < 1:
         raise UserError("--max-rounds must be at least 1")
     if not args.workspace.is_dir():
         raise UserError(f"--workspace {args.workspace} is not a folder")
-    try:  # before the model loads: a typo in the command should not cost seconds
-        find_program(TestCommand.parse(args.test_cmd), args.workspace)
-    except TestCommandError as error:
-        raise UserError(str(error)) from error
-    engine = LlamaCppEngine(registry.resolve_model(args.model))
+    check_test_command(args.test_cmd, args.workspace)
+    engine = args.open_engine(args.model)
     budget = Budget(max_rounds=args.max_rounds, wall_time_s=args.time_budget)
     try:
         result = solve(args.workspace, args.test_cmd, budget, engine=engine,

@@ -23,9 +23,6 @@ from pygls.workspace import TextDocument
 from analyzers.completion_cut import SYNTAX_CHECK_MAX_CHARACTERS
 from analyzers.functions import enclosing_function
 from assist import actions, explain
-from assist.checks import RefactorChecks
-from assist.grounding import grounding_in
-from assist.workspace import related_for
 from model.engine import CancelToken
 from server.accepted import refactor_change
 from server.app import SmallCoderServer
@@ -219,17 +216,11 @@ async def _explain(ls: SmallCoderServer, params: Any) -> dict:
     partial = PartialResults(ls, partial_result_token(params),
                              lambda text, _pieces: {"functionName": name, "markdown": text})
     path, source = path_of(uri), document.source
-
-    def explain_on(run: actions.Run) -> explain.Explanation:
-        related = related_for(ls.context, path, source, line, run.engine)
-        return explain.explain(run, source, language, line, character, related,
-                               path=ls.context.prompt_path(path), scope=scope,
-                               selection=selection,
-                               grounding=grounding_in(ls.context, path, source, language,
-                                                      related))
-
-    explanation = await _long_action(ls, f"explaining {name}", explain_on,
-                                     on_text=partial.on_text)
+    explanation = await _long_action(
+        ls, f"explaining {name}",
+        lambda run: explain.explain_in_workspace(run, ls.context, path, source, language, line,
+                                                 character, scope=scope, selection=selection),
+        on_text=partial.on_text)
     return {"markdown": explanation.markdown, "functionName": explanation.function_name,
             "notes": list(explanation.notes), "outline": explanation.outline}
 
@@ -248,10 +239,10 @@ async def _refactor(ls: SmallCoderServer, uri: str, position: types.Position,
     path = path_of(uri)
     result = await _long_action(
         ls, f"refactoring {name}",
-        lambda run: actions.refactor(run, source, language, line, character, instruction,
-                                     related=related_for(ls.context, path, source, line,
-                                                         run.engine),
-                                     checks=refactor_checks(ls, path, run.cancel)),
+        lambda run: actions.refactor_in_workspace(
+            run, ls.context, path, source, language, line, character, instruction,
+            test_command=ls.settings.test_command,
+            max_copy_bytes=ls.settings.agent_max_copy_mb * 1024**2),
         on_text=partial.on_text)
     if document.version != version_at_start:
         raise JsonRpcInvalidParams("the document changed while the refactor ran: try again")
@@ -261,19 +252,6 @@ async def _refactor(ls: SmallCoderServer, uri: str, position: types.Position,
                                                                     version=document.version),
         edits=[edit])])
     return workspace_edit, result
-
-
-def refactor_checks(ls: SmallCoderServer, path: str, cancel: CancelToken | None
-                    ) -> RefactorChecks:
-    """The checks of a refactor of the file at `path`: its workspace folder's linters, and its
-    test command run in a scratch copy. The extension sends a test command only in a trusted
-    workspace, so only then may programs the workspace brings (its eslint) run."""
-    index = ls.context.index_for(path)
-    folder = index.root if index is not None else ls.context.folder_of(path)
-    relative = Path(path).resolve().relative_to(folder).as_posix() if folder else path
-    return RefactorChecks(folder, relative, index, test_command=ls.settings.test_command,
-                          workspace_programs=bool(ls.settings.test_command), cancel=cancel,
-                          max_copy_bytes=ls.settings.agent_max_copy_mb * 1024**2)
 
 
 async def _long_action(ls: SmallCoderServer, description: str,

@@ -27,7 +27,8 @@ def test_version_is_printed():
 
 
 @pytest.mark.parametrize("command", [[], ["model"], ["model", "pull"], ["model", "list"],
-                                     ["model", "verify"], ["complete"]])
+                                     ["model", "verify"], ["complete"],
+                                     ["explain"], ["refactor"]])
 def test_every_command_has_help(command):
     result = run(*command, "--help")
     assert result.returncode == 0
