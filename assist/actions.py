@@ -38,6 +38,10 @@ SYSTEM_PROMPT = "You are SmallCoder, a precise and concise coding assistant."
 # An instruction with one of these words may change the function's signature.
 SIGNATURE_WORDS = re.compile(r"\b(rename|signature|parameter|argument|arg|return type|typ)",
                              re.IGNORECASE)
+# Only one of these renames the function itself: "rename variables to be clearer" does not (the
+# 1.5B renamed prime_fib on it, and the callers check looks for calls by the old name).
+RENAMES_FUNCTION = re.compile(r"\brename\s+(?:the\s+|this\s+)?(?:function|method|it)\b",
+                              re.IGNORECASE)
 LANGUAGE_NAMES = {"python": "Python", "javascript": "JavaScript", "typescript": "TypeScript",
                   "tsx": "TypeScript (TSX)"}
 
@@ -104,8 +108,10 @@ def refactor(run: Run, text: str, language: str, line: int, character: int,
     span = refactorable_function(text, language, line, character)
     goal = instruction.strip() or DEFAULT_REFACTOR_GOAL
     may_change_signature = bool(SIGNATURE_WORDS.search(instruction))
+    may_rename = bool(RENAMES_FUNCTION.search(instruction))
     name = LANGUAGE_NAMES.get(language, language)
-    keep = "" if may_change_signature else f" Keep the name `{span.name}` and its parameters."
+    keep = ("" if may_rename else f" Keep the name `{span.name}`." if may_change_signature
+            else f" Keep the name `{span.name}` and its parameters.")
     # Small models follow the instruction best when it comes last, after the code.
     request = (f"{_context(text, language, span, related)}\n\nRewrite this {name} function: {goal}."
                f"{keep} Reply with only the rewritten function, in one ```{language} block.")
@@ -117,7 +123,8 @@ def refactor(run: Run, text: str, language: str, line: int, character: int,
             reply = run.ask(request + feedback, REFACTOR_MAX_TOKENS,
                             temperature=0.0 if attempt == 0 else RETRY_TEMPERATURE, seed=attempt)
             try:
-                candidate = _validated(text, language, span, reply, may_change_signature)
+                candidate = _validated(text, language, span, reply, may_change_signature,
+                                       may_rename)
             except ActionError as error:
                 problem = str(error)
                 continue
@@ -193,8 +200,8 @@ def _rewritten_span(candidate: Refactoring, language: str) -> FunctionSpan:
 
 
 def _validated(text: str, language: str, span: FunctionSpan, reply: str,
-               may_change_signature: bool) -> Refactoring:
-    candidate = _function_in_reply(reply, language, span, may_change_signature)
+               may_change_signature: bool, may_rename: bool) -> Refactoring:
+    candidate = _function_in_reply(reply, language, span, may_rename)
     if not may_change_signature and not _same_parameters(candidate.signature, span.signature,
                                                          language):
         # Spelling a type differently (List for list) is harmless: the original header is put
@@ -232,7 +239,7 @@ def _helpers_in_reply(reply: str, language: str, span: FunctionSpan, candidate: 
 
 
 def _function_in_reply(reply: str, language: str, span: FunctionSpan,
-                       may_change_signature: bool) -> FunctionSpan:
+                       may_rename: bool) -> FunctionSpan:
     """The rewritten function: by name in any code block of the reply (small models often
     put the imports in a block of their own), else the first function when renaming is asked."""
     blocks = extract_code_blocks(reply)
@@ -241,7 +248,7 @@ def _function_in_reply(reply: str, language: str, span: FunctionSpan,
             code, language, span.name)
         if found is not None:
             return found
-    if may_change_signature:
+    if may_rename:
         for code in blocks:
             if top_level := _top_level_functions(code, language):
                 return top_level[0]

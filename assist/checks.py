@@ -115,6 +115,13 @@ class RefactorChecks:
             return None
         sites = [site for path, text in self._python_files(rewrite)
                  for site in python_call_sites(path, text, rewrite.function_name)]
+        renamed = _defined_name(rewrite.new_function)
+        if sites and renamed not in (None, rewrite.function_name):
+            shown = "; ".join(f"{site.path}:{site.line + 1} `{site.text}`"
+                              for site in sites[:MAX_SHOWN_CALLS])
+            return CheckResult("callers", False, f"renamed to `{renamed}`, but {len(sites)} "
+                                                 f"call(s) still use `{rewrite.function_name}`: "
+                                                 f"{shown}")
         if not signature_changed:
             return CheckResult("callers", True, f"signature kept: {len(sites)} call(s) unchanged")
         parsed = python_signature(rewrite.new_function)
@@ -355,3 +362,9 @@ def _lint(argv: list[str], root: Path | None, text: str) -> str:
     if result.returncode not in (0, 1) and not result.stdout:
         raise ValueError(result.stderr.strip()[-300:] or f"exit code {result.returncode}")
     return result.stdout
+
+
+def _defined_name(function: str) -> str | None:
+    """The name a rewritten Python function is defined under (its first `def`)."""
+    found = re.search(r"^[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)", function, re.MULTILINE)
+    return found.group(1) if found else None

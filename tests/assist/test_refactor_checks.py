@@ -82,6 +82,26 @@ def test_a_renamed_parameter_that_a_keyword_call_uses_fails_the_callers_check(sh
         _refactor(shop, [renamed], instruction="rename the parameter percent to share")
 
 
+def test_rename_variables_does_not_let_the_function_be_renamed(shop):
+    """"rename variables to be clearer" asks nothing of the function's name: the 1.5B renamed
+    HumanEval's prime_fib on it, and the tests then failed with a NameError."""
+    renamed = ("```python\ndef apply_discount(price: int, percent: int) -> int:\n"
+               "    return price - price * percent // 100\n```")
+    result, engine = _refactor(shop, [renamed, KEEPS],
+                               instruction="rename variables to be clearer")
+    assert "no function named discounted" in engine.detokenize(engine.prompts[1])
+    assert "Keep the name `discounted`." in engine.detokenize(engine.prompts[0])
+    assert "def discounted(price: int, percent: int) -> int:" in result.new_document
+
+
+def test_a_function_renamed_as_asked_fails_while_calls_use_the_old_name(shop):
+    renamed = ("```python\ndef discount_of(price: int, percent: int) -> int:\n"
+               "    return price - price * percent // 100\n```")
+    with pytest.raises(ActionError, match=r"callers: renamed to `discount_of`, but 1 call\(s\) "
+                                          r"still use `discounted`: test_prices.py:5"):
+        _refactor(shop, [renamed], instruction="rename the function to discount_of")
+
+
 def test_a_new_ruff_problem_fails_when_the_workspace_uses_ruff(shop):
     (shop / "ruff.toml").write_text("[lint]\nselect = ['F']\n")
     unused = ("```python\ndef discounted(price: int, percent: int) -> int:\n"
