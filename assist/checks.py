@@ -8,6 +8,7 @@ the workspace. Each returns a `CheckResult`, shown to the user whether it passed
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -19,6 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
+
+from pyflakes.checker import Checker
+from pyflakes.messages import UndefinedName
 
 from agent.limits import Limits
 from agent.runner import TestCommand, TestCommandError, TestRun, run_tests
@@ -90,6 +94,7 @@ class RefactorChecks:
         results: list[CheckResult] = []
         steps: list[Callable[[], CheckResult | None]] = [
             lambda: self.callers(rewrite, signature_changed),
+            lambda: undefined_names(rewrite),
             *(lambda linter=linter: linter(self.workspace, rewrite)
               for linter in self.linters(rewrite.language)),
             lambda: self.typescript(rewrite),
@@ -362,6 +367,28 @@ def _lint(argv: list[str], root: Path | None, text: str) -> str:
     if result.returncode not in (0, 1) and not result.stdout:
         raise ValueError(result.stderr.strip()[-300:] or f"exit code {result.returncode}")
     return result.stdout
+
+
+def undefined_names(rewrite: Rewrite) -> CheckResult | None:
+    """Python: names the rewritten file uses that nothing defines, and the original did not
+    (pyflakes, in this process: nothing of the workspace runs). A rewrite that drops the
+    function's own `import math` fails here, also where no test command is set."""
+    if rewrite.language != "python":
+        return None
+    new = _undefined(rewrite.new_document) - _undefined(rewrite.old_document)
+    if not new:
+        return CheckResult("names", True, "no undefined name")
+    return CheckResult("names", False, f"uses {', '.join(f'`{name}`' for name in sorted(new))}"
+                                       f", defined nowhere in {rewrite.path}")
+
+
+def _undefined(text: str) -> set[str]:
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):  # a rewrite that does not parse failed earlier
+        return set()
+    return {message.message_args[0] for message in Checker(tree).messages
+            if isinstance(message, UndefinedName)}
 
 
 def _defined_name(function: str) -> str | None:

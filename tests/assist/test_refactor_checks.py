@@ -50,7 +50,8 @@ def test_a_rewrite_that_fails_the_tests_is_replaced_by_one_that_passes(shop):
     assert "off = price * percent // 100" in result.new_document
     assert result.candidates == 2
     assert [(check.name, check.passed) for check in result.checks] == [
-        ("parses", True), ("signature", True), ("callers", True), ("tests", True)]
+        ("parses", True), ("signature", True), ("callers", True), ("names", True),
+        ("tests", True)]
     assert "tests: `" in engine.detokenize(engine.prompts[1])
     assert (shop / "prices.py").read_text() == PRICES  # the tests ran in a copy
 
@@ -71,7 +72,8 @@ def test_tests_that_failed_before_the_rewrite_do_not_refuse_it(shop):
 
 def test_without_a_test_command_the_tests_are_not_run(shop):
     result, _ = _refactor(shop, [BREAKS])
-    assert [check.name for check in result.checks] == ["parses", "signature", "callers"]
+    assert [check.name for check in result.checks] == ["parses", "signature", "callers",
+                                                       "names"]
 
 
 def test_a_renamed_parameter_that_a_keyword_call_uses_fails_the_callers_check(shop):
@@ -100,6 +102,21 @@ def test_a_function_renamed_as_asked_fails_while_calls_use_the_old_name(shop):
     with pytest.raises(ActionError, match=r"callers: renamed to `discount_of`, but 1 call\(s\) "
                                           r"still use `discounted`: test_prices.py:5"):
         _refactor(shop, [renamed], instruction="rename the function to discount_of")
+
+
+def test_a_rewrite_that_drops_the_import_it_uses_fails_without_any_test_command(tmp_path):
+    """The 1.5B's 'add type hints' on HumanEval/39 dropped the function's own `import math`."""
+    (tmp_path / "prices.py").write_text("def root(x: float) -> float:\n    import math\n\n"
+                                        "    return math.sqrt(x)\n")
+    dropped = "```python\ndef root(x: float) -> float:\n    return sqrt(x)\n```"
+    kept = "```python\ndef root(x: float) -> float:\n    from math import sqrt\n" \
+           "    return sqrt(x)\n```"
+    result, engine = _refactor(tmp_path, [dropped, kept])
+    assert "names: uses `sqrt`, defined nowhere in prices.py" in engine.detokenize(
+        engine.prompts[1])
+    assert ("names", True, "no undefined name") in [
+        (check.name, check.passed, check.detail) for check in result.checks]
+    assert "from math import sqrt" in result.new_document
 
 
 def test_a_new_ruff_problem_fails_when_the_workspace_uses_ruff(shop):

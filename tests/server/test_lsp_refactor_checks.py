@@ -35,7 +35,7 @@ async def refactor_low_stock(client: LanguageClient, workspace) -> dict:
 async def test_the_refactor_names_the_checks_it_passed_tests_included(client, workspace):
     result = await refactor_low_stock(client, workspace)
     checks = {check["name"]: check for check in result["checks"]}
-    assert list(checks) == ["parses", "signature", "callers", "tests"]
+    assert list(checks) == ["parses", "signature", "callers", "names", "tests"]
     assert all(check["passed"] for check in checks.values())
     # examples/ has one failing test (apply_discount's bug): it failed before the rewrite too.
     assert "failed before the rewrite too" in checks["tests"]["detail"]
