@@ -93,6 +93,8 @@ class Grounding:
 
     def file_exists(self, name: str) -> bool:
         name = name.removeprefix("./")
+        if self.index is not None:  # a workspace opened at a package, `click/`, has
+            name = name.removeprefix(self.index.root.name + "/")  # click/core.py as core.py
         own = {self.path, self.path.rsplit("/", 1)[-1]}
         return name in own or name in self.files or any(
             path.endswith("/" + name) for path in self.files)

@@ -105,6 +105,14 @@ def test_a_file_that_is_not_in_the_workspace_is_flagged(shop):
     assert result.notes == ("`helpers/math_utils.py` is not a file of the workspace.",)
 
 
+def test_a_file_named_with_the_workspace_folder_in_front_is_a_file_of_the_workspace(shop):
+    """A workspace opened at a package: the model writes click/core.py for core.py (the 1.5B
+    bench on click was flagged for it); another folder in front still is not."""
+    folder = shop.root.name
+    result, _ = _explain(f"See `{folder}/report.py` and `elsewhere/report.py`.", shop)
+    assert result.notes == ("`elsewhere/report.py` is not a file of the workspace.",)
+
+
 def test_a_return_type_against_the_annotation_is_flagged(shop):
     result, _ = _explain("It returns an integer, the mean of the values.", shop)
     assert result.notes == ("“returns int”: the function is annotated to return `float`.",)
