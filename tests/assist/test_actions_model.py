@@ -59,6 +59,7 @@ def test_a_real_refactor_is_offered_only_with_the_tests_passing(real_engine, exa
     except ActionError as error:
         assert "no rewrite passed the checks" in str(error) or "not usable" in str(error)
         return
-    assert [check.name for check in result.checks] == ["parses", "signature", "callers", "tests"]
+    assert [check.name for check in result.checks] == ["parses", "signature", "callers", "names",
+                                                       "tests"]
     assert all(check.passed for check in result.checks)
     assert (root / "inventory.py").read_text() == text
