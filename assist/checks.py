@@ -28,6 +28,7 @@ from agent.limits import Limits
 from agent.runner import TestCommand, TestCommandError, TestRun, run_tests
 from agent.sandbox import Sandbox, SandboxError
 from analyzers.calls import call_fits, python_call_sites, python_signature
+from analyzers.definitions import definitions
 from analyzers.index import WorkspaceIndex
 from assist.workspace import WorkspaceContext
 from model.engine import CancelToken
@@ -88,13 +89,14 @@ class RefactorChecks:
     _sandbox: Sandbox | None = field(default=None, init=False, repr=False)
     _baseline: TestRun | None = field(default=None, init=False, repr=False)
     _tsc_baseline: TestRun | None = field(default=None, init=False, repr=False)
+    _undefined_before: set[str] | None = field(default=None, init=False, repr=False)
 
     def run(self, rewrite: Rewrite, signature_changed: bool) -> list[CheckResult]:
         """The checks in order, cheapest first, stopping at the first that fails."""
         results: list[CheckResult] = []
         steps: list[Callable[[], CheckResult | None]] = [
             lambda: self.callers(rewrite, signature_changed),
-            lambda: undefined_names(rewrite),
+            lambda: self.names(rewrite),
             *(lambda linter=linter: linter(self.workspace, rewrite)
               for linter in self.linters(rewrite.language)),
             lambda: self.typescript(rewrite),
@@ -120,7 +122,7 @@ class RefactorChecks:
             return None
         sites = [site for path, text in self._python_files(rewrite)
                  for site in python_call_sites(path, text, rewrite.function_name)]
-        renamed = _defined_name(rewrite.new_function)
+        renamed = _defined_name(rewrite.new_function, rewrite.language)
         if sites and renamed not in (None, rewrite.function_name):
             shown = "; ".join(f"{site.path}:{site.line + 1} `{site.text}`"
                               for site in sites[:MAX_SHOWN_CALLS])
@@ -141,6 +143,23 @@ class RefactorChecks:
             return CheckResult("callers", False,
                                f"{len(broken)} of {len(sites)} call(s) no longer fit: {shown}")
         return CheckResult("callers", True, f"{len(sites)} call(s) fit the new signature")
+
+    # ------------------------------------------------------------ names
+
+    def names(self, rewrite: Rewrite) -> CheckResult | None:
+        """Python: names the rewritten file uses that nothing defines, and the original did not
+        (pyflakes, in this process: nothing of the workspace runs). A rewrite that drops the
+        function's own `import math` fails here, also where no test command is set. The
+        original's are found once for all the candidates."""
+        if rewrite.language != "python":
+            return None
+        if self._undefined_before is None:
+            self._undefined_before = _undefined(rewrite.old_document)
+        new = _undefined(rewrite.new_document) - self._undefined_before
+        if not new:
+            return CheckResult("names", True, "no undefined name")
+        return CheckResult("names", False, f"uses {', '.join(f'`{n}`' for n in sorted(new))}"
+                                           f", defined nowhere in {rewrite.path}")
 
     def _python_files(self, rewrite: Rewrite) -> list[tuple[str, str]]:
         files = [(rewrite.path, rewrite.new_document)]
@@ -369,19 +388,6 @@ def _lint(argv: list[str], root: Path | None, text: str) -> str:
     return result.stdout
 
 
-def undefined_names(rewrite: Rewrite) -> CheckResult | None:
-    """Python: names the rewritten file uses that nothing defines, and the original did not
-    (pyflakes, in this process: nothing of the workspace runs). A rewrite that drops the
-    function's own `import math` fails here, also where no test command is set."""
-    if rewrite.language != "python":
-        return None
-    new = _undefined(rewrite.new_document) - _undefined(rewrite.old_document)
-    if not new:
-        return CheckResult("names", True, "no undefined name")
-    return CheckResult("names", False, f"uses {', '.join(f'`{name}`' for name in sorted(new))}"
-                                       f", defined nowhere in {rewrite.path}")
-
-
 def _undefined(text: str) -> set[str]:
     try:
         tree = ast.parse(text)
@@ -391,7 +397,7 @@ def _undefined(text: str) -> set[str]:
             if isinstance(message, UndefinedName)}
 
 
-def _defined_name(function: str) -> str | None:
-    """The name a rewritten Python function is defined under (its first `def`)."""
-    found = re.search(r"^[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)", function, re.MULTILINE)
-    return found.group(1) if found else None
+def _defined_name(function: str, language: str) -> str | None:
+    """The name a rewritten function is defined under (its outermost definition)."""
+    found = definitions(function, language)
+    return found[0].name if found else None
