@@ -344,7 +344,8 @@ def run(args: argparse.Namespace, results: IO[str]) -> None:
     model_path = registry.resolve_model(args.model)
     machine = {"type": "machine", "model": args.model, "limit": args.limit, "seed": args.seed,
                "logical_cpus": os.cpu_count(), "load_average": os.getloadavg(),
-               **raw_speed(model_path, (ROOT / "analyzers" / "packer.py").read_text())}
+               **raw_speed(model_path, (ROOT / "analyzers" / "packer.py").read_text(),
+                                 threads=args.threads)}
     write_row(machine)
     engine = LlamaCppEngine(model_path, context_tokens=CONTEXT_TOKENS, threads=args.threads)
     if "refactor" in args.parts:
