@@ -373,6 +373,18 @@ def run(args: argparse.Namespace, results: IO[str]) -> None:
     print_table(machine, summary)
 
 
+def new_results_file(stem: str) -> tuple[Path, IO[str]]:
+    """A results file no other run writes: two runs started in the same second (one per
+    part, side by side) would otherwise open the same name and overwrite each other's rows."""
+    for attempt in range(1, 100):
+        out = RESULTS / (f"{stem}.jsonl" if attempt == 1 else f"{stem}-{attempt}.jsonl")
+        try:
+            return out, out.open("x")
+        except FileExistsError:
+            continue
+    raise SystemExit(f"bench/actions: no free name for {stem} in {RESULTS}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct-q4_k_m")
@@ -395,8 +407,8 @@ def main() -> int:
         print_table(rows[0], summaries([row for row in rows if row["type"] != "summary"]))
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"actions-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
-    with out.open("w") as results:
+    out, results = new_results_file(f"actions-{time.strftime('%Y%m%d-%H%M%S')}")
+    with results:
         run(args, results)
     print(f"rows: {out}")
     return 0
