@@ -29,6 +29,10 @@ CORRECTION_WORDS = re.compile(r"\b(should|correct|change|replace|instead|fix|rig
                               re.IGNORECASE)
 # A stated correction is taken only if it resembles the line it corrects (difflib ratio).
 MIN_CORRECTION_SIMILARITY = 0.5
+# What starts a statement before its expression: a keyword, or an assignment's target. A
+# correction stated as the expression alone ("`return a + b` should be `a - b`") keeps it.
+STATEMENT_HEAD = re.compile(r"\s*(?:(?:return|yield|raise|throw|await|assert)\b\s*"
+                            r"|[\w.\[\]'\"]+\s*(?:[-+*/%|&^]|//|\*\*|<<|>>)?=(?!=)\s*)")
 # The code block's language, per tree-sitter language: the name models know best.
 # Languages whose replies may add an include or import the file lacks; in Python and
 # JavaScript a reply's imports are mostly the test's own, and would import the module itself.
@@ -289,12 +293,25 @@ def _stated_line_fix(reply: str, editable: tuple[ShownFunction, ...]) -> Replace
     wrong, previous = pieces[index]
     for right, match in pieces[index + 1:]:
         gap, previous = reply[previous.end():match.start()], match
+        right = _with_statement_head(wrong, right)
         if (CORRECTION_WORDS.search(gap) and _squeezed(right) != _squeezed(wrong)
                 and _similarity(wrong, right) >= MIN_CORRECTION_SIMILARITY):
             new_text = located(right)
             if new_text.strip() != function_text.strip():
                 return Replacement(target.path, target.span.qualified_name, new_text.rstrip())
     return None
+
+
+def _with_statement_head(wrong: str, right: str) -> str:
+    """`right` as the statement `wrong` is: its `return`, `x = ` or trailing `;` put back when
+    the correction gives the expression alone."""
+    head = STATEMENT_HEAD.match(wrong)
+    if head is None or "\n" in right.strip() or STATEMENT_HEAD.match(right) is not None:
+        return right
+    corrected = head.group().lstrip() + right.strip()
+    if wrong.rstrip().endswith(";") and not corrected.endswith(";"):
+        corrected += ";"
+    return corrected
 
 
 def _locate(function_text: str, wrong: str) -> Callable[[str], str] | None:

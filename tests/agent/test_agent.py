@@ -198,6 +198,33 @@ def test_a_stated_fix_replaces_a_part_of_a_line_or_a_run_of_lines(tmp_path):
         "        h + 1\n", "        h\n").rstrip()
 
 
+@pytest.mark.parametrize(("wrong", "right", "fixed"), [
+    ("return total / count", "total / (count - 1)", "return total / (count - 1)"),
+    ("mean = total / count", "total / (count - 1)", "mean = total / (count - 1)"),
+    ("return total / count", "return total / (count - 1)", "return total / (count - 1)"),
+], ids=["return", "assignment", "whole-statement"])
+def test_a_stated_correction_of_the_expression_alone_keeps_the_statement(wrong, right, fixed):
+    # The 1.5B says "the wrong line is `return a / b`; it should be `a / (b - 1)`": taking the
+    # expression for the whole line dropped the return and the function returned None.
+    source = ("def mean(values):\n    total = sum(values)\n    count = len(values)\n"
+              f"    {wrong}\n")
+    if wrong.startswith("mean ="):
+        source += "    return mean\n"
+    proposal = parse_proposal(f"The wrong line is `{wrong}`. It should be `{right}`.",
+                              editable_function("mean.py", source))
+    assert proposal.replacements[0].new_text == source.replace(wrong, fixed).rstrip()
+
+
+def test_a_stated_java_correction_keeps_the_return_and_the_semicolon():
+    source = ("class Stats {\n    static int mean(int total, int count) {\n"
+              "        return total / count;\n    }\n}\n")
+    method = next(span for span in functions(source, "java") if span.name == "mean")
+    context = FailureContext((), (ShownFunction("Stats.java", method, True),), {})
+    proposal = parse_proposal("The wrong line is `return total / count;`. It should be "
+                              "`total / (count - 1)`.", context)
+    assert "    return total / (count - 1);\n}" in proposal.replacements[0].new_text
+
+
 def test_a_named_line_without_a_resembling_correction_is_not_applied(tmp_path):
     source = "def kth(arr, k):\n    pivot = arr[0]\n    return kth(arr[1:], k)\n"
     context = editable_function("kth.py", source)
