@@ -33,7 +33,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -206,22 +206,21 @@ def package_functions(package: Path, limit: int | None, seed: int) -> list[tuple
 
 
 def explain_rows(engine: LlamaCppEngine, package: Path, limit: int | None, seed: int
-                 ) -> list[dict]:
+                 ) -> Iterator[dict]:
+    """Each answer's row as soon as it is judged: a cut run keeps what it measured."""
     home = Path(tempfile.mkdtemp(prefix="smallcoder-bench-actions-home-"))
     context = WorkspaceContext(home)
     try:
         context.open_folder(package)
-        rows = []
         for path, line in package_functions(package, limit, seed):
             text = path.read_text()
             related = related_for(context, str(path), text, line, engine)
             facts = grounding_in(context, str(path), text, "python", related)
             for grounded in (False, True):
-                rows.append(explain_row(engine, package, path, text, line, related, facts,
-                                        grounded))
-                print(f"  explain {rows[-1]['function']} grounded={grounded}: "
-                      f"{rows[-1]['problems']}", file=sys.stderr)
-        return rows
+                row = explain_row(engine, package, path, text, line, related, facts, grounded)
+                print(f"  explain {row['function']} grounded={grounded}: {row['problems']}",
+                      file=sys.stderr)
+                yield row
     finally:
         shutil.rmtree(home, ignore_errors=True)
 

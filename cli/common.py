@@ -1,9 +1,11 @@
 """What every sub-command shares: the user-error type, exit codes, FILE:LINE[:COL], reading a
-source file, the workspace folder a file belongs to, checking a test command, and opening the
-model."""
+source file, the workspace folder a file belongs to, checking a test command, opening the
+model, and keeping an applied change for training (--learn)."""
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from analyzers.syntax import language_for_path
 from assist.workspace import WorkspaceContext
 from model import registry
 from model.engine import Engine, LlamaCppEngine
+from training.accepted import AcceptedChange, AcceptedWorkRefused, record_accepted
 
 # Opens the model `--model` names (None: $SMALLCODER_MODEL, else the default); tests pass a fake.
 EngineOpener = Callable[[str | None], Engine]
@@ -121,3 +124,31 @@ def open_llama_engine(model: str | None) -> Engine:
     """The model on llama.cpp; a sub-command opens it after checking its input, so that a typo
     costs no load."""
     return LlamaCppEngine(registry.resolve_model(model))
+
+
+def add_learn_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--learn", action="store_true",
+                        help="with --apply: keep the applied change under "
+                             "$SMALLCODER_HOME/accepted, for `smallcoder train --accepted-work` "
+                             "(the editor's smallcoder.training.learnFromAccepted)")
+
+
+def check_learn_option(args: argparse.Namespace) -> None:
+    """--learn keeps what was applied: without --apply there is nothing to keep."""
+    if args.learn and not args.apply:
+        raise UserError("--learn keeps an applied change: add --apply")
+
+
+def keep_for_training(changes: list[AcceptedChange]) -> list[str]:
+    """Each change kept for the next training run; one refused (a secret in it) is said on
+    stderr and the others are kept. The paths kept, relative to their workspace."""
+    kept = []
+    for change in changes:
+        try:
+            record = record_accepted(change)
+        except (AcceptedWorkRefused, OSError) as error:
+            print(f"smallcoder: {change.path} not kept for training: {error}", file=sys.stderr)
+            continue
+        print(f"smallcoder: {change.path} kept for training: {record}", file=sys.stderr)
+        kept.append(change.path)
+    return kept

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from agent.sandbox import FileChange, unified_diff
+from assist.accepted import refactor_change
 from assist.actions import (
     DEFAULT_REFACTOR_GOAL,
     ActionError,
@@ -20,7 +21,16 @@ from assist.actions import (
     refactor_in_workspace,
     refactorable_function,
 )
-from cli.common import UserError, check_test_command, read_source, source_line, workspace_context
+from cli.common import (
+    UserError,
+    add_learn_option,
+    check_learn_option,
+    check_test_command,
+    keep_for_training,
+    read_source,
+    source_line,
+    workspace_context,
+)
 
 
 def add_refactor_command(commands: argparse._SubParsersAction) -> None:
@@ -40,6 +50,7 @@ def add_refactor_command(commands: argparse._SubParsersAction) -> None:
                                "fail no test that passed before")
     refactor.add_argument("--apply", action="store_true",
                           help="write the rewrite into FILE when it passed every check")
+    add_learn_option(refactor)
     refactor.add_argument("--model", help="registry name or .gguf path (default: "
                           "$SMALLCODER_MODEL, else the default model)")
     refactor.add_argument("--json", action="store_true", help="machine-readable output")
@@ -47,6 +58,7 @@ def add_refactor_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_refactor(args: argparse.Namespace) -> int:
+    check_learn_option(args)
     at = source_line(args.location)
     try:  # before the model loads: a line outside any function, or broken code, costs no load
         span = refactorable_function(at.text, at.language, at.line, at.column)
@@ -66,10 +78,14 @@ def _run_refactor(args: argparse.Namespace) -> int:
     diff = unified_diff([FileChange(at.path.relative_to(root).as_posix(), at.text,
                                     result.new_document)])
     applied = args.apply and _apply(at.path, at.text, result)
+    kept = keep_for_training(refactor_change(
+        [root], at.path, at.text, result.new_document, span.qualified_name,
+        args.instruction or DEFAULT_REFACTOR_GOAL)) if applied and args.learn else []
     if args.json:
         print(json.dumps({"functionName": span.qualified_name,
                           "checks": [check.to_json() for check in result.checks],
-                          "candidates": result.candidates, "diff": diff, "applied": applied},
+                          "candidates": result.candidates, "diff": diff, "applied": applied,
+                          "keptForTraining": kept},
                          indent=2))
         return 0
     sys.stdout.write(diff)

@@ -13,7 +13,15 @@ from pathlib import Path
 from agent.runner import TestCommandError
 from agent.sandbox import FileChange, SandboxError, link_leads_outside
 from agent.solve import DEFAULT_ROUNDS, DEFAULT_WALL_TIME_S, Budget, solve
-from cli.common import EXIT_FAILURE, UserError, check_test_command
+from assist.accepted import fix_changes
+from cli.common import (
+    EXIT_FAILURE,
+    UserError,
+    add_learn_option,
+    check_learn_option,
+    check_test_command,
+    keep_for_training,
+)
 
 
 def add_solve_command(commands: argparse._SubParsersAction) -> None:
@@ -32,6 +40,7 @@ def add_solve_command(commands: argparse._SubParsersAction) -> None:
                                    f"(default {DEFAULT_WALL_TIME_S:.0f})")
     solve_parser.add_argument("--apply", action="store_true",
                               help="write the change into the workspace when the tests pass")
+    add_learn_option(solve_parser)
     solve_parser.add_argument("--model", help="registry name or .gguf path (default: "
                               "$SMALLCODER_MODEL, else the default model)")
     solve_parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -39,6 +48,7 @@ def add_solve_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run_solve(args: argparse.Namespace) -> int:
+    check_learn_option(args)
     if args.max_rounds < 1:
         raise UserError("--max-rounds must be at least 1")
     if not args.workspace.is_dir():
@@ -52,11 +62,14 @@ def run_solve(args: argparse.Namespace) -> int:
                                                          file=sys.stderr))
     except (TestCommandError, SandboxError) as error:
         raise UserError(str(error)) from error
-    applied = []
+    applied, kept = [], []
     if args.apply and result.green:
         applied = apply_changes(args.workspace, result.changes)
+        if args.learn:
+            kept = keep_for_training(fix_changes(args.workspace.resolve(), args.test_cmd, result))
     if args.json:
-        print(json.dumps({**result.to_json(), "applied": applied}, indent=2))
+        print(json.dumps({**result.to_json(), "applied": applied, "keptForTraining": kept},
+                         indent=2))
     else:
         sys.stdout.write(result.diff)
         print(f"smallcoder: {result.status} after {result.rounds} round(s) in "

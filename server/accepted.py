@@ -4,28 +4,23 @@ offered, and the server keeps that change for the next training run (training/ac
 Only while `smallcoder.training.learnFromAccepted` is on: a solved fix or a refactoring is then
 remembered under an `offerId` returned with it, and the notification names that id. The client
 never sends the code itself: what is kept is what the server offered, with the tests' evidence
-from the agent's transcript. A change with a secret in it is refused and said so in the log.
+from the agent's transcript (assist/accepted.py builds them). A change with a secret in it is
+refused and said so in the log.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any
 
-from agent.solve import SolveResult
-from server.protocol import optional_field, path_of
+from server.protocol import optional_field
 from training.accepted import AcceptedChange, AcceptedWorkRefused, record_accepted
 
 ACCEPTED_METHOD = "smallcoder/accepted"
 # Offers not yet accepted are forgotten past this many (the user discarded them, or moved on).
 MAX_OFFERS = 16
-# Failure messages kept as a fix's evidence, and how much of each.
-EVIDENCE_MESSAGES = 5
-EVIDENCE_MESSAGE_CHARS = 500
 
 
 class AcceptedOffers:
@@ -47,41 +42,6 @@ class AcceptedOffers:
 
     def take(self, offer_id: str) -> list[AcceptedChange]:
         return self._offers.pop(offer_id, [])
-
-
-def fix_changes(workspace: Path, test_command: str, result: SolveResult) -> list[AcceptedChange]:
-    """The files a solved run changed, with the tests it made pass as evidence; nothing for a
-    run that did not end green (only a passing run verifies a fix)."""
-    if result.status != "solved":
-        return []
-    evidence = {"test_command": test_command, "rounds": result.rounds,
-                **failures_before(result.transcript), "passing_after": True}
-    return [AcceptedChange("fix", str(workspace), change.path, change.old_text,
-                           change.new_text, evidence) for change in result.changes]
-
-
-def failures_before(transcript: Path) -> dict[str, Any]:
-    """The failing tests and their first messages in the run before any change."""
-    try:
-        lines = transcript.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return {}
-    for line in lines:
-        record = json.loads(line)
-        if record.get("kind") == "tests" and record.get("round") == 0:
-            return {"failing_before": record.get("failing", []),
-                    "messages": [message[:EVIDENCE_MESSAGE_CHARS] for message
-                                 in record.get("messages", [])[:EVIDENCE_MESSAGES]]}
-    return {}
-
-
-def refactor_change(folders: list[Path], uri: str, before: str, after: str, function: str,
-                    instruction: str) -> list[AcceptedChange]:
-    """The refactored file, relative to the workspace folder that holds it."""
-    path = Path(path_of(uri))
-    workspace = next((folder for folder in folders if path.is_relative_to(folder)), path.parent)
-    return [AcceptedChange("refactor", str(workspace), path.relative_to(workspace).as_posix(),
-                           before, after, {"function": function, "instruction": instruction})]
 
 
 def register(server) -> None:

@@ -23,8 +23,8 @@ from pygls.workspace import TextDocument
 from analyzers.completion_cut import SYNTAX_CHECK_MAX_CHARACTERS
 from analyzers.functions import enclosing_function
 from assist import actions, explain
+from assist.accepted import refactor_change
 from model.engine import CancelToken
-from server.accepted import refactor_change
 from server.app import SmallCoderServer
 from server.model_host import ModelUnavailable
 from server.protocol import (
@@ -107,7 +107,7 @@ def _refactor_answer(ls: SmallCoderServer, uri: str, edit: types.WorkspaceEdit,
     if ls.settings.training_learn_from_accepted:
         folders = [Path(path_of(folder.uri)) for folder in ls.workspace.folders.values()]
         offer_id = ls.accepted_offers.offer(refactor_change(
-            folders, uri, ls.document(uri).source, refactoring.new_document,
+            folders, Path(path_of(uri)), ls.document(uri).source, refactoring.new_document,
             refactoring.span.qualified_name, instruction))
     return {"edit": ls.protocol._converter.unstructure(edit),
             "functionName": refactoring.span.qualified_name, "offerId": offer_id,

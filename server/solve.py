@@ -18,8 +18,8 @@ from pygls.exceptions import JsonRpcInvalidParams
 from agent.runner import TestCommandError
 from agent.sandbox import FileChange, SandboxError
 from agent.solve import Budget, SolveResult, solve
+from assist.accepted import fix_changes
 from model.engine import CancelToken
-from server.accepted import fix_changes
 from server.app import SmallCoderServer
 from server.model_host import ModelUnavailable
 from server.progress import ClientProgress

@@ -18,7 +18,7 @@ MAY_IMPORT = {
     "analyzers": {"analyzers", "model"},
     "agent": {"agent", "analyzers", "model"},
     "training": {"training", "analyzers", "model"},
-    "assist": {"assist", "agent", "analyzers", "model"},
+    "assist": {"assist", "agent", "training", "analyzers", "model"},
     "server": {"server", "assist", "agent", "training", "analyzers", "model"},
     "cli": {"cli", "server", "assist", "agent", "training", "analyzers", "model"},
 }

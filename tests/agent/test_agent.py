@@ -21,9 +21,11 @@ from agent.runner import Limits, TestCommand, TestCommandError, run_tests
 from agent.sandbox import Sandbox
 from agent.solve import Budget, solve
 from analyzers.functions import functions
+from cli.main import main
 from model.engine import CancelToken
 from tests.conftest import REPO_ROOT, small_model_path
 from tests.fakes import ScriptedEngine
+from training.accepted import load_accepted
 
 PYTEST = f"{sys.executable} -m pytest -q"
 SCALE = '''def scale(x, factor):
@@ -502,6 +504,33 @@ def test_cli_solve_refuses_a_missing_test_command_before_loading_the_model(tmp_p
                         "--model", str(tmp_path / "absent.gguf"))
     assert result.returncode == 1
     assert "'no-such-runner' was not found" in result.stderr
+
+
+def test_cli_solve_apply_learn_keeps_the_fix_with_the_test_it_made_pass(tmp_path, isolated_home,
+                                                                       capsys):
+    workspace = scale_workspace(tmp_path / "ws")
+    argv = ["solve", "--workspace", str(workspace), "--test-cmd", PYTEST, "--max-rounds", "1",
+            "--apply", "--learn"]
+    assert main(argv, open_engine=lambda _model: ScriptedEngine([RIGHT])) == 0
+    assert "return x / 2" in (workspace / "scale.py").read_text()
+    [change], skipped = load_accepted()
+    assert (change.kind, change.workspace, change.path, skipped) == (
+        "fix", str(workspace.resolve()), "scale.py", 0)
+    assert "return x / 2" in change.after and "return x / 2" not in change.before
+    assert change.evidence["failing_before"] == ["test_scale.py::test_half_divides_by_two"]
+    assert "scale.py kept for training" in capsys.readouterr().err
+
+
+def test_cli_solve_learn_without_apply_is_refused_before_the_model_loads(tmp_path, isolated_home,
+                                                                        capsys):
+    def no_model(_model):
+        raise AssertionError("the model was loaded")
+
+    workspace = scale_workspace(tmp_path / "ws")
+    assert main(["solve", "--workspace", str(workspace), "--test-cmd", PYTEST, "--learn"],
+                open_engine=no_model) == 1
+    assert "--learn keeps an applied change: add --apply" in capsys.readouterr().err
+    assert load_accepted() == ([], 0)
 
 
 @pytest.fixture(scope="session")

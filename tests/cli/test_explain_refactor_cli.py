@@ -11,6 +11,7 @@ import pytest
 from cli.main import main
 from model.errors import ModelError
 from tests.fakes import ScriptedEngine
+from training.accepted import load_accepted
 
 STATS = ('"""Small statistics helpers for the shop\'s reports."""\n\n\n'
          "def mean(values: list[float]) -> float:\n"
@@ -108,6 +109,29 @@ def test_refactor_with_apply_writes_the_checked_rewrite(shop, capsys):
     err = capsys.readouterr().err
     assert "  tests: `" in err and "` passes (" in err
     assert f"applied to {shop / 'stats.py'}" in err
+
+
+def test_refactor_apply_learn_keeps_the_refactoring_for_training(shop, capsys):
+    assert smallcoder("refactor", f"{shop / 'stats.py'}:{MEAN_BODY_LINE}", "--apply", "--learn",
+                      "--instruction", "inline total", replies=[SIMPLER]) == 0
+    [change], skipped = load_accepted()
+    assert (change.kind, change.workspace, change.path, change.before, skipped) == (
+        "refactor", str(shop), "stats.py", STATS, 0)
+    assert change.after == (shop / "stats.py").read_text()
+    assert change.evidence == {"function": "mean", "instruction": "inline total"}
+    assert "stats.py kept for training" in capsys.readouterr().err
+
+
+def test_refactor_learn_without_apply_is_refused_and_keeps_nothing(shop, capsys):
+    assert smallcoder("refactor", f"{shop / 'stats.py'}:{MEAN_BODY_LINE}", "--learn") == 1
+    assert "--learn keeps an applied change: add --apply" in capsys.readouterr().err
+    assert load_accepted() == ([], 0)
+
+
+def test_a_refused_refactor_keeps_nothing_for_training(shop, capsys):
+    assert smallcoder("refactor", f"{shop / 'stats.py'}:{MEAN_BODY_LINE}", "--apply", "--learn",
+                      "--test-cmd", PYTEST, replies=[WRONG]) == 1
+    assert load_accepted() == ([], 0)
 
 
 def test_a_refactor_whose_tests_fail_is_refused_and_changes_nothing(shop, capsys):

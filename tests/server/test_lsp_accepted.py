@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest_lsp
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from server.accepted import refactor_change
+from assist.accepted import refactor_change
 from tests.server.test_lsp import URI, fake_model, open_document, start, wait_for_state
 from tests.server.test_lsp_solve import SERVER, examples_copy, solve
 
@@ -84,7 +84,7 @@ async def test_without_the_setting_no_fix_is_offered_for_training(client, tmp_pa
 
 def test_a_refactoring_is_kept_relative_to_its_workspace_folder(tmp_path):
     [change] = refactor_change([tmp_path / "other", tmp_path / "project"],
-                               (tmp_path / "project" / "pkg" / "mod.py").as_uri(),
+                               tmp_path / "project" / "pkg" / "mod.py",
                                "def f():\n    return 1\n", "def f() -> int:\n    return 1\n",
                                "f", "add type hints")
     assert (change.kind, change.workspace, change.path) == (
