@@ -6,8 +6,10 @@ Refactor (a): HumanEval's canonical solutions and QuixBugs' correct programs, ea
 the REFACTORS below through `assist.actions.refactor` with the product's checks (the task's
 tests as the workspace's test command, in a scratch copy). "Without checks" is what the
 refactor offered before them: the first candidate that parses and keeps its signature, which is
-the first one the checks see in the same run (same prompt, greedy). Every offered rewrite is
-then tested again by this harness, apart from the checks.
+the first one the checks see in the same run (same prompt, greedy). "No tests" is what a
+workspace without a test command is offered: the first candidate that passed every other check
+(parses, signature, callers, names, linters), judged by its own tests check. Every rewrite
+offered with all checks is then tested again by this harness, apart from the checks.
 Explain (b): functions sampled from packages pip installed (click, pathspec), indexed as a
 workspace; each explained without grounding (the prompt before #36: the function, its imports,
 the packer's related code) and with it (the facts, and the answer checked). Both answers are
@@ -267,21 +269,40 @@ def share(rows: list[dict], key: str) -> float | None:
     return round(100 * sum(bool(row[key]) for row in rows) / len(rows), 1) if rows else None
 
 
+def _pct(part: int, whole: int) -> float | None:
+    return round(100 * part / whole, 1) if whole else None
+
+
 def median(values: list[float | None]) -> float | None:
     present = sorted(value for value in values if value is not None)
     return present[len(present) // 2] if present else None
 
 
+def static_choice(row: dict) -> bool | None:
+    """What a workspace without a test command would have been offered: the first candidate
+    that passed every check but the tests. Whether it kept behaviour is that candidate's tests
+    check (the case's tests, run because every earlier check passed); None: none offered."""
+    for results in row["checks"]:
+        if all(check["passed"] for check in results if check["name"] != "tests"):
+            return any(check["name"] == "tests" and check["passed"] for check in results)
+    return None
+
+
 def summaries(rows: list[dict]) -> list[dict]:
     found = []
     refactors = [row for row in rows if row["type"] == "refactor" and "error" not in row]
-    for suite in sorted({row["suite"] for row in refactors}):
-        chosen = [row for row in refactors if row["suite"] == suite]
+    suites = sorted({row["suite"] for row in refactors})
+    for suite in suites + (["all"] if len(suites) > 1 else []):
+        chosen = [row for row in refactors if suite in ("all", row["suite"])]
         unchecked = [row for row in chosen if row["unchecked_offered"]]
         checked = [row for row in chosen if row["checked_offered"]]
+        static = [static_choice(row) for row in chosen]
+        static_offered = [kept for kept in static if kept is not None]
         found.append({"type": "summary", "part": "refactor", "suite": suite, "n": len(chosen),
                       "unchecked_offered_pct": share(chosen, "unchecked_offered"),
                       "unchecked_preserved_pct": share(unchecked, "unchecked_passes"),
+                      "static_offered_pct": _pct(len(static_offered), len(chosen)),
+                      "static_preserved_pct": _pct(sum(static_offered), len(static_offered)),
                       "checked_offered_pct": share(chosen, "checked_offered"),
                       "checked_preserved_pct": share(checked, "checked_passes"),
                       "median_first_token_ms": median([r["first_token_ms"] for r in chosen]),
@@ -307,11 +328,12 @@ def print_table(machine: dict, summary: list[dict]) -> None:
           f"{machine['raw_generation_tokens_per_s']} generation tok/s raw "
           f"({machine['threads']} threads, load {machine['load_average'][0]:.1f})")
     print(f"{'refactor':<12} {'n':>4} {'offered':>9} {'kept':>7} {'offered':>9} {'kept':>7} "
-          f"{'1st tok s':>10} {'done s':>8}")
-    print(f"{'':<12} {'':>4} {'- no checks -':>17} {'-- checks --':>17}")
+          f"{'offered':>9} {'kept':>7} {'1st tok s':>10} {'done s':>8}")
+    print(f"{'':<12} {'':>4} {'- no checks -':>17} {'- no tests -':>17} {'-- checks --':>17}")
     for row in (r for r in summary if r["part"] == "refactor"):
         print(f"{row['suite']:<12} {row['n']:>4} {row['unchecked_offered_pct']!s:>8}% "
-              f"{row['unchecked_preserved_pct']!s:>6}% {row['checked_offered_pct']!s:>8}% "
+              f"{row['unchecked_preserved_pct']!s:>6}% {row['static_offered_pct']!s:>8}% "
+              f"{row['static_preserved_pct']!s:>6}% {row['checked_offered_pct']!s:>8}% "
               f"{row['checked_preserved_pct']!s:>6}% {_s(row['median_first_token_ms']):>10} "
               f"{_s(row['median_done_ms']):>8}")
     print(f"\n{'explain':<12} {'n':>4} {'unknown':>8} {'caller':>7} {'return':>7} "
@@ -323,7 +345,8 @@ def print_table(machine: dict, summary: list[dict]) -> None:
               f"{row['unknown_or_wrong_caller_pct']!s:>6}% {_s(row['median_first_text_ms']):>11} "
               f"{_s(row['median_done_ms']):>8}")
     print("kept: share of offered rewrites whose tests still pass; a refused refactor leaves "
-          "the code as it was")
+          "the code as it was; no tests: every check but the tests, as in a workspace without "
+          "a test command")
 
 
 def _s(milliseconds: float | None) -> str:
