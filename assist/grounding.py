@@ -13,6 +13,7 @@ import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from analyzers.calls import Caller, workspace_callers
 from analyzers.definitions import Definition, references
@@ -87,6 +88,8 @@ class Grounding:
     def name_exists(self, name: str) -> bool:
         if name in COMMON_NAMES or _word_in(name, self.known_text):
             return True
+        if any(Path(file).stem == name for file in self.files):
+            return True  # a module: "the `core` module"
         index = self.index
         return index is not None and bool(index.definitions_named(name)
                                           or index.references_to(name))
@@ -172,7 +175,12 @@ def _wrong_callers(prose: str, grounding: Grounding) -> list[str]:
     if not grounding.subject_name:
         return []
     callers = {part for caller in grounding.callers
-               for part in (caller.definition.name, caller.definition.qualified_name)}
+               for part in (caller.definition.name, caller.definition.qualified_name,
+                            Path(caller.path).stem)}
+    # "called by the `ProgressBar` class" is true when a method of ProgressBar calls it.
+    callers |= {".".join(parts[:end]) for caller in grounding.callers
+                if len(parts := caller.definition.qualified_name.split(".")) > 1
+                for end in range(1, len(parts))}
     notes = []
     for raw in CALLER_CLAIM.findall(prose):
         quoted = raw.startswith("`")

@@ -168,6 +168,22 @@ def test_called_from_a_file_holding_a_caller_is_not_flagged(shop):
                       "`checkout.py`; it is called by `spread`, `weekly_report`."]
 
 
+def test_a_class_or_module_holding_a_caller_is_not_flagged_and_another_class_is(tmp_path):
+    # The 1.5B on click: "`finish` is called by the `ProgressBar` class" (ProgressBar.generator
+    # calls it) was flagged as a wrong caller; a false flag teaches users to skip the real ones.
+    (tmp_path / "stats.py").write_text(STATS)
+    (tmp_path / "ledger.py").write_text(
+        "from stats import mean\n\n\nclass Ledger:\n    def average(self, rows):\n"
+        "        return mean(rows)\n\n\nclass Audit:\n    def check(self, rows):\n"
+        "        return sorted(rows)\n")
+    index = WorkspaceIndex(tmp_path)
+    index.refresh()
+    result, _ = _explain("It is called by the `Ledger` class, used in the `ledger` module and "
+                         "called by `Audit`.", index)
+    assert result.notes == ("“called by `Audit`”: the index finds no call of `mean` in "
+                            "`Audit`; it is called by `Ledger.average`, `spread`.",)
+
+
 def test_a_keyword_after_used_in_is_not_taken_for_a_caller(shop):
     result, _ = _explain("It is used in `with` blocks and called by `self` methods.", shop)
     assert result.notes == ()
