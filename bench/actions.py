@@ -19,7 +19,7 @@ Rows go to bench/results/actions-<time>.jsonl as they come: a cut run keeps them
 
 Run: .venv/bin/python bench/actions.py [--model NAME] [--limit N] [--parts refactor explain]
      [--suites humaneval quixbugs] [--packages click pathspec] [--refactors ...] [--threads N]
-     .venv/bin/python bench/actions.py --summarize bench/results/actions-<time>.jsonl
+     .venv/bin/python bench/actions.py --summarize bench/results/actions-<time>.jsonl [--rejudge]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from typing import IO, Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.runner import Limits, TestCommand, run_tests
-from analyzers.definitions import definitions
+from analyzers.definitions import Definition, definitions
 from assist.actions import ActionError, Run, refactor
 from assist.checks import CheckResult, RefactorChecks, Rewrite
 from assist.explain import explain
@@ -52,6 +52,7 @@ from assist.workspace import WorkspaceContext, related_for
 from bench.session import raw_speed
 from model import registry
 from model.engine import LlamaCppEngine
+from model.tokenizer import VocabularyTokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -235,16 +236,53 @@ def explain_row(engine: LlamaCppEngine, package: Path, path: Path, text: str, li
                      path=relative, grounding=facts if grounded else None)
     subject = [d for d in definitions(text, "python")
                if d.kind != "class" and d.start_line <= line <= d.end_line][-1]
-    reply = result.markdown.split("\n\n", 1)[1].split("\n---\n**Checked")[0]
-    judged = check_explanation(reply, facts(subject, (subject.start_line, subject.end_line)))
     return {"type": "explain", "package": package.name, "file": relative,
             "function": result.function_name, "grounded": grounded,
             "first_text_ms": clock.first_ms, "done_ms": clock.elapsed_ms(),
-            "unknown_name": any("not defined" in n or "not a file" in n for n in judged),
+            **judgement(result.markdown, subject, facts), "shown_notes": list(result.notes),
+            "markdown": result.markdown}
+
+
+def judgement(markdown: str, subject: Definition, facts: Callable) -> dict:
+    """The index's verdict on an answer's prose (the panel's text without its notes)."""
+    reply = markdown.split("\n\n", 1)[1].split("\n---\n**Checked")[0]
+    judged = check_explanation(reply, facts(subject, (subject.start_line, subject.end_line)))
+    return {"unknown_name": any("not defined" in n or "not a file" in n for n in judged),
             "wrong_caller": any(n.startswith("“called by") for n in judged),
             "wrong_return": any(n.startswith("“returns") for n in judged),
-            "problems": list(judged), "shown_notes": list(result.notes),
-            "markdown": result.markdown}
+            "problems": list(judged)}
+
+
+def rejudged(rows: list[dict], model: str) -> list[dict]:
+    """Explain rows judged again, from their recorded answers, by today's checks: the same
+    answers, the verdict of a corrected judge. Refactor rows are returned as they are."""
+    tokenizer = VocabularyTokenizer(registry.resolve_model(model))
+    counter = type("Counter", (), {"count_tokens": staticmethod(
+        lambda text: len(tokenizer.tokenize(text)))})()
+    home = Path(tempfile.mkdtemp(prefix="smallcoder-bench-actions-home-"))
+    contexts: dict[str, tuple[Path, WorkspaceContext]] = {}
+    try:
+        out = []
+        for row in rows:
+            if row["type"] != "explain":
+                out.append(row)
+                continue
+            if row["package"] not in contexts:
+                package = Path(importlib.import_module(row["package"]).__file__).parent
+                contexts[row["package"]] = (package, WorkspaceContext(home / row["package"]))
+                contexts[row["package"]][1].open_folder(package)
+            package, context = contexts[row["package"]]
+            path = package.parent / row["file"]
+            text = path.read_text()
+            subject = next(d for d in definitions(text, "python")
+                           if d.kind != "class" and d.qualified_name == row["function"])
+            line = subject.start_line + 1  # as package_functions chose it
+            facts = grounding_in(context, str(path), text, "python",
+                                 related_for(context, str(path), text, line, counter))
+            out.append({**row, **judgement(row["markdown"], subject, facts)})
+        return out
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ timing and summary
@@ -421,11 +459,21 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--threads", type=int, help="llama.cpp threads (default: physical "
                         "cores)")
+    parser.add_argument("--rejudge", action="store_true",
+                        help="with --summarize: judge the recorded explanations again with "
+                             "today's checks (after a fix to the judge)")
     parser.add_argument("--summarize", type=Path, metavar="JSONL",
                         help="print the table of an earlier run's rows (a cut run too); no model")
     args = parser.parse_args()
     if args.summarize is not None:
         rows = [json.loads(line) for line in args.summarize.read_text().splitlines() if line]
+        if args.rejudge:
+            rows = rejudged(rows, rows[0]["model"])
+            out, results = new_results_file(f"{args.summarize.stem}-rejudged")
+            with results:
+                results.writelines(json.dumps(row) + "\n" for row in rows
+                                   if row["type"] != "summary")
+            print(f"rows judged again: {out}")
         print_table(rows[0], summaries([row for row in rows if row["type"] != "summary"]))
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
