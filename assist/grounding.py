@@ -207,6 +207,8 @@ def _wrong_return(prose: str, grounding: Grounding) -> list[str]:
     if not grounding.returns:
         return []
     annotation = set(re.findall(r"[A-Za-z_]\w*", grounding.returns))
+    if re.fullmatch(r"(?:\w+\.)?(?:Any|object)|_?[A-Z]", grounding.returns.strip("'\" ")):
+        return []  # `t.Any`, `object`, a type variable `T`: every claimed type fits
     notes = []
     for fragment in RETURN_CLAIM.findall(prose):
         words = re.findall(r"[A-Za-z_]\w*", fragment.replace("`", " "))

@@ -120,6 +120,18 @@ def test_a_return_type_against_the_annotation_is_flagged(shop):
     assert agreeing.notes == ()
 
 
+@pytest.mark.parametrize("annotation", ["t.Any", "object", "T", "list[t.Any]"])
+def test_a_return_type_that_admits_any_claim_is_not_flagged_and_a_container_of_any_is(annotation):
+    # The 1.5B on click said `_resolve_lazy_default` "returns a tuple"; it is annotated
+    # `-> t.Any`, which no claim contradicts.
+    text = f"import typing as t\n\n\ndef pick(value) -> {annotation}:\n    return value\n"
+    result, _ = _explain("It returns a tuple of the values.", None, text=text, line=4,
+                         path="pick.py")
+    assert [n for n in result.notes if n.startswith("“returns")] == (
+        [] if annotation != "list[t.Any]"
+        else ["“returns tuple”: the function is annotated to return `list[t.Any]`."])
+
+
 def test_without_an_index_the_file_itself_grounds_the_check():
     result, _ = _explain("Used by `spread`; also by `ghost`.", None)
     assert [note.split("`")[1] for note in result.notes] == ["ghost"]
