@@ -128,7 +128,13 @@ def _prompt(subject: Subject, shown: str, text: str, language: str, related: str
            f"inputs and result, side effects, and any edge case or bug you notice. Answer in "
            f"Markdown, in under 200 words.")
     parts = [ask, ""]
-    if related:
+    if related and facts is not None:
+        # Not "and its callers": the packer also brings code that only shares names with it,
+        # and the 1.5B named such a function (click's `_nullpager`) as the caller.
+        parts.append(f"Related code from the workspace, for context. It may hold code that "
+                     f"does not call the {what}: its callers are only those the facts below "
+                     f"list.\n\n{related}\n")
+    elif related:
         parts.append(f"Related code from the workspace (what the {what} uses, and its "
                      f"callers):\n\n{related}\n")
     header = "\n".join(imports(text, language))

@@ -71,6 +71,13 @@ def test_the_prompt_names_the_real_callers_the_module_docstring_and_the_return_t
     assert "annotated to return `float`" in prompt
 
 
+def test_the_grounded_prompt_does_not_call_the_related_code_its_callers(shop):
+    _, grounded = _explain("It averages.", shop, related="```python\ndef near(): ...\n```")
+    assert "its callers are only those the facts below list" in grounded
+    assert "and its callers" not in grounded
+    assert grounded.index("Related code") < grounded.index("`mean` is called by:")
+
+
 def test_the_prompt_says_when_nothing_calls_the_function(shop):
     _, prompt = _explain("It measures spread.", shop, line=8)
     assert "Nothing in the workspace calls `spread`: do not name any caller." in prompt
