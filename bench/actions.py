@@ -208,8 +208,8 @@ def package_functions(package: Path, limit: int | None, seed: int) -> list[tuple
     return sampled(found, limit, seed)
 
 
-def explain_rows(engine: LlamaCppEngine, package: Path, limit: int | None, seed: int
-                 ) -> Iterator[dict]:
+def explain_rows(engine: LlamaCppEngine, package: Path, limit: int | None, seed: int,
+                 arms: tuple[bool, ...] = (False, True)) -> Iterator[dict]:
     """Each answer's row as soon as it is judged: a cut run keeps what it measured."""
     home = Path(tempfile.mkdtemp(prefix="smallcoder-bench-actions-home-"))
     context = WorkspaceContext(home)
@@ -219,7 +219,7 @@ def explain_rows(engine: LlamaCppEngine, package: Path, limit: int | None, seed:
             text = path.read_text()
             related = related_for(context, str(path), text, line, engine)
             facts = grounding_in(context, str(path), text, "python", related)
-            for grounded in (False, True):
+            for grounded in arms:
                 row = explain_row(engine, package, path, text, line, related, facts, grounded)
                 print(f"  explain {row['function']} grounded={grounded}: {row['problems']}",
                       file=sys.stderr)
@@ -424,7 +424,8 @@ def run(args: argparse.Namespace, results: IO[str]) -> None:
     if "explain" in args.parts:
         for name in args.packages:
             package = Path(importlib.import_module(name).__file__).parent
-            for row in explain_rows(engine, package, args.limit, args.seed):
+            arms = tuple(arm == "grounded" for arm in args.arms)
+            for row in explain_rows(engine, package, args.limit, args.seed, arms):
                 rows.append(row)
                 write_row(row)
     summary = summaries(rows)
@@ -459,6 +460,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--threads", type=int, help="llama.cpp threads (default: physical "
                         "cores)")
+    parser.add_argument("--arms", nargs="+", choices=["ungrounded", "grounded"],
+                        default=["ungrounded", "grounded"],
+                        help="explain: which prompts to ask (grounded alone after a change to "
+                             "it; it then finds no ungrounded answer's prompt in the KV cache)")
     parser.add_argument("--rejudge", action="store_true",
                         help="with --summarize: judge the recorded explanations again with "
                              "today's checks (after a fix to the judge)")
