@@ -13,6 +13,7 @@ import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 from analyzers.calls import Caller, workspace_callers
@@ -40,6 +41,8 @@ CALLER_CLAIM = re.compile(
     r"\b(?:is |are |gets |get )?(?:used|called|invoked|reused)\s+(?:by|from|in|within|inside)"
     r"\s+(?:the\s+)?(?:(?:function|method|class)\s+)?(`[^`\n]+`|[A-Za-z_][\w.]*\(?)")
 RETURN_CLAIM = re.compile(r"\breturns?\b([^.;:\n]{0,60})", re.IGNORECASE)
+# "returns a non-`None` value", "returns not a list": the type word after these is denied.
+NEGATIONS = {"non", "not", "never", "no"}
 TYPE_WORDS = {"int": "int", "integer": "int", "float": "float", "str": "str", "string": "str",
               "bool": "bool", "boolean": "bool", "list": "list", "dict": "dict",
               "dictionary": "dict", "tuple": "tuple", "set": "set", "bytes": "bytes",
@@ -212,7 +215,8 @@ def _wrong_return(prose: str, grounding: Grounding) -> list[str]:
     notes = []
     for fragment in RETURN_CLAIM.findall(prose):
         words = re.findall(r"[A-Za-z_]\w*", fragment.replace("`", " "))
-        claimed = next((TYPE_WORDS[w.lower()] for w in words if w.lower() in TYPE_WORDS), None)
+        claimed = next((TYPE_WORDS[word.lower()] for before, word in pairwise(["", *words])
+                        if word.lower() in TYPE_WORDS and before.lower() not in NEGATIONS), None)
         if claimed is None or claimed in annotation or annotation & ADMITS.get(claimed, set()):
             continue
         notes.append(f"“returns {claimed}”: the function is annotated to return "

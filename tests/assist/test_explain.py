@@ -139,6 +139,16 @@ def test_a_return_type_that_admits_any_claim_is_not_flagged_and_a_container_of_a
         else ["“returns tuple”: the function is annotated to return `list[t.Any]`."])
 
 
+def test_a_denied_return_type_is_not_a_claim(shop):
+    # The 1.5B on pathspec: "when a pattern's match returns a non-`None` value, it sets
+    # `matched`" was flagged as "returns None" against `-> bool`.
+    text = "def matches(path: str) -> bool:\n    return bool(path)\n"
+    result, _ = _explain("If the check returns a non-`None` value it returns `True`; it "
+                         "returns a string otherwise.", None, text=text, line=1,
+                         path="match.py")
+    assert result.notes == ("“returns str”: the function is annotated to return `bool`.",)
+
+
 def test_without_an_index_the_file_itself_grounds_the_check():
     result, _ = _explain("Used by `spread`; also by `ghost`.", None)
     assert [note.split("`")[1] for note in result.notes] == ["ghost"]
