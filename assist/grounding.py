@@ -39,7 +39,7 @@ HEAD_IDENTIFIER = re.compile(r"(?<![\w.])([A-Za-z_$][\w$]*)")
 QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 CALLER_CLAIM = re.compile(
     r"\b(?:is |are |gets |get )?(?:used|called|invoked|reused)\s+(?:by|from|in|within|inside)"
-    r"\s+(?:the\s+)?(?:(?:function|method|class)\s+)?(`[^`\n]+`|[A-Za-z_][\w.]*\(?)")
+    r"\s+(?:the\s+)?(?:(?:function|method|class)\s+)?(`[^`\n]+`|[A-Za-z_][\w.]*(?![\w-])\(?)")
 RETURN_CLAIM = re.compile(r"\breturns?\b([^.;:\n]{0,60})", re.IGNORECASE)
 # "returns a non-`None` value", "returns not a list": the type word after these is denied.
 NEGATIONS = {"non", "not", "never", "no"}

@@ -213,6 +213,15 @@ def test_a_class_or_module_holding_a_caller_is_not_flagged_and_another_class_is(
                             "`Audit`; it is called by `Ledger.average`, `spread`.",)
 
 
+def test_a_hyphenated_word_after_used_in_is_not_taken_for_a_caller(shop):
+    # The 1.5B on click: "a pattern used in command-line parsing" was read as a claim that
+    # click's `command` calls the function.
+    result, _ = _explain("A formula used in mean-field models, called by `spread`.", shop)
+    assert result.notes == ()
+    result, _ = _explain("A formula used in mean to scale.", shop)
+    assert [note.split("”")[0] for note in result.notes] == ["“called by `mean`"]
+
+
 def test_a_keyword_after_used_in_is_not_taken_for_a_caller(shop):
     result, _ = _explain("It is used in `with` blocks and called by `self` methods.", shop)
     assert result.notes == ()
