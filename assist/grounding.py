@@ -145,6 +145,12 @@ def check_explanation(markdown: str, grounding: Grounding) -> tuple[str, ...]:
     prose = CODE_BLOCK.sub(" ", markdown)
     notes: list[str] = []
     unknown_files, unknown_names = _unknown_mentions(prose, grounding)
+    # A name the answer's own example defines ("```def old_function(): ...```, then when
+    # `old_function` is called…") is the example's, not a claim about the workspace.
+    examples = "\n".join(CODE_BLOCK.findall(markdown))
+    unknown_names = [name for name in unknown_names if not re.search(
+        rf"\b(?:def|class|function|func|fn|let|const|var)\s+{re.escape(name)}\b"
+        rf"|^\s*{re.escape(name)}\s*(?::[^=\n]*)?=(?!=)", examples, re.MULTILINE)]
     notes += [f"`{name}` is not a file of the workspace." for name in unknown_files]
     notes += [f"`{name}` is not defined or used anywhere in the workspace." for name in
               unknown_names]

@@ -100,6 +100,16 @@ def test_a_name_that_exists_nowhere_is_flagged_and_real_ones_are_not(shop):
         f"workspace.\n- `safe_divide` is not defined or used anywhere in the workspace.\n")
 
 
+def test_a_name_the_answers_own_example_defines_is_not_flagged(shop):
+    # The 1.5B on pathspec's `deprecated`: an example defined `old_function` and the prose
+    # then said "when `old_function` is called"; a name only mentioned in the example is not.
+    reply = ("Use it as a decorator:\n\n```python\n@deprecated('gone')\ndef old_function():\n"
+             "    helper_missing()\n```\n\nWhen `old_function` is called it warns; "
+             "`helper_missing` is never defined.")
+    result, _ = _explain(reply, shop)
+    assert result.notes == ("`helper_missing` is not defined or used anywhere in the workspace.",)
+
+
 def test_a_snake_case_name_in_prose_is_checked_too(shop):
     result, _ = _explain("The mean feeds normalize_scores later.", shop)
     assert result.notes == ("`normalize_scores` is not defined or used anywhere in the "
