@@ -223,8 +223,9 @@ def _wrong_return(prose: str, grounding: Grounding) -> list[str]:
         words = re.findall(r"[A-Za-z_]\w*", fragment.replace("`", " "))
         claimed = next((TYPE_WORDS[word.lower()] for before, word in pairwise(["", *words])
                         if word.lower() in TYPE_WORDS and before.lower() not in NEGATIONS), None)
-        if claimed is None or claimed in annotation or annotation & ADMITS.get(claimed, set()):
-            continue
+        if claimed is None or claimed in annotation or annotation & ADMITS.get(claimed, set()) \
+                or any(word.endswith(claimed.capitalize()) for word in annotation):
+            continue  # named for its kind: `PathInfoDict` (a TypedDict) is a dict, `AnyStr` a str
         notes.append(f"“returns {claimed}”: the function is annotated to return "
                      f"`{grounding.returns}`.")
     return notes

@@ -149,6 +149,19 @@ def test_a_return_type_that_admits_any_claim_is_not_flagged_and_a_container_of_a
         else ["“returns tuple”: the function is annotated to return `list[t.Any]`."])
 
 
+def test_a_typed_dict_return_is_a_dict_and_not_a_list():
+    # The 1.5B on click: "`to_info_dict` returns a dictionary" was flagged against
+    # `-> PathInfoDict`, a TypedDict.
+    text = "def info(self) -> PathInfoDict:\n    return {}\n"
+    result, _ = _explain("It returns a dictionary of fields.", None, text=text, line=1,
+                         path="info.py")
+    assert result.notes == ()
+    result, _ = _explain("It returns a list of fields.", None, text=text, line=1,
+                         path="info.py")
+    assert result.notes == ("“returns list”: the function is annotated to return "
+                            "`PathInfoDict`.",)
+
+
 def test_a_denied_return_type_is_not_a_claim(shop):
     # The 1.5B on pathspec: "when a pattern's match returns a non-`None` value, it sets
     # `matched`" was flagged as "returns None" against `-> bool`.
