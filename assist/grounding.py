@@ -13,6 +13,7 @@ import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 
@@ -91,11 +92,16 @@ class Grounding:
     def name_exists(self, name: str) -> bool:
         if name in COMMON_NAMES or _word_in(name, self.known_text):
             return True
-        if any(Path(file).stem == name for file in self.files):
+        if name in self._modules:
             return True  # a module: "the `core` module"
         index = self.index
         return index is not None and bool(index.definitions_named(name)
                                           or index.references_to(name))
+
+    @cached_property
+    def _modules(self) -> frozenset[str]:
+        """The workspace's module names (file stems), made once per explanation checked."""
+        return frozenset(Path(file).stem for file in self.files)
 
     def file_exists(self, name: str) -> bool:
         name = name.removeprefix("./")

@@ -256,9 +256,7 @@ def judgement(markdown: str, subject: Definition, facts: Callable) -> dict:
 def rejudged(rows: list[dict], model: str) -> list[dict]:
     """Explain rows judged again, from their recorded answers, by today's checks: the same
     answers, the verdict of a corrected judge. Refactor rows are returned as they are."""
-    tokenizer = VocabularyTokenizer(registry.resolve_model(model))
-    counter = type("Counter", (), {"count_tokens": staticmethod(
-        lambda text: len(tokenizer.tokenize(text)))})()
+    tokenizer = VocabularyTokenizer(registry.resolve_model(model))  # its count_tokens is all
     home = Path(tempfile.mkdtemp(prefix="smallcoder-bench-actions-home-"))
     contexts: dict[str, tuple[Path, WorkspaceContext]] = {}
     try:
@@ -278,7 +276,7 @@ def rejudged(rows: list[dict], model: str) -> list[dict]:
                            if d.kind != "class" and d.qualified_name == row["function"])
             line = subject.start_line + 1  # as package_functions chose it
             facts = grounding_in(context, str(path), text, "python",
-                                 related_for(context, str(path), text, line, counter))
+                                 related_for(context, str(path), text, line, tokenizer))
             out.append({**row, **judgement(row["markdown"], subject, facts)})
         return out
     finally:
