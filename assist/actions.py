@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from analyzers.calls import python_signature
@@ -69,10 +69,12 @@ class Run:
     yield_turn: Callable[[], None] | None = None
     on_text: Callable[[str], None] | None = None
 
-    def ask(self, user: str, max_tokens: int, temperature: float = 0.0, seed: int = 0) -> str:
+    def ask(self, user: str, max_tokens: int, temperature: float = 0.0, seed: int = 0,
+            earlier: Sequence[tuple[str, str]] = ()) -> str:
+        """The model's reply to `user`, after the (question, answer) turns `earlier`."""
         params = GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
-        result = chat.ask(self.engine, SYSTEM_PROMPT, user, params, cancel=self.cancel,
-                          yield_turn=self.yield_turn, on_text=self.on_text)
+        result = chat.ask(self.engine, SYSTEM_PROMPT, user, params, earlier=earlier,
+                          cancel=self.cancel, yield_turn=self.yield_turn, on_text=self.on_text)
         if result.finish_reason == "cancelled":
             raise ActionError("cancelled")
         return result.text

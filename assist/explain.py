@@ -8,13 +8,21 @@ budget is explained from its outline, and the answer says so.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from analyzers.definitions import Definition, definitions, imports
 from assist.actions import LANGUAGE_NAMES, ActionError, Run, function_at
-from assist.grounding import Grounding, GroundingOf, check_explanation, grounding_in
+from assist.grounding import (
+    CODE_BLOCK,
+    Grounding,
+    GroundingOf,
+    check_explanation,
+    flagged_sentences,
+    grounding_in,
+)
 from assist.workspace import WorkspaceContext, related_for
 
 EXPLAIN_MAX_TOKENS = 400
@@ -23,6 +31,13 @@ EXPLAIN_MAX_TOKENS = 400
 EXPLAIN_CODE_MAX_TOKENS = 1536
 SCOPES = ("function", "class", "file", "selection")
 NOTES_HEADING = "**Checked against the workspace index:**"
+# Sentences the index contradicts are rewritten, one short follow-up each; beyond these they
+# are only noted. Each costs the follow-up's question and up to this many tokens.
+MAX_CORRECTED_SENTENCES = 3
+CORRECTION_MAX_TOKENS = 96
+DROP_WORD = "DROP"
+ALL_CONTRADICTED = ("_The workspace index contradicted every sentence of the model's answer: "
+                    "see the notes below._")
 
 
 @dataclass(frozen=True)
@@ -40,8 +55,9 @@ class Subject:
 class Explanation:
     function_name: str  # the subject's name (a function's qualified name, for the title)
     markdown: str
-    notes: tuple[str, ...] = ()  # what the workspace index contradicts, also in the markdown
+    notes: tuple[str, ...] = ()  # what the index contradicted in the draft
     outline: bool = False  # explained from its outline: too long for the budget
+    draft: str = ""  # the model's answer before sentences the index contradicts were rewritten
 
 
 def subject_at(text: str, language: str, path: str, line: int, character: int,
@@ -97,15 +113,19 @@ def explain(run: Run, text: str, language: str, line: int, character: int,
                    f"{EXPLAIN_CODE_MAX_TOKENS} tokens): explained from its outline, its "
                    f"signatures and outermost statements.\n\n")
     facts = grounding(subject.definition, subject.lines) if grounding is not None else None
-    reply = replace(run, on_text=_markdown_pieces(header, run.on_text)).ask(
-        _prompt(subject, shown, text, language, related, facts, outlined), EXPLAIN_MAX_TOKENS)
-    if not reply.strip():
+    prompt = _prompt(subject, shown, text, language, related, facts, outlined)
+    draft = replace(run, on_text=_markdown_pieces(header, run.on_text)).ask(
+        prompt, EXPLAIN_MAX_TOKENS).strip()
+    if not draft:
         raise ActionError("the model gave no explanation; try again")
-    markdown = f"{header}{reply.strip()}\n"
-    notes = check_explanation(reply, facts) if facts is not None else ()
+    notes = check_explanation(draft, facts) if facts is not None else ()
+    reply, listed = draft, list(notes)
     if notes:
-        markdown += f"\n---\n{NOTES_HEADING}\n" + "".join(f"- {note}\n" for note in notes)
-    return Explanation(subject.name, markdown, notes, outlined)
+        reply, listed = _corrected(replace(run, on_text=None), prompt, draft, facts)
+    markdown = f"{header}{reply}\n"
+    if listed:
+        markdown += f"\n---\n{NOTES_HEADING}\n" + "".join(f"- {note}\n" for note in listed)
+    return Explanation(subject.name, markdown, notes, outlined, draft)
 
 
 def explain_in_workspace(run: Run, workspace: WorkspaceContext, path: str, text: str,
@@ -117,6 +137,69 @@ def explain_in_workspace(run: Run, workspace: WorkspaceContext, path: str, text:
     return explain(run, text, language, line, character, related,
                    path=workspace.prompt_path(path), scope=scope, selection=selection,
                    grounding=grounding_in(workspace, path, text, language, related))
+
+
+def _corrected(run: Run, prompt: str, draft: str, facts: Grounding) -> tuple[str, list[str]]:
+    """The draft with each sentence the index contradicts rewritten by the model, told why,
+    or removed when the rewrite is contradicted too; and the notes for the panel, each saying
+    what became of its sentence. The rewrite is a follow-up to the explain prompt, so the
+    engine's cache already holds all but the question."""
+    flagged = flagged_sentences(draft, facts)
+    cuts: list[tuple[int, int, str]] = []
+    listed: list[str] = []
+    for sentence in flagged[:MAX_CORRECTED_SENTENCES]:
+        question = (f"The workspace index contradicts this sentence of your answer:\n\n"
+                    f"{sentence.text}\n\n{' '.join(sentence.notes)}\n\nWrite that one sentence "
+                    f"again so that it is true: name only the callers the facts list and "
+                    f"identifiers from the code shown. Reply with the sentence alone, or with "
+                    f"the single word {DROP_WORD} if nothing true is left to say.")
+        rewrite = _one_sentence(run.ask(question, CORRECTION_MAX_TOKENS,
+                                        earlier=[(prompt, draft)]))
+        bounded = 0 < len(rewrite) <= 2 * len(sentence.text) + 80
+        if bounded and not check_explanation(rewrite, facts,
+                                             "\n".join(CODE_BLOCK.findall(draft))):
+            cuts.append((sentence.start, sentence.end, rewrite))
+            listed.append(f"{' '.join(sentence.notes)} Rewritten; it read: “{sentence.text}”")
+        else:
+            cuts.append((sentence.start, sentence.end, ""))
+            listed.append(f"{' '.join(sentence.notes)} Removed: “{sentence.text}”")
+    reply = draft
+    for start, end, new in reversed(cuts):
+        reply = _replaced(reply, start, end, new)
+    reply = reply.strip() or ALL_CONTRADICTED
+    # Notes the corrected sentences do not cover (beyond the limit, or across sentences).
+    covered = {note for sentence in flagged[:MAX_CORRECTED_SENTENCES] for note in sentence.notes}
+    listed += [note for note in check_explanation(reply, facts) if note not in covered]
+    return reply, listed
+
+
+def _replaced(text: str, start: int, end: int, new: str) -> str:
+    """`text` with the sentence text[start:end] replaced by `new`; a removed sentence takes
+    the space beside it along, and a line left with nothing but its list marker goes."""
+    if new:
+        return text[:start] + new + text[end:]
+    end += len(text[end:]) - len(text[end:].lstrip(" \t"))
+    if end == len(text) or text[end] == "\n":  # the line's last sentence: the space before it
+        start = len(text[:start].rstrip(" \t"))
+    first = text.rfind("\n", 0, start) + 1
+    last = text.find("\n", end) if "\n" in text[end:] else len(text)
+    if not re.fullmatch(r"\s*(?:[-*+]|\d+[.)]|#+|>)?\s*", text[first:start] + text[end:last]):
+        return text[:start] + text[end:]
+    before, after = text[:first], text[last + 1:]
+    if before.endswith("\n\n") and (after.startswith("\n") or not after):
+        before = before[:-1]  # a paragraph went: one blank line between its neighbours
+    return before + after
+
+
+def _one_sentence(reply: str) -> str:
+    """The model's rewritten sentence without quotes or a label around it; "" for the drop
+    word, an empty reply or one that is more than a line of prose."""
+    text = reply.strip().strip("“”\"'> ").strip()
+    text = re.sub(r"^(?:\*\*)?(?:rewritten|corrected|revised)?\s*sentence:?(?:\*\*)?\s*", "",
+                  text, flags=re.IGNORECASE).strip("“”\"' ")
+    if not text or text.rstrip(".").upper() == DROP_WORD or "\n" in text or "```" in text:
+        return ""
+    return text
 
 
 def _prompt(subject: Subject, shown: str, text: str, language: str, related: str,

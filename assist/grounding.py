@@ -41,6 +41,7 @@ QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 CALLER_CLAIM = re.compile(
     r"\b(?:is |are |gets |get )?(?:used|called|invoked|reused)\s+(?:by|from|in|within|inside)"
     r"\s+(?:the\s+)?(?:(?:function|method|class)\s+)?(`[^`\n]+`|[A-Za-z_][\w.]*(?![\w-])\(?)")
+ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|vs|cf|etc)\.$", re.IGNORECASE)  # ends no sentence
 RETURN_CLAIM = re.compile(r"\breturns?\b([^.;:\n]{0,60})", re.IGNORECASE)
 # "returns a non-`None` value", "returns not a list": the type word after these is denied.
 NEGATIONS = {"non", "not", "never", "no"}
@@ -144,16 +145,17 @@ def grounding_for(index: WorkspaceIndex | None, path: str, text: str, language: 
                      index)
 
 
-def check_explanation(markdown: str, grounding: Grounding) -> tuple[str, ...]:
+def check_explanation(markdown: str, grounding: Grounding, examples: str = ""
+                      ) -> tuple[str, ...]:
     """What the explanation says that the workspace contradicts, one note each: names and
     files that exist nowhere, callers that do not call it, a return type against the
-    annotation."""
+    annotation. `examples`: code blocks of the whole answer, when `markdown` is a part."""
     prose = CODE_BLOCK.sub(" ", markdown)
     notes: list[str] = []
     unknown_files, unknown_names = _unknown_mentions(prose, grounding)
     # A name the answer's own example defines ("```def old_function(): ...```, then when
     # `old_function` is called…") is the example's, not a claim about the workspace.
-    examples = "\n".join(CODE_BLOCK.findall(markdown))
+    examples = "\n".join([*CODE_BLOCK.findall(markdown), examples])
     unknown_names = [name for name in unknown_names if not re.search(
         rf"\b(?:def|class|function|func|fn|let|const|var)\s+{re.escape(name)}\b"
         rf"|^\s*{re.escape(name)}\s*(?::[^=\n]*)?=(?!=)", examples, re.MULTILINE)]
@@ -163,6 +165,48 @@ def check_explanation(markdown: str, grounding: Grounding) -> tuple[str, ...]:
     notes += _wrong_callers(prose, grounding)
     notes += _wrong_return(prose, grounding)
     return tuple(dict.fromkeys(notes))
+
+
+@dataclass(frozen=True)
+class FlaggedSentence:
+    """A sentence of an answer's prose that the workspace contradicts."""
+
+    start: int  # its place in the answer: answer[start:end] is `text`
+    end: int
+    text: str
+    notes: tuple[str, ...]
+
+
+def flagged_sentences(markdown: str, grounding: Grounding) -> list[FlaggedSentence]:
+    """The sentences of the answer's prose (outside its code blocks) that `check_explanation`
+    finds fault with, each with its notes, in the answer's order."""
+    examples = "\n".join(CODE_BLOCK.findall(markdown))
+    found = []
+    for start, end in _sentences(markdown):
+        if notes := check_explanation(markdown[start:end], grounding, examples):
+            found.append(FlaggedSentence(start, end, markdown[start:end], notes))
+    return found
+
+
+def _sentences(markdown: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of the prose: within a line, after its list marker or
+    heading, split after `.`, `!` or `?` and a space outside code spans."""
+    spans = []
+    blocks = [(match.start(), match.end()) for match in CODE_BLOCK.finditer(markdown)]
+    for line in re.finditer(r"[^\n]+", markdown):
+        if any(start <= line.start() < end for start, end in blocks):
+            continue
+        text = line.group()
+        head = re.match(r"\s*(?:[-*+]\s+|\d+[.)]\s+|#+\s+|>\s*)?", text).end()
+        masked = CODE_SPAN.sub(lambda span: "x" * len(span.group()), text)
+        ends = re.finditer(r"[.!?](?:\*\*|\*|_)?\s+(?=\S)", masked)
+        cuts = [head, *(m.end() for m in ends if m.end() > head
+                        and not ABBREVIATION.search(masked, 0, m.start() + 1)), len(text)]
+        for start, end in pairwise(cuts):
+            piece = text[start:end].rstrip()
+            if piece.strip():
+                spans.append((line.start() + start, line.start() + start + len(piece)))
+    return spans
 
 
 def _unknown_mentions(prose: str, grounding: Grounding) -> tuple[list[str], list[str]]:

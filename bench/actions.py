@@ -239,8 +239,11 @@ def explain_row(engine: LlamaCppEngine, package: Path, path: Path, text: str, li
     return {"type": "explain", "package": package.name, "file": relative,
             "function": result.function_name, "grounded": grounded,
             "first_text_ms": clock.first_ms, "done_ms": clock.elapsed_ms(),
-            **judgement(result.markdown, subject, facts), "shown_notes": list(result.notes),
-            "markdown": result.markdown}
+            **judgement(result.markdown, subject, facts),
+            **draft_judgement(result.draft, subject, facts), "shown_notes": list(result.notes),
+            "rewritten": result.markdown.count(" Rewritten; it read: “"),
+            "removed": result.markdown.count(" Removed: “"),
+            "markdown": result.markdown, "draft": result.draft}
 
 
 def judgement(markdown: str, subject: Definition, facts: Callable) -> dict:
@@ -251,6 +254,13 @@ def judgement(markdown: str, subject: Definition, facts: Callable) -> dict:
             "wrong_caller": any(n.startswith("“called by") for n in judged),
             "wrong_return": any(n.startswith("“returns") for n in judged),
             "problems": list(judged)}
+
+
+def draft_judgement(draft: str, subject: Definition, facts: Callable) -> dict:
+    """The index's verdict on the model's answer as it wrote it, before contradicted
+    sentences were rewritten: what grounding the prompt alone achieves."""
+    judged = judgement(f"### title\n\n{draft}", subject, facts)
+    return {f"draft_{key}": value for key, value in judged.items()}
 
 
 def rejudged(rows: list[dict], model: str) -> list[dict]:
@@ -277,7 +287,9 @@ def rejudged(rows: list[dict], model: str) -> list[dict]:
             line = subject.start_line + 1  # as package_functions chose it
             facts = grounding_in(context, str(path), text, "python",
                                  related_for(context, str(path), text, line, tokenizer))
-            out.append({**row, **judgement(row["markdown"], subject, facts)})
+            out.append({**row, **judgement(row["markdown"], subject, facts),
+                        **(draft_judgement(row["draft"], subject, facts) if "draft" in row
+                           else {})})
         return out
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -354,6 +366,14 @@ def summaries(rows: list[dict]) -> list[dict]:
                           "unknown_or_wrong_caller_pct": round(100 * sum(
                               r["unknown_name"] or r["wrong_caller"] for r in chosen)
                               / len(chosen), 1),
+                          # As the model wrote it, before the rewrites (rows of runs
+                          # before rewrites have no draft: their answer is their draft).
+                          "draft_unknown_or_wrong_caller_pct": round(100 * sum(
+                              r.get("draft_unknown_name", r["unknown_name"])
+                              or r.get("draft_wrong_caller", r["wrong_caller"])
+                              for r in chosen) / len(chosen), 1),
+                          "rewritten_sentences": sum(r.get("rewritten", 0) for r in chosen),
+                          "removed_sentences": sum(r.get("removed", 0) for r in chosen),
                           "median_first_text_ms": median([r["first_text_ms"] for r in chosen]),
                           "median_done_ms": median([r["done_ms"] for r in chosen])})
     return found
@@ -373,13 +393,19 @@ def print_table(machine: dict, summary: list[dict]) -> None:
               f"{row['checked_preserved_pct']!s:>6}% {_s(row['median_first_token_ms']):>10} "
               f"{_s(row['median_done_ms']):>8}")
     print(f"\n{'explain':<12} {'n':>4} {'unknown':>8} {'caller':>7} {'return':>7} "
-          f"{'either':>7} {'1st text s':>11} {'done s':>8}")
+          f"{'either':>7} {'drafts':>7} {'rewr.':>6} {'rem.':>5} {'1st text s':>11} "
+          f"{'done s':>8}")
     for row in (r for r in summary if r["part"] == "explain"):
         label = "grounded" if row["grounded"] else "ungrounded"
         print(f"{label:<12} {row['n']:>4} {row['unknown_name_pct']!s:>7}% "
               f"{row['wrong_caller_pct']!s:>6}% {row['wrong_return_pct']!s:>6}% "
-              f"{row['unknown_or_wrong_caller_pct']!s:>6}% {_s(row['median_first_text_ms']):>11} "
-              f"{_s(row['median_done_ms']):>8}")
+              f"{row['unknown_or_wrong_caller_pct']!s:>6}% "
+              f"{row['draft_unknown_or_wrong_caller_pct']!s:>6}% "
+              f"{row['rewritten_sentences']:>6} {row['removed_sentences']:>5} "
+              f"{_s(row['median_first_text_ms']):>11} {_s(row['median_done_ms']):>8}")
+    print("either: unknown name or wrong caller in the text shown; drafts: the same in the "
+          "answer as the model wrote it, before the sentences the index contradicts were "
+          "rewritten (rewr.) or removed (rem.)")
     print("kept: share of offered rewrites whose tests still pass; a refused refactor leaves "
           "the code as it was; no tests: every check but the tests, as in a workspace without "
           "a test command")

@@ -1,5 +1,6 @@
 """`smallcoder explain FILE:LINE`: the explanation the editor's panel shows, grounded in the
-workspace: written to stdout as the model writes it, then what the workspace index contradicts.
+workspace: written to stdout as the model writes it, then what the workspace index contradicts
+and how each such sentence was rewritten.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ def _run_explain(args: argparse.Namespace) -> int:
                           "notes": list(explanation.notes), "outline": explanation.outline},
                          indent=2))
         return 0
-    # What was written is the start of the Markdown; the rest is its end and the notes.
-    sys.stdout.write(explanation.markdown[len("".join(written)):])
+    # What was written is the model's draft. Unless a sentence of it was rewritten, that is
+    # the start of the Markdown; otherwise the notes say what changed and to what.
+    shown = "".join(written)
+    if explanation.markdown.startswith(shown):
+        sys.stdout.write(explanation.markdown[len(shown):])
+    else:
+        sys.stdout.write("\n" + explanation.markdown[explanation.markdown.index("\n---\n"):])
     return 0

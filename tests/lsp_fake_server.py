@@ -5,7 +5,8 @@ The fake answers by the kind of prompt it gets: a fixed continuation for fill-in
 of what reaches the prompt make a file say what the fake should answer; a line of the context
 that says `fake-engine reply for NAME: TEXT` wins when the edited file is NAME),
 a fixed explanation (or TEXT, when the code shown holds `fake-engine explanation: TEXT`; the last
-such line, the one of the code explained, which follows the related code), for a
+such line, the one of the code explained, which follows the related code; asked to rewrite a
+sentence the index contradicts, the TEXT of `fake-engine rewrite: TEXT`, else DROP), for a
 refactor the function it was shown with one comment added, and for
 the agent the code shown with the line under a `fake-engine fix: LINE` comment replaced by LINE
 (the agent must have found and shown that code), else the fix of examples/' failing test.
@@ -38,6 +39,8 @@ AGENT_FIX = ("```python\ndef apply_discount(price_cents: int, percent: int) -> i
              "        raise ValueError(f\"discount must be between 0 and 100, got {percent}\")\n"
              "    return price_cents * (100 - percent) // 100\n```")
 EXPLANATION_MARKER = re.compile(r"fake-engine explanation: (.*)")
+REWRITE_MARKER = re.compile(r"fake-engine rewrite: (.*)")
+CORRECTION_QUESTION = "The workspace index contradicts this sentence of your answer"
 FIM_REPLY_MARKER = re.compile(r"fake-engine reply(?: for ([\w.]+))?: (.*)")
 # The edited file's name in a FIM prompt: `<|file_sep|>{path}\n<|fim_prefix|>`.
 EDITED_FILE = re.compile(r"<\|file_sep\|>([^\n]*)\n<\|fim_prefix\|>")
@@ -82,6 +85,9 @@ class RuleEngine(ScriptedEngine):
         if "<|fim_middle|>" in prompt_text:
             said = fim_reply_said(prompt_text)
             return FIM_REPLY if said is None else f"    {said.strip()}\n".replace("\\n", "\n")
+        if CORRECTION_QUESTION in prompt_text:  # Explain's follow-up on a contradicted sentence
+            said = REWRITE_MARKER.findall(prompt_text)
+            return said[-1] if said else "DROP"
         if prompt_text.startswith("system: ") and "Explain this" in prompt_text:
             # The code explained comes last, after the related code of other files.
             said = EXPLANATION_MARKER.findall(prompt_text)

@@ -9,8 +9,15 @@ import pytest
 
 from analyzers.index import WorkspaceIndex
 from assist.actions import ActionError, Run
-from assist.explain import EXPLAIN_CODE_MAX_TOKENS, NOTES_HEADING, code_within, explain
-from assist.grounding import grounding_for
+from assist.explain import (
+    ALL_CONTRADICTED,
+    EXPLAIN_CODE_MAX_TOKENS,
+    MAX_CORRECTED_SENTENCES,
+    NOTES_HEADING,
+    code_within,
+    explain,
+)
+from assist.grounding import flagged_sentences, grounding_for
 from tests.fakes import ScriptedEngine
 
 METHOD = ("import math\n\n\nclass Shape:\n    def area(self, radius: list[float]) -> float:\n"
@@ -34,9 +41,11 @@ def shop(tmp_path: Path) -> WorkspaceIndex:
     return index
 
 
-def _explain(reply: str, index: WorkspaceIndex | None, text: str = STATS, line: int = 4,
-             path: str = "stats.py", **options):
-    engine = ScriptedEngine([reply])
+def _explain(reply: str | list[str], index: WorkspaceIndex | None, text: str = STATS,
+             line: int = 4, path: str = "stats.py", **options):
+    """Explain `text` at `line` with the scripted reply, or replies: the answer, then those to
+    the follow-ups on sentences the index contradicts."""
+    engine = ScriptedEngine([reply] if isinstance(reply, str) else reply)
     result = explain(Run(engine), text, "python", line, 4, path=path, grounding=lambda d, lines:
                      grounding_for(index, path, text, "python", d, lines, ""), **options)
     return result, engine.detokenize(engine.prompts[0])
@@ -91,13 +100,16 @@ def test_a_caller_that_does_not_call_the_function_is_flagged(shop):
 
 
 def test_a_name_that_exists_nowhere_is_flagged_and_real_ones_are_not(shop):
-    result, _ = _explain("Calls `sum` and `len` on `values`, like `weekly_report`; see "
-                         "`compute_median()` and `safe_divide` helpers.", shop)
+    reply = ("It averages. Calls `sum` and `len` on `values`, like `weekly_report`; see "
+             "`compute_median()` and `safe_divide` helpers.")
+    result, _ = _explain([reply, "DROP"], shop)
     flagged = [note.split("`")[1] for note in result.notes if "not defined" in note]
     assert flagged == ["compute_median", "safe_divide"]
-    assert result.markdown.endswith(
-        f"{NOTES_HEADING}\n- `compute_median` is not defined or used anywhere in the "
-        f"workspace.\n- `safe_divide` is not defined or used anywhere in the workspace.\n")
+    assert result.markdown == (
+        f"### `mean`\n\nIt averages.\n\n---\n{NOTES_HEADING}\n- `compute_median` is not "
+        f"defined or used anywhere in the workspace. `safe_divide` is not defined or used "
+        f"anywhere in the workspace. Removed: “Calls `sum` and `len` on `values`, like "
+        f"`weekly_report`; see `compute_median()` and `safe_divide` helpers.”\n")
 
 
 def test_a_name_the_answers_own_example_defines_is_not_flagged(shop):
@@ -248,3 +260,72 @@ def test_a_hyphenated_word_after_used_in_is_not_taken_for_a_caller(shop):
 def test_a_keyword_after_used_in_is_not_taken_for_a_caller(shop):
     result, _ = _explain("It is used in `with` blocks and called by `self` methods.", shop)
     assert result.notes == ()
+
+
+# ---------------------------------------------------------------- sentences the index contradicts
+
+
+def test_a_contradicted_sentence_is_rewritten_in_a_follow_up_and_the_note_says_what_it_read(shop):
+    draft = "It averages `values`. It is used by `apply_discount` at checkout.\n\n- Input: a list."
+    engine = ScriptedEngine([draft, "“It is called by `spread` and `weekly_report`.”"])
+    result = explain(Run(engine), STATS, "python", 4, 4, path="stats.py", grounding=lambda d, lines:
+                     grounding_for(shop, "stats.py", STATS, "python", d, lines, ""))
+    body, notes = result.markdown.split(f"\n---\n{NOTES_HEADING}\n")
+    assert body == ("### `mean`\n\nIt averages `values`. It is called by `spread` and "
+                    "`weekly_report`.\n\n- Input: a list.\n")
+    assert notes == ("- `apply_discount` is not defined or used anywhere in the workspace. "
+                     "“called by `apply_discount`”: the index finds no call of `mean` in "
+                     "`apply_discount`; it is called by `spread`, `weekly_report`. Rewritten; it "
+                     "read: “It is used by `apply_discount` at checkout.”\n")
+    assert result.draft == draft
+    assert result.notes[1].startswith("“called by `apply_discount`”")
+    # The follow-up continues the conversation: its head is the explain prompt, which the
+    # engine's cache holds, then the draft and the question with the index's reason.
+    first, follow_up = (engine.detokenize(prompt) for prompt in engine.prompts)
+    assert follow_up.startswith(first)
+    assert f"assistant: {draft}\n" in follow_up
+    assert "It is used by `apply_discount` at checkout.\n\n`apply_discount` is not defined " \
+           "or used anywhere in the workspace. “called by `apply_discount`”: the index finds " \
+           "no call" in follow_up
+
+
+def test_a_rewrite_the_index_still_contradicts_removes_the_sentence_and_its_list_item(shop):
+    draft = "It averages.\n\n- Used by `apply_discount`.\n- Returns a float."
+    result, _ = _explain([draft, "Used by `apply_discount` (checkout)."], shop)
+    assert result.markdown.startswith("### `mean`\n\nIt averages.\n\n- Returns a float.\n\n---\n")
+    assert result.markdown.endswith("Removed: “Used by `apply_discount`.”\n")
+
+
+def test_an_answer_the_index_does_not_contradict_asks_no_follow_up(shop):
+    engine = ScriptedEngine(["It averages `values`; `spread` and `weekly_report` call it."])
+    result = explain(Run(engine), STATS, "python", 4, 4, path="stats.py", grounding=lambda d, lines:
+                     grounding_for(shop, "stats.py", STATS, "python", d, lines, ""))
+    assert len(engine.prompts) == 1
+    assert NOTES_HEADING not in result.markdown
+
+
+def test_sentences_beyond_the_rewrite_limit_are_kept_and_noted(shop):
+    draft = " ".join(f"It feeds `missing_{n}`." for n in range(MAX_CORRECTED_SENTENCES + 1))
+    result, _ = _explain([draft, "DROP"], shop)
+    last = f"It feeds `missing_{MAX_CORRECTED_SENTENCES}`."
+    assert result.markdown.startswith(f"### `mean`\n\n{last}\n\n---\n")
+    assert result.markdown.count("Removed: “") == MAX_CORRECTED_SENTENCES
+    assert result.markdown.endswith(f"- `missing_{MAX_CORRECTED_SENTENCES}` is not defined or "
+                                    f"used anywhere in the workspace.\n")
+
+
+def test_when_every_sentence_is_removed_the_panel_says_so(shop):
+    result, _ = _explain(["It is used by `apply_discount`.", "DROP"], shop)
+    assert result.markdown.startswith(f"### `mean`\n\n{ALL_CONTRADICTED}\n\n---\n")
+
+
+def test_sentences_split_after_their_end_outside_code_spans_and_blocks(shop):
+    draft = ("It reads `values.count`. See e.g. `spread` and `no_such_name`! Why?\n\n```python\n"
+             "no_block_name([1.0])  # not. prose\n```\n\n1. **Inputs:** a list. Calls "
+             "`nowhere_fn`.")
+    flagged = flagged_sentences(draft, grounding_for(shop, "stats.py", STATS, "python", None,
+                                                     (3, 4), ""))
+    assert [sentence.text for sentence in flagged] == [
+        "See e.g. `spread` and `no_such_name`!", "Calls `nowhere_fn`."]
+    assert [draft[s.start:s.end] for s in flagged] == [s.text for s in flagged]
+    assert flagged[1].notes == ("`nowhere_fn` is not defined or used anywhere in the workspace.",)

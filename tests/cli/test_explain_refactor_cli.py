@@ -63,11 +63,13 @@ def test_explain_prints_the_explanation_titled_after_the_function(shop, capsys):
 
 def test_explain_flags_a_name_the_workspace_does_not_have(shop, capsys):
     reply = "It calls `normalize_scores` on `values`, then averages them."
-    assert smallcoder("explain", f"{shop / 'stats.py'}:{MEAN_BODY_LINE}", replies=[reply]) == 0
+    assert smallcoder("explain", f"{shop / 'stats.py'}:{MEAN_BODY_LINE}",
+                      replies=[reply, "It averages `values`."]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"### `mean`\n\n{reply}\n")
-    assert ("**Checked against the workspace index:**\n- `normalize_scores` is not defined or "
-            "used anywhere in the workspace.\n") in out
+    # The draft as the model wrote it, then what the index found and what it became.
+    assert out == (f"### `mean`\n\n{reply}\n\n---\n**Checked against the workspace index:**\n"
+                   f"- `normalize_scores` is not defined or used anywhere in the workspace. "
+                   f"Rewritten; it read: “{reply}”\n")
 
 
 def test_explain_flags_a_caller_that_does_not_call_it(shop, capsys):

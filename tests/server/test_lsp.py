@@ -247,7 +247,10 @@ async def test_explain_flags_a_caller_the_index_does_not_know(client):
         "position": {"line": 4, "character": 0}})
     claim = next(note for note in result.notes if note.startswith("“called by"))
     assert claim.startswith("“called by `apply_discount`”: the index finds no call of `mean`")
-    assert f"- {claim}\n" in result.markdown.split("Checked against the workspace index")[1]
+    # The fake engine has no rewrite for the sentence: it is removed, and the note says so.
+    assert f"- {claim} Removed: “It is used by `apply_discount` to average prices.”\n" in \
+        result.markdown.split("Checked against the workspace index")[1]
+    assert "apply_discount" not in result.markdown.split("---")[0]
 
 
 async def test_explain_a_selection_or_a_whole_file(client):

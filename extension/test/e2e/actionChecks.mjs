@@ -1,8 +1,9 @@
 // Explain and Refactor checked against the workspace (issue #36), in a real editor against the
 // real server with the rule-following fake engine (`--fake-engine`): an explanation naming a
-// caller the index does not know shows a note under it, and a refactor whose tests fail is
-// refused with the check that failed. The fake engine explains with the text of a
-// `fake-engine explanation:` comment and refactors by adding a `# rewritten` comment
+// caller the index does not know shows a note under it and the sentence rewritten, and a
+// refactor whose tests fail is refused with the check that failed. The fake engine explains
+// with the text of a `fake-engine explanation:` comment, rewrites a sentence with that of a
+// `fake-engine rewrite:` one, and refactors by adding a `# rewritten` comment
 // (tests/lsp_fake_server.py), which the workspace's test here forbids.
 import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ const PRICING = `"""Prices for the shop."""
 
 def net_price(gross_cents: int) -> int:
     # fake-engine explanation: Returns the net price; it is used by \`apply_refund\` at checkout.
+    # fake-engine rewrite: Returns the net price of a gross price in cents.
     return gross_cents * 100 // 120
 `;
 
@@ -74,6 +76,10 @@ export const actionCheckScenarios = [
             await workbench.screenshot('explanation-with-a-flagged-caller');
             assert(/called by apply_refund.*the index finds no call of net_price/s.test(text.replace(/`/g, '')),
                 `the panel does not flag apply_refund: "${text}"`);
+            // The sentence the index contradicts is rewritten, and the note says what it said.
+            assert(text.includes('Returns the net price of a gross price in cents.'), `the panel does not show the rewritten sentence: "${text}"`);
+            assert(/Rewritten; it read: .Returns the net price; it is used by apply_refund at checkout\./.test(text.replace(/`/g, '')),
+                `the note does not say what the sentence read: "${text}"`);
         },
     },
     {
