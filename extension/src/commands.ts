@@ -73,10 +73,14 @@ export function registerCommands(
     register('smallcoder.explainClass', () => explain('class'));
     register('smallcoder.explainFile', () => explain('file'));
 
-    register('smallcoder.refactorFunction', async (uri?: string | vscode.Uri, position?: PositionArgument) => {
+    const proposed = new ProposedFiles();
+    context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(PROPOSED_SCHEME, proposed));
+
+    // `given`: the instruction, from the Quick Fix menu ('' tidies up); else it is asked for.
+    register('smallcoder.refactorFunction', async (uri?: string | vscode.Uri, position?: PositionArgument, given?: string) => {
         const params = functionParams(uri, position);
         const client = server.runningClient();
-        const instruction = await vscode.window.showInputBox({
+        const instruction = typeof given === 'string' ? given : await vscode.window.showInputBox({
             title: 'SmallCoder: Refactor Function',
             prompt: 'How should the function change? Leave empty to let the model tidy it up.',
             placeHolder: 'for example: use a generator expression',
@@ -94,21 +98,22 @@ export function registerCommands(
         if (result === undefined) {
             return;
         }
+        // Which checks the rewrite passed before it was offered (the tests among them, when set).
+        const checks = (result.checks ?? []).map((check) => `${check.passed ? '✓' : '✗'} ${check.name}`).join(', ');
+        log.info(`refactored ${result.functionName}: ${(result.checks ?? []).map((c) => `${c.name}: ${c.detail}`).join('; ')}`);
         const edit = await client.protocol2CodeConverter.asWorkspaceEdit(result.edit);
+        if (!(await reviewRefactoring(edit, result.functionName, checks, proposed))) {
+            vscode.window.setStatusBarMessage(`SmallCoder: the refactoring of ${result.functionName} was discarded`, 5000);
+            return;
+        }
         if (!(await vscode.workspace.applyEdit(edit))) {
             throw new Error(`VS Code did not apply the refactoring of ${result.functionName}: did the file change meanwhile?`);
         }
         if (result.offerId) {
             void client.sendNotification(acceptedNotification, { offerId: result.offerId });
         }
-        // Which checks the rewrite passed before it was offered (the tests among them, when set).
-        const checks = (result.checks ?? []).map((check) => `${check.passed ? '✓' : '✗'} ${check.name}`).join(', ');
-        log.info(`refactored ${result.functionName}: ${(result.checks ?? []).map((c) => `${c.name}: ${c.detail}`).join('; ')}`);
         vscode.window.setStatusBarMessage(`SmallCoder refactored ${result.functionName}${checks ? ` — ${checks}` : ''}`, 8000);
     });
-
-    const proposed = new ProposedFiles();
-    context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(PROPOSED_SCHEME, proposed));
     register('smallcoder.solveWithAgent', () => solveWithAgent(context, server.runningClient(), proposed, log));
 
     register('smallcoder.trainAdapter', () => trainPersonalAdapter(context, server.runningClient(), server.runningPython(), log));
@@ -241,6 +246,42 @@ function selectedRange(uri?: string | vscode.Uri): ExplainParams['range'] {
     }
     const { start, end } = editor.selection;
     return { start: { line: start.line, character: start.character }, end: { line: end.line, character: end.character } };
+}
+
+/**
+ * Shows the refactoring as a diff beside the file and asks whether to apply it; closes the
+ * diff either way. True when the user chose Apply. Nothing changes before that.
+ */
+async function reviewRefactoring(edit: vscode.WorkspaceEdit, functionName: string, checks: string, proposed: ProposedFiles): Promise<boolean> {
+    const [[uri, edits]] = edit.entries();
+    const document = await vscode.workspace.openTextDocument(uri);
+    const right = uri.with({ scheme: PROPOSED_SCHEME, query: `refactor-${Date.now()}` });
+    proposed.set(right, withEdits(document, edits));
+    const name = vscode.workspace.asRelativePath(uri);
+    await vscode.commands.executeCommand('vscode.diff', uri, right, `${name} ↔ SmallCoder's refactoring`, { preview: true });
+    try {
+        const choice = await vscode.window.showInformationMessage(
+            `SmallCoder refactored ${functionName}${checks ? ` (${checks})` : ''}. Apply the change?`,
+            'Apply',
+            'Discard',
+        );
+        return choice === 'Apply';
+    } finally {
+        const diffs = vscode.window.tabGroups.all.flatMap((group) => group.tabs).filter(
+            (tab) => tab.input instanceof vscode.TabInputTextDiff && tab.input.modified.toString() === right.toString(),
+        );
+        await vscode.window.tabGroups.close(diffs);
+    }
+}
+
+/** The document's text with `edits` made (they do not overlap, as a workspace edit's do not). */
+function withEdits(document: vscode.TextDocument, edits: vscode.TextEdit[]): string {
+    let text = document.getText();
+    const byStart = [...edits].sort((a, b) => document.offsetAt(b.range.start) - document.offsetAt(a.range.start));
+    for (const edit of byStart) {
+        text = text.slice(0, document.offsetAt(edit.range.start)) + edit.newText + text.slice(document.offsetAt(edit.range.end));
+    }
+    return text;
 }
 
 function functionParams(uri?: string | vscode.Uri, position?: PositionArgument): FunctionParams {

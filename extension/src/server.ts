@@ -163,6 +163,11 @@ export class ServerController implements vscode.Disposable {
                 // Snoozed: no suggestion is asked for, so the model stays free for other work.
                 provideInlineCompletionItems: (document, position, context, token, next) =>
                     this.snooze.active ? null : next(document, position, context, token),
+                // The menu's refactoring runs the command that shows its diff before anything
+                // changes, instead of VS Code applying the edit the server would resolve.
+                provideCodeActions: async (document, range, context, token, next) =>
+                    (await next(document, range, context, token))?.map((action) => reviewedRefactoring(document, range, action)),
+                resolveCodeAction: (action, token, next) => (REVIEWED.has(action) ? action : next(action, token)),
             },
             synchronize: { configurationSection: SECTION },
             errorHandler: restartPolicy,
@@ -307,4 +312,24 @@ function logServerLine(log: vscode.LogOutputChannel, line: string): void {
 
 export function errorMessage(error: unknown): string {
     return error instanceof Error ? error.message : String(error);
+}
+
+/** The server's title of its refactoring code action (server/actions.py). */
+const REFACTOR_TITLE = 'Refactor this function';
+/** Refactoring actions turned into the reviewed command: not resolved by the server. */
+const REVIEWED = new WeakSet<vscode.CodeAction>();
+
+function reviewedRefactoring(
+    document: vscode.TextDocument,
+    range: vscode.Range,
+    action: vscode.Command | vscode.CodeAction,
+): vscode.Command | vscode.CodeAction {
+    if (!(action instanceof vscode.CodeAction) || action.title !== REFACTOR_TITLE || action.edit !== undefined) {
+        return action;
+    }
+    const position = { line: range.start.line, character: range.start.character };
+    // An empty instruction: the menu's refactoring tidies the function up, as the server's did.
+    action.command = { title: REFACTOR_TITLE, command: 'smallcoder.refactorFunction', arguments: [document.uri.toString(), position, ''] };
+    REVIEWED.add(action);
+    return action;
 }

@@ -179,8 +179,10 @@ const scenarios = [
             await refactor.waitFor({ timeout: 30_000 });
             await workbench.screenshot('code-action-menu');
             await refactor.click();
-            // codeAction/resolve asks the model for the new function: seconds on a CPU.
-            await workbench.waitForUnlessError(workbench.page.locator('.tab.active.dirty'), 120_000);
+            // codeAction/resolve asks the model for the new function: seconds on a CPU. The diff
+            // is shown first, and the buffer changes only when it is applied.
+            await workbench.reviewRefactoring(120_000, { screenshot: 'refactor-diff', button: 'Apply' });
+            await workbench.waitForUnlessError(workbench.page.locator('.tab.active.dirty'), 20_000);
             await workbench.screenshot('refactored');
             await workbench.save();
             const after = readFileSync(file, 'utf8');
@@ -205,11 +207,32 @@ const scenarios = [
             });
             await workbench.waitForUnlessError(counting.first(), 120_000);
             await workbench.screenshot('refactor-progress');
-            await workbench.waitForUnlessError(workbench.page.locator('.tab.active.dirty'), 120_000);
+            await workbench.reviewRefactoring(120_000, { button: 'Apply' });
+            await workbench.waitForUnlessError(workbench.page.locator('.tab.active.dirty'), 20_000);
             await workbench.screenshot('refactored-with-instruction');
             await workbench.save();
             const after = readFileSync(file, 'utf8');
             assert(after !== before, 'totals.py did not change');
+        },
+    },
+    {
+        name: 'a refactoring is shown as a diff first, and Discard leaves the file as it was',
+        fakeServerOnly: true,
+        async run(workbench, sandbox) {
+            const file = join(sandbox.workspace, 'totals.py');
+            await workbench.openFile('totals.py');
+            const before = readFileSync(file, 'utf8');
+            await workbench.goTo(lineNumberOf(file, 'def count_above') + 2, 9);
+            await workbench.runCommand('SmallCoder: Refactor Function');
+            const instruction = await workbench.inputBox(REFACTOR_PLACEHOLDER);
+            await instruction.press('Enter');
+            // The buffer stays as it is while the diff is shown, and after Discard.
+            const question = workbench.page.locator('.notifications-toasts .notification-list-item', { hasText: 'Apply the change?' }).first();
+            await workbench.waitForUnlessError(question, 60_000);
+            assert(!(await workbench.page.locator('.tab.dirty').first().isVisible()), 'the buffer changed before Apply');
+            await workbench.reviewRefactoring(10_000, { screenshot: 'refactor-diff-discard', button: 'Discard' });
+            assert(!(await workbench.page.locator('.tab.dirty').first().isVisible()), 'the discarded refactoring edited the buffer');
+            assert(readFileSync(file, 'utf8') === before, 'totals.py changed on disk');
         },
     },
     {

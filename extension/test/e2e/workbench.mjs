@@ -108,6 +108,22 @@ export class Workbench {
         await this.page.locator('.tab.active.dirty').waitFor({ state: 'detached', timeout: 10_000 }).catch(() => undefined);
     }
 
+    /**
+     * The review of a refactoring: waits for its diff tab and its "Apply the change?" question,
+     * then presses `button` ('Apply' or 'Discard') and waits for the diff to close.
+     */
+    async reviewRefactoring(timeoutMs, { screenshot, button }) {
+        const question = this.page.locator('.notifications-toasts .notification-list-item', { hasText: 'Apply the change?' }).first();
+        await this.waitForUnlessError(question, timeoutMs);
+        const diff = this.page.locator('.tab', { hasText: "SmallCoder's refactoring" }).first();
+        await diff.waitFor({ timeout: 10_000 });
+        if (screenshot) {
+            await this.screenshot(screenshot);
+        }
+        await question.locator('.monaco-button', { hasText: button }).first().click();
+        await diff.waitFor({ state: 'detached', timeout: 10_000 });
+    }
+
     /** The inline completion shown as ghost text in the active editor. */
     ghostText() {
         return this.editor().locator('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text').first();
