@@ -43,6 +43,10 @@ CALLER_CLAIM = re.compile(
     r"\s+(?:the\s+)?(?:(?:function|method|class)\s+)?(`[^`\n]+`|[A-Za-z_][\w.]*(?![\w-])\(?)")
 ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|vs|cf|etc)\.$", re.IGNORECASE)  # ends no sentence
 RETURN_CLAIM = re.compile(r"\breturns?\b([^.;:\n]{0,60})", re.IGNORECASE)
+# What comes right before "returns" when it is said of a named function: "`join_options`
+# (function|method|call) (also|then|which) returns".
+OTHER_SUBJECT = re.compile(r"`([^`\n]+)`(?:\s+(?:function|method|call|helper))?"
+                           r"(?:\s*,?\s*(?:also|then|which|that|itself))?\s+$", re.IGNORECASE)
 # "returns a non-`None` value", "returns not a list": the type word after these is denied.
 NEGATIONS = {"non", "not", "never", "no"}
 TYPE_WORDS = {"int": "int", "integer": "int", "float": "float", "str": "str", "string": "str",
@@ -269,7 +273,12 @@ def _wrong_return(prose: str, grounding: Grounding) -> list[str]:
     if re.fullmatch(r"(?:\w+\.)?(?:Any|object)|_?[A-Z]", grounding.returns.strip("'\" ")):
         return []  # `t.Any`, `object`, a type variable `T`: every claimed type fits
     notes = []
-    for fragment in RETURN_CLAIM.findall(prose):
+    for claim in RETURN_CLAIM.finditer(prose):
+        fragment = claim.group(1)
+        # "The `join_options` function returns a tuple": a claim about another function.
+        named = OTHER_SUBJECT.search(prose, max(0, claim.start() - 80), claim.start())
+        if named and named.group(1).split(".")[-1].split("(")[0] != grounding.subject_name:
+            continue
         words = re.findall(r"[A-Za-z_]\w*", fragment.replace("`", " "))
         claimed = next((TYPE_WORDS[word.lower()] for before, word in pairwise(["", *words])
                         if word.lower() in TYPE_WORDS and before.lower() not in NEGATIONS), None)

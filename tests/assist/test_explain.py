@@ -149,6 +149,16 @@ def test_a_return_type_against_the_annotation_is_flagged(shop):
     assert agreeing.notes == ()
 
 
+def test_a_return_type_said_of_another_function_is_not_checked_against_this_one(shop):
+    # The 1.5B on click's `_write_opts`: "The `join_options` function returns a tuple" was
+    # taken for a claim about `_write_opts` and the true sentence removed.
+    other, _ = _explain(["The `spread` function returns a tuple of both ends. `sum`, which "
+                         "returns an int, adds them.", "DROP"], shop)
+    assert other.notes == ()
+    own, _ = _explain(["`mean` returns an integer.", "DROP"], shop)
+    assert own.notes == ("“returns int”: the function is annotated to return `float`.",)
+
+
 @pytest.mark.parametrize("annotation", ["t.Any", "object", "T", "list[t.Any]"])
 def test_a_return_type_that_admits_any_claim_is_not_flagged_and_a_container_of_any_is(annotation):
     # The 1.5B on click said `_resolve_lazy_default` "returns a tuple"; it is annotated
