@@ -245,7 +245,10 @@ def _wrong_callers(prose: str, grounding: Grounding) -> list[str]:
                 if len(parts := caller.definition.qualified_name.split(".")) > 1
                 for end in range(1, len(parts))}
     notes = []
-    for raw in CALLER_CLAIM.findall(prose):
+    for claim in CALLER_CLAIM.finditer(prose):
+        raw = claim.group(1)
+        if _said_of_another(prose, claim.start(), grounding.subject_name):
+            continue  # "`join_options` is called by `_write_opts`": not a claim about it
         quoted = raw.startswith("`")
         claimed = raw.strip("`").split("(")[0].strip()
         if not re.fullmatch(r"[A-Za-z_][\w.]*", claimed) or claimed in COMMON_NAMES:
@@ -275,10 +278,8 @@ def _wrong_return(prose: str, grounding: Grounding) -> list[str]:
     notes = []
     for claim in RETURN_CLAIM.finditer(prose):
         fragment = claim.group(1)
-        # "The `join_options` function returns a tuple": a claim about another function.
-        named = OTHER_SUBJECT.search(prose, max(0, claim.start() - 80), claim.start())
-        if named and named.group(1).split(".")[-1].split("(")[0] != grounding.subject_name:
-            continue
+        if _said_of_another(prose, claim.start(), grounding.subject_name):
+            continue  # "The `join_options` function returns a tuple"
         words = re.findall(r"[A-Za-z_]\w*", fragment.replace("`", " "))
         claimed = next((TYPE_WORDS[word.lower()] for before, word in pairwise(["", *words])
                         if word.lower() in TYPE_WORDS and before.lower() not in NEGATIONS), None)
@@ -288,6 +289,13 @@ def _wrong_return(prose: str, grounding: Grounding) -> list[str]:
         notes.append(f"“returns {claimed}”: the function is annotated to return "
                      f"`{grounding.returns}`.")
     return notes
+
+
+def _said_of_another(prose: str, at: int, subject_name: str) -> bool:
+    """Whether the claim at prose[at:] is said of a function named right before it (in a code
+    span) that is not the subject."""
+    named = OTHER_SUBJECT.search(prose, max(0, at - 80), at)
+    return named is not None and named.group(1).split("(")[0].split(".")[-1] != subject_name
 
 
 def _return_annotation(subject: Definition | None) -> str | None:

@@ -149,6 +149,16 @@ def test_a_return_type_against_the_annotation_is_flagged(shop):
     assert agreeing.notes == ()
 
 
+def test_a_caller_claim_said_of_another_function_is_not_checked_against_this_one(shop):
+    other, _ = _explain(["It averages. The `spread` function is called by `audit` only.", "DROP"],
+                        shop)
+    assert not [note for note in other.notes if note.startswith("“called by")]
+    own, _ = _explain(["`mean` is called by `audit`.", "DROP"], shop)
+    assert [note for note in own.notes if note.startswith("“called by")] == [
+        "“called by `audit`”: the index finds no call of `mean` in `audit`; it is called by "
+        "`spread`, `weekly_report`."]
+
+
 def test_a_return_type_said_of_another_function_is_not_checked_against_this_one(shop):
     # The 1.5B on click's `_write_opts`: "The `join_options` function returns a tuple" was
     # taken for a claim about `_write_opts` and the true sentence removed.
