@@ -36,6 +36,7 @@ NOTES_HEADING = "**Checked against the workspace index:**"
 MAX_CORRECTED_SENTENCES = 3
 CORRECTION_MAX_TOKENS = 96
 DROP_WORD = "DROP"
+REWRITING = "Rewriting what the workspace index contradicts"
 ALL_CONTRADICTED = ("_The workspace index contradicted every sentence of the model's answer: "
                     "see the notes below._")
 
@@ -102,8 +103,9 @@ def explain(run: Run, text: str, language: str, line: int, character: int,
     the facts of the subject (None: the prompt has none and the answer is not checked).
 
     While the model writes, `run.on_text` gets the explanation's Markdown piece by piece:
-    joined, the pieces are always the start of the Markdown returned, so a reader can be
-    shown them as they come.
+    joined, the pieces are always the start of the draft's Markdown, so a reader can be shown
+    them as they come. When the index contradicts the draft, a last piece says that sentences
+    are being rewritten, and the Markdown returned replaces what was shown.
     """
     subject = subject_at(text, language, path, line, character, scope, selection)
     shown, outlined = code_within(subject.code, run.engine.count_tokens, EXPLAIN_CODE_MAX_TOKENS)
@@ -121,6 +123,8 @@ def explain(run: Run, text: str, language: str, line: int, character: int,
     notes = check_explanation(draft, facts) if facts is not None else ()
     reply, listed = draft, list(notes)
     if notes:
+        if run.on_text is not None:  # shown until the corrected explanation replaces it
+            run.on_text(f"\n\n_{REWRITING}…_")
         reply, listed = _corrected(replace(run, on_text=None), prompt, draft, facts)
     markdown = f"{header}{reply}\n"
     if listed:

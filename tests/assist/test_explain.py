@@ -14,6 +14,7 @@ from assist.explain import (
     EXPLAIN_CODE_MAX_TOKENS,
     MAX_CORRECTED_SENTENCES,
     NOTES_HEADING,
+    REWRITING,
     code_within,
     explain,
 )
@@ -349,3 +350,14 @@ def test_sentences_split_after_their_end_outside_code_spans_and_blocks(shop):
         "See e.g. `spread` and `no_such_name`!", "Calls `nowhere_fn`."]
     assert [draft[s.start:s.end] for s in flagged] == [s.text for s in flagged]
     assert flagged[1].notes == ("`nowhere_fn` is not defined or used anywhere in the workspace.",)
+
+
+def test_while_sentences_are_rewritten_the_reader_is_told_and_the_answer_replaces_it(shop):
+    engine = ScriptedEngine(["It averages. It is used by `apply_discount`.", "DROP"])
+    shown: list[str] = []
+    result = explain(Run(engine, on_text=shown.append), STATS, "python", 4, 4, path="stats.py",
+                     grounding=lambda d, lines: grounding_for(shop, "stats.py", STATS, "python",
+                                                              d, lines, ""))
+    assert "".join(shown) == ("### `mean`\n\nIt averages. It is used by `apply_discount`.\n\n"
+                              f"_{REWRITING}…_")
+    assert result.markdown.startswith("### `mean`\n\nIt averages.\n\n---\n")

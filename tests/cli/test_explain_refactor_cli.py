@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from assist.explain import REWRITING
 from cli.main import main
 from model.errors import ModelError
 from tests.fakes import ScriptedEngine
@@ -66,8 +67,10 @@ def test_explain_flags_a_name_the_workspace_does_not_have(shop, capsys):
     assert smallcoder("explain", f"{shop / 'stats.py'}:{MEAN_BODY_LINE}",
                       replies=[reply, "It averages `values`."]) == 0
     out = capsys.readouterr().out
-    # The draft as the model wrote it, then what the index found and what it became.
-    assert out == (f"### `mean`\n\n{reply}\n\n---\n**Checked against the workspace index:**\n"
+    # The draft as the model wrote it, a line while it is rewritten, then what the index
+    # found and what it became.
+    assert out == (f"### `mean`\n\n{reply}\n\n_{REWRITING}…_\n\n---\n"
+                   f"**Checked against the workspace index:**\n"
                    f"- `normalize_scores` is not defined or used anywhere in the workspace. "
                    f"Rewritten; it read: “{reply}”\n")
 
