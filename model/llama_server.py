@@ -4,10 +4,12 @@ loopback: the remote engine's tests and bench/team.py run it (a team runs the RE
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from model.errors import ModelError
 from model.home import smallcoder_home
 
 START_TIMEOUT_S = 120.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def llama_server_binary() -> Path | None:
@@ -50,6 +53,14 @@ class ServerOptions:
         return command + (["--api-key", self.api_key] if self.api_key else [])
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, SIGKILL it when the process that started it dies,
+    however that dies (a bench killed from the shell left its server holding the CPU). Linux
+    ties this to the starting thread: start servers from a thread that outlives them."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class LlamaServerProcess:
     """One llama-server child: started, waited for until healthy, stopped or killed."""
 
@@ -70,7 +81,8 @@ class LlamaServerProcess:
             # team to use LLAMA_API_KEY instead, which `ps` does not show.
             self.process = subprocess.Popen(self.options.command(self._binary, self.port),
                                             stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                            start_new_session=True)
+                                            start_new_session=True,
+                                            preexec_fn=_die_with_parent)
         self._wait_healthy()
         return self
 

@@ -229,3 +229,34 @@ def test_prefill_fills_a_slot_the_next_request_reuses(team_server):
     assert engine.cached_prefix_tokens(prompt) == len(prompt) - 1
     result = engine.generate(prompt, GenerationParams(max_tokens=4))
     assert result.evaluated_prompt_tokens < len(prompt) // 4
+
+
+def test_a_server_dies_with_the_process_that_started_it(llama_server_built, tmp_path):
+    """A bench or test killed from the shell (SIGKILL: no cleanup runs) takes its llama-server
+    along, instead of leaving it on a port and the CPU."""
+    starter = subprocess.Popen(
+        [str(REPO_ROOT / ".venv" / "bin" / "python"), "-c",
+         "import sys, time\n"
+         "from pathlib import Path\n"
+         "from model.llama_server import LlamaServerProcess, ServerOptions\n"
+         f"server = LlamaServerProcess(ServerOptions(Path({str(small_model_path())!r})),\n"
+         f"                            Path({str(tmp_path / 'server.log')!r})).start()\n"
+         "print(server.process.pid, flush=True)\n"
+         "time.sleep(600)\n"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(starter.stdout.readline())
+        os.kill(child, 0)  # running
+        starter.kill()
+        starter.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        os.kill(child, 9)
+        pytest.fail("llama-server outlived the process that started it")
+    finally:
+        starter.kill()
