@@ -42,6 +42,9 @@ CALLER_CLAIM = re.compile(
     r"\b(?:is |are |gets |get )?(?:used|called|invoked|reused)\s+(?:by|from|in|within|inside)"
     r"\s+(?:the\s+)?(?:(?:function|method|class)\s+)?(`[^`\n]+`|[A-Za-z_][\w.]*(?![\w-])\(?)")
 ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|vs|cf|etc)\.$", re.IGNORECASE)  # ends no sentence
+ACTIVE_CALLER_CLAIM = re.compile(
+    r"(`[^`\n]+`|[A-Za-z_][\w.]*)\s+(?:(?:class|method|function|module)\s+)?(?:also\s+)?"
+    r"(?:calls|uses|invokes)\s+(?:this\s+(?:function|method|helper)\b|`SUBJECT`)")
 RETURN_CLAIM = re.compile(r"\breturns?\b([^.;:\n]{0,60})", re.IGNORECASE)
 # What comes right before "returns" when it is said of a named function: "`join_options`
 # (function|method|call) (also|then|which) returns".
@@ -245,10 +248,13 @@ def _wrong_callers(prose: str, grounding: Grounding) -> list[str]:
                 if len(parts := caller.definition.qualified_name.split(".")) > 1
                 for end in range(1, len(parts))}
     notes = []
-    for claim in CALLER_CLAIM.finditer(prose):
-        raw = claim.group(1)
-        if _said_of_another(prose, claim.start(), grounding.subject_name):
-            continue  # "`join_options` is called by `_write_opts`": not a claim about it
+    # "`PathSpec` uses this function": the same claim, said the other way round.
+    active = re.compile(ACTIVE_CALLER_CLAIM.pattern.replace(
+        "SUBJECT", re.escape(grounding.subject_name)), re.IGNORECASE)
+    claims = [(claim.start(), claim.group(1)) for claim in CALLER_CLAIM.finditer(prose)
+              if not _said_of_another(prose, claim.start(), grounding.subject_name)]
+    claims += [(claim.start(), claim.group(1)) for claim in active.finditer(prose)]
+    for _at, raw in sorted(claims):
         quoted = raw.startswith("`")
         claimed = raw.strip("`").split("(")[0].strip()
         if not re.fullmatch(r"[A-Za-z_][\w.]*", claimed) or claimed in COMMON_NAMES:

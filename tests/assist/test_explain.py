@@ -361,3 +361,14 @@ def test_while_sentences_are_rewritten_the_reader_is_told_and_the_answer_replace
     assert "".join(shown) == ("### `mean`\n\nIt averages. It is used by `apply_discount`.\n\n"
                               f"_{REWRITING}…_")
     assert result.markdown.startswith("### `mean`\n\nIt averages.\n\n---\n")
+
+
+def test_a_caller_claim_in_the_active_voice_is_checked_too(shop):
+    # The 1.5B on pathspec's `enumerate_patterns`: "The `PathSpec` class uses this function",
+    # where only the backends' constructors call it.
+    result, _ = _explain(["The `Report` class uses this function; `weekly_report` calls `mean` "
+                          "too, and `spread` uses this function.", "DROP"], shop)
+    assert [note.split("”")[0] for note in result.notes if note.startswith("“called by")] == [
+        "“called by `Report`"]
+    plain, _ = _explain("It uses `sum` and `len`; `spread` calls it.", shop)
+    assert plain.notes == ()
