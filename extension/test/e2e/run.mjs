@@ -72,6 +72,19 @@ function explainingNotification(workbench) {
 }
 
 /** The scenarios, in order; each gets the workbench and the sandbox and throws on failure. */
+/**
+ * Opens fixtures' totals.py in `count_above` and runs "SmallCoder: Refactor Function"; returns
+ * the file, its text before and the instruction box.
+ */
+async function refactorCountAbove(workbench, sandbox) {
+    const file = join(sandbox.workspace, 'totals.py');
+    await workbench.openFile('totals.py');
+    const before = readFileSync(file, 'utf8');
+    await workbench.goTo(lineNumberOf(file, 'def count_above') + 2, 9);
+    await workbench.runCommand('SmallCoder: Refactor Function');
+    return { file, before, instruction: await workbench.inputBox(REFACTOR_PLACEHOLDER) };
+}
+
 const scenarios = [
     {
         name: 'the extension activates, shows its status and starts the server',
@@ -192,12 +205,7 @@ const scenarios = [
     {
         name: '"SmallCoder: Refactor Function" from the command palette follows an instruction',
         async run(workbench, sandbox) {
-            const file = join(sandbox.workspace, 'totals.py');
-            await workbench.openFile('totals.py');
-            const before = readFileSync(file, 'utf8');
-            await workbench.goTo(lineNumberOf(file, 'def count_above') + 2, 9);
-            await workbench.runCommand('SmallCoder: Refactor Function');
-            const instruction = await workbench.inputBox(REFACTOR_PLACEHOLDER);
+            const { file, before, instruction } = await refactorCountAbove(workbench, sandbox);
             await instruction.fill('use sum with a generator expression');
             await workbench.screenshot('refactor-instruction');
             await workbench.page.keyboard.press('Enter');
@@ -219,12 +227,7 @@ const scenarios = [
         name: 'a refactoring is shown as a diff first, and Discard leaves the file as it was',
         fakeServerOnly: true,
         async run(workbench, sandbox) {
-            const file = join(sandbox.workspace, 'totals.py');
-            await workbench.openFile('totals.py');
-            const before = readFileSync(file, 'utf8');
-            await workbench.goTo(lineNumberOf(file, 'def count_above') + 2, 9);
-            await workbench.runCommand('SmallCoder: Refactor Function');
-            const instruction = await workbench.inputBox(REFACTOR_PLACEHOLDER);
+            const { file, before, instruction } = await refactorCountAbove(workbench, sandbox);
             await instruction.press('Enter');
             // The buffer stays as it is while the diff is shown, and after Discard.
             const question = workbench.page.locator('.notifications-toasts .notification-list-item', { hasText: 'Apply the change?' }).first();
