@@ -194,7 +194,9 @@ const scenarios = [
             await refactor.click();
             // codeAction/resolve asks the model for the new function: seconds on a CPU. The diff
             // is shown first, and the buffer changes only when it is applied.
-            await workbench.reviewRefactoring(120_000, { screenshot: 'refactor-diff', button: 'Apply' });
+            // No test command is set here: the question says that the behaviour was not tested.
+            const question = await workbench.reviewRefactoring(120_000, { screenshot: 'refactor-diff', button: 'Apply' });
+            assert(question.includes('No tests ran'), `the question does not say that no tests ran: "${question}"`);
             await workbench.waitForUnlessError(workbench.page.locator('.tab.active.dirty'), 20_000);
             await workbench.screenshot('refactored');
             await workbench.save();

@@ -110,7 +110,8 @@ export class Workbench {
 
     /**
      * The review of a refactoring: waits for its diff tab and its "Apply the change?" question,
-     * then presses `button` ('Apply' or 'Discard') and waits for the diff to close.
+     * then presses `button` ('Apply' or 'Discard') and waits for the diff to close; returns the
+     * question's text.
      */
     async reviewRefactoring(timeoutMs, { screenshot, button }) {
         const question = this.page.locator('.notifications-toasts .notification-list-item', { hasText: 'Apply the change?' }).first();
@@ -120,8 +121,10 @@ export class Workbench {
         if (screenshot) {
             await this.screenshot(screenshot);
         }
+        const text = (await question.innerText()).replace(/\s+/g, ' ');
         await question.locator('.monaco-button', { hasText: button }).first().click();
         await diff.waitFor({ state: 'detached', timeout: 10_000 });
+        return text;
     }
 
     /** The inline completion shown as ghost text in the active editor. */
