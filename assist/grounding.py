@@ -45,6 +45,10 @@ ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|vs|cf|etc)\.$", re.IGNORECASE)  # end
 ACTIVE_CALLER_CLAIM = re.compile(
     r"(`[^`\n]+`|[A-Za-z_][\w.]*)\s+(?:(?:class|method|function|module)\s+)?(?:also\s+)?"
     r"(?:calls|uses|invokes)\s+(?:this\s+(?:function|method|helper)\b|`SUBJECT`)")
+# "…the Hyperscan database, which is then used by": the word the clause points back to.
+RELATIVE_CLAUSE = re.compile(r"(`[^`\n]+`|[\w.]+\(?\)?)\s*,?\s+which\s+(?:is\s+|are\s+)?"
+                             r"(?:then\s+|also\s+|later\s+|in\s+turn\s+)?$", re.IGNORECASE)
+SUBJECT_WORDS = {"function", "method", "helper", "it", "itself", "this"}
 RETURN_CLAIM = re.compile(r"\breturns?\b([^.;:\n]{0,60})", re.IGNORECASE)
 # What comes right before "returns" when it is said of a named function: "`join_options`
 # (function|method|call) (also|then|which) returns".
@@ -299,9 +303,16 @@ def _wrong_return(prose: str, grounding: Grounding) -> list[str]:
 
 def _said_of_another(prose: str, at: int, subject_name: str) -> bool:
     """Whether the claim at prose[at:] is said of a function named right before it (in a code
-    span) that is not the subject."""
+    span) that is not the subject, or of what a relative clause points back to: "creates the
+    database, which is then used by `PathSpec`" is about the database."""
     named = OTHER_SUBJECT.search(prose, max(0, at - 80), at)
-    return named is not None and named.group(1).split("(")[0].split(".")[-1] != subject_name
+    if named is not None:
+        return named.group(1).split("(")[0].split(".")[-1] != subject_name
+    relative = RELATIVE_CLAUSE.search(prose, max(0, at - 120), at)
+    if relative is None:
+        return False
+    before = relative.group(1).strip("`").split("(")[0].split(".")[-1]
+    return before != subject_name and before.lower() not in SUBJECT_WORDS
 
 
 def _return_annotation(subject: Definition | None) -> str | None:

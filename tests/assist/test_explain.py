@@ -372,3 +372,14 @@ def test_a_caller_claim_in_the_active_voice_is_checked_too(shop):
         "“called by `Report`"]
     plain, _ = _explain("It uses `sum` and `len`; `spread` calls it.", shop)
     assert plain.notes == ()
+
+
+def test_a_claim_in_a_relative_clause_about_something_else_is_not_checked(shop):
+    # The 1.5B on pathspec's `_make_db`: "… calls `_make_db` to create the Hyperscan database,
+    # which is then used by the `PathSpec` class": the database is, not the function.
+    about_other, _ = _explain(["`spread` calls `mean` to get the centre, which is then used by "
+                               "`audit` to rank values.", "DROP"], shop)
+    assert not [note for note in about_other.notes if note.startswith("“called by")]
+    about_it, _ = _explain(["`mean` is a small helper, which is used by `audit`.", "DROP"], shop)
+    assert [note.split("”")[0] for note in about_it.notes if note.startswith("“called by")] == [
+        "“called by `audit`"]
