@@ -42,6 +42,10 @@ CALLER_CLAIM = re.compile(
     r"\b(?:is |are |gets |get )?(?:used|called|invoked|reused)\s+(?:by|from|in|within|inside)"
     r"\s+(?:the\s+)?(?:(?:function|method|class)\s+)?(`[^`\n]+`|[A-Za-z_][\w.]*(?![\w-])\(?)")
 ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|vs|cf|etc)\.$", re.IGNORECASE)  # ends no sentence
+# "called by several …, including `A`, `B`": the callers named after the quantifier.
+QUANTIFIERS = {"several", "various", "many", "multiple", "other", "some", "different",
+               "numerous", "a"}
+ENUMERATION = re.compile(r"\b(?:including|such\s+as|like|e\.g\.,?|namely|for\s+example,?)\s+")
 ACTIVE_CALLER_CLAIM = re.compile(
     r"(`[^`\n]+`|[A-Za-z_][\w.]*)\s+(?:(?:class|method|function|module)\s+)?(?:also\s+)?"
     r"(?:calls|uses|invokes)\s+(?:this\s+(?:function|method|helper)\b|`SUBJECT`)")
@@ -255,8 +259,19 @@ def _wrong_callers(prose: str, grounding: Grounding) -> list[str]:
     # "`PathSpec` uses this function": the same claim, said the other way round.
     active = re.compile(ACTIVE_CALLER_CLAIM.pattern.replace(
         "SUBJECT", re.escape(grounding.subject_name)), re.IGNORECASE)
-    claims = [(claim.start(), claim.group(1)) for claim in CALLER_CLAIM.finditer(prose)
-              if not _said_of_another(prose, claim.start(), grounding.subject_name)]
+    claims = []
+    for claim in CALLER_CLAIM.finditer(prose):
+        if _said_of_another(prose, claim.start(), grounding.subject_name):
+            continue
+        if claim.group(1).lower() not in QUANTIFIERS:
+            claims.append((claim.start(), claim.group(1)))
+            continue
+        # "called by several methods in `core.py`, including `A`, `B` and `C`": A, B and C.
+        sentence = re.match(r"[^\n]*?(?:[.!?](?=\s)|$)", prose[claim.end():]).group()
+        listed = ENUMERATION.search(sentence)
+        claims += [(claim.end() + listed.end() + span.start(), span.group())
+                   for span in re.finditer(r"`[^`\n]+`", sentence[listed.end():])] \
+            if listed else []
     claims += [(claim.start(), claim.group(1)) for claim in active.finditer(prose)]
     for _at, raw in sorted(claims):
         quoted = raw.startswith("`")

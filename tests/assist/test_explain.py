@@ -383,3 +383,13 @@ def test_a_claim_in_a_relative_clause_about_something_else_is_not_checked(shop):
     about_it, _ = _explain(["`mean` is a small helper, which is used by `audit`.", "DROP"], shop)
     assert [note.split("”")[0] for note in about_it.notes if note.startswith("“called by")] == [
         "“called by `audit`"]
+
+
+def test_callers_listed_after_several_are_checked_one_by_one(shop):
+    # The 1.5B on click's `get_error_hint`: "called by several other methods in the `core.py`
+    # file, including `Argument.get_error_hint`, …", a method that does not call it.
+    result, _ = _explain(["It is called by several functions in `report.py`, including "
+                          "`weekly_report`, `spread` and `audit_totals`. It averages.", "DROP"],
+                         shop)
+    assert [note.split("”")[0] for note in result.notes if note.startswith("“called by")] == [
+        "“called by `audit_totals`"]
