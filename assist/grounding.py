@@ -267,7 +267,7 @@ def _wrong_callers(prose: str, grounding: Grounding) -> list[str]:
             claims.append((claim.start(), claim.group(1)))
             continue
         # "called by several methods in `core.py`, including `A`, `B` and `C`": A, B and C.
-        sentence = re.match(r"[^\n]*?(?:[.!?](?=\s)|$)", prose[claim.end():]).group()
+        sentence = re.match(r"[^\n]*?(?:[.!?](?=\s)|(?=\n)|$)", prose[claim.end():]).group()
         listed = ENUMERATION.search(sentence)
         claims += [(claim.end() + listed.end() + span.start(), span.group())
                    for span in re.finditer(r"`[^`\n]+`", sentence[listed.end():])] \

@@ -389,7 +389,8 @@ def test_callers_listed_after_several_are_checked_one_by_one(shop):
     # The 1.5B on click's `get_error_hint`: "called by several other methods in the `core.py`
     # file, including `Argument.get_error_hint`, …", a method that does not call it.
     result, _ = _explain(["It is called by several functions in `report.py`, including "
-                          "`weekly_report`, `spread` and `audit_totals`. It averages.", "DROP"],
-                         shop)
+                          "`weekly_report`, `spread` and `audit_totals`. It averages.\n\n"
+                          "- Used by various helpers\n- Used by many, such as `audit_totals`",
+                          "DROP"], shop)
     assert [note.split("”")[0] for note in result.notes if note.startswith("“called by")] == [
-        "“called by `audit_totals`"]
+        "“called by `audit_totals`"]  # once: the same note for two sentences
