@@ -40,7 +40,8 @@ HEAD_IDENTIFIER = re.compile(r"(?<![\w.])([A-Za-z_$][\w$]*)")
 QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 CALLER_CLAIM = re.compile(
     r"\b(?:is |are |gets |get )?(?:used|called|invoked|reused)\s+(?:by|from|in|within|inside)"
-    r"\s+(?:the\s+)?(?:(?:function|method|class)\s+)?(`[^`\n]+`|[A-Za-z_][\w.]*(?![\w-])\(?)")
+    r"\s+(?:the\s+)?(?:(?:function|method|class)\s+)?(`[^`\n]+`|[A-Za-z_][\w.]*(?![\w-])\(?)",
+    re.IGNORECASE)  # "- Used by `launch`" opens a list item
 ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|vs|cf|etc)\.$", re.IGNORECASE)  # ends no sentence
 # "called by several …, including `A`, `B`": the callers named after the quantifier.
 QUANTIFIERS = {"several", "various", "many", "multiple", "other", "some", "different",

@@ -394,3 +394,9 @@ def test_callers_listed_after_several_are_checked_one_by_one(shop):
                           "DROP"], shop)
     assert [note.split("”")[0] for note in result.notes if note.startswith("“called by")] == [
         "“called by `audit_totals`"]  # once: the same note for two sentences
+
+
+def test_a_list_item_that_opens_with_used_by_is_a_caller_claim(shop):
+    result, _ = _explain(["It averages.\n\n- Used by `audit` to rank values.", "DROP"], shop)
+    assert [note.split("”")[0] for note in result.notes if note.startswith("“called by")] == [
+        "“called by `audit`"]
