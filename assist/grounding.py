@@ -54,6 +54,14 @@ ACTIVE_CALLER_CLAIM = re.compile(
 RELATIVE_CLAUSE = re.compile(r"(`[^`\n]+`|[\w.]+\(?\)?)\s*,?\s+which\s+(?:is\s+|are\s+)?"
                              r"(?:then\s+|also\s+|later\s+|in\s+turn\s+)?$", re.IGNORECASE)
 SUBJECT_WORDS = {"function", "method", "helper", "it", "itself", "this"}
+# Who "returns": only the function itself (its name, "it", "the function") or the start of
+# a sentence or list item ("Returns a list", "**Returns:** a list") make a claim about it; a
+# relative clause ("that returns") or a condition ("if it returns") speaks of something else.
+OWN_RETURN = re.compile(r"(?:(?:^|(?<=[.!?:]\s)|(?<=\n))\s*(?:[-*+]\s+|\d+[.)]\s+)?(?:\*\*)?"
+                        r"|(?<![Ii]f )(?<![Ww]hen )(?<![Uu]nless )"
+                        r"(?:\bit|\bthe function|\bthis function|\bthe method|\bthis method"
+                        r"|`?SUBJECT(?:\(\))?`?)\s+(?:also\s+|then\s+|always\s+|only\s+|"
+                        r"finally\s+)?)$", re.MULTILINE)
 RETURN_CLAIM = re.compile(r"\breturns?\b([^.;:\n]{0,60})", re.IGNORECASE)
 # What comes right before "returns" when it is said of a named function: "`join_options`
 # (function|method|call) (also|then|which) returns".
@@ -304,8 +312,10 @@ def _wrong_return(prose: str, grounding: Grounding) -> list[str]:
     notes = []
     for claim in RETURN_CLAIM.finditer(prose):
         fragment = claim.group(1)
-        if _said_of_another(prose, claim.start(), grounding.subject_name):
-            continue  # "The `join_options` function returns a tuple"
+        subject = re.escape(grounding.subject_name)
+        said_of_it = re.compile(OWN_RETURN.pattern.replace("SUBJECT", subject), re.IGNORECASE)
+        if not said_of_it.search(prose, max(0, claim.start() - 40), claim.start()):
+            continue  # "a method `get_params` that returns a list", "If it returns None, …"
         words = re.findall(r"[A-Za-z_]\w*", fragment.replace("`", " "))
         claimed = next((TYPE_WORDS[word.lower()] for before, word in pairwise(["", *words])
                         if word.lower() in TYPE_WORDS and before.lower() not in NEGATIONS), None)

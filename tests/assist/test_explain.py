@@ -400,3 +400,21 @@ def test_a_list_item_that_opens_with_used_by_is_a_caller_claim(shop):
     result, _ = _explain(["It averages.\n\n- Used by `audit` to rank values.", "DROP"], shop)
     assert [note.split("”")[0] for note in result.notes if note.startswith("“called by")] == [
         "“called by `audit`"]
+
+
+@pytest.mark.parametrize("sentence", [
+    "It assumes a method `spread` that returns a list of parameters.",
+    "If it returns None, it then calls `spread`.",
+    "When the division returns an integer, it is converted."])
+def test_a_return_said_of_something_else_is_not_a_claim_about_the_function(shop, sentence):
+    # The 1.5B on click's `make_parser` and `get_text_stdin`: true sentences were removed.
+    result, _ = _explain([f"It averages. {sentence}", "DROP"], shop)
+    assert result.notes == ()
+
+
+@pytest.mark.parametrize("answer", [
+    "Returns an integer.", "- Returns an integer", "The function then returns an integer.",
+    "The mean. `mean()` returns an integer."])
+def test_a_return_said_of_the_function_is_checked(shop, answer):
+    result, _ = _explain([answer, "DROP"], shop)
+    assert result.notes == ("“returns int”: the function is annotated to return `float`.",)
