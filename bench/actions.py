@@ -209,14 +209,20 @@ def package_functions(package: Path, limit: int | None, seed: int) -> list[tuple
 
 
 def explain_rows(engine: LlamaCppEngine, package: Path, limit: int | None, seed: int,
-                 arms: tuple[bool, ...] = (False, True)) -> Iterator[dict]:
-    """Each answer's row as soon as it is judged: a cut run keeps what it measured."""
+                 arms: tuple[bool, ...] = (False, True),
+                 skipped: frozenset[tuple[str, str]] = frozenset()) -> Iterator[dict]:
+    """Each answer's row as soon as it is judged: a cut run keeps what it measured. `skipped`:
+    (file, function) pairs already asked about in another run."""
     home = Path(tempfile.mkdtemp(prefix="smallcoder-bench-actions-home-"))
     context = WorkspaceContext(home)
     try:
         context.open_folder(package)
         for path, line in package_functions(package, limit, seed):
             text = path.read_text()
+            subject = [d for d in definitions(text, "python")
+                       if d.kind != "class" and d.start_line <= line <= d.end_line][-1]
+            if (path.relative_to(package.parent).as_posix(), subject.qualified_name) in skipped:
+                continue
             related = related_for(context, str(path), text, line, engine)
             facts = grounding_in(context, str(path), text, "python", related)
             for grounded in arms:
@@ -449,7 +455,10 @@ def run(args: argparse.Namespace, results: IO[str]) -> None:
         for name in args.packages:
             package = Path(importlib.import_module(name).__file__).parent
             arms = tuple(arm == "grounded" for arm in args.arms)
-            for row in explain_rows(engine, package, args.limit, args.seed, arms):
+            skipped = frozenset((row["file"], row["function"]) for recorded in args.skip_recorded
+                                for row in map(json.loads, recorded.read_text().splitlines())
+                                if row.get("type") == "explain")
+            for row in explain_rows(engine, package, args.limit, args.seed, arms, skipped):
                 rows.append(row)
                 write_row(row)
     summary = summaries(rows)
@@ -488,6 +497,9 @@ def main() -> int:
                         default=["ungrounded", "grounded"],
                         help="explain: which prompts to ask (grounded alone after a change to "
                              "it; it then finds no ungrounded answer's prompt in the KV cache)")
+    parser.add_argument("--skip-recorded", type=Path, nargs="+", default=[], metavar="JSONL",
+                        help="explain: leave out the functions these results already hold (a "
+                             "package with no more functions than --limit comes in one order)")
     parser.add_argument("--rejudge", action="store_true",
                         help="with --summarize: judge the recorded explanations again with "
                              "today's checks (after a fix to the judge)")
