@@ -226,7 +226,7 @@ def explain_rows(engine: LlamaCppEngine, package: Path, limit: int | None, seed:
             related = related_for(context, str(path), text, line, engine)
             facts = grounding_in(context, str(path), text, "python", related)
             for grounded in arms:
-                row = explain_row(engine, package, path, text, line, related, facts, grounded)
+                row = explain_row(engine, package, path, text, subject, related, facts, grounded)
                 print(f"  explain {row['function']} grounded={grounded}: {row['problems']}",
                       file=sys.stderr)
                 yield row
@@ -234,14 +234,13 @@ def explain_rows(engine: LlamaCppEngine, package: Path, limit: int | None, seed:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def explain_row(engine: LlamaCppEngine, package: Path, path: Path, text: str, line: int,
-                related: str, facts: Callable, grounded: bool) -> dict:
+def explain_row(engine: LlamaCppEngine, package: Path, path: Path, text: str,
+                subject: Definition, related: str, facts: Callable, grounded: bool) -> dict:
     clock = Clock()
     relative = path.relative_to(package.parent).as_posix()
-    result = explain(Run(engine, on_text=clock.on_text), text, "python", line, 4, related,
-                     path=relative, grounding=facts if grounded else None)
-    subject = [d for d in definitions(text, "python")
-               if d.kind != "class" and d.start_line <= line <= d.end_line][-1]
+    # The line package_functions chose: the one after the def line.
+    result = explain(Run(engine, on_text=clock.on_text), text, "python", subject.start_line + 1,
+                     4, related, path=relative, grounding=facts if grounded else None)
     return {"type": "explain", "package": package.name, "file": relative,
             "function": result.function_name, "grounded": grounded,
             "first_text_ms": clock.first_ms, "done_ms": clock.elapsed_ms(),
