@@ -282,10 +282,14 @@ def _wrong_callers(prose: str, grounding: Grounding) -> list[str]:
                    for span in re.finditer(r"`[^`\n]+`", sentence[listed.end():])] \
             if listed else []
     claims += [(claim.start(), claim.group(1)) for claim in active.finditer(prose)]
-    for _at, raw in sorted(claims):
+    for at, raw in sorted(claims):
         quoted = raw.startswith("`")
         claimed = raw.strip("`").split("(")[0].strip()
-        if not re.fullmatch(r"[A-Za-z_][\w.]*", claimed) or claimed in COMMON_NAMES:
+        # "used in the `open` method": a builtin's name, said to be a method of the workspace.
+        named_kind = re.match(r"\s+(?:method|function)\b",
+                              prose[prose.find(raw, at) + len(raw):]) is not None
+        if not re.fullmatch(r"[A-Za-z_][\w.]*", claimed) or (claimed in COMMON_NAMES
+                                                              and not named_kind):
             continue  # "used in `with` statements", "called by `self`": not a caller's name
         looks_like_code = quoted or raw.endswith("(") or PROSE_IDENTIFIER.fullmatch(claimed) \
             or (grounding.index is not None and grounding.index.definitions_named(claimed))

@@ -418,3 +418,14 @@ def test_a_return_said_of_something_else_is_not_a_claim_about_the_function(shop,
 def test_a_return_said_of_the_function_is_checked(shop, answer):
     result, _ = _explain([answer, "DROP"], shop)
     assert result.notes == ("“returns int”: the function is annotated to return `float`.",)
+
+
+def test_a_caller_with_a_builtins_name_said_to_be_a_method_is_checked(shop):
+    # The 1.5B on click's `_wrap_io_open`: "used in the `open` method of the `File` class",
+    # where only `open_stream` calls it; `open` was taken for the builtin and let pass.
+    method, _ = _explain(["It averages. It is used in the `open` method of `Report`.", "DROP"],
+                         shop)
+    assert [note.split("”")[0] for note in method.notes if note.startswith("“called by")] == [
+        "“called by `open`"]
+    statement, _ = _explain("It is used in `with` statements and called by `self`.", shop)
+    assert statement.notes == ()
