@@ -40,7 +40,8 @@ HEAD_IDENTIFIER = re.compile(r"(?<![\w.])([A-Za-z_$][\w$]*)")
 QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 CALLER_CLAIM = re.compile(
     r"\b(?:is |are |gets |get )?(?:used|called|invoked|reused)\s+(?:by|from|in|within|inside)"
-    r"\s+(?:the\s+)?(?:(?:function|method|class)\s+)?(`[^`\n]+`|[A-Za-z_][\w.]*(?![\w-])\(?)",
+    r"\s+(?:the\s+)?(?:(?:function|method|class)\s+)?(`[^`\n]+`|[A-Za-z_][\w.]*(?![\w-])\(?)"
+    r"(?!\s+line\b)",  # "invoked from the command line" names no caller
     re.IGNORECASE)  # "- Used by `launch`" opens a list item
 ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|vs|cf|etc)\.$", re.IGNORECASE)  # ends no sentence
 # "called by several …, including `A`, `B`": the callers named after the quantifier.
@@ -320,6 +321,10 @@ def _wrong_return(prose: str, grounding: Grounding) -> list[str]:
         said_of_it = re.compile(OWN_RETURN.pattern.replace("SUBJECT", subject), re.IGNORECASE)
         if not said_of_it.search(prose, max(0, claim.start() - 40), claim.start()):
             continue  # "a method `get_params` that returns a list", "If it returns None, …"
+        # "returns `None` for the `types` key": a part of what it returns, not the whole.
+        if re.match(r"\s*(?:an?\s+)?`?\w+`?\s+(?:for|in|inside|as)\s+(?:the|its|each|every)\b",
+                    fragment):
+            continue
         words = re.findall(r"[A-Za-z_]\w*", fragment.replace("`", " "))
         claimed = next((TYPE_WORDS[word.lower()] for before, word in pairwise(["", *words])
                         if word.lower() in TYPE_WORDS and before.lower() not in NEGATIONS), None)

@@ -429,3 +429,14 @@ def test_a_caller_with_a_builtins_name_said_to_be_a_method_is_checked(shop):
         "“called by `open`"]
     statement, _ = _explain("It is used in `with` statements and called by `self`.", shop)
     assert statement.notes == ()
+
+
+def test_phrases_that_name_no_caller_or_no_returned_type_are_not_flagged(shop):
+    # The 1.5B on click: "`Context.invoke`: This method is called when a command is invoked
+    # from the command line" (click defines `command`), and `Tuple.to_info_dict` "returns
+    # `None` for the `types` key" of the dict it returns.
+    result, _ = _explain(["It averages. It runs when invoked from the command line. It returns "
+                          "`None` for the `values` key when empty.", "DROP"], shop)
+    assert result.notes == ()
+    whole, _ = _explain(["It returns `None` when empty.", "DROP"], shop)
+    assert whole.notes == ("“returns None”: the function is annotated to return `float`.",)
