@@ -233,7 +233,11 @@ def handle(method: str, params: Any) -> Any:
             for tokens in (12, 24, 36):
                 partial_result(params, {"functionName": name, "generatedTokens": tokens})
                 time.sleep(0.4)
-            return {"edit": refactor_edit(uri, def_line), "functionName": name}
+            # As the real server answers without a test command: the static checks only.
+            checks = [{"name": "parses", "passed": True, "detail": "the rewritten file parses"},
+                      {"name": "signature", "passed": True, "detail": "kept"}]
+            return {"edit": refactor_edit(uri, def_line), "functionName": name,
+                    "checks": checks}
         markdown = (f"### `{name}`\n\n`{name}` adds things up, one value after the other.\n\n"
                     f"- It is a **fake** explanation, written slowly as a model writes.")
         # Only the answer has the whole text, as with a model that writes until it ends.
