@@ -149,6 +149,7 @@ def _corrected(run: Run, prompt: str, draft: str, facts: Grounding) -> tuple[str
     what became of its sentence. The rewrite is a follow-up to the explain prompt, so the
     engine's cache already holds all but the question."""
     flagged = flagged_sentences(draft, facts)
+    examples = "\n".join(CODE_BLOCK.findall(draft))  # names the answer's own code defines
     cuts: list[tuple[int, int, str]] = []
     listed: list[str] = []
     for sentence in flagged[:MAX_CORRECTED_SENTENCES]:
@@ -160,8 +161,7 @@ def _corrected(run: Run, prompt: str, draft: str, facts: Grounding) -> tuple[str
         rewrite = _one_sentence(run.ask(question, CORRECTION_MAX_TOKENS,
                                         earlier=[(prompt, draft)]))
         bounded = 0 < len(rewrite) <= 2 * len(sentence.text) + 80
-        if bounded and not check_explanation(rewrite, facts,
-                                             "\n".join(CODE_BLOCK.findall(draft))):
+        if bounded and not check_explanation(rewrite, facts, examples):
             cuts.append((sentence.start, sentence.end, rewrite))
             listed.append(f"{' '.join(sentence.notes)} Rewritten; it read: “{sentence.text}”")
         else:

@@ -315,10 +315,10 @@ def _wrong_return(prose: str, grounding: Grounding) -> list[str]:
     if re.fullmatch(r"(?:\w+\.)?(?:Any|object)|_?[A-Z]", grounding.returns.strip("'\" ")):
         return []  # `t.Any`, `object`, a type variable `T`: every claimed type fits
     notes = []
+    said_of_it = re.compile(OWN_RETURN.pattern.replace(
+        "SUBJECT", re.escape(grounding.subject_name)), re.IGNORECASE)
     for claim in RETURN_CLAIM.finditer(prose):
         fragment = claim.group(1)
-        subject = re.escape(grounding.subject_name)
-        said_of_it = re.compile(OWN_RETURN.pattern.replace("SUBJECT", subject), re.IGNORECASE)
         if not said_of_it.search(prose, max(0, claim.start() - 40), claim.start()):
             continue  # "a method `get_params` that returns a list", "If it returns None, …"
         # "returns `None` for the `types` key": a part of what it returns, not the whole.
