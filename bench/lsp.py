@@ -12,7 +12,14 @@ latency targets must hold with context too, and `--context-tokens 0 512` shows w
 itself costs on the same file in the same run (this CPU's speed varies by the hour). The raw
 replay then cannot rebuild the server's prompts, so only the LSP side is measured.
 
+With --adapter ADAPTER.gguf each session runs without and then with the personal adapter
+(`smallcoder.adapter`), `--rounds` times in turn, so the adapter's serving cost is measured in
+one run; the raw replay applies the adapter too. Each row goes to bench/results/lsp-*.jsonl as
+it is measured, after a first line with the machine's raw llama.cpp prompt and generation
+tokens/s.
+
 Run: .venv/bin/python bench/lsp.py [--models NAME ...] [--lines N] [--context-tokens N ...]
+                                   [--adapter ADAPTER.gguf [--rounds N]]
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.session import raw_speed
 from model import registry
 from model.prompts import fim_prompt_tokens, fim_request_at
 
@@ -84,7 +94,7 @@ def target_lines(text: str, count: int) -> list[int]:
 
 
 async def session(model: str, lines: int, source: Path, workspace: Path,
-                  context_tokens: int) -> tuple[list[Request], str]:
+                  context_tokens: int, adapter: Path | None = None) -> tuple[list[Request], str]:
     client = LanguageClient("smallcoder-bench", "1")
     logs: list[str] = []
 
@@ -100,6 +110,7 @@ async def session(model: str, lines: int, source: Path, workspace: Path,
     await client.initialize_async(types.InitializeParams(
         capabilities=types.ClientCapabilities(),
         initialization_options={"model": model, "logLevel": "debug",
+                                "adapter": str(adapter) if adapter else "",
                                 "inlineCompletions": {"contextTokens": context_tokens}},
         workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name=workspace.name)]))
     client.initialized(types.InitializedParams())
@@ -110,6 +121,8 @@ async def session(model: str, lines: int, source: Path, workspace: Path,
         await asyncio.sleep(0.1)
     if status.state != "ready":
         raise SystemExit(f"{model}: {status.message}")
+    if adapter is not None and not status.adapter:
+        raise SystemExit(f"{model}: the adapter was not applied: {status.message}")
 
     original = source.read_text()
     uri = source.as_uri()
@@ -158,8 +171,10 @@ async def session(model: str, lines: int, source: Path, workspace: Path,
     return requests, status.model
 
 
-def replay_raw(model: str, requests: list[Request], source: Path) -> list[float]:
-    """The same prompts, same order and token counts, straight into llama-cpp-python."""
+def replay_raw(model: str, requests: list[Request], source: Path,
+               adapter: Path | None = None) -> list[float]:
+    """The same prompts, same order and token counts, straight into llama-cpp-python (with the
+    same adapter)."""
     import llama_cpp
 
     from model.engine import DEFAULT_CONTEXT_TOKENS, LlamaCppEngine, physical_cores
@@ -167,7 +182,8 @@ def replay_raw(model: str, requests: list[Request], source: Path) -> list[float]
     tokenizer = LlamaCppEngine(registry.resolve_model(model))
     llm = llama_cpp.Llama(model_path=str(registry.resolve_model(model)),
                           n_ctx=DEFAULT_CONTEXT_TOKENS, n_threads=physical_cores(),
-                          n_threads_batch=physical_cores(), verbose=False)
+                          n_threads_batch=physical_cores(), verbose=False,
+                          lora_path=None if adapter is None else str(adapter))
     timings = []
     for request in requests:
         prompt = fim_prompt_tokens(fim_request_at(
@@ -186,13 +202,14 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def summarize(model: str, requests: list[Request], raw_ms: list[float] | None,
-              context_tokens: int) -> dict:
+              context_tokens: int, adapter: Path | None = None) -> dict:
     latencies = [request.latency_ms for request in requests]
     warm = [request.latency_ms for request in requests if request.warm]
     prompt_total = sum(request.prompt_tokens for request in requests)
     reused = prompt_total - sum(request.evaluated for request in requests)
     row = {
         "model": model,
+        "adapter": None if adapter is None else str(adapter),
         "context_tokens": context_tokens,
         "requests": len(requests),
         "p50_ms": round(percentile(latencies, 0.5), 1),
@@ -202,6 +219,7 @@ def summarize(model: str, requests: list[Request], raw_ms: list[float] | None,
         "kv_cache_share": round(reused / prompt_total, 3),
         "mean_prompt_tokens": round(prompt_total / len(requests)),
         "mean_generated_tokens": round(statistics.mean(r.generated for r in requests), 1),
+        "total_latency_ms": round(sum(latencies), 1),
         # One row per request, to tell prompt evaluation from generation from overhead.
         "per_request": [{"line": r.line + 1, "character": r.character, "warm": r.warm,
                          "latency_ms": round(r.latency_ms, 1), "server_ms": r.server_ms,
@@ -227,30 +245,79 @@ def main() -> int:
                         help="cross-file context budgets, one session each (0 alone: off, on "
                         "textwrap, and the raw replay runs; otherwise all on the email package, "
                         "so 0 there is the same file without context)")
+    parser.add_argument("--adapter", type=Path,
+                        help="a GGUF LoRA adapter of the (one) model: every session also runs "
+                        "with it, to measure its serving cost")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --adapter: sessions without and with it, taken in turn")
     args = parser.parse_args()
     names = args.models or [row.spec.name for row in registry.list_models() if row.present]
+    adapters: list[Path | None] = [None]
+    if args.adapter is not None:
+        if not args.adapter.is_file():
+            parser.error(f"--adapter {args.adapter}: no such file")
+        if len(names) != 1:
+            parser.error("--adapter belongs to one base model: give it with --models NAME")
+        adapters = [None, args.adapter.resolve()] * max(1, args.rounds)
     replay = args.context_tokens == [0]
     source = make_workspace(not replay)
     workspace = source.parent if replay else source.parent.parent
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"lsp-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+
+    def write(row: dict) -> None:
+        with out.open("a") as stream:
+            stream.write(json.dumps(row) + "\n")
+
     rows = []
     for name in names:
+        speed = raw_speed(registry.resolve_model(name), textwrap.__doc__ * 20)
+        print(f"{name}: raw llama.cpp {speed['raw_prompt_tokens_per_s']} prompt, "
+              f"{speed['raw_generation_tokens_per_s']} generated tokens/s", flush=True)
+        write({"model": name, "raw_speed": speed})
         for budget in args.context_tokens:
-            requests, _ = asyncio.run(session(name, args.lines, source, workspace, budget))
-            raw = replay_raw(name, requests, source) if replay else None
-            rows.append(summarize(name, requests, raw, budget))
-    print(f"{'model':<38} {'ctx':>5} {'n':>4} {'p50':>6} {'p95':>6} {'warm p50':>9} "
-          f"{'warm p95':>9} {'KV share':>9} {'prompt':>7} {'raw warm p50':>13} {'LSP/raw':>8}")
-    for row in rows:
-        print(f"{row['model']:<38} {row['context_tokens']:>5} {row['requests']:>4} "
-              f"{row['p50_ms']:>6} {row['p95_ms']:>6} {row['warm_p50_ms']:>9} "
-              f"{row['warm_p95_ms']:>9} {row['kv_cache_share']:>9} "
-              f"{row['mean_prompt_tokens']:>7} {row.get('raw_warm_p50_ms', 'n/a'):>13} "
-              f"{row.get('lsp_over_raw_warm_p50', 'n/a'):>8}")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"lsp-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(rows, indent=2))
+            for adapter in adapters:
+                requests, _ = asyncio.run(session(name, args.lines, source, workspace, budget,
+                                                  adapter))
+                raw = replay_raw(name, requests, source, adapter) if replay else None
+                rows.append(summarize(name, requests, raw, budget, adapter) | speed)
+                write(rows[-1])
+                print_row(rows[-1])
+    if args.adapter is not None:
+        print_adapter_cost(rows)
     print(f"details: {out}")
     return 0
+
+
+def print_row(row: dict) -> None:
+    arm = "adapter" if row["adapter"] else "base"
+    print(f"{row['model']:<38} {arm:>7} ctx {row['context_tokens']:>5}  n {row['requests']:>3}  "
+          f"p50 {row['p50_ms']:>7}  p95 {row['p95_ms']:>7}  warm p50 {row['warm_p50_ms']:>7}  "
+          f"warm p95 {row['warm_p95_ms']:>7}  KV {row['kv_cache_share']:>5}  "
+          f"prompt {row['mean_prompt_tokens']:>5}  raw warm p50 "
+          f"{row.get('raw_warm_p50_ms', 'n/a'):>7}  "
+          f"LSP/raw {row.get('lsp_over_raw_warm_p50', 'n/a')}",
+          flush=True)
+
+
+def adapter_cost(rows: list[dict]) -> dict[int, dict[str, float]]:
+    """Per context budget: the adapter's latency over the base's (medians over the rounds of
+    p50, warm p50 and the session's total), > 1 when the adapter is slower."""
+    cost = {}
+    for budget in sorted({row["context_tokens"] for row in rows}):
+        arms = {arm: [row for row in rows if row["context_tokens"] == budget
+                      and bool(row["adapter"]) == arm] for arm in (False, True)}
+        cost[budget] = {
+            key: round(statistics.median(row[key] for row in arms[True])
+                       / statistics.median(row[key] for row in arms[False]), 3)
+            for key in ("p50_ms", "warm_p50_ms", "total_latency_ms")}
+    return cost
+
+
+def print_adapter_cost(rows: list[dict]) -> None:
+    for budget, ratios in adapter_cost(rows).items():
+        print(f"adapter over base, ctx {budget}: p50 x{ratios['p50_ms']}, warm p50 "
+              f"x{ratios['warm_p50_ms']}, whole session x{ratios['total_latency_ms']}")
 
 
 if __name__ == "__main__":
