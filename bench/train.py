@@ -7,9 +7,10 @@ file (no hints, Google-style "Args:" sections), so a style gain can show on both
 before, is written much as the base writes, and left no room. A 0.5B adapter is trained on
 each for a fixed wall-time budget, then evaluated against the base on held-out files of the
 same author and of the other one (the cross-author check), plus the HumanEval guard set on its
-own author. Prints one table and writes bench/results/train.json.
+own author. Prints one table and writes bench/results/train-MODEL.json, with the machine's raw
+llama.cpp speed measured at the start of the same run.
 
-Run: .venv/bin/python bench/train.py [--minutes 30] [--eval-examples 24] [--guard 40]
+Run: .venv/bin/python bench/train.py [--model NAME] [--minutes 30] [--eval-examples 24] [--guard 40]
      .venv/bin/python bench/train.py --speed-only 8   (training tokens/s alone, a few minutes)
 """
 
@@ -24,6 +25,9 @@ import zipfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.session import raw_speed
 from model import registry
 from model.home import smallcoder_home
 from training.evaluate import (
@@ -69,6 +73,7 @@ def corpus_dir(name: str, requirement: str) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=MODEL, help="the base model (default: %(default)s)")
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget per adapter")
     parser.add_argument("--eval-examples", type=int, default=24)
     parser.add_argument("--guard", type=int, default=40, help="HumanEval guard tasks")
@@ -86,11 +91,16 @@ def main() -> int:
                              "off (the automatic choice) on the first adapter's corpus")
     args = parser.parse_args()
     if args.speed_only:
-        return training_speed(args.adapters[0], args.speed_only)
+        return training_speed(args.model, args.adapters[0], args.speed_only)
 
-    base = registry.resolve_model(MODEL)
+    base = registry.resolve_model(args.model)
     tokenizer = GgufTokenizer(base)
-    work = smallcoder_home() / "bench-train"
+    work = smallcoder_home() / "bench-train" / args.model
+    # The machine's raw llama.cpp speed, measured in the same run as every figure below.
+    speed = raw_speed(base, (corpus_dir("click", CORPORA["click"]) / "click" / "core.py")
+                      .read_text())
+    print(f"raw llama.cpp: {speed['raw_prompt_tokens_per_s']} prompt, "
+          f"{speed['raw_generation_tokens_per_s']} generated tokens/s", file=sys.stderr)
     data = {}
     for name, requirement in CORPORA.items():
         dataset = mine([corpus_dir(name, requirement)])
@@ -126,7 +136,7 @@ def main() -> int:
         started = time.perf_counter()
         result = train(base, examples, work / f"{name}.run", config, validation=validation)
         export_adapter(result.adapter_dir, out, Provenance(
-            MODEL, base_sha256(base), dataset.sha256, result.adapter_step, {}))
+            args.model, base_sha256(base), dataset.sha256, result.adapter_step, {}))
         minutes = (time.perf_counter() - started) / 60
         probe = list(examples[0].input_ids[:256])
         check = verify_export(base, result.adapter_dir, out, probe)
@@ -170,17 +180,17 @@ def main() -> int:
             print_row(rows[-1])
             # Saved after every row: an hour's run that stops late still leaves its figures.
             RESULTS.mkdir(parents=True, exist_ok=True)
-            (RESULTS / "train.json").write_text(json.dumps(
-                {"model": MODEL, "minutes_per_adapter": args.minutes,
+            (RESULTS / f"train-{args.model}.json").write_text(json.dumps(
+                {"model": args.model, "raw_speed": speed, "minutes_per_adapter": args.minutes,
                  "learning_rate": args.learning_rate, "rows": rows}, indent=2))
     return 0
 
 
-def training_speed(name: str, steps: int) -> int:
+def training_speed(model: str, name: str, steps: int) -> int:
     """Training tokens/s with activations recomputed and kept, in the same run."""
     import tempfile
 
-    base = registry.resolve_model(MODEL)
+    base = registry.resolve_model(model)
     dataset = mine([corpus_dir(name, CORPORA[name])])
     examples = build_examples(dataset.train, GgufTokenizer(base), max_tokens=SEQUENCE_TOKENS)
     speeds = {}
@@ -194,7 +204,7 @@ def training_speed(name: str, steps: int) -> int:
               f" = {result.tokens_per_second:.1f} tokens/s", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "train-speed.json").write_text(json.dumps(
-        {"model": MODEL, "corpus": name, "steps": steps, "tokens_per_second": speeds}, indent=2))
+        {"model": model, "corpus": name, "steps": steps, "tokens_per_second": speeds}, indent=2))
     return 0
 
 
