@@ -75,7 +75,8 @@ def _relative_style(report: Report) -> list[str]:
     lines = ["## Your style, habit by habit", "",
              "Rates on the functions of your files not trained on (you) and on the functions "
              "each arm wrote from their first line (base, adapter). Gap: you - base, in points. "
-             "Closed: (adapter - base) / gap; averaged only where the gap is at least "
+             "Closed: (adapter - base) / gap, and past you 1 - (distance from you) / gap; "
+             "averaged, each within ±100%, only where the gap is at least "
              f"{MIN_GAP_POINTS:g} points. Push: how much the habit moves the classifier "
              "toward \"yours\" (log-odds), adapter minus base.", "",
              "| habit | you | base | adapter | gap | closed | averaged | push |",

@@ -107,6 +107,23 @@ def test_a_gap_where_the_author_writes_less_of_a_habit_closes_downward():
     assert feature.counted and feature.closed == pytest.approx(0.5)
 
 
+def test_an_adapter_past_its_author_has_not_closed_the_gap():
+    # click writes an early return in 28% of its functions, the base in none; an adapter that
+    # writes one in every function is 72 points from click, further than the base's 28.
+    overshoot = FeatureGap("early_returns", author=0.28, base=0.0, adapter=1.0)
+    assert overshoot.counted and overshoot.closed == pytest.approx(1 - 72 / 28)
+    assert FeatureGap("early_returns", author=0.28, base=0.0, adapter=0.42).closed == \
+        pytest.approx(0.5)
+    assert FeatureGap("early_returns", author=0.28, base=0.0, adapter=0.28).closed == \
+        pytest.approx(1.0)
+    downward = FeatureGap("docstrings", author=0.1, base=0.6, adapter=0.0)
+    assert downward.closed == pytest.approx(0.8)
+    gap = style_gap({"early_returns": 0.28, "annotated_params": 0.9},
+                    {"early_returns": 0.0, "annotated_params": 0.1},
+                    {"early_returns": 1.0, "annotated_params": 0.9})
+    assert gap.mean_closed == pytest.approx((-1.0 + 1.0) / 2)
+
+
 def test_one_noisy_habit_cannot_outweigh_the_others_in_the_mean():
     gap = style_gap({"docstrings": 0.56, "annotated_params": 0.9},
                     {"docstrings": 0.50, "annotated_params": 0.1},
