@@ -195,9 +195,15 @@ class ModelHost:
             self._background = engine if remote is not None and note is None else None
         if self._state_cache_mb is not None:
             self.set_state_cache_limit(self._state_cache_mb)
-        self._set_status(state=ModelState.READY, message=f"{engine.name} ready{note or ''}")
         if adapter:
-            self._set_adapter(adapter, adapter_scale)
+            # Ready only with the adapter on: completions start at "ready".
+            try:
+                self._set_adapter(adapter, adapter_scale, note or "", state=ModelState.READY)
+            except Exception as error:  # the model itself loaded: it must not stay "loading"
+                self._set_status(state=ModelState.READY, adapter=None, message=(
+                    f"{engine.name} ready{note or ''}; the adapter was not applied: {error}"))
+        else:
+            self._set_status(state=ModelState.READY, message=f"{engine.name} ready{note or ''}")
 
     def _engine_for(self, path: Path, vram_budget_mb: int, remote: Remote | None
                     ) -> tuple[Engine, str | None]:
@@ -223,7 +229,9 @@ class ModelHost:
         with self._one_load:
             self._set_adapter(adapter, scale)
 
-    def _set_adapter(self, adapter: str, scale: float) -> None:
+    def _set_adapter(self, adapter: str, scale: float, note: str = "", **status) -> None:
+        """Apply the adapter to the engines and say so (`note` after "ready"); `status`: more
+        of the status to set with it (a load's READY)."""
         with self._lock:
             engines = [engine for engine in (self._interactive, self._background)
                        if engine is not None]
@@ -234,13 +242,13 @@ class ModelHost:
             try:
                 info = read_adapter_info(Path(adapter).expanduser())
             except ModelError as error:
-                self._set_status(adapter=None, message=str(error))
+                self._set_status(adapter=None, message=str(error), **status)
                 return
             if info.guard_passed is False:
                 self._set_status(adapter=None, message=(
                     f"adapter {info.label} not enabled: its evaluation report says it lost more "
                     f"than 2 points on the guard set; train it again (longer, or at a lower "
-                    f"adapterScale)"))
+                    f"adapterScale)"), **status)
                 return
             path, label = info.path, info.label
         try:
@@ -249,13 +257,13 @@ class ModelHost:
                     raise ModelError(f"{engine.name} cannot apply LoRA adapters")
                 engine.set_adapter(path, scale)
         except ModelError as error:
-            self._set_status(adapter=None, message=str(error))
+            self._set_status(adapter=None, message=str(error), **status)
             return
         with self._lock:
             self._adapter = None if path is None else (path, scale)
         name = engines[0].name
-        self._set_status(adapter=str(path) if path else None, message=f"{name} ready" + (
-            f" with adapter {label} at scale {scale:g}" if label else ""))
+        self._set_status(adapter=str(path) if path else None, message=f"{name} ready{note}" + (
+            f" with adapter {label} at scale {scale:g}" if label else ""), **status)
 
     @property
     def interactive_engine(self) -> Engine:

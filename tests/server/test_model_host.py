@@ -98,6 +98,38 @@ def test_an_adapter_chosen_while_the_model_loads_is_applied_to_the_loaded_model(
     assert host.status.state == ModelState.READY
 
 
+def test_a_model_loaded_with_an_adapter_is_never_announced_ready_without_it(tmp_path):
+    # Completions start at "ready": the first ones after a start would miss the user's adapter.
+    write_adapter(tmp_path / "personal.gguf")
+    statuses: list[Status] = []
+    built: list[AdapterEngine] = []
+
+    def factory(path: Path, vram_budget_mb: int) -> AdapterEngine:
+        built.append(AdapterEngine())
+        return built[-1]
+
+    host = ModelHost(statuses.append, engine_factory=factory)
+    host.load(fake_model(tmp_path), 2048, adapter=str(tmp_path / "personal.gguf"))
+    ready = [status for status in statuses if status.state == ModelState.READY]
+    assert ready and all(status.adapter == str(tmp_path / "personal.gguf") for status in ready)
+    assert "with adapter" in host.status.message
+    assert [engine.adapters for engine in built] == [[(tmp_path / "personal.gguf", 1.0)]]
+
+
+def test_an_adapter_that_fails_unexpectedly_leaves_the_model_ready_without_it(tmp_path):
+    write_adapter(tmp_path / "personal.gguf")
+
+    class BrokenAdapterEngine(AdapterEngine):
+        def set_adapter(self, path: Path | None, scale: float) -> None:
+            raise ValueError("tensor shapes differ")
+
+    host = ModelHost(lambda status: None,
+                     engine_factory=lambda path, vram_budget_mb: BrokenAdapterEngine())
+    host.load(fake_model(tmp_path), 2048, adapter=str(tmp_path / "personal.gguf"))
+    assert host.status.state == ModelState.READY and host.status.adapter is None
+    assert "adapter was not applied: tensor shapes differ" in host.status.message
+
+
 def _unreachable_team_server(fallback: bool) -> Remote:
     return Remote(RemoteConfig("llama-server", f"http://127.0.0.1:{free_loopback_port()}"),
                   fallback)
