@@ -195,15 +195,16 @@ class ModelHost:
             self._background = engine if remote is not None and note is None else None
         if self._state_cache_mb is not None:
             self.set_state_cache_limit(self._state_cache_mb)
+        ready = f"{engine.name} ready{note or ''}"
         if adapter:
             # Ready only with the adapter on: completions start at "ready".
             try:
                 self._set_adapter(adapter, adapter_scale, note or "", state=ModelState.READY)
             except Exception as error:  # the model itself loaded: it must not stay "loading"
-                self._set_status(state=ModelState.READY, adapter=None, message=(
-                    f"{engine.name} ready{note or ''}; the adapter was not applied: {error}"))
+                self._set_status(state=ModelState.READY, adapter=None,
+                                 message=f"{ready}; the adapter was not applied: {error}")
         else:
-            self._set_status(state=ModelState.READY, message=f"{engine.name} ready{note or ''}")
+            self._set_status(state=ModelState.READY, message=ready)
 
     def _engine_for(self, path: Path, vram_budget_mb: int, remote: Remote | None
                     ) -> tuple[Engine, str | None]:
